@@ -1,0 +1,48 @@
+# speakerid — `make` with no target lists the targets. Every target installs into .venv first if needed.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SPK    := $(VENV)/bin/speakerid
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+# Demo corpus (generated, git-ignored) and where the demo's models go.
+DATA_DIR  ?= data/synth
+MODEL_DIR ?= data/models
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast demo lint bench clean distclean
+
+help:  ## list the targets
+	@echo "speakerid make targets:"
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,web,dask]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install speakerid with the dev, web and dask extras
+
+test: $(STAMP)  ## run the whole test suite (slow and real-data tests included; ../shared tests skip if absent)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)  ## run the tests not marked slow
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: $(STAMP)  ## generate the synthetic corpus and run the pipeline end to end on it
+	$(SPK) demo --data-dir $(DATA_DIR) --model-dir $(MODEL_DIR)
+
+lint: $(STAMP)  ## ruff over the package, tests and benchmarks
+	$(VENV)/bin/ruff check speakerid tests bench
+
+bench: $(STAMP)  ## run every benchmark under bench/
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:  ## remove generated data, caches and build files (keeps .venv)
+	rm -rf data/synth data/models data/report data/*.csv .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean  ## clean, and remove .venv too
+	rm -rf $(VENV)

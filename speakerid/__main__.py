@@ -1,0 +1,3 @@
+from speakerid.cli import run
+
+run()
