@@ -1,0 +1,364 @@
+"""Model files and model directories: ``.npz`` arrays plus a JSON header; never pickle.
+
+A model file is a NumPy ``.npz`` archive whose arrays are the model's parameters and whose ``__header__`` entry is
+a UTF-8 JSON document (stored as a ``uint8`` array) holding the format version, the speakerid version, the model
+class, its hyper-parameters, the :class:`~speakerid.features.config.FeatureConfig`, the UBM hash for adapted
+models and the creation time. Files are read with ``allow_pickle=False`` and written atomically (temp file +
+``os.replace``), so a crash or a concurrent reader never sees half a model.
+
+A model directory (:class:`ModelStore`) holds ``ubm.npz`` (or another background model) and one file per
+enrolled speaker under ``speakers/``. Speaker ids are validated (no path separators, ``..``, control characters;
+unicode allowed) and mapped to collision-free file names, so ids differing only by case stay distinct even on a
+case-insensitive file system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import io as _io
+import json
+import os
+import re
+import unicodedata
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .exceptions import ConfigMismatchError, ModelFormatError, ParameterError, UnknownSpeakerError
+from .features.config import FeatureConfig
+from .io import atomic_write_bytes
+
+__all__ = [
+    "FORMAT_VERSION",
+    "save_model_file",
+    "load_model_file",
+    "arrays_hash",
+    "validate_speaker_id",
+    "speaker_file_name",
+    "ModelStore",
+]
+
+#: Version of the on-disk layout. Files from a newer version are refused with a clear message.
+FORMAT_VERSION = 1
+_MAGIC = "speakerid-model"
+_HEADER_KEY = "__header__"
+MAX_SPEAKER_ID_LENGTH = 128
+_ALLOWED_DTYPES = ("f", "i", "u", "b", "U")
+
+
+def arrays_hash(arrays: dict) -> str:
+    """A stable 16-hex-digit fingerprint of named arrays (names, dtypes, shapes and bytes).
+
+    Examples
+    --------
+    >>> a = {"means": np.zeros((2, 3), np.float32)}
+    >>> arrays_hash(a) == arrays_hash({"means": np.zeros((2, 3), np.float32)})
+    True
+    >>> arrays_hash(a) == arrays_hash({"means": np.ones((2, 3), np.float32)})
+    False
+    """
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_model_file(path, arrays: dict, header: dict) -> Path:
+    """Write ``arrays`` and a JSON ``header`` to ``path`` atomically; return the path.
+
+    The header gets ``format``, ``format_version``, ``speakerid_version`` and ``created_at`` added (unless
+    given). Object arrays are refused: they would need pickle to load.
+    """
+    path = Path(path)
+    full = {"format": _MAGIC, "format_version": FORMAT_VERSION, "speakerid_version": __version__,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    full.update(header)
+    full["arrays"] = {}
+    payload = {}
+    for name, value in arrays.items():
+        if name == _HEADER_KEY:
+            raise ParameterError(f"array name {_HEADER_KEY!r} is reserved")
+        value = np.asarray(value)
+        if value.dtype.kind not in _ALLOWED_DTYPES:
+            raise ParameterError(f"array {name!r} has dtype {value.dtype}, which cannot be saved without pickle")
+        payload[name] = value
+        full["arrays"][name] = {"dtype": value.dtype.str, "shape": list(value.shape)}
+    text = json.dumps(full, sort_keys=True, ensure_ascii=False)
+    payload[_HEADER_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    buffer = _io.BytesIO()
+    np.savez(buffer, **payload)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_model_file(path, expected_class: str | tuple | None = None):
+    """Read a model file written by :func:`save_model_file`; return ``(header, arrays)``.
+
+    Checks the header (magic, format version, model class) and that every array has the dtype and shape the
+    header announces. Any problem is a :class:`ModelFormatError` naming the file; nothing is modified.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: no such model file")
+    try:
+        with np.load(str(path), allow_pickle=False) as archive:
+            names = list(archive.files)
+            if _HEADER_KEY not in names:
+                raise ModelFormatError(f"{path}: not a speakerid model (no header)")
+            header = json.loads(bytes(archive[_HEADER_KEY]).decode("utf-8"))
+            arrays = {name: archive[name] for name in names if name != _HEADER_KEY}
+    except ModelFormatError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ModelFormatError(f"{path}: holds pickled objects, which speakerid never loads") from None
+        raise ModelFormatError(f"{path}: corrupt model file ({' '.join(str(exc).split())})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, UnicodeDecodeError, json.JSONDecodeError,
+            zipfile.LargeZipFile, NotImplementedError, RuntimeError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ModelFormatError(f"{path}: corrupt or truncated model file ({reason})") from None
+    _check_header(path, header, arrays, expected_class)
+    return header, arrays
+
+
+def _check_header(path: Path, header, arrays: dict, expected_class) -> None:
+    if not isinstance(header, dict) or header.get("format") != _MAGIC:
+        raise ModelFormatError(f"{path}: not a speakerid model (bad header)")
+    version = header.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFormatError(f"{path}: header has no valid format_version")
+    if version > FORMAT_VERSION:
+        raise ModelFormatError(f"{path}: model format version {version} was written by a newer speakerid "
+                               f"({header.get('speakerid_version', '?')}); this is {__version__}, which reads "
+                               f"up to version {FORMAT_VERSION}. Upgrade speakerid.")
+    if version < 1:
+        raise ModelFormatError(f"{path}: unknown model format version {version}")
+    if expected_class is not None:
+        expected = (expected_class,) if isinstance(expected_class, str) else tuple(expected_class)
+        if header.get("model_class") not in expected:
+            raise ModelFormatError(f"{path}: holds a {header.get('model_class')!r} model, expected "
+                                   f"{' or '.join(repr(e) for e in expected)}")
+    declared = header.get("arrays")
+    if not isinstance(declared, dict) or set(declared) != set(arrays):
+        raise ModelFormatError(f"{path}: the arrays in the file do not match its header")
+    for name, spec in declared.items():
+        value = arrays[name]
+        try:
+            same = np.dtype(spec["dtype"]) == value.dtype and list(spec["shape"]) == list(value.shape)
+        except (TypeError, KeyError, ValueError):
+            same = False
+        if not same:
+            raise ModelFormatError(f"{path}: array {name!r} is {value.dtype}{list(value.shape)}, "
+                                   f"the header says {spec}")
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise ModelFormatError(f"{path}: array {name!r} holds NaN or infinite values")
+
+
+# --------------------------------------------------------------------------------------------- speaker ids
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def validate_speaker_id(speaker) -> str:
+    """Return ``speaker`` as a clean id, or raise :class:`ParameterError` saying what is wrong.
+
+    Unicode letters, digits, spaces and punctuation are fine; path separators, ``.``/``..``, control
+    characters, surrounding blanks and ids over 128 characters are not.
+
+    Examples
+    --------
+    >>> validate_speaker_id("Zoë-01")
+    'Zoë-01'
+    >>> validate_speaker_id("../x")
+    Traceback (most recent call last):
+    ...
+    speakerid.exceptions.ParameterError: invalid speaker id '../x': must not contain '/' or '\\\\'
+    """
+    if not isinstance(speaker, str):
+        raise ParameterError(f"invalid speaker id {speaker!r}: must be text")
+    if speaker == "":
+        raise ParameterError("invalid speaker id '': must not be empty")
+    if speaker != speaker.strip():
+        raise ParameterError(f"invalid speaker id {speaker!r}: must not start or end with blanks")
+    if _CONTROL.search(speaker):
+        raise ParameterError(f"invalid speaker id {speaker!r}: must not contain control characters")
+    if "/" in speaker or "\\" in speaker:
+        raise ParameterError(f"invalid speaker id {speaker!r}: must not contain '/' or '\\\\'")
+    if speaker in (".", "..") or speaker.startswith("."):
+        raise ParameterError(f"invalid speaker id {speaker!r}: must not start with '.'")
+    if len(speaker) > MAX_SPEAKER_ID_LENGTH:
+        raise ParameterError(f"invalid speaker id {speaker[:20]!r}...: longer than {MAX_SPEAKER_ID_LENGTH} "
+                             "characters")
+    if any(unicodedata.category(ch) in ("Cs", "Co", "Cn") for ch in speaker):
+        raise ParameterError(f"invalid speaker id {speaker!r}: holds unassigned or surrogate code points")
+    return speaker
+
+
+def speaker_file_name(speaker: str) -> str:
+    """A safe, collision-free file name for a (validated) speaker id.
+
+    A readable ASCII slug plus a hash of the exact id, so ``Bob`` and ``bob`` get different files even where the
+    file system ignores case.
+
+    Examples
+    --------
+    >>> speaker_file_name("spk001") != speaker_file_name("SPK001")
+    True
+    >>> speaker_file_name("spk001").startswith("spk001-")
+    True
+    """
+    speaker = validate_speaker_id(speaker)
+    ascii_text = unicodedata.normalize("NFKD", speaker).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_text).strip("_").lower()[:40] or "speaker"
+    digest = hashlib.sha256(speaker.encode("utf-8")).hexdigest()[:12]
+    return f"{slug}-{digest}.npz"
+
+
+# --------------------------------------------------------------------------------------------- the directory
+
+class ModelStore:
+    """A model directory: one background model file plus one file per enrolled speaker.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The folder (created on first write).
+
+    Notes
+    -----
+    Writers take an exclusive ``fcntl`` lock on ``.lock`` in the folder for read-modify-write operations;
+    each file is replaced atomically, so readers need no lock and never see a torn file. Hidden ``.*.tmp``
+    files left by a crash are ignored (and cleaned by :meth:`clean_temp_files`).
+    """
+
+    SPEAKER_DIR = "speakers"
+
+    def __init__(self, model_dir):
+        self.model_dir = Path(model_dir)
+
+    def __repr__(self) -> str:
+        return f"ModelStore({str(self.model_dir)!r})"
+
+    # --- generic files
+    def path(self, name: str) -> Path:
+        if "/" in name or name.startswith("."):
+            raise ParameterError(f"invalid model file name {name!r}")
+        return self.model_dir / name
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+    def save(self, name: str, arrays: dict, header: dict) -> Path:
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        return save_model_file(self.path(name), arrays, header)
+
+    def load(self, name: str, expected_class=None):
+        path = self.path(name)
+        if not path.is_file():
+            raise ModelFormatError(f"{path}: no such model file in {self.model_dir}")
+        return load_model_file(path, expected_class)
+
+    # --- speakers
+    def speaker_path(self, speaker: str) -> Path:
+        return self.model_dir / self.SPEAKER_DIR / speaker_file_name(speaker)
+
+    def has_speaker(self, speaker: str) -> bool:
+        return self.speaker_path(speaker).is_file()
+
+    def save_speaker(self, speaker: str, arrays: dict, header: dict) -> Path:
+        speaker = validate_speaker_id(speaker)
+        path = self.speaker_path(speaker)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return save_model_file(path, arrays, {**header, "speaker": speaker})
+
+    def load_speaker(self, speaker: str, expected_class=None):
+        speaker = validate_speaker_id(speaker)
+        path = self.speaker_path(speaker)
+        if not path.is_file():
+            known = self.speakers()
+            hint = f"; enrolled: {', '.join(known[:10])}{' ...' if len(known) > 10 else ''}" if known else \
+                "; no speaker is enrolled"
+            raise UnknownSpeakerError(f"speaker {speaker!r} is not enrolled in {self.model_dir}{hint}")
+        header, arrays = load_model_file(path, expected_class)
+        if header.get("speaker") != speaker:
+            raise ModelFormatError(f"{path}: holds speaker {header.get('speaker')!r}, expected {speaker!r}")
+        return header, arrays
+
+    def remove_speaker(self, speaker: str) -> None:
+        speaker = validate_speaker_id(speaker)
+        with self.lock():
+            path = self.speaker_path(speaker)
+            if not path.is_file():
+                raise UnknownSpeakerError(f"speaker {speaker!r} is not enrolled in {self.model_dir}")
+            path.unlink()
+
+    def speaker_files(self) -> list[Path]:
+        folder = self.model_dir / self.SPEAKER_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob("*.npz") if not p.name.startswith("."))
+
+    def speakers(self) -> list[str]:
+        """Ids of the enrolled speakers, sorted (read from the file headers; unreadable files are skipped)."""
+        return sorted(h["speaker"] for h in self.speaker_headers())
+
+    def speaker_headers(self) -> list[dict]:
+        headers = []
+        for path in self.speaker_files():
+            try:
+                header, _ = load_model_file(path)
+            except ModelFormatError:
+                continue
+            if isinstance(header.get("speaker"), str):
+                headers.append({**header, "file": path.name})
+        return headers
+
+    # --- locking and crash leftovers
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold an exclusive lock on the directory (blocks until other writers release it)."""
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(str(self.model_dir / ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - Windows: atomic renames still keep files whole
+                fcntl = None
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self
+        finally:
+            os.close(fd)
+
+    def clean_temp_files(self) -> int:
+        """Delete hidden ``.*.tmp`` files left by interrupted writes; return how many."""
+        count = 0
+        for folder in (self.model_dir, self.model_dir / self.SPEAKER_DIR):
+            if folder.is_dir():
+                for tmp in folder.glob(".*.tmp"):
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+                        count += 1
+        return count
+
+
+def check_feature_config(header: dict, config: FeatureConfig, what: str) -> None:
+    """Raise :class:`ConfigMismatchError` if a model header's feature configuration differs from ``config``."""
+    saved = header.get("feature_config")
+    if saved is None:
+        raise ModelFormatError(f"{what}: the model header holds no feature configuration")
+    try:
+        saved_config = FeatureConfig.from_dict(saved)
+    except ParameterError as exc:
+        raise ModelFormatError(f"{what}: bad feature configuration in the header ({exc})") from None
+    if saved_config != config:
+        try:
+            config.check_same(saved_config, what)
+        except ConfigMismatchError as exc:
+            raise ConfigMismatchError(str(exc)) from None
