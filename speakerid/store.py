@@ -48,6 +48,9 @@ _MAGIC = "speakerid-model"
 _HEADER_KEY = "__header__"
 MAX_SPEAKER_ID_LENGTH = 128
 _ALLOWED_DTYPES = ("f", "i", "u", "b", "U")
+#: Backend whose speakers are meant when none is named.
+DEFAULT_BACKEND = "gmm-ubm"
+_BACKEND_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 def arrays_hash(arrays: dict) -> str:
@@ -264,53 +267,61 @@ class ModelStore:
             raise ModelFormatError(f"{path}: no such model file in {self.model_dir}")
         return load_model_file(path, expected_class)
 
-    # --- speakers
-    def speaker_path(self, speaker: str) -> Path:
-        return self.model_dir / self.SPEAKER_DIR / speaker_file_name(speaker)
+    # --- speakers (one folder per backend, so several kinds of speaker model can share a directory)
+    def speaker_dir(self, backend: str = DEFAULT_BACKEND) -> Path:
+        if not isinstance(backend, str) or not _BACKEND_NAME.fullmatch(backend):
+            raise ParameterError(f"invalid backend name {backend!r}")
+        return self.model_dir / self.SPEAKER_DIR / backend
 
-    def has_speaker(self, speaker: str) -> bool:
-        return self.speaker_path(speaker).is_file()
+    def speaker_path(self, speaker: str, backend: str = DEFAULT_BACKEND) -> Path:
+        return self.speaker_dir(backend) / speaker_file_name(speaker)
 
-    def save_speaker(self, speaker: str, arrays: dict, header: dict) -> Path:
+    def has_speaker(self, speaker: str, backend: str = DEFAULT_BACKEND) -> bool:
+        return self.speaker_path(speaker, backend).is_file()
+
+    def save_speaker(self, speaker: str, arrays: dict, header: dict, backend: str = DEFAULT_BACKEND) -> Path:
         speaker = validate_speaker_id(speaker)
-        path = self.speaker_path(speaker)
+        path = self.speaker_path(speaker, backend)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return save_model_file(path, arrays, {**header, "speaker": speaker})
+        return save_model_file(path, arrays, {**header, "speaker": speaker, "backend": backend})
 
-    def load_speaker(self, speaker: str, expected_class=None):
+    def load_speaker(self, speaker: str, backend: str = DEFAULT_BACKEND, expected_class=None):
         speaker = validate_speaker_id(speaker)
-        path = self.speaker_path(speaker)
+        path = self.speaker_path(speaker, backend)
         if not path.is_file():
-            known = self.speakers()
-            hint = f"; enrolled: {', '.join(known[:10])}{' ...' if len(known) > 10 else ''}" if known else \
-                "; no speaker is enrolled"
-            raise UnknownSpeakerError(f"speaker {speaker!r} is not enrolled in {self.model_dir}{hint}")
+            known = self.speakers(backend)
+            hint = (f"; enrolled: {', '.join(known[:10])}{' ...' if len(known) > 10 else ''}" if known
+                    else "; no speaker is enrolled")
+            raise UnknownSpeakerError(f"speaker {speaker!r} is not enrolled in {self.model_dir} "
+                                      f"(backend {backend}){hint}")
         header, arrays = load_model_file(path, expected_class)
         if header.get("speaker") != speaker:
             raise ModelFormatError(f"{path}: holds speaker {header.get('speaker')!r}, expected {speaker!r}")
         return header, arrays
 
-    def remove_speaker(self, speaker: str) -> None:
+    def remove_speaker(self, speaker: str, backend: str = DEFAULT_BACKEND) -> None:
         speaker = validate_speaker_id(speaker)
         with self.lock():
-            path = self.speaker_path(speaker)
+            path = self.speaker_path(speaker, backend)
             if not path.is_file():
-                raise UnknownSpeakerError(f"speaker {speaker!r} is not enrolled in {self.model_dir}")
+                raise UnknownSpeakerError(f"speaker {speaker!r} is not enrolled in {self.model_dir} "
+                                          f"(backend {backend})")
             path.unlink()
 
-    def speaker_files(self) -> list[Path]:
-        folder = self.model_dir / self.SPEAKER_DIR
+    def speaker_files(self, backend: str = DEFAULT_BACKEND) -> list[Path]:
+        folder = self.speaker_dir(backend)
         if not folder.is_dir():
             return []
         return sorted(p for p in folder.glob("*.npz") if not p.name.startswith("."))
 
-    def speakers(self) -> list[str]:
+    def speakers(self, backend: str = DEFAULT_BACKEND) -> list[str]:
         """Ids of the enrolled speakers, sorted (read from the file headers; unreadable files are skipped)."""
-        return sorted(h["speaker"] for h in self.speaker_headers())
+        return sorted(h["speaker"] for h in self.speaker_headers(backend))
 
-    def speaker_headers(self) -> list[dict]:
+    def speaker_headers(self, backend: str = DEFAULT_BACKEND) -> list[dict]:
+        """The headers of the enrolled speakers' files (with ``file``); unreadable files are skipped."""
         headers = []
-        for path in self.speaker_files():
+        for path in self.speaker_files(backend):
             try:
                 header, _ = load_model_file(path)
             except ModelFormatError:
@@ -318,6 +329,14 @@ class ModelStore:
             if isinstance(header.get("speaker"), str):
                 headers.append({**header, "file": path.name})
         return headers
+
+    def backends(self) -> list[str]:
+        """Backends that have at least one speaker file in this directory."""
+        root = self.model_dir / self.SPEAKER_DIR
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir()
+                      if p.is_dir() and _BACKEND_NAME.fullmatch(p.name) and any(p.glob("*.npz")))
 
     # --- locking and crash leftovers
     @contextlib.contextmanager
@@ -339,9 +358,9 @@ class ModelStore:
     def clean_temp_files(self) -> int:
         """Delete hidden ``.*.tmp`` files left by interrupted writes; return how many."""
         count = 0
-        for folder in (self.model_dir, self.model_dir / self.SPEAKER_DIR):
-            if folder.is_dir():
-                for tmp in folder.glob(".*.tmp"):
+        if self.model_dir.is_dir():
+            for tmp in self.model_dir.rglob(".*.tmp"):
+                if tmp.is_file():
                     with contextlib.suppress(OSError):
                         tmp.unlink()
                         count += 1

@@ -149,3 +149,13 @@ def test_concurrent_writers_from_two_processes_both_land(tmp_path):
     for spk in ("one", "two"):
         store.load_speaker(spk)
     assert not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_backends_keep_separate_speaker_folders(tmp_path, rng):
+    store = ModelStore(tmp_path)
+    store.save_speaker("a", _arrays(rng), {"model_class": "Toy"}, backend="gmm-ubm")
+    store.save_speaker("b", _arrays(rng), {"model_class": "Toy"}, backend="siamese")
+    assert store.speakers("gmm-ubm") == ["a"] and store.speakers("siamese") == ["b"]
+    assert store.backends() == ["gmm-ubm", "siamese"]
+    with pytest.raises(ParameterError, match="backend"):
+        store.speakers("../x")
