@@ -29,6 +29,8 @@ __all__ = [
     "ConfigMismatchError",
     "NotFittedError",
     "UnknownSpeakerError",
+    "DataLeakWarning",
+    "BandwidthWarning",
 ]
 
 
@@ -99,3 +101,11 @@ class UnknownSpeakerError(SpeakerIDError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class DataLeakWarning(UserWarning):
+    """Evaluated speakers overlap the speakers a background model was trained on (results would be optimistic)."""
+
+
+class BandwidthWarning(UserWarning):
+    """Audio was upsampled to the model's rate: the band above the file's Nyquist frequency is empty."""

@@ -1,0 +1,28 @@
+"""Deterministic synthetic speakers for the demo and the tests (numpy/scipy only, no downloads).
+
+A speaker is a :class:`SpeakerProfile` (pitch range, vocal-tract length, voice quality) drawn from a seeded
+stream by :func:`make_speaker`; :func:`synthesize_utterance` renders random speech in that voice through a random
+channel and noise; :func:`make_corpus` writes a whole corpus with ``enroll.csv``, ``trials.csv`` and
+``background.csv`` manifests.
+
+Modules: ``profile`` (who speaks), ``speech`` (source-filter rendering of a random phone sequence), ``session``
+(channel, noise, level), ``corpus`` (files and manifests).
+"""
+
+from .corpus import BACKGROUND_PREFIX, SPEAKER_PREFIX, SynthCorpus, make_corpus
+from .profile import SpeakerProfile, make_speaker
+from .session import ChannelSettings, Utterance, random_channel, synthesize_session, synthesize_utterance
+
+__all__ = [
+    "SpeakerProfile",
+    "make_speaker",
+    "synthesize_utterance",
+    "synthesize_session",
+    "Utterance",
+    "ChannelSettings",
+    "random_channel",
+    "make_corpus",
+    "SynthCorpus",
+    "SPEAKER_PREFIX",
+    "BACKGROUND_PREFIX",
+]
