@@ -9,7 +9,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..exceptions import ConfigMismatchError, ParameterError
 
@@ -21,6 +25,38 @@ FEATURE_NAMES = ("mfcc", "logmel", "energy", "zcr", "rolloff", "flux", "chroma")
 _WINDOWS = ("hamming", "hann", "povey", "rect")
 _CMVN = ("none", "utterance", "sliding")
 _VAD = ("none", "energy")
+
+# Field types, enforced (and numbers normalised) on construction so that equal configs have equal JSON and hash
+# (``frame_length_ms=25`` and ``25.0``, ``n_ceps=np.int64(13)`` and ``13``) and the JSON is always valid.
+_INT_FIELDS = ("sample_rate", "n_fft", "n_mels", "n_ceps", "delta_order", "delta_window", "vad_min_frames",
+               "cmvn_window_frames")
+_FLOAT_FIELDS = ("frame_length_ms", "frame_shift_ms", "low_freq_hz", "high_freq_hz", "preemphasis", "lifter",
+                 "vad_threshold_db", "dither")
+_BOOL_FIELDS = ("use_energy", "cmvn_variance", "psf_compat")
+_STR_FIELDS = ("window", "vad", "cmvn")
+_OPTIONAL_FIELDS = ("n_fft", "high_freq_hz")
+
+
+def _normalised(name, value):
+    """``value`` as the plain Python type of field ``name``; :class:`ParameterError` when it is not one."""
+    def bad(kind):
+        raise ParameterError(f"FeatureConfig: {name} must be {kind}, got {value!r}")
+
+    if value is None:
+        return None if name in _OPTIONAL_FIELDS else bad("set (not None)")
+    if name in _BOOL_FIELDS:
+        return bool(value) if isinstance(value, (bool, np.bool_)) else bad("true or false")
+    if name in _STR_FIELDS:
+        return str(value) if isinstance(value, str) else bad("a string")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return bad("a number")
+    if not math.isfinite(float(value)):
+        return bad("finite")
+    if name in _INT_FIELDS:
+        if isinstance(value, numbers.Integral) or float(value).is_integer():
+            return int(value)
+        return bad("an integer")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -110,8 +146,17 @@ class FeatureConfig:
     dither: float = 0.0
 
     def __post_init__(self):
-        # Lists from JSON become tuples so the config stays hashable and comparable.
-        object.__setattr__(self, "features", tuple(self.features))
+        # Lists from JSON become tuples so the config stays hashable and comparable; one name may be given bare.
+        features = (self.features,) if isinstance(self.features, str) else self.features
+        try:
+            features = tuple(features)
+        except TypeError:
+            raise ParameterError(f"FeatureConfig: features must be a tuple of names, got {self.features!r}") from None
+        if not all(isinstance(name, str) for name in features):
+            raise ParameterError(f"FeatureConfig: features must be names (strings), got {features!r}")
+        object.__setattr__(self, "features", tuple(str(name) for name in features))
+        for name in _INT_FIELDS + _FLOAT_FIELDS + _BOOL_FIELDS + _STR_FIELDS:
+            object.__setattr__(self, name, _normalised(name, getattr(self, name)))
         self.validate()
 
     # ------------------------------------------------------------------ validation

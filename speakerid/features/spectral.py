@@ -84,6 +84,8 @@ def chroma_filterbank(sample_rate: int, n_fft: int, low_freq_hz: float = 55.0,
     A bin at frequency ``f`` sits ``p = 12 * log2(f / 440) + 9`` semitones above C; its power is shared between
     the two nearest pitch classes, linearly in the distance. Bins below ``max(low_freq_hz, 2 bin widths)`` or
     above ``min(high_freq_hz, Nyquist)`` are ignored: there a bin spans several semitones or holds no pitch.
+    A bin is narrower than a semitone only above about ``17 * sample_rate / n_fft`` (530 Hz for n_fft 512 at
+    16 kHz); below that a pure tone may land on a neighbouring class -- raise ``n_fft`` for finer pitch.
 
     Examples
     --------
