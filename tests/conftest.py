@@ -33,3 +33,17 @@ def write_tone(path, freq_hz=440.0, seconds=1.0, sample_rate=16000, amplitude=0.
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     sf.write(str(path), amplitude * np.sin(2 * np.pi * freq_hz * t), sample_rate, subtype=subtype)
     return Path(path)
+
+
+@pytest.fixture(scope="session")
+def synth_corpus(tmp_path_factory):
+    """A small synthetic corpus, generated once per test session (about 2 s): 6 evaluated speakers x 6 utterances
+    (3 to enroll, 3 to test), 6 background speakers x 4 utterances, 2-3 s each, seed 0.
+
+    Tests must not modify its files (copy them first).
+    """
+    from speakerid.synth import make_corpus
+
+    return make_corpus(tmp_path_factory.mktemp("synth"), n_speakers=6, n_utterances=6, enroll_per_speaker=3,
+                       n_background=6, n_background_utterances=4, duration_s=(2.0, 3.0), seed=0,
+                       show_progress=False)

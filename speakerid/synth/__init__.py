@@ -3,13 +3,21 @@
 A speaker is a :class:`SpeakerProfile` (pitch range, vocal-tract length, voice quality) drawn from a seeded
 stream by :func:`make_speaker`; :func:`synthesize_utterance` renders random speech in that voice through a random
 channel and noise; :func:`make_corpus` writes a whole corpus with ``enroll.csv``, ``trials.csv`` and
-``background.csv`` manifests.
+``background.csv`` manifests (and ``corpus.json``, so that an up-to-date corpus is reused rather than
+rewritten: see :func:`corpus_is_current`).
 
 Modules: ``profile`` (who speaks), ``speech`` (source-filter rendering of a random phone sequence), ``session``
 (channel, noise, level), ``corpus`` (files and manifests).
 """
 
-from .corpus import BACKGROUND_PREFIX, SPEAKER_PREFIX, SynthCorpus, make_corpus
+from .corpus import (
+    BACKGROUND_PREFIX,
+    CORPUS_INFO,
+    SPEAKER_PREFIX,
+    SynthCorpus,
+    corpus_is_current,
+    make_corpus,
+)
 from .profile import SpeakerProfile, make_speaker
 from .session import ChannelSettings, Utterance, random_channel, synthesize_session, synthesize_utterance
 
@@ -22,6 +30,8 @@ __all__ = [
     "ChannelSettings",
     "random_channel",
     "make_corpus",
+    "corpus_is_current",
+    "CORPUS_INFO",
     "SynthCorpus",
     "SPEAKER_PREFIX",
     "BACKGROUND_PREFIX",
