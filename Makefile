@@ -11,7 +11,14 @@ DATA_DIR  ?= data/synth
 MODEL_DIR ?= data/models
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo lint bench clean distclean
+.PHONY: help install test test-fast demo train-ubm enroll verify identify speakers lint bench clean distclean
+
+# Defaults of the model targets point at the demo corpus, so they work right after `make demo`.
+COMPONENTS ?= 64
+SPEAKER    ?= spk001
+AUDIO      ?= $(DATA_DIR)/wav/spk001/spk001_04.wav
+train-ubm: MANIFEST ?= $(DATA_DIR)/background.csv
+enroll:    MANIFEST ?= $(DATA_DIR)/enroll.csv
 
 help:  ## list the targets
 	@echo "speakerid make targets:"
@@ -33,6 +40,21 @@ test-fast: $(STAMP)  ## run the tests not marked slow
 
 demo: $(STAMP)  ## generate the synthetic corpus and run the pipeline end to end on it
 	$(SPK) demo --data-dir $(DATA_DIR) --model-dir $(MODEL_DIR)
+
+train-ubm: $(STAMP)  ## train the UBM: MANIFEST=background.csv MODEL_DIR=dir [COMPONENTS=64]
+	$(SPK) train-ubm --manifest $(MANIFEST) --model-dir $(MODEL_DIR) --components $(COMPONENTS)
+
+enroll: $(STAMP)  ## enroll every speaker of MANIFEST=enroll.csv into MODEL_DIR
+	$(SPK) enroll --manifest $(MANIFEST) --model-dir $(MODEL_DIR)
+
+verify: $(STAMP)  ## verify a claim: SPEAKER=id AUDIO=file.wav MODEL_DIR=dir
+	$(SPK) verify --model-dir $(MODEL_DIR) --speaker $(SPEAKER) $(AUDIO)
+
+identify: $(STAMP)  ## rank the enrolled speakers for AUDIO=file.wav in MODEL_DIR
+	$(SPK) identify --model-dir $(MODEL_DIR) $(AUDIO)
+
+speakers: $(STAMP)  ## list the speakers enrolled in MODEL_DIR
+	$(SPK) speakers --model-dir $(MODEL_DIR)
 
 lint: $(STAMP)  ## ruff over the package, tests and benchmarks
 	$(VENV)/bin/ruff check speakerid tests bench

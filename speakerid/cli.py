@@ -49,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Each module under speakerid/commands registers its sub-commands here, in the order shown by --help.
-_COMMAND_MODULES = ("synth", "features", "models", "scoring", "neural", "serve")
+_COMMAND_MODULES = ("demo", "synth", "features", "models", "scoring", "neural", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,399 @@
+"""Diagonal-covariance Gaussian mixtures written for speed, MAP adaptation and log-likelihood-ratio scoring.
+
+:class:`DiagGMM` trains by EM in float32 with frames processed in chunks: each chunk's component
+log-likelihoods are one matrix product (see :mod:`speakerid.models._gmm_math`), its sufficient statistics one
+more, accumulated in float64. Threads work on chunks in parallel (BLAS is then single-threaded per thread).
+
+Variance floor: every variance is kept at or above ``var_floor`` times the data's per-dimension variance
+(``1e-3`` by default, at least ``1e-10``), then ``reg_covar`` is added (as in scikit-learn). The floor also keeps
+the float32 expansion precise (see :mod:`speakerid.models._gmm_math`).
+
+Empty components, whose responsibility mass after an M-step is below one frame (below 0.1 n/K frames when the
+data are tiny), are re-seeded by splitting the heaviest component: its mean moves by -0.2 sigma and the
+re-seeded one's by +0.2 sigma, both keep its variance and get half its weight. An iteration that re-seeds never
+counts as converged.
+
+:func:`map_adapt` derives a speaker model from a UBM (Reynolds, Quatieri & Dunn, 2000); :func:`llr_scores` scores
+frames against many speaker models at once, exactly or with top-C Gaussian selection.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+
+from ..exceptions import NotFittedError, ParameterError
+from . import _gmm_math as gm
+
+__all__ = ["DiagGMM", "map_adapt", "llr_scores"]
+
+_INITS = ("kmeans++", "kmeans", "random")
+_ADAPTABLE = ("weights", "means", "variances")
+_MIN_COUNT = 1.0          # a component with less responsibility mass than one frame is re-seeded
+_SPLIT = 0.2              # re-seeding offset, in standard deviations
+_ABS_FLOOR = 1e-10        # absolute variance floor under the relative one
+_INIT_FRAMES = 40         # frames per component in the initialisation subsample (at least 10,000)
+_GATHER_RATIO = 24        # top-C gathers the C selected rows when K > 24 C, else one GEMM over all K (measured)
+
+
+class DiagGMM(BaseEstimator):
+    """Gaussian mixture with diagonal covariances, fitted by chunked float32 EM.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of Gaussians K.
+    max_iter : int
+        EM iterations at most (0 keeps the initial parameters).
+    tol : float
+        Stop when the average frame log-likelihood changes by less than this between iterations.
+    var_floor : float
+        Relative variance floor: variances stay >= ``var_floor`` x the data's per-dimension variance.
+    reg_covar : float
+        Added to every variance after flooring (scikit-learn's ``reg_covar``).
+    init : {"kmeans++", "kmeans", "random"}
+        How initial means are drawn from a random subsample of ``max(10000, 40 K)`` frames (or all of them):
+        k-means++ seeding, scikit-learn KMeans, or random frames. Weights and variances then come from the
+        partition of the subsample by nearest mean.
+    weights_init, means_init, variances_init : array or None
+        Initial parameters (shapes (K,), (K, D), (K, D)); any that is given replaces the computed one.
+    chunk_size : int or None
+        Frames per chunk; ``None`` sizes chunks so the (frames x K) float32 block is about 4 MB.
+    n_jobs : int or None
+        Threads over chunks; ``None`` uses every core, negative counts from the number of cores (-1 = all).
+    random_state : int, RandomState or None
+        Seeds the subsample and the initialisation.
+    verbose : int or bool
+        Print the log-likelihood of every iteration to stderr.
+
+    Attributes
+    ----------
+    weights_ : ndarray (K,)
+    means_ : ndarray (K, D)
+    covariances_ : ndarray (K, D)
+        Diagonal variances.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Average frame log-likelihood at the last E-step (before the last M-step, as in scikit-learn).
+    log_likelihood_history_ : list of float
+        Average frame log-likelihood at every iteration's E-step.
+    n_reseeded_ : int
+        Components re-seeded during training.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-3, 1, (500, 2)), rng.normal(3, 1, (500, 2))])
+    >>> gmm = DiagGMM(n_components=2, random_state=0).fit(X)
+    >>> np.sort(gmm.means_[:, 0]).round(0)
+    array([-3.,  3.])
+    >>> bool(gmm.score(X) > gmm.score(X + 5))
+    True
+    """
+
+    def __init__(self, n_components=256, *, max_iter=20, tol=1e-3, var_floor=1e-3, reg_covar=1e-6, init="kmeans++",
+                 weights_init=None, means_init=None, variances_init=None, chunk_size=None, n_jobs=None,
+                 random_state=None, verbose=0):
+        self.n_components = n_components
+        self.max_iter = max_iter
+        self.tol = tol
+        self.var_floor = var_floor
+        self.reg_covar = reg_covar
+        self.init = init
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.variances_init = variances_init
+        self.chunk_size = chunk_size
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self):
+        checks = [
+            (gm.is_int(self.n_components) and self.n_components >= 1, "n_components", "an integer >= 1"),
+            (gm.is_int(self.max_iter) and self.max_iter >= 0, "max_iter", "an integer >= 0"),
+            (gm.is_real(self.tol) and self.tol >= 0, "tol", ">= 0"),
+            (gm.is_real(self.var_floor) and 0 <= self.var_floor < 1, "var_floor", "in [0, 1)"),
+            (gm.is_real(self.reg_covar) and self.reg_covar >= 0, "reg_covar", ">= 0"),
+            (self.init in _INITS, "init", f"one of {_INITS}"),
+            (self.chunk_size is None or gm.is_int(self.chunk_size) and self.chunk_size >= 1, "chunk_size",
+             "None or an integer >= 1"),
+            (self.n_jobs is None or gm.is_int(self.n_jobs) and self.n_jobs != 0, "n_jobs", "None or a non-zero integer"),
+        ]
+        for ok, name, rule in checks:
+            if not ok:
+                raise ParameterError(f"DiagGMM {name} must be {rule}, got {getattr(self, name)!r}")
+
+    def _check_fitted(self):
+        if not hasattr(self, "means_"):
+            raise NotFittedError("this DiagGMM is not fitted yet: call fit() or build it with DiagGMM.from_params()")
+
+    def _frames(self, X) -> np.ndarray:
+        self._check_fitted()
+        X = gm.as_frames(X)
+        if X.shape[1] != self.means_.shape[1]:
+            raise ParameterError(f"X has {X.shape[1]} columns, the GMM was trained on {self.means_.shape[1]}")
+        return X
+
+    def _rows(self) -> int:
+        return gm.chunk_rows(len(self.weights_), self.means_.shape[1], self.chunk_size)
+
+    def _center(self) -> np.ndarray:
+        return self.weights_ @ self.means_
+
+    def _pt32(self, center) -> np.ndarray:
+        return gm.transposed32(gm.param_matrix(self.weights_, self.means_, self.covariances_, center))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_params(cls, weights, means, variances, **params) -> DiagGMM:
+        """A fitted model from parameters (weights are renormalised when they sum to 1 within 1e-3)."""
+        w = np.array(weights, dtype=np.float64)
+        mu = np.array(means, dtype=np.float64)
+        var = np.array(variances, dtype=np.float64)
+        if mu.ndim != 2 or w.shape != (mu.shape[0],) or var.shape != mu.shape or mu.size == 0:
+            raise ParameterError(f"inconsistent GMM parameter shapes: weights {w.shape}, means {mu.shape}, "
+                                 f"variances {var.shape} (expected (K,), (K, D), (K, D))")
+        if not (np.isfinite(w).all() and np.isfinite(mu).all() and np.isfinite(var).all()):
+            raise ParameterError("GMM parameters hold NaN or infinite values")
+        if (var <= 0).any() or (w < 0).any() or abs(w.sum() - 1.0) > 1e-3:
+            raise ParameterError(f"GMM variances must be > 0 and weights >= 0 summing to 1 (sum {w.sum():.6g})")
+        model = cls(**{**params, "n_components": mu.shape[0]})
+        model.weights_, model.means_, model.covariances_ = w / w.sum(), mu, var
+        model.converged_, model.n_iter_, model.n_reseeded_ = True, 0, 0
+        model.lower_bound_, model.log_likelihood_history_ = -np.inf, []
+        model.n_features_in_ = mu.shape[1]
+        return model
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y=None) -> DiagGMM:
+        """Estimate the parameters by EM on frames ``X`` of shape (n_frames, n_dims)."""
+        self._check_params()
+        X = gm.as_frames(X)
+        n, d = X.shape
+        k = int(self.n_components)
+        if n < k:
+            raise ParameterError(f"{n} frames cannot fit {k} components: give at least {k} frames (ideally "
+                                 f"10 or more per component) or lower n_components")
+        rows, jobs = gm.chunk_rows(k, d, self.chunk_size), gm.resolve_jobs(self.n_jobs)
+        sums, squares = gm.map_chunks(lambda a, b, ws: gm.moments(X[a:b]), n, rows, jobs, reduce=gm.add_stats)
+        center = sums / n
+        data_var = np.maximum(squares / n - center * center, 0.0)
+        floor = np.maximum(self.var_floor * data_var, _ABS_FLOOR)
+        w, mu, var = self._initial_params(X, center, data_var, floor, check_random_state(self.random_state))
+        c32 = center.astype(np.float32)
+        history, converged, reseeded, prev = [], False, 0, -np.inf
+        for it in range(1, int(self.max_iter) + 1):
+            tic = time.perf_counter()
+            pt = gm.transposed32(gm.param_matrix(w, mu, var, center))
+            ll, stats = gm.map_chunks(lambda a, b, ws, p=pt: gm.em_stats_chunk(X[a:b], c32, p, ws), n, rows, jobs,
+                                      reduce=gm.add_stats)
+            ll /= n
+            w, mu, var, n_new = gm.m_step(stats, n, center, floor, self.reg_covar, _MIN_COUNT, _SPLIT)
+            history.append(ll)
+            reseeded += n_new
+            if self.verbose:
+                print(f"DiagGMM EM iteration {it}/{self.max_iter}: avg log-likelihood {ll:.6f} "
+                      f"(change {ll - prev:+.6f}), {n_new} re-seeded, {time.perf_counter() - tic:.2f} s",
+                      file=sys.stderr)
+            if n_new == 0 and abs(ll - prev) < self.tol:
+                converged = True
+                break
+            prev = ll
+        self.weights_, self.means_, self.covariances_ = w, mu, var
+        self.converged_, self.n_iter_, self.n_reseeded_ = converged, len(history), reseeded
+        self.log_likelihood_history_ = history
+        self.lower_bound_ = history[-1] if history else -np.inf
+        self.n_features_in_ = d
+        return self
+
+    def _initial_params(self, X, center, data_var, floor, rng):
+        n, d = X.shape
+        k = int(self.n_components)
+        if self.means_init is not None:
+            mu = gm.checked_array(self.means_init, (k, d), "means_init")
+            w, var = np.full(k, 1.0 / k), np.tile(np.maximum(data_var, floor) + self.reg_covar, (k, 1))
+        else:
+            size = min(n, max(10000, _INIT_FRAMES * k))
+            sub = np.asarray(X[np.sort(rng.choice(n, size, replace=False))] - center, dtype=np.float32)
+            if self.init == "kmeans++":
+                from sklearn.cluster import kmeans_plusplus
+                seeds = kmeans_plusplus(sub, k, random_state=rng)[0]
+            elif self.init == "kmeans":
+                from sklearn.cluster import KMeans
+                seeds = KMeans(k, n_init=1, random_state=rng).fit(sub).cluster_centers_
+            else:
+                seeds = sub[rng.choice(size, k, replace=False)]
+            w, mu, var = gm.partition_stats(sub, np.asarray(seeds, np.float32), data_var, floor)
+            mu, var = mu + center, var + self.reg_covar
+        if self.weights_init is not None:
+            w = gm.checked_array(self.weights_init, (k,), "weights_init")
+            if (w < 0).any() or abs(w.sum() - 1) > 1e-3:
+                raise ParameterError("weights_init must be >= 0 and sum to 1")
+            w = w / w.sum()
+        if self.variances_init is not None:
+            var = gm.checked_array(self.variances_init, (k, d), "variances_init")
+            if (var <= 0).any():
+                raise ParameterError("variances_init must be > 0")
+        return w, mu, var
+
+    # ------------------------------------------------------------------ scoring
+    def score_samples(self, X) -> np.ndarray:
+        """Log-likelihood of every frame, float64 array of shape (n_frames,)."""
+        X = self._frames(X)
+        center = self._center()
+        c32, pt = center.astype(np.float32), self._pt32(center)
+
+        def chunk(a, b, ws):
+            return gm.logsumexp_(gm.log_lik(gm.augment(X[a:b], c32, ws), pt, ws), ws)[0]
+
+        return np.concatenate(gm.map_chunks(chunk, len(X), self._rows(), gm.resolve_jobs(self.n_jobs)))
+
+    def score(self, X, y=None) -> float:
+        """Average frame log-likelihood of ``X``."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Component posteriors (responsibilities), float64 array of shape (n_frames, K)."""
+        X = self._frames(X)
+        center = self._center()
+        c32, pt = center.astype(np.float32), self._pt32(center)
+
+        def chunk(a, b, ws):
+            L = gm.log_lik(gm.augment(X[a:b], c32, ws), pt, ws)
+            s = gm.logsumexp_(L, ws)[1]
+            return L / s.astype(np.float64)[:, None]
+
+        return np.concatenate(gm.map_chunks(chunk, len(X), self._rows(), gm.resolve_jobs(self.n_jobs)))
+
+    def predict(self, X) -> np.ndarray:
+        """Most likely component of every frame."""
+        return self.predict_proba(X).argmax(axis=1)
+
+
+# ---------------------------------------------------------------------- MAP adaptation and scoring
+def map_adapt(ubm: DiagGMM, X, relevance_factor=16.0, adapt=("means",)) -> DiagGMM:
+    """MAP-adapt a UBM to frames ``X`` (Reynolds, Quatieri & Dunn, 2000).
+
+    With n_k the UBM responsibility mass of component k and alpha_k = n_k / (n_k + r)::
+
+        w_k'   = alpha_k n_k / T + (1 - alpha_k) w_k          (then renormalised to sum 1)
+        mu_k'  = alpha_k E_k[x] + (1 - alpha_k) mu_k
+        s_k'   = alpha_k E_k[x^2] + (1 - alpha_k) (s_k + mu_k^2) - mu_k'^2   (floored)
+
+    where mu_k' is the adapted mean when means are adapted, else the UBM mean. The variance floor is the UBM's
+    ``var_floor`` times the mixture's per-dimension variance (at least 1e-10).
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+        Fitted background model.
+    X : array (n_frames, n_dims)
+    relevance_factor : float
+        r > 0; the larger, the closer the result stays to the UBM (``inf`` returns the UBM).
+    adapt : tuple of str or str
+        Any of "weights", "means", "variances".
+
+    Returns
+    -------
+    DiagGMM
+        A new fitted model with the UBM's hyper-parameters.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ubm = DiagGMM.from_params([0.5, 0.5], [[-1.0], [1.0]], [[1.0], [1.0]])
+    >>> spk = map_adapt(ubm, rng.normal(2.0, 1.0, (200, 1)), relevance_factor=16.0)
+    >>> bool(spk.means_[1, 0] > 1.5), bool(abs(spk.means_[0, 0] + 1) < abs(spk.means_[1, 0] - 1))
+    (True, True)
+    """
+    X = ubm._frames(X)
+    adapt = (adapt,) if isinstance(adapt, str) else tuple(adapt)
+    if not adapt or any(a not in _ADAPTABLE for a in adapt):
+        raise ParameterError(f"adapt must name some of {_ADAPTABLE}, got {adapt!r}")
+    r = float(relevance_factor)
+    if not r > 0:
+        raise ParameterError(f"relevance_factor must be > 0, got {relevance_factor!r}")
+    center = ubm._center()
+    c32, pt = center.astype(np.float32), ubm._pt32(center)
+    stats = gm.map_chunks(lambda a, b, ws: gm.em_stats_chunk(X[a:b], c32, pt, ws), len(X), ubm._rows(),
+                          gm.resolve_jobs(ubm.n_jobs), reduce=gm.add_stats)[1]
+    d = X.shape[1]
+    nk = stats[:, d]
+    alpha = (nk / (nk + r))[:, None]
+    safe = np.maximum(nk, 1e-300)[:, None]
+    mu0, var0 = ubm.means_ - center, ubm.covariances_
+    mu = alpha * (stats[:, :d] / safe) + (1 - alpha) * mu0 if "means" in adapt else mu0
+    w = ubm.weights_
+    if "weights" in adapt:
+        w = alpha[:, 0] * nk / len(X) + (1 - alpha[:, 0]) * w
+        w = w / w.sum()
+    var = var0
+    if "variances" in adapt:
+        floor = np.maximum(ubm.var_floor * gm.mixture_variance(ubm.weights_, ubm.means_, var0), _ABS_FLOOR)
+        var = np.maximum(alpha * (stats[:, d + 1:] / safe) + (1 - alpha) * (var0 + mu0 * mu0) - mu * mu, floor)
+    return DiagGMM.from_params(w, mu + center, var, **{k: v for k, v in ubm.get_params().items()
+                                                       if k not in ("weights_init", "means_init", "variances_init")})
+
+
+def llr_scores(ubm: DiagGMM, speakers, X, top_c=None) -> np.ndarray:
+    """Average frame log-likelihood ratio ``log p(x|speaker) - log p(x|ubm)`` of every speaker model.
+
+    Parameters
+    ----------
+    ubm : DiagGMM
+    speakers : list of DiagGMM
+        Models with the UBM's shape (typically :func:`map_adapt` results).
+    X : array (n_frames, n_dims)
+    top_c : int or None
+        ``None`` (or 0) scores exactly; C >= 1 keeps, for every frame, the C components with the highest UBM
+        log-likelihood and evaluates both the UBM and the speakers over those only (Reynolds' fast scoring).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_speakers,)
+
+    Notes
+    -----
+    Speakers are handled as differences from the UBM: per component, log w'p'(x) - log w p(x) is linear in
+    ``[x, x^2, 1]`` (in ``[x, 1]`` when the variances are the UBM's), so the ratio is computed from small,
+    precise numbers whatever the absolute log-likelihoods are. The UBM pass is one float32 GEMM per chunk of
+    frames; the top C are found by C vectorised arg-max passes (``np.argpartition`` when C > 16), and each
+    speaker's differences are gathered for the C selected components only (when K > 24 C; otherwise one GEMM
+    over all K is cheaper).
+    """
+    X = ubm._frames(X)
+    speakers = list(speakers)
+    k, d = ubm.means_.shape
+    for s in speakers:
+        if not isinstance(s, DiagGMM):
+            raise ParameterError(f"speakers must be DiagGMM models, got {type(s).__name__}")
+        s._check_fitted()
+        if s.means_.shape != (k, d):
+            raise ParameterError(f"speaker model shape {s.means_.shape} differs from the UBM's {(k, d)}")
+    if top_c is not None and (int(top_c) != top_c or top_c < 0):
+        raise ParameterError(f"top_c must be None or an integer >= 0, got {top_c!r}")
+    if not speakers:
+        return np.zeros(0)
+    c = min(int(top_c), k) if top_c else None
+    center = ubm._center()
+    p_ubm = gm.param_matrix(ubm.weights_, ubm.means_, ubm.covariances_, center)
+    delta = np.stack([gm.param_matrix(s.weights_, s.means_, s.covariances_, center) - p_ubm for s in speakers])
+    width = delta.shape[2] if np.any(delta[:, :, d + 1:]) else d + 1     # [x, 1] suffices for shared variances
+    delta = delta[:, :, :width].astype(np.float32)                       # (S, K, width)
+    delta_t = np.ascontiguousarray(delta.transpose(0, 2, 1))             # (S, width, K)
+    pt, c32 = gm.transposed32(p_ubm), center.astype(np.float32)
+    gather = c is not None and k > _GATHER_RATIO * c
+
+    def chunk(a, b, ws):
+        return gm.llr_chunk(X[a:b], c32, pt, delta, delta_t, c, gather, ws)
+
+    total = gm.map_chunks(chunk, len(X), ubm._rows(), gm.resolve_jobs(ubm.n_jobs), reduce=np.add)
+    return total / len(X)

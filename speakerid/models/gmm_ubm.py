@@ -1,0 +1,199 @@
+"""GMM-UBM speaker verification (Reynolds, Quatieri & Dunn, 2000) on feature arrays.
+
+A universal background model (a :class:`~speakerid.models.gmm.DiagGMM`) is trained by EM on many speakers; each
+enrolled speaker is the UBM with its means (and optionally weights and variances) MAP-adapted to that speaker's
+frames with relevance factor ``r``; a trial's score is the average per-frame log-likelihood ratio between the
+speaker model and the UBM, computed exactly or with top-C Gaussian selection from the UBM.
+
+This module works on arrays; :class:`speakerid.SpeakerVerifier` adds files, features and the model store.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from ..exceptions import ModelFormatError, NotFittedError, ParameterError
+from ..store import arrays_hash
+from .gmm import DiagGMM, llr_scores, map_adapt
+
+__all__ = ["GMMUBM"]
+
+_ADAPTABLE = ("means", "weights", "variances")
+
+
+def _stack_frames(X) -> np.ndarray:
+    if isinstance(X, (list, tuple)):
+        if not X:
+            raise ParameterError("no feature arrays given")
+        dims = {np.shape(x)[-1] if np.ndim(x) == 2 else None for x in X}
+        if None in dims or len(dims) != 1:
+            raise ParameterError(f"feature arrays must all be 2-D with the same number of columns, got {dims}")
+        X = np.concatenate([np.asarray(x, dtype=np.float32) for x in X], axis=0)
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ParameterError(f"expected a (n_frames, n_dims) feature array, got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ParameterError("feature array holds NaN or infinite values")
+    return X
+
+
+class GMMUBM(BaseEstimator):
+    """Universal background model with MAP-adapted speaker models and LLR scoring.
+
+    Parameters
+    ----------
+    n_components : int
+        Gaussians in the UBM (Reynolds et al. used 2048 on telephone speech; 256 suits short lab corpora).
+    relevance_factor : float
+        MAP relevance factor r: a component needs about r frames before its speaker mean moves half-way
+        from the UBM mean to the speaker's data.
+    adapt : str or tuple of str
+        What MAP adapts: any of "means", "weights", "variances" (``"means"`` is the classic, robust choice).
+    top_c : int or None
+        Gaussians kept per frame for fast scoring (Reynolds' top-C); ``None`` or 0 scores exactly.
+    max_iter, tol, random_state
+        EM settings for the UBM.
+
+    Attributes
+    ----------
+    ubm_ : DiagGMM
+        The background model.
+    ubm_hash_ : str
+        Fingerprint of the UBM's arrays; speaker models record it and are refused by another UBM.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> background = rng.normal(size=(4000, 3)).astype(np.float32)
+    >>> model = GMMUBM(n_components=4, max_iter=5, random_state=0).fit(background)
+    >>> alice = model.enroll(rng.normal(loc=1.0, size=(500, 3)))
+    >>> bool(model.score([alice], rng.normal(loc=1.0, size=(300, 3)))[0] > 0)
+    True
+    """
+
+    def __init__(self, n_components=256, relevance_factor=16.0, adapt="means", top_c=5, max_iter=10, tol=1e-3,
+                 random_state=0, verbose=False):
+        self.n_components = n_components
+        self.relevance_factor = relevance_factor
+        self.adapt = adapt
+        self.top_c = top_c
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+    def _adapt_tuple(self) -> tuple:
+        adapt = (self.adapt,) if isinstance(self.adapt, str) else tuple(self.adapt)
+        unknown = [a for a in adapt if a not in _ADAPTABLE]
+        if not adapt or unknown:
+            raise ParameterError(f"adapt must name some of {_ADAPTABLE}, got {self.adapt!r}")
+        return adapt
+
+    def _check_params(self):
+        if int(self.n_components) < 1:
+            raise ParameterError(f"n_components must be >= 1, got {self.n_components}")
+        if not self.relevance_factor > 0:
+            raise ParameterError(f"relevance_factor must be > 0, got {self.relevance_factor}")
+        if self.top_c is not None and int(self.top_c) < 0:
+            raise ParameterError(f"top_c must be >= 0 or None, got {self.top_c}")
+        self._adapt_tuple()
+
+    def _check_fitted(self):
+        if not hasattr(self, "ubm_"):
+            raise NotFittedError("the GMM-UBM has no background model yet: call fit() (or train-ubm) first")
+
+    # ------------------------------------------------------------------ training and enrollment
+    def fit(self, X, y=None):
+        """Train the UBM by EM on background frames (an array, or a list of per-file arrays)."""
+        self._check_params()
+        X = _stack_frames(X)
+        trained = DiagGMM(n_components=int(self.n_components), max_iter=self.max_iter, tol=self.tol,
+                          random_state=self.random_state, verbose=self.verbose).fit(X)
+        # keep exactly what a saved model holds (float32), so scores before and after saving are identical
+        self.ubm_ = DiagGMM.from_params(trained.weights_.astype(np.float32), trained.means_.astype(np.float32),
+                                        trained.covariances_.astype(np.float32))
+        for name in ("n_iter_", "converged_", "log_likelihood_history_", "lower_bound_"):
+            if hasattr(trained, name):
+                setattr(self.ubm_, name, getattr(trained, name))
+        self.ubm_hash_ = arrays_hash(self._ubm_arrays())
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def enroll(self, X) -> dict:
+        """MAP-adapt the UBM to one speaker's frames; return the speaker model as a dict of arrays."""
+        self._check_fitted()
+        X = self._check_dims(_stack_frames(X))
+        adapted = map_adapt(self.ubm_, X, relevance_factor=float(self.relevance_factor), adapt=self._adapt_tuple())
+        model = {"means": adapted.means_.astype(np.float32)}
+        if "weights" in self._adapt_tuple():
+            model["weights"] = adapted.weights_.astype(np.float32)
+        if "variances" in self._adapt_tuple():
+            model["variances"] = adapted.covariances_.astype(np.float32)
+        return model
+
+    def _check_dims(self, X):
+        if X.shape[1] != self.n_features_in_:
+            raise ParameterError(f"features have {X.shape[1]} columns, the UBM was trained on {self.n_features_in_}")
+        return X
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, models, X, top_c="default") -> np.ndarray:
+        """Average frame log-likelihood ratio of each speaker model against the UBM on frames ``X``.
+
+        Parameters
+        ----------
+        models : list of dict
+            Speaker models from :meth:`enroll`.
+        X : array, shape (n_frames, n_dims)
+        top_c : int, None or "default"
+            Gaussian selection: "default" uses ``self.top_c``; ``None``/0 scores exactly.
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_models,)
+        """
+        self._check_fitted()
+        X = self._check_dims(_stack_frames(X))
+        c = self.top_c if top_c == "default" else top_c
+        c = None if not c or int(c) >= self.ubm_.n_components else int(c)
+        speakers = [self._as_gmm(m) for m in models]
+        if not speakers:
+            return np.zeros(0)
+        return np.asarray(llr_scores(self.ubm_, speakers, X, top_c=c), dtype=np.float64)
+
+    def _as_gmm(self, model: dict) -> DiagGMM:
+        weights = model.get("weights", self.ubm_.weights_)
+        variances = model.get("variances", self.ubm_.covariances_)
+        if np.shape(model["means"]) != self.ubm_.means_.shape:
+            raise ModelFormatError(f"speaker model means have shape {np.shape(model['means'])}, "
+                                   f"the UBM's are {self.ubm_.means_.shape}")
+        return DiagGMM.from_params(weights, model["means"], variances)
+
+    # ------------------------------------------------------------------ persistence
+    def _ubm_arrays(self) -> dict:
+        return {"weights": self.ubm_.weights_.astype(np.float32), "means": self.ubm_.means_.astype(np.float32),
+                "variances": self.ubm_.covariances_.astype(np.float32)}
+
+    def to_arrays(self) -> dict:
+        """The UBM's arrays, for :func:`speakerid.store.save_model_file`."""
+        self._check_fitted()
+        return self._ubm_arrays()
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, params: dict) -> GMMUBM:
+        """Rebuild from saved arrays and hyper-parameters (the inverse of :meth:`to_arrays`)."""
+        missing = [k for k in ("weights", "means", "variances") if k not in arrays]
+        if missing:
+            raise ModelFormatError(f"UBM file lacks array(s) {missing}")
+        means = arrays["means"]
+        if means.ndim != 2 or arrays["weights"].shape != (means.shape[0],) or arrays["variances"].shape != means.shape:
+            raise ModelFormatError(f"UBM arrays have inconsistent shapes: weights {arrays['weights'].shape}, "
+                                   f"means {means.shape}, variances {arrays['variances'].shape}")
+        known = {k: v for k, v in params.items() if k in cls._get_param_names()}
+        model = cls(**known)
+        model.ubm_ = DiagGMM.from_params(arrays["weights"], means, arrays["variances"])
+        model.ubm_hash_ = arrays_hash(model._ubm_arrays())
+        model.n_features_in_ = means.shape[1]
+        return model

@@ -1,0 +1,156 @@
+"""SpeakerVerifier end to end on the synthetic corpus: UBM, enroll, verify, identify, store safety."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from speakerid import metrics
+from speakerid.exceptions import (
+    ConfigMismatchError,
+    DataLeakWarning,
+    ModelFormatError,
+    NotFittedError,
+    UnknownSpeakerError,
+)
+from speakerid.features import FeatureConfig
+from speakerid.io import read_manifest
+from speakerid.verifier import SpeakerVerifier
+
+
+@pytest.fixture(scope="module")
+def trained(synth_corpus, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("models")
+    verifier = SpeakerVerifier(model_dir)
+    verifier.train_ubm(synth_corpus.background_csv, n_components=16, max_iter=5)
+    verifier.enroll_manifest(synth_corpus.enroll_csv)
+    return model_dir
+
+
+def _trial_scores(verifier, trials_csv, **kwargs):
+    trials = read_manifest(trials_csv, require_target=True)
+    scores = [verifier.verify(row.speaker, row.path, **kwargs)["score"] for row in trials.itertuples()]
+    return np.array(scores), trials["target"].to_numpy()
+
+
+def test_enroll_verify_identify(trained, synth_corpus):
+    verifier = SpeakerVerifier(trained)
+    assert verifier.speakers() == sorted(synth_corpus.speakers)
+    scores, labels = _trial_scores(verifier, synth_corpus.trials_csv)
+    assert metrics.eer(scores, labels) < 0.25
+    trials = read_manifest(synth_corpus.trials_csv, require_target=True)
+    hits = 0
+    test_files = trials[trials["target"] == 1]
+    for row in test_files.itertuples():
+        result = verifier.identify(row.path, top=3, threshold=-np.inf)
+        assert len(result["candidates"]) == 3
+        assert result["candidates"][0]["score"] >= result["candidates"][-1]["score"]
+        hits += result["best"] == row.speaker
+    assert hits / len(test_files) > 0.5
+    assert verifier.identify(test_files.iloc[0]["path"], threshold=np.inf)["best"] == "unknown"
+
+
+def test_reloaded_models_score_identically(trained, synth_corpus):
+    trials = read_manifest(synth_corpus.trials_csv, require_target=True).head(6)
+    first = [SpeakerVerifier(trained).verify(r.speaker, r.path)["score"] for r in trials.itertuples()]
+    again = [SpeakerVerifier(trained).verify(r.speaker, r.path)["score"] for r in trials.itertuples()]
+    assert first == again
+
+
+def test_exact_and_top_c_close(trained, synth_corpus):
+    row = read_manifest(synth_corpus.trials_csv, require_target=True).iloc[0]
+    fast = SpeakerVerifier(trained).verify(row["speaker"], row["path"])["score"]
+    exact = SpeakerVerifier(trained, backend_params={"top_c": 0}).verify(row["speaker"], row["path"])["score"]
+    assert fast == pytest.approx(exact, abs=0.1)
+
+
+def test_other_feature_config_refused(trained):
+    with pytest.raises(ConfigMismatchError, match="n_ceps"):
+        _ = SpeakerVerifier(trained, feature_config=FeatureConfig(n_ceps=13)).feature_config
+
+
+def test_speaker_model_from_other_config_refused(trained, synth_corpus, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    verifier = SpeakerVerifier(other, feature_config=FeatureConfig(n_ceps=13))
+    verifier.train_ubm(synth_corpus.background_csv, n_components=4, max_iter=2)
+    verifier.enroll("spk001", list(read_manifest(synth_corpus.enroll_csv).query("speaker == 'spk001'")["path"]))
+    copied = tmp_path / "copy"
+    shutil.copytree(trained, copied)
+    shutil.copy(verifier.store.speaker_path("spk001"), copied / "speakers" / "gmm-ubm" /
+                verifier.store.speaker_path("spk001").name)
+    path = read_manifest(synth_corpus.trials_csv).iloc[0]["path"]
+    with pytest.raises(ConfigMismatchError):
+        SpeakerVerifier(copied).verify("spk001", path)
+
+
+def test_unknown_speaker_and_missing_ubm(trained, synth_corpus, tmp_path):
+    path = read_manifest(synth_corpus.trials_csv).iloc[0]["path"]
+    with pytest.raises(UnknownSpeakerError, match="nobody"):
+        SpeakerVerifier(trained).verify("nobody", path)
+    with pytest.raises(NotFittedError, match="train-ubm"):
+        SpeakerVerifier(tmp_path / "empty").enroll("spk001", [path])
+
+
+def test_corrupted_speaker_file(trained, synth_corpus, tmp_path):
+    import shutil
+
+    copied = tmp_path / "copy"
+    shutil.copytree(trained, copied)
+    victim = SpeakerVerifier(copied).store.speaker_path("spk002")
+    victim.write_bytes(victim.read_bytes()[:200])
+    before = sorted(p.name for p in victim.parent.iterdir())
+    path = read_manifest(synth_corpus.trials_csv).iloc[0]["path"]
+    with pytest.raises(ModelFormatError, match=victim.name):
+        SpeakerVerifier(copied).verify("spk002", path)
+    assert sorted(p.name for p in victim.parent.iterdir()) == before
+    assert SpeakerVerifier(copied).verify("spk001", path)["speaker"] == "spk001"
+
+
+def test_background_speaker_enrolled_warns(trained, synth_corpus, tmp_path):
+    import shutil
+
+    copied = tmp_path / "copy"
+    shutil.copytree(trained, copied)
+    background = read_manifest(synth_corpus.background_csv)
+    speaker = background.iloc[0]["speaker"]
+    with pytest.warns(DataLeakWarning, match=speaker):
+        SpeakerVerifier(copied).enroll(speaker, list(background.query("speaker == @speaker")["path"]))
+
+
+def test_concurrent_enroll_from_two_processes(trained, synth_corpus, tmp_path):
+    import shutil
+
+    copied = tmp_path / "copy"
+    shutil.copytree(trained, copied)
+    files = read_manifest(synth_corpus.trials_csv).drop_duplicates("path")["path"].tolist()
+    procs = [subprocess.Popen([sys.executable, "-m", "speakerid", "enroll", "--model-dir", str(copied),
+                               "--speaker", name, files[i], files[i + 1]],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i, name in ((0, "new-one"), (2, "new-two"))]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    speakers = SpeakerVerifier(copied).speakers()
+    assert {"new-one", "new-two"} <= set(speakers)
+    assert len(speakers) == len(synth_corpus.speakers) + 2
+
+
+def test_per_speaker_gmm_backend(trained, synth_corpus, tmp_path):
+    import shutil
+
+    copied = tmp_path / "copy"
+    shutil.copytree(trained, copied)
+    verifier = SpeakerVerifier(copied, backend="gmm", backend_params={"n_components": 4})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataLeakWarning)
+        verifier.enroll_manifest(synth_corpus.enroll_csv)
+    assert verifier.speakers() == sorted(synth_corpus.speakers)
+    scores, labels = _trial_scores(verifier, synth_corpus.trials_csv)
+    assert metrics.eer(scores, labels) < 0.4
+    assert SpeakerVerifier(copied).speakers() == sorted(synth_corpus.speakers)  # gmm-ubm ones still there
