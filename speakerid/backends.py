@@ -14,7 +14,8 @@ from .models.gmm import DiagGMM
 from .models.gmm_ubm import GMMUBM
 from .models.speaker_gmm import SpeakerGMM
 
-__all__ = ["Backend", "GMMUBMBackend", "SpeakerGMMBackend", "BACKENDS", "register_backend", "get_backend"]
+__all__ = ["Backend", "GMMUBMBackend", "SpeakerGMMBackend", "BACKENDS", "register_backend", "get_backend",
+           "available_backends"]
 
 UBM_FILE = "ubm.npz"
 
@@ -140,8 +141,26 @@ for _cls in (GMMUBMBackend, SpeakerGMMBackend):
     register_backend(_cls)
 
 
+# Backends living in modules with heavier imports register themselves when first asked for.
+_LAZY_BACKENDS = {"siamese": "speakerid.models.siamese", "mlp": "speakerid.models.mlp"}
+
+
+def available_backends() -> list[str]:
+    """Names accepted by :func:`get_backend` (``--backend``)."""
+    return sorted(set(BACKENDS) | set(_LAZY_BACKENDS))
+
+
 def get_backend(name: str) -> type:
+    """The :class:`Backend` subclass registered as ``name``."""
+    if name not in BACKENDS and name in _LAZY_BACKENDS:
+        import importlib
+
+        try:
+            importlib.import_module(_LAZY_BACKENDS[name])
+        except ModuleNotFoundError as exc:
+            if exc.name != _LAZY_BACKENDS[name]:
+                raise
     try:
         return BACKENDS[name]
     except KeyError:
-        raise ParameterError(f"unknown backend {name!r}; choose from {', '.join(sorted(BACKENDS))}") from None
+        raise ParameterError(f"unknown backend {name!r}; choose from {', '.join(available_backends())}") from None

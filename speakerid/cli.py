@@ -49,7 +49,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Each module under speakerid/commands registers its sub-commands here, in the order shown by --help.
-_COMMAND_MODULES = ("demo", "synth", "features", "models", "scoring", "neural", "serve")
+_COMMAND_MODULES = ("demo", "synth", "features", "models", "scoring", "calibration", "evaluation", "neural",
+                    "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

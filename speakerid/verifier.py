@@ -125,6 +125,12 @@ class SpeakerVerifier:
                 self.backend.load_background(header, arrays)
             elif hasattr(self.backend, "use_ubm"):
                 self.backend.use_ubm(arrays)
+        other = self.backend.background_file
+        if other and other != UBM_FILE and self.store.exists(other):
+            header, arrays = self.store.load(other)
+            check_feature_config(header, self.feature_config, f"{self.store.path(other)}")
+            self._background_header = {**self._background_header, **header}
+            self.backend.load_background(header, arrays)
         self.backend.check_ready()
 
     # ------------------------------------------------------------------ background model

@@ -14,9 +14,9 @@ def add_model_dir(parser, required=True):
 
 
 def add_backend(parser):
-    from ..backends import BACKENDS
+    from ..backends import available_backends
 
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default=None,
+    parser.add_argument("--backend", choices=available_backends(), default=None,
                         help="speaker model kind (default: the directory's, else gmm-ubm)")
 
 
