@@ -1,0 +1,109 @@
+"""Accuracy of the GMM systems on the real-speech protocols in ../shared (skips cleanly when it is absent).
+
+For each protocol: train a UBM on the LibriSpeech background manifest (at the protocol's sample rate: FSDD is
+8 kHz, so its UBM is trained on the background resampled to 8 kHz rather than upsampling the digits), enroll the
+protocol's speakers, score every trial and print EER % and minDCF(P_target=0.01) of
+
+* GMM-UBM, top-5 Gaussian selection (the default) and exact scoring,
+* per-speaker EM GMMs (16 components), raw average log-likelihood and normalised by the UBM.
+
+Usage: ``python bench/eval_shared.py [--shared ../shared] [--components 256] [--protocols a,b]``. Ends with one
+JSON line of all figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from speakerid import metrics
+from speakerid.features import FeatureConfig
+from speakerid.io import read_manifest
+from speakerid.verifier import SpeakerVerifier
+
+PROTOCOLS = {
+    "test-other": ("librispeech-test-other-enroll.csv", "librispeech-test-other-trials.csv", 16000),
+    "test-other-short": ("librispeech-test-other-short-enroll.csv", "librispeech-test-other-short-trials.csv",
+                         16000),
+    "test-other-noisy": ("librispeech-test-other-noisy-enroll.csv", "librispeech-test-other-noisy-trials.csv",
+                         16000),
+    "fsdd": ("fsdd-enroll.csv", "fsdd-trials.csv", 8000),
+}
+
+
+def score_protocol(verifier: SpeakerVerifier, trials) -> np.ndarray:
+    """Every trial's score, extracting each test file once and scoring it against all its claims at once."""
+    scores = np.empty(len(trials))
+    for path, rows in trials.groupby("path", sort=False):
+        frames = verifier.features(path)
+        scores[trials.index.get_indexer(rows.index)] = verifier.score_frames(list(rows["speaker"]), frames)
+    return scores
+
+
+def figures(scores, labels) -> dict:
+    return {"eer_pct": round(100 * metrics.eer(scores, labels), 2),
+            "min_dcf": round(metrics.min_dcf(scores, labels, p_target=0.01), 4)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
+    parser.add_argument("--components", type=int, default=256)
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
+    parser.add_argument("--work-dir", default=None, help="keep the model directories here")
+    args = parser.parse_args(argv)
+    protocols_dir = Path(args.shared) / "protocols"
+    if not protocols_dir.is_dir():
+        print(f"skipped: {protocols_dir} not found")
+        return 0
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="speakerid-eval-"))
+    background = protocols_dir / "librispeech-background.csv"
+    results, ubms = {}, {}
+    print(f"{'protocol':<18}{'system':<26}{'EER %':>8}{'minDCF':>9}{'trials':>8}")
+    for name in args.protocols.split(","):
+        enroll_csv, trials_csv, rate = PROTOCOLS[name]
+        trials = read_manifest(protocols_dir / trials_csv, require_target=True)
+        labels = trials["target"].to_numpy()
+        model_dir = work / f"sr{rate}"
+        config = FeatureConfig(sample_rate=rate)
+        if rate not in ubms:
+            start = time.perf_counter()
+            SpeakerVerifier(model_dir, feature_config=config).train_ubm(background, n_components=args.components)
+            ubms[rate] = time.perf_counter() - start
+            print(f"# UBM at {rate} Hz: {args.components} components in {ubms[rate]:.1f} s")
+        systems = {
+            "gmm-ubm top-5": ("gmm-ubm", {}),
+            "gmm-ubm exact": ("gmm-ubm", {"top_c": 0}),
+            "per-speaker gmm / ubm": ("gmm", {}),
+            "per-speaker gmm raw": ("gmm", {"normalize": "none"}),
+        }
+        enrolled = set()
+        results[name] = {}
+        for system, (backend, params) in systems.items():
+            verifier = SpeakerVerifier(model_dir, backend=backend, backend_params=params)
+            if (backend, name) not in enrolled:
+                for speaker in verifier.speakers():
+                    verifier.remove(speaker)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")  # a data leak or bandwidth problem must not pass silently
+                    verifier.enroll_manifest(protocols_dir / enroll_csv)
+                enrolled.add((backend, name))
+            start = time.perf_counter()
+            scores = score_protocol(verifier, trials)
+            row = {**figures(scores, labels), "score_s": round(time.perf_counter() - start, 2)}
+            results[name][system] = row
+            print(f"{name:<18}{system:<26}{row['eer_pct']:>8.2f}{row['min_dcf']:>9.3f}{len(trials):>8}")
+            sys.stdout.flush()
+    print(json.dumps({"bench": "eval_shared", "components": args.components, "ubm_s": ubms, "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
