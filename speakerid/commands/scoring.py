@@ -1,0 +1,81 @@
+"""score: batch-score a trial list (streamed, parallel on joblib or Dask), optionally cohort-normalised."""
+
+from __future__ import annotations
+
+from ..cli import ExitStatus
+from ._common import add_backend, add_model_dir, print_json, show_warnings
+
+#: Failed files listed in the summary; the rest are counted.
+MAX_ERRORS_SHOWN = 20
+
+
+def register(sub) -> None:
+    from ..scoring import DEFAULT_CHUNKSIZE, NORM_METHODS
+
+    p = sub.add_parser("score", help="score a speaker,path[,target] trial list into a CSV with a score column",
+                       description="Stream TRIALS.csv in chunks and write the same rows plus 'score' and 'error' "
+                                   "to SCORES.csv (atomically). Unreadable audio gives an empty score and an "
+                                   "error; the run goes on (exit 9 with --strict).")
+    add_model_dir(p)
+    p.add_argument("--trials", required=True, metavar="CSV", help="speaker,path[,target] trial list")
+    p.add_argument("--out", required=True, metavar="CSV", help="scored trial list to write")
+    add_backend(p)
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="worker processes (default 1; -1 = all cores); Dask workers with --scheduler local")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run on Dask: 'local' starts a LocalCluster, tcp://host:port joins a running one")
+    p.add_argument("--cache", metavar="DIR", default=None, help="on-disk feature cache folder")
+    p.add_argument("--chunksize", type=int, default=DEFAULT_CHUNKSIZE, metavar="N",
+                   help=f"trial rows per chunk (default {DEFAULT_CHUNKSIZE})")
+    p.add_argument("--strict", action="store_true", help="exit 9 when any trial could not be scored")
+    p.add_argument("--exact", action="store_true", help="exact GMM-UBM scoring (no top-C selection)")
+    group = p.add_argument_group("score normalisation")
+    group.add_argument("--cohort", metavar="CSV", default=None, help="speaker,path manifest of the impostor cohort")
+    group.add_argument("--norm", choices=NORM_METHODS, default=None, help="normalisation (needs --cohort)")
+    group.add_argument("--cohort-top", type=int, default=None, metavar="N",
+                       help="adaptive: use the N highest cohort scores only (e.g. AS-norm with snorm)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(handler=_score)
+
+
+def _score(args):
+    from ..exceptions import ParameterError
+    from ..scoring import PartialScoringError, score_trials, trial_metrics
+
+    show_warnings()
+    if (args.norm is None) != (args.cohort is None):
+        raise ParameterError("--norm and --cohort go together")
+    try:
+        result = score_trials(args.model_dir, args.trials, args.out, backend=args.backend, n_jobs=args.jobs,
+                              scheduler=args.scheduler, chunksize=args.chunksize, cache_dir=args.cache,
+                              strict=args.strict, top_c=0 if args.exact else None, norm=args.norm,
+                              cohort=args.cohort, cohort_top=args.cohort_top)
+        status = ExitStatus.OK
+    except PartialScoringError as exc:
+        result, status = exc.result, ExitStatus.PARTIAL_FAILURE
+    metrics = trial_metrics(result.out) if result.has_target and result.n_scored else None
+    if args.json:
+        print_json({"n_trials": result.n_trials, "n_scored": result.n_scored, "n_errors": result.n_errors,
+                    "seconds": round(result.seconds, 3), "trials_per_s": round(result.trials_per_s, 1),
+                    "out": str(result.out), "runner": result.runner, "metrics": metrics,
+                    "errors": [{"line": e.line, "file": e.file, "reason": e.reason} for e in result.errors]})
+        return status
+    print(f"scored {result.n_scored} of {result.n_trials} trials ({result.n_errors} error(s)) in "
+          f"{result.seconds:.1f} s, {result.trials_per_s:.0f} trials/s [{result.runner}] -> {result.out}")
+    if metrics:
+        print(f"EER {100 * metrics['eer']:.2f} %, minDCF(p_target={metrics['p_target']:g}) "
+              f"{metrics['min_dcf']:.4f} over {metrics['n_target']} target and {metrics['n_nontarget']} "
+              "non-target scored trials")
+    _print_errors(result)
+    return status
+
+
+def _print_errors(result) -> None:
+    failed = {}
+    for error in result.errors:
+        failed.setdefault(error.file, error.reason)
+    for file, reason in list(failed.items())[:MAX_ERRORS_SHOWN]:
+        print(f"  error: {file}: {reason}")
+    hidden = len(failed) - MAX_ERRORS_SHOWN
+    if hidden > 0 or len(result.errors) < result.n_errors:
+        print(f"  ... and more failed files ({result.n_errors} failed trial(s) in all; see the 'error' column)")

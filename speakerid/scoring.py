@@ -1,0 +1,369 @@
+"""Batch scoring: stream a ``speaker,path[,target]`` trial list through a model directory, in bounded memory.
+
+The trial CSV is checked in one cheap pass (columns, targets, unknown speakers: all reported before any scoring),
+then read in chunks and written back as it goes: same rows and columns, plus ``score`` and ``error``. Within a
+chunk every distinct test file is one task, scored against all of its claimed speakers in one call; tasks run in
+this process, on joblib workers or on a Dask cluster (:mod:`speakerid.parallel`), each worker loading the speaker
+models once. Memory is bounded by the chunk size, not by the number of trials.
+
+Helpers, one concept each: :mod:`speakerid.scoring_io` (reading trial lists), :mod:`speakerid.scoring_worker`
+(what runs in a worker), :mod:`speakerid.feature_cache` (optional on-disk features) and
+:mod:`speakerid.scoring_cohort` (cohort score normalisation through :func:`speakerid.score_norm.normalize_scores`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._progress import progress
+from .exceptions import ParameterError, SpeakerIDError, UnknownSpeakerError
+from .io import atomic_write, check_manifest_columns
+from .parallel import TaskRunner
+from .scoring_cohort import Cohort, prepare_cohort
+from .scoring_io import read_chunks, scan_trials, stripped_codes, trial_metrics
+from .scoring_worker import WorkerSpec, score_tasks
+from .verifier import SpeakerVerifier
+
+__all__ = ["score_trials", "score_frame", "trial_metrics", "ScoringResult", "TrialError", "PartialScoringError",
+           "DEFAULT_CHUNKSIZE", "NORM_METHODS"]
+
+#: Rows per chunk of the trial CSV: memory grows with it, per-chunk overhead shrinks.
+DEFAULT_CHUNKSIZE = 50_000
+#: Cohort normalisations accepted by ``norm=``.
+NORM_METHODS = ("znorm", "tnorm", "ztnorm", "snorm")
+#: At most this many failed rows are kept in :attr:`ScoringResult.errors` (all are counted and written).
+MAX_ERRORS_KEPT = 1000
+
+
+@dataclass
+class TrialError:
+    """A trial that could not be scored: its CSV line, the file and why.
+
+    For a DataFrame, ``line`` is the index value when the index is named ``line`` (as from
+    :func:`~speakerid.io.read_manifest`), else the row position.
+    """
+
+    line: int
+    file: str
+    reason: str
+
+
+@dataclass
+class ScoringResult:
+    """What :func:`score_trials` did. ``errors`` keeps the first :data:`MAX_ERRORS_KEPT` failed rows."""
+
+    n_trials: int = 0
+    n_scored: int = 0
+    n_errors: int = 0
+    errors: list = field(default_factory=list)
+    seconds: float = 0.0
+    out: Path | None = None
+    n_tasks: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    runner: str = "serial"
+    has_target: bool = False
+    frame: pd.DataFrame | None = None
+
+    @property
+    def trials_per_s(self) -> float:
+        return self.n_trials / self.seconds if self.seconds > 0 else float("inf")
+
+
+class PartialScoringError(SpeakerIDError):
+    """``strict=True`` and some trials failed; raised after the output is written. ``result`` has the details."""
+
+    exit_code = 9
+
+    def __init__(self, result: ScoringResult):
+        self.result = result
+        first = result.errors[0] if result.errors else None
+        example = f" (first: {first.file}: {first.reason})" if first else ""
+        super().__init__(f"{result.n_errors} of {result.n_trials} trial(s) could not be scored{example}")
+
+
+def _model_stamp(verifier: SpeakerVerifier) -> str:
+    """A digest of the model files' names, sizes and mtimes: a model changed between two jobs of a process is
+    a new worker state (reloaded), never a stale one."""
+    digest = hashlib.sha1()
+    for folder in (verifier.model_dir, verifier.store.speaker_dir(verifier.backend_name)):
+        if folder.is_dir():
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                if entry.is_file():
+                    stat = entry.stat()
+                    digest.update(f"{entry.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "replace"))
+    return digest.hexdigest()
+
+
+def _resolve(raw: str, base: str) -> str:
+    return raw if os.path.isabs(raw) else os.path.normpath(os.path.join(base, raw))
+
+
+class _Job:
+    """State of one scoring run across chunks."""
+
+    def __init__(self, runner: TaskRunner, spec: WorkerSpec, base_dir: str, cohort: Cohort | None):
+        self.runner, self.spec, self.base_dir, self.cohort = runner, spec, base_dir, cohort
+        self.failed: dict[str, str] = {}   # file -> reason, so that a bad file is tried once per run
+        self.result = ScoringResult(runner=runner.description)
+
+    def submit_chunk(self, chunk: pd.DataFrame, first_row: int):
+        """Send a chunk's tasks to the workers; returns ``finish()``, which waits and returns the scored chunk."""
+        speaker_codes, unique_speakers = stripped_codes(chunk["speaker"])
+        path_codes, unique_paths = stripped_codes(chunk["path"])
+        # rows of empty fields are blank lines, as in read_manifest
+        keep = (unique_speakers[speaker_codes] != "") | (unique_paths[path_codes] != "")
+        if not keep.all():
+            chunk, speaker_codes, path_codes = chunk.loc[keep].copy(), speaker_codes[keep], path_codes[keep]
+        speakers = unique_speakers[speaker_codes]
+        files = [_resolve(p, self.base_dir) if p else "" for p in unique_paths]
+        file_error = [self._file_error(f) for f in files]
+        n_speakers = max(len(unique_speakers), 1)
+
+        file_ok = np.array([e is None for e in file_error], dtype=bool)
+        rows_ok = file_ok[path_codes]
+        pairs, inverse = np.unique(path_codes[rows_ok].astype(np.int64) * n_speakers + speaker_codes[rows_ok],
+                                   return_inverse=True)
+        pair_file, pair_speaker = pairs // n_speakers, pairs % n_speakers
+        starts = np.flatnonzero(np.r_[True, pair_file[1:] != pair_file[:-1]]) if len(pairs) else np.zeros(0, int)
+        bounds = np.r_[starts, len(pairs)]
+        tasks = [(files[pair_file[a]], [unique_speakers[s] for s in pair_speaker[a:b]])
+                 for a, b in zip(bounds[:-1], bounds[1:])]
+        pending = self.runner.submit(score_tasks, self.spec, tasks)
+
+        def finish() -> pd.DataFrame:
+            scores = self._scores(pending.result(), tasks, bounds, pair_file, file_error, len(pairs))
+            return self._finish_chunk(chunk, first_row, speakers, files, file_error, path_codes, rows_ok, inverse,
+                                      *scores)
+
+        return finish
+
+    def _scores(self, outputs, tasks, bounds, pair_file, file_error, n_pairs):
+        pair_scores = np.full(n_pairs, np.nan)
+        pair_cohort = None
+        for (a, b), (scores, reason, cohort_scores, cached), (path, _) in zip(zip(bounds[:-1], bounds[1:]),
+                                                                              outputs, tasks):
+            if reason is not None:
+                file_error[pair_file[a]] = self.failed[path] = reason
+                continue
+            pair_scores[a:b] = scores
+            self.result.cache_hits += bool(cached)
+            self.result.cache_misses += not cached and self.spec.cache_dir is not None
+            if cohort_scores is not None:
+                if pair_cohort is None:
+                    pair_cohort = np.zeros((n_pairs, len(cohort_scores)))
+                pair_cohort[a:b] = cohort_scores
+        self.result.n_tasks += len(tasks)
+        return pair_scores, pair_cohort
+
+    def _finish_chunk(self, chunk, first_row, speakers, files, file_error, path_codes, rows_ok, inverse,
+                      pair_scores, pair_cohort) -> pd.DataFrame:
+        scores = np.full(len(chunk), np.nan)
+        scores[rows_ok] = pair_scores[inverse]
+        done = np.isfinite(scores)
+        if self.cohort is not None and done.any():
+            row_pair = np.full(len(chunk), -1)
+            row_pair[rows_ok] = inverse
+            test_cohort = None if pair_cohort is None else pair_cohort[row_pair[done]]
+            scores[done] = self.cohort.normalise(scores[done], speakers[done], test_cohort)
+        errors = np.array([e or "" for e in file_error] + [""], dtype=object)[path_codes]
+        errors[np.isfinite(scores)] = ""
+        errors[~np.isfinite(scores) & (errors == "")] = "not scored"
+        self._count(chunk, files, path_codes, errors, first_row)
+        chunk["score"] = scores
+        chunk["error"] = errors
+        return chunk
+
+    def _file_error(self, path: str):
+        if not path:
+            return "empty path"
+        if path in self.failed:
+            return self.failed[path]
+        if not os.path.isfile(path):
+            self.failed[path] = "file not found"
+            return self.failed[path]
+        return None
+
+    def _count(self, chunk, files, path_codes, errors, first_row) -> None:
+        result = self.result
+        failed = np.flatnonzero(errors != "")
+        result.n_trials += len(chunk)
+        result.n_errors += len(failed)
+        result.n_scored += len(chunk) - len(failed)
+        lines = chunk.index.to_numpy()
+        for i in failed[: max(0, MAX_ERRORS_KEPT - len(result.errors))]:
+            line = int(lines[i]) if chunk.index.name == "line" else first_row + int(i)
+            result.errors.append(TrialError(line, files[path_codes[i]], str(errors[i])))
+
+
+def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, scheduler=None,
+                 chunksize=DEFAULT_CHUNKSIZE, cache_dir=None, strict=False, top_c=None, norm=None, cohort=None,
+                 cohort_top=None, show_progress=None) -> ScoringResult:
+    """Score every trial of a ``speaker,path[,target]`` list; write it back with ``score`` and ``error`` columns.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        A model directory with a background model and the claimed speakers enrolled.
+    trials : str, os.PathLike or pandas.DataFrame
+        The trial CSV (relative paths are relative to its folder), or a frame (paths relative to the current
+        folder). Extra columns are kept, in order; all values are written back as read.
+    out : str or os.PathLike, optional
+        The scored CSV, written in chunks to a temporary file renamed over ``out`` at the end (an error leaves no
+        partial file). ``None`` keeps the scored rows in ``result.frame`` instead (small lists only).
+    backend : str, optional
+        The directory's speaker models to use (default: as :class:`~speakerid.verifier.SpeakerVerifier`).
+    n_jobs : int
+        Local worker processes (joblib); -1 = all cores. With ``scheduler``: Dask workers to start.
+    scheduler : str or dask.distributed.Client, optional
+        ``"local"`` (a Dask LocalCluster), ``"tcp://host:port"`` or a running Client; workers must see the same
+        files (and the folder of ``out``, for cohort models).
+    chunksize : int
+        Trial rows read, scored and written at a time.
+    cache_dir : str or os.PathLike, optional
+        On-disk feature cache (see :class:`~speakerid.feature_cache.FeatureCache`).
+    strict : bool
+        Raise :class:`PartialScoringError` (exit code 9) after writing when any trial failed.
+    top_c : int, optional
+        GMM-UBM Gaussian selection; 0 scores exactly; ``None`` keeps the model's.
+    norm : {"znorm", "tnorm", "ztnorm", "snorm"}, optional
+        Cohort score normalisation; needs ``cohort``. ``cohort_top`` = N uses the N best cohort scores (AS-norm).
+    cohort : str or os.PathLike, optional
+        ``speaker,path`` manifest of impostor cohort speakers (enrolled in memory) and utterances.
+    show_progress : bool, optional
+        Progress bar; default: when stderr is a terminal.
+
+    Returns
+    -------
+    ScoringResult
+
+    Raises
+    ------
+    ManifestError
+        Unreadable trial CSV, missing columns, bad ``target`` values or empty speaker ids (before any scoring).
+    UnknownSpeakerError
+        Claimed speakers that are not enrolled; all of them are listed before any scoring.
+    AudioError
+        A cohort file cannot be used (the cohort must be clean; trial files only give row errors).
+    PartialScoringError
+        With ``strict=True``, when some trials failed (the output is written all the same).
+    """
+    start = time.perf_counter()
+    norm = _check_options(chunksize, norm, cohort, cohort_top, model_dir)
+    params = {} if top_c is None else {"top_c": int(top_c)}
+    verifier = SpeakerVerifier(model_dir, backend=backend, backend_params=params or None)
+    _ = verifier.feature_config  # a bad features.json fails here, not in a worker
+    is_frame = isinstance(trials, pd.DataFrame)
+    if is_frame:
+        check_manifest_columns(trials.columns, "trials DataFrame")
+    n_rows, claimed, has_target = scan_trials(trials, chunksize)
+    _check_enrolled(verifier, claimed)
+    base_dir = os.getcwd() if is_frame else str(Path(trials).resolve().parent)
+    # cohort models are saved beside the output: a folder the workers of a cluster likely see as well
+    out_dir = None if out is None else Path(out).resolve().parent
+    work_dir = Path(tempfile.mkdtemp(prefix=".speakerid-score-", dir=out_dir if out_dir and out_dir.is_dir()
+                                     else None)) if norm else None
+    try:
+        cohort_state, cohort_file = None, None
+        if norm and claimed:
+            cohort_state, cohort_file = prepare_cohort(verifier, cohort, claimed, norm, cohort_top, cache_dir,
+                                                       work_dir)
+        spec = WorkerSpec(str(verifier.model_dir.resolve()), verifier.backend_name, tuple(sorted(params.items())),
+                     None if cache_dir is None else str(Path(cache_dir).resolve()), _model_stamp(verifier),
+                     cohort_file if norm in ("tnorm", "ztnorm", "snorm") else None)
+        with TaskRunner(n_jobs, scheduler) as runner, \
+                progress(total=n_rows, desc="score", unit="trial", enabled=show_progress) as bar:
+            job = _Job(runner, spec, base_dir, cohort_state)
+            scored = _scored_chunks(job, trials, chunksize)
+            if out is None:
+                parts = [bar.update(len(part)) or part for part in scored]
+                job.result.frame = pd.concat(parts) if parts else None
+            else:
+                with atomic_write(out, "w") as fh:
+                    for i, part in enumerate(scored):
+                        part.assign(score=_score_text(part["score"].to_numpy())).to_csv(
+                            fh, header=i == 0, index=False)
+                        bar.update(len(part))
+    finally:
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    result = job.result
+    result.out, result.has_target = (None if out is None else Path(out)), has_target
+    result.seconds = time.perf_counter() - start
+    if strict and result.n_errors:
+        raise PartialScoringError(result)
+    return result
+
+
+def _score_text(scores: np.ndarray) -> np.ndarray:
+    """Scores as CSV text: the shortest text that reads back as the same float32 (float32 precision, ~7-9
+    significant digits, and much faster to write than a printf format); empty when not scored.
+
+    Examples
+    --------
+    >>> _score_text(np.array([0.1, -1.23456789012, np.nan, 1e20])).tolist()
+    ['0.1', '-1.2345679', '', '1e+20']
+    """
+    text = scores.astype(np.float32).astype(str).astype(object)
+    text[~np.isfinite(scores)] = ""
+    return text
+
+
+def _scored_chunks(job: _Job, trials, chunksize: int):
+    """The scored chunks in order; chunk k+1 goes to the workers before chunk k is collected, so that the
+    workers score while this process reads, prepares and writes."""
+    finish = None
+    for chunk, first_row in read_chunks(trials, chunksize):
+        following = job.submit_chunk(chunk, first_row)
+        if finish is not None:
+            yield finish()
+        finish = following
+    if finish is not None:
+        yield finish()
+
+
+def _check_options(chunksize, norm, cohort, cohort_top, model_dir):
+    if isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
+        raise ParameterError(f"chunksize must be a positive integer, got {chunksize!r}")
+    if norm not in (None, "none") and norm not in NORM_METHODS:
+        raise ParameterError(f"unknown score normalisation {norm!r}; choose one of {', '.join(NORM_METHODS)}")
+    norm = None if norm == "none" else norm
+    if (norm is None) != (cohort is None):
+        raise ParameterError("score normalisation needs both norm= and cohort= (a cohort manifest)")
+    if cohort_top is not None and norm is None:
+        raise ParameterError("cohort_top is an option of cohort score normalisation: give norm= and cohort= too")
+    if not Path(model_dir).is_dir():
+        raise ParameterError(f"{model_dir}: no such model directory")
+    return norm
+
+
+def _check_enrolled(verifier: SpeakerVerifier, claimed) -> None:
+    def enrolled(speaker):
+        try:
+            return verifier.store.has_speaker(speaker, verifier.backend_name)
+        except ParameterError:  # not even a valid id
+            return False
+
+    unknown = [s for s in claimed if not enrolled(s)]
+    if unknown:
+        known = verifier.speakers()
+        shown = f" ({', '.join(known[:5])}{' ...' if len(known) > 5 else ''})" if known else ""
+        raise UnknownSpeakerError(
+            f"{len(unknown)} claimed speaker(s) not enrolled in {verifier.model_dir} (backend "
+            f"{verifier.backend_name}): {', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}; "
+            f"{len(known)} enrolled{shown}")
+
+
+def score_frame(model_dir, trials: pd.DataFrame, **kwargs) -> pd.DataFrame:
+    """:func:`score_trials` on an in-memory frame; returns it with ``score`` and ``error`` columns."""
+    result = score_trials(model_dir, trials, None, **kwargs)
+    return result.frame if result.frame is not None else trials.iloc[:0].assign(score=[], error=[])
