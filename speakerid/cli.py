@@ -13,6 +13,7 @@ failed (``score --strict``); 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from enum import IntEnum
@@ -88,6 +89,12 @@ def main(argv=None) -> ExitStatus:
     except _UsageError as exc:
         print(f"{exc}", file=sys.stderr)
         return ExitStatus.USAGE
+    except BrokenPipeError:  # output piped into `head` and the like: not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter quiet at exit
+        except OSError:
+            pass
+        return ExitStatus.OK
     except KeyboardInterrupt:
         print("speakerid: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED

@@ -345,11 +345,16 @@ def min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: f
     p_target, c_miss, c_fa = _check_cost(p_target, c_miss, c_fa)
     sweep = _sweep(*_check_trials(scores, labels))
     dcf = _dcf_at_points(sweep, p_target, c_miss, c_fa)
-    value = float(dcf.min())
-    # ties (to rounding) go to the lowest threshold, whatever order the sweep holds them in
-    tied = np.flatnonzero(dcf <= value + 1e-12 * max(1.0, abs(value)))
-    best = int(tied[np.argmin(sweep.thresholds[tied])])
+    best = _best_point(dcf, sweep)
+    value = float(dcf[best])
     return (value, float(sweep.thresholds[best])) if return_threshold else value
+
+
+def _best_point(dcf, sweep: _Sweep) -> int:
+    """Index of the lowest cost; ties (to rounding) go to the lowest threshold, whatever the sweep's order."""
+    value = float(dcf.min())
+    tied = np.flatnonzero(dcf <= value + 1e-12 * max(1.0, abs(value)))
+    return int(tied[np.argmin(sweep.thresholds[tied])])
 
 
 def bayes_threshold(p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
@@ -528,7 +533,7 @@ def summary(scores, labels, p_target: float = 0.01, *, c_miss: float = 1.0, c_fa
     sweep = _sweep(scores, labels)
     eer_value, eer_threshold = _crossing(sweep.thresholds, sweep.n_miss, sweep.n_fa, sweep.n_tar, sweep.n_non)
     dcf = _dcf_at_points(sweep, p_target, c_miss, c_fa)
-    best = int(np.argmin(dcf))
+    best = _best_point(dcf, sweep)
     llr_opt = _pav_llr(sweep)
     result = {
         "n_target": sweep.n_tar,

@@ -117,3 +117,11 @@ def test_one_class_and_nan_messages(func):
         func([0.1, 0.2], [0, 0])
     with pytest.raises(ParameterError, match=r"NaN scores at positions \[0\]"):
         func([np.nan, 0.2], [0, 1])
+
+
+def test_summary_and_min_dcf_agree_on_the_threshold_of_near_ties():
+    scores, labels = [0.1, 0.3, 0.2, 0.6, 0.9, 0.3], [0, 0, 1, 1, 1, 0]
+    for p_target in (0.5, 0.6, 0.01):
+        value, threshold = metrics.min_dcf(scores, labels, p_target=p_target, return_threshold=True)
+        s = metrics.summary(scores, labels, p_target=p_target)
+        assert (s["min_dcf"], s["min_dcf_threshold"]) == (value, threshold)
