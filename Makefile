@@ -9,9 +9,10 @@ PYTEST_ARGS ?=
 # Demo corpus (generated, git-ignored) and where the demo's models go.
 DATA_DIR  ?= data/synth
 MODEL_DIR ?= data/models
+REPORT_DIR ?= data/report
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo train-ubm enroll verify identify speakers lint bench clean distclean
+.PHONY: help install test test-fast demo train-ubm enroll verify identify speakers score evaluate lint bench clean distclean
 
 # Defaults of the model targets point at the demo corpus, so they work right after `make demo`.
 COMPONENTS ?= 64
@@ -19,6 +20,10 @@ SPEAKER    ?= spk001
 AUDIO      ?= $(DATA_DIR)/wav/spk001/spk001_04.wav
 train-ubm: MANIFEST ?= $(DATA_DIR)/background.csv
 enroll:    MANIFEST ?= $(DATA_DIR)/enroll.csv
+TRIALS     ?= $(DATA_DIR)/trials.csv
+SCORES     ?= $(REPORT_DIR)/scores.csv
+REPORT     ?= $(REPORT_DIR)
+JOBS       ?= 1
 
 help:  ## list the targets
 	@echo "speakerid make targets:"
@@ -39,7 +44,7 @@ test-fast: $(STAMP)  ## run the tests not marked slow
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP)  ## generate the synthetic corpus and run the pipeline end to end on it
-	$(SPK) demo --data-dir $(DATA_DIR) --model-dir $(MODEL_DIR)
+	$(SPK) demo --data-dir $(DATA_DIR) --model-dir $(MODEL_DIR) --report-dir $(REPORT_DIR)
 
 train-ubm: $(STAMP)  ## train the UBM: MANIFEST=background.csv MODEL_DIR=dir [COMPONENTS=64]
 	$(SPK) train-ubm --manifest $(MANIFEST) --model-dir $(MODEL_DIR) --components $(COMPONENTS)
@@ -55,6 +60,12 @@ identify: $(STAMP)  ## rank the enrolled speakers for AUDIO=file.wav in MODEL_DI
 
 speakers: $(STAMP)  ## list the speakers enrolled in MODEL_DIR
 	$(SPK) speakers --model-dir $(MODEL_DIR)
+
+score: $(STAMP)  ## batch-score TRIALS=trials.csv into SCORES=scores.csv with MODEL_DIR [JOBS=1]
+	$(SPK) score --model-dir $(MODEL_DIR) --trials $(TRIALS) --out $(SCORES) --jobs $(JOBS)
+
+evaluate: $(STAMP)  ## EER/minDCF/Cllr, ROC, DET and report.html of SCORES=scores.csv into REPORT=dir
+	$(SPK) evaluate --scores $(SCORES) --out-dir $(REPORT)
 
 lint: $(STAMP)  ## ruff over the package, tests and benchmarks
 	$(VENV)/bin/ruff check speakerid tests bench

@@ -13,6 +13,8 @@ def register(sub) -> None:
                                    "verify, identify and score every trial, printing each step.")
     p.add_argument("--data-dir", default="data/synth", metavar="DIR", help="corpus folder (default data/synth)")
     p.add_argument("--model-dir", default="data/models", metavar="DIR", help="model folder (default data/models)")
+    p.add_argument("--report-dir", default="data/report", metavar="DIR",
+                   help="scores and evaluation report (default data/report)")
     p.add_argument("--speakers", type=int, default=30, help="evaluated speakers (default 30)")
     p.add_argument("--utterances", type=int, default=10, help="utterances per speaker (default 10)")
     p.add_argument("--components", type=int, default=64, help="UBM components (default 64)")
@@ -25,5 +27,5 @@ def _demo(args):
     from ..demo import run_demo
 
     show_warnings()
-    run_demo(args.data_dir, args.model_dir, n_speakers=args.speakers, n_utterances=args.utterances,
+    run_demo(args.data_dir, args.model_dir, args.report_dir, n_speakers=args.speakers, n_utterances=args.utterances,
              n_components=args.components, seed=args.seed, force=args.force)
