@@ -5,7 +5,9 @@ For each protocol: train a UBM on the LibriSpeech background manifest (at the pr
 protocol's speakers, score every trial and print EER % and minDCF(P_target=0.01) of
 
 * GMM-UBM, top-5 Gaussian selection (the default) and exact scoring,
-* per-speaker EM GMMs (16 components), raw average log-likelihood and normalised by the UBM.
+* per-speaker EM GMMs (16 components), raw average log-likelihood and normalised by the UBM,
+* GMM-UBM through the batch scorer (``speakerid score``), raw, with S-norm and with adaptive S-norm (top 50),
+  the cohort being the background speakers; an evaluation report per protocol.
 
 Usage: ``python bench/eval_shared.py [--shared ../shared] [--components 256] [--protocols a,b]``. Ends with one
 JSON line of all figures.
@@ -26,6 +28,8 @@ import numpy as np
 from speakerid import metrics
 from speakerid.features import FeatureConfig
 from speakerid.io import read_manifest
+from speakerid.report import evaluate
+from speakerid.scoring import score_trials
 from speakerid.verifier import SpeakerVerifier
 
 PROTOCOLS = {
@@ -101,6 +105,24 @@ def main(argv=None) -> int:
             results[name][system] = row
             print(f"{name:<18}{system:<26}{row['eer_pct']:>8.2f}{row['min_dcf']:>9.3f}{len(trials):>8}")
             sys.stdout.flush()
+        # the batch-scoring path (speakerid score), raw and with S-norm against the background speakers
+        score_files = {}
+        for system, norm, slug in (("gmm-ubm (score)", None, "raw"), ("gmm-ubm + s-norm", "snorm", "snorm"),
+                                   ("gmm-ubm + as-norm top-50", "snorm50", "asnorm50")):
+            out = work / name / f"scores-{slug}.csv"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            score_trials(model_dir, protocols_dir / trials_csv, out, backend="gmm-ubm",
+                         norm=norm and "snorm", cohort=background if norm else None,
+                         cohort_top=50 if norm == "snorm50" else None)
+            scored = read_manifest(out, require_target=True, check_files=False)
+            row = {**figures(scored["score"].to_numpy(), scored["target"].to_numpy()),
+                   "score_s": round(time.perf_counter() - start, 2)}
+            results[name][system] = row
+            score_files[system] = out
+            print(f"{name:<18}{system:<26}{row['eer_pct']:>8.2f}{row['min_dcf']:>9.3f}{len(trials):>8}")
+        report = evaluate(list(score_files.values()), work / name / "report", names=list(score_files))
+        print(f"# report: {report['out_dir']}/report.html (DET: {report['out_dir']}/det.png)")
     print(json.dumps({"bench": "eval_shared", "components": args.components, "ubm_s": ubms, "results": results}))
     return 0
 
