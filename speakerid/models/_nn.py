@@ -7,6 +7,7 @@ dtype of the input (float64 for training and for the finite-difference checks in
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import numpy as np
@@ -223,3 +224,16 @@ class Adam:
             if self.weight_decay and name == "weight":
                 value -= self.learning_rate * self.weight_decay * value
             value -= self.learning_rate * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+
+
+class NetworkParams:
+    """sklearn-style ``get_params`` for the network estimators: hyper-parameters are ``__init__``'s arguments."""
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        return sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+
+    def get_params(self) -> dict:
+        params = {name: getattr(self, name) for name in self._get_param_names()}
+        params["hidden_sizes"] = [int(h) for h in self.hidden_sizes]
+        return params

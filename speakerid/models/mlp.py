@@ -9,7 +9,6 @@ with the cosine of the last-hidden-layer embeddings: a speaker is the mean embed
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 import warnings
@@ -18,7 +17,7 @@ import numpy as np
 
 from ..backends import register_backend
 from ..exceptions import ModelFormatError, NotFittedError, ParameterError
-from ._nn import _layer_count
+from ._nn import NetworkParams, _layer_count
 from .clipvec import Standardizer, clip_examples
 from .pairs import check_speakers
 from .siamese import SiameseBackend
@@ -45,7 +44,7 @@ def top_n_accuracy(proba: np.ndarray, true_index: np.ndarray, n: int = 1) -> flo
     return float(np.mean(np.any(best == np.asarray(true_index)[:, None], axis=1)))
 
 
-class MLPSpeakerClassifier:
+class MLPSpeakerClassifier(NetworkParams):
     """Closed-set speaker classifier: standardised clip vectors -> ReLU MLP -> softmax over speakers.
 
     Parameters
@@ -78,15 +77,6 @@ class MLPSpeakerClassifier:
         self.max_epochs = max_epochs
         self.patience = patience
         self.random_state = random_state
-
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        return sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self")
-
-    def get_params(self) -> dict:
-        params = {name: getattr(self, name) for name in self._get_param_names()}
-        params["hidden_sizes"] = [int(h) for h in self.hidden_sizes]
-        return params
 
     # ----------------------------------------------------------------------------------------------- training
     def fit(self, X, labels, X_val=None, labels_val=None, callback=None, source: str = "the data"):

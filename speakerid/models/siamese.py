@@ -9,7 +9,6 @@ negative Euclidean distance (or the cosine) between the test embedding and it.
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 
@@ -20,7 +19,7 @@ from ..exceptions import ModelFormatError, NotFittedError, ParameterError
 from ..features import FeatureConfig
 from ..metrics import eer
 from ..store import arrays_hash
-from ._nn import MLP, Adam, contrastive_loss, pair_distances
+from ._nn import MLP, Adam, NetworkParams, contrastive_loss, pair_distances
 from .clipvec import Standardizer, check_neural_config, clip_examples
 from .pairs import check_speakers, sample_pairs
 
@@ -49,7 +48,7 @@ def embedding_scores(test: np.ndarray, speakers: np.ndarray, scoring: str = "dis
     raise ParameterError(f"scoring must be one of {_SCORINGS}, got {scoring!r}")
 
 
-class SiameseMLP:
+class SiameseMLP(NetworkParams):
     """Siamese MLP speaker embedder trained with the contrastive loss.
 
     Parameters
@@ -103,15 +102,6 @@ class SiameseMLP:
         self.n_val_pairs = n_val_pairs
         self.scoring = scoring
         self.random_state = random_state
-
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        return sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self")
-
-    def get_params(self) -> dict:
-        params = {name: getattr(self, name) for name in self._get_param_names()}
-        params["hidden_sizes"] = [int(h) for h in self.hidden_sizes]
-        return params
 
     def _check_params(self) -> None:
         sizes = tuple(self.hidden_sizes)
