@@ -83,7 +83,9 @@ def test_feature_cache_keys_hits_and_recovery(tmp_path):
     entry = cache.entry_path(audio)
     entry.write_bytes(b"\x93NUMPY garbage")              # corrupt: ignored, recomputed, rewritten
     assert cache.features(audio)[0, 0] == 3 and np.load(entry, allow_pickle=False)[0, 0] == 3
-    np.save(entry, np.array([{"a": 1}], dtype=object), allow_pickle=True)  # a pickle is never loaded
+    with open(entry, "wb") as fh:  # an object-dtype .npy (a pickle inside) is never loaded
+        np.lib.format.write_array_header_1_0(fh, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+        fh.write(b"\x80\x02}q\x00X\x05\x00\x00\x00meansq\x01K\x00s.")
     assert cache.features(audio)[0, 0] == 4
     assert not [p for p in entry.parent.iterdir() if p.name.startswith(".")]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import pickle  # noqa: F401  (only to build a hostile file the store must refuse)
 
 import numpy as np
 import pytest
@@ -17,6 +16,9 @@ from speakerid.store import (
     speaker_file_name,
     validate_speaker_id,
 )
+
+# A pickle stream of {"means": 0}, written out by hand: the store must refuse it without ever unpickling.
+PICKLED_DICT = b"\x80\x02}q\x00X\x05\x00\x00\x00meansq\x01K\x00s."
 
 
 def _arrays(rng):
@@ -46,7 +48,7 @@ def _corrupt(path, how):
     elif how == "empty":
         path.write_bytes(b"")
     elif how == "pickle":
-        path.write_bytes(pickle.dumps({"means": np.zeros(3)}))
+        path.write_bytes(PICKLED_DICT)
     elif how == "object-array":
         np.savez(path, __header__=np.array([{"a": 1}], dtype=object))
 
