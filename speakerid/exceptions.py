@@ -7,7 +7,8 @@ the Python API speak one language.
 ==========================  =========  =================================================================
 exception                   exit code  raised when
 ==========================  =========  =================================================================
-SpeakerIDError              1          any other deliberate failure
+SpeakerIDError              1          any other deliberate failure (the CLI also exits 1 on out-of-memory and
+                                       on operating-system errors: permission denied, disk full, ...)
 ParameterError              2          a parameter or command-line option is invalid
 AudioError                  3          an audio file cannot be read or holds no usable speech
 ManifestError               4          a CSV manifest is malformed or names missing files
@@ -15,6 +16,8 @@ ModelFormatError            5          a model file is corrupt, truncated, pickl
 ConfigMismatchError         6          a model was made with another feature configuration / UBM / version
 NotFittedError              7          a model is used before ``fit`` / before any speaker was enrolled
 UnknownSpeakerError         8          a claimed speaker is not enrolled
+(``score --strict``)        9          the run finished but some trials could not be scored
+(Ctrl-C)                    130        interrupted
 ==========================  =========  =================================================================
 """
 

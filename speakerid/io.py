@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import stat
 import tempfile
 from math import gcd
 from pathlib import Path
@@ -72,10 +73,12 @@ def resample(signal, orig_rate: int, target_rate: int) -> np.ndarray:
 
 def load_audio(path, sample_rate: int | None = None, *, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
                min_duration_ms: float = MIN_DURATION_MS):
-    """Read a WAV/FLAC/OGG file as a mono float32 waveform in [-1, 1].
+    """Read a WAV/FLAC/OGG file as a mono float32 waveform.
 
-    Multi-channel audio is mixed down to mono by averaging; integer PCM is scaled to float; the signal is
-    resampled to ``sample_rate`` when one is given and differs from the file's rate.
+    Multi-channel audio is mixed down to mono by averaging, block by block (memory holds the mono result, never
+    all channels of a long file); integer PCM is scaled to [-1, 1), float files are returned as stored (they may
+    exceed full scale); the signal is resampled to ``sample_rate`` when one is given and differs from the
+    file's rate. The duration limits are checked from the header, before any sample is decoded.
 
     Parameters
     ----------
@@ -96,8 +99,8 @@ def load_audio(path, sample_rate: int | None = None, *, max_duration_s: float | 
     Raises
     ------
     AudioError
-        The file is missing, a directory, unreadable, not audio, empty, too short, too long, silent
-        (all samples zero) or holds NaN/Inf. The message names the file.
+        The file is missing, a directory, a pipe or device, a symbolic link loop, unreadable, not audio, empty,
+        too short, too long, silent (all samples zero) or holds NaN/Inf. The message names the file.
     """
     path = Path(path)
     info = _open_info(path)
@@ -112,12 +115,11 @@ def load_audio(path, sample_rate: int | None = None, *, max_duration_s: float | 
         raise AudioError(f"the file is {duration_s * 1000:.1f} ms long, shorter than one "
                          f"{min_duration_ms:g} ms analysis frame", path)
     try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        signal = _read_mono(path, info.frames)
     except (RuntimeError, sf.LibsndfileError, ValueError, OSError, EOFError) as exc:
         raise AudioError(f"cannot decode audio ({_one_line(exc)})", path) from None
-    if data.shape[0] == 0:
+    if signal.shape[0] == 0:
         raise AudioError("the file holds no samples (truncated?)", path)
-    signal = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(signal)):
         raise AudioError("the audio holds NaN or infinite samples", path)
     if float(np.max(np.abs(signal))) < SILENCE_PEAK:
@@ -128,11 +130,37 @@ def load_audio(path, sample_rate: int | None = None, *, max_duration_s: float | 
     return np.ascontiguousarray(signal, dtype=np.float32), int(file_rate)
 
 
+#: Frames decoded at a time: multi-channel audio is mixed down block by block, so a long 8-channel file never
+#: sits in memory as a whole (peak memory is the mono result plus one block).
+_READ_BLOCK_FRAMES = 1 << 16
+
+
+def _read_mono(path: Path, expected_frames: int) -> np.ndarray:
+    signal = np.empty(expected_frames, dtype=np.float32)
+    filled = 0
+    with sf.SoundFile(str(path)) as handle:
+        for block in handle.blocks(blocksize=_READ_BLOCK_FRAMES, dtype="float32", always_2d=True):
+            mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+            if filled + len(mono) > len(signal):  # the header under-counted the frames
+                signal = np.concatenate([signal[:filled], np.empty(len(mono), np.float32)])
+            signal[filled:filled + len(mono)] = mono
+            filled += len(mono)
+    return signal[:filled]
+
+
 def _open_info(path: Path):
-    if not path.exists():
-        raise AudioError("no such file", path)
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise AudioError("no such file" + (" (broken symbolic link)" if path.is_symlink() else ""), path) from None
+    except OSError as exc:  # a symbolic link loop (ELOOP), a name too long, a folder on the way not searchable
+        raise AudioError(f"cannot open ({exc.strerror or _one_line(exc)})", path) from None
+    if stat.S_ISDIR(mode):
         raise AudioError("is a directory, not an audio file", path)
+    if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+        raise AudioError("not a regular file (a pipe, socket or device)", path)
+    if not os.access(path, os.R_OK):
+        raise AudioError("permission denied", path)
     try:
         return sf.info(str(path))
     except PermissionError:
@@ -162,8 +190,12 @@ MANIFEST_COLUMNS = ("speaker", "path")
 def read_manifest(path, *, require_target: bool = False, check_files: bool = True) -> pd.DataFrame:
     """Read a ``speaker,path[,target]`` CSV manifest.
 
-    Paths are resolved relative to the manifest's folder (absolute paths are kept). Extra columns are kept.
-    ``speaker`` is read as text (so ``007`` stays ``007``); ``target``, when present, must be 0 or 1.
+    Paths are resolved relative to the manifest's folder (absolute paths are kept). Paths may lead outside
+    that folder (``../data/x.wav``): a manifest is trusted local input, read with the rights of the user who
+    runs speakerid (see SECURITY.md). Extra columns are kept. ``speaker`` is read as text (so ``007`` stays
+    ``007``) and must be a valid speaker id (:func:`speakerid.store.validate_speaker_id`); ``target``, when
+    present, must be 0 or 1. A row that repeats the speaker and path of an earlier row is an error (it would
+    silently weigh a file twice).
 
     Parameters
     ----------
@@ -183,11 +215,15 @@ def read_manifest(path, *, require_target: bool = False, check_files: bool = Tru
     Raises
     ------
     ManifestError
-        Unreadable CSV, missing columns, empty speaker ids or paths, bad ``target`` values, missing files.
+        Unreadable CSV, no rows, missing columns, empty or invalid speaker ids, empty paths, bad ``target``
+        values, duplicate rows, missing files.
     """
     path = Path(path)
-    frame = _read_csv(path)
-    return _clean_manifest(frame, path, require_target=require_target, check_files=check_files, first_line=2)
+    frame = _clean_manifest(_read_csv(path), path, require_target=require_target, check_files=check_files,
+                            first_line=2)
+    if frame.empty:
+        raise ManifestError("the manifest has a header but no rows", path)
+    return frame
 
 
 def iter_manifest(path, chunksize: int = 10000, *, require_target: bool = False, check_files: bool = True):
@@ -274,8 +310,10 @@ def _clean_manifest(frame: pd.DataFrame, path: Path, *, require_target: bool, ch
             examples = ", ".join(repr(frame.at[i, "target"]) for i in bad[:3])
             raise ManifestError(f"target must be 0 or 1; line(s) {_rows(bad)} hold {examples}", path)
         frame["target"] = raw.map(mapping).astype(np.int8)
+    _check_speaker_ids(frame, path)
     base = path.resolve().parent
     frame["path"] = [p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p)) for p in frame["path"]]
+    _check_duplicates(frame, path)
     if check_files:
         missing = [(line, p) for line, p in zip(frame.index, frame["path"]) if not os.path.isfile(p)]
         if missing:
@@ -283,6 +321,32 @@ def _clean_manifest(frame: pd.DataFrame, path: Path, *, require_target: bool, ch
             more = f"; and {len(missing) - 10} more" if len(missing) > 10 else ""
             raise ManifestError(f"{len(missing)} audio file(s) not found: {shown}{more}", path)
     return frame
+
+
+def _check_speaker_ids(frame: pd.DataFrame, path: Path) -> None:
+    from .store import validate_speaker_id  # the store imports this module
+
+    for speaker in frame["speaker"].unique():
+        try:
+            validate_speaker_id(speaker)
+        except ParameterError as exc:
+            lines = frame.index[frame["speaker"] == speaker]
+            raise ManifestError(f"line(s) {_rows(lines)}: {exc}", path) from None
+
+
+def _check_duplicates(frame: pd.DataFrame, path: Path) -> None:
+    repeated = frame.duplicated(subset=["speaker", "path"], keep="first")
+    if not repeated.any():
+        return
+    first = {}
+    pairs = []
+    for line, key in zip(frame.index, zip(frame["speaker"], frame["path"])):
+        if key in first:
+            pairs.append(f"line {line} repeats line {first[key]}")
+        else:
+            first[key] = line
+    more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+    raise ManifestError(f"duplicate row(s) (same speaker and path): {'; '.join(pairs[:5])}{more}", path)
 
 
 # --------------------------------------------------------------------------------------------- atomic writes
@@ -304,6 +368,8 @@ def atomic_write(path, mode: str = "wb"):
     'hello'
     """
     path = Path(path)
+    if path.is_dir():
+        raise ParameterError(f"{path}: is a directory; give a file name to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
@@ -312,11 +378,26 @@ def atomic_write(path, mode: str = "wb"):
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        _test_hold_before_rename(path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+#: Crash-safety tests set this to a marker file name: a write then creates the marker and stops between writing
+#: its temp file and renaming it, so a test can kill the process exactly mid-write. Unset in normal use.
+_HOLD_ENV = "SPEAKERID_TEST_HOLD_BEFORE_RENAME"
+
+
+def _test_hold_before_rename(path: Path) -> None:
+    marker = os.environ.get(_HOLD_ENV)
+    if marker and path.suffix == ".npz":
+        import time
+
+        Path(marker).write_text(str(path), encoding="utf-8")
+        time.sleep(3600)
 
 
 def _current_umask() -> int:

@@ -183,6 +183,20 @@ def plot_det(systems, ax=None, *, limits=(0.0005, 0.5), figsize=(5.5, 5.0)):
     return fig
 
 
+_DRAWABLE = 1e100
+
+
+def _bin_edges(scores: np.ndarray, bins: int) -> np.ndarray:
+    """``bins`` equal bins over the scores' range, computed without overflow even for scores near ±1e308."""
+    low, high = float(scores.min()), float(scores.max())
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    t = np.linspace(0.0, 1.0, bins + 1)
+    edges = low * (1.0 - t) + high * t
+    edges[0], edges[-1] = low, high
+    return np.unique(edges)
+
+
 def plot_score_histograms(scores, labels, ax=None, *, name=None, bins=50, figsize=(6.0, 4.0)):
     """Target and non-target score histograms of one system (as densities), the EER threshold marked.
 
@@ -215,13 +229,16 @@ def plot_score_histograms(scores, labels, ax=None, *, name=None, bins=50, figsiz
     if not (isinstance(bins, (int, np.integer)) and bins >= 1):
         raise ParameterError(f"bins must be a positive integer, got {bins!r}")
     fig, ax = _new_axes(ax, figsize)
-    edges = np.histogram_bin_edges(scores, bins=int(bins))
+    # matplotlib cannot draw axes spanning ~1e308: such (degenerate) scores are drawn at the edges of ±1e100
+    scores = np.clip(scores, -_DRAWABLE, _DRAWABLE)
+    edges = _bin_edges(scores, int(bins))
     ax.hist(scores[~labels], bins=edges, density=True, alpha=0.55, color="tab:red",
             label=f"non-target ({int((~labels).sum())})")
     ax.hist(scores[labels], bins=edges, density=True, alpha=0.55, color="tab:blue",
             label=f"target ({int(labels.sum())})")
     if np.isfinite(threshold):
-        ax.axvline(threshold, color="0.2", linestyle="--", linewidth=1, label=f"EER threshold {threshold:.3g}")
+        ax.axvline(float(np.clip(threshold, -_DRAWABLE, _DRAWABLE)), color="0.2", linestyle="--", linewidth=1,
+                   label=f"EER threshold {threshold:.3g}")
     ax.set_xlabel("score")
     ax.set_ylabel("density")
     ax.set_title(f"{name}: score distributions" if name else "score distributions")

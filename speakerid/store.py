@@ -110,7 +110,8 @@ def load_model_file(path, expected_class: str | tuple | None = None):
     if not path.is_file():
         raise ModelFormatError(f"{path}: no such model file")
     try:
-        with np.load(str(path), allow_pickle=False) as archive:
+        # Our own handle: np.load leaks the file it opened when a truncated archive fails to parse.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             names = list(archive.files)
             if _HEADER_KEY not in names:
                 raise ModelFormatError(f"{path}: not a speakerid model (no header)")
@@ -257,8 +258,15 @@ class ModelStore:
     def exists(self, name: str) -> bool:
         return self.path(name).is_file()
 
+    def _make_dir(self) -> None:
+        try:
+            self.model_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ParameterError(f"{self.model_dir}: cannot be a model directory (it, or a folder above it, is "
+                                 "a file)") from None
+
     def save(self, name: str, arrays: dict, header: dict) -> Path:
-        self.model_dir.mkdir(parents=True, exist_ok=True)
+        self._make_dir()
         return save_model_file(self.path(name), arrays, header)
 
     def load(self, name: str, expected_class=None):
@@ -282,6 +290,7 @@ class ModelStore:
     def save_speaker(self, speaker: str, arrays: dict, header: dict, backend: str = DEFAULT_BACKEND) -> Path:
         speaker = validate_speaker_id(speaker)
         path = self.speaker_path(speaker, backend)
+        self._make_dir()
         path.parent.mkdir(parents=True, exist_ok=True)
         return save_model_file(path, arrays, {**header, "speaker": speaker, "backend": backend})
 
@@ -319,15 +328,20 @@ class ModelStore:
         return sorted(h["speaker"] for h in self.speaker_headers(backend))
 
     def speaker_headers(self, backend: str = DEFAULT_BACKEND) -> list[dict]:
-        """The headers of the enrolled speakers' files (with ``file``); unreadable files are skipped."""
+        """The headers of the enrolled speakers' files (with ``file``).
+
+        Unreadable files, and files whose name is not the one their speaker id maps to (copied or renamed by
+        hand: :meth:`load_speaker` could not find them), are skipped.
+        """
         headers = []
         for path in self.speaker_files(backend):
             try:
                 header, _ = load_model_file(path)
-            except ModelFormatError:
+                if path.name != speaker_file_name(header.get("speaker")):
+                    continue
+            except (ModelFormatError, ParameterError):
                 continue
-            if isinstance(header.get("speaker"), str):
-                headers.append({**header, "file": path.name})
+            headers.append({**header, "file": path.name})
         return headers
 
     def backends(self) -> list[str]:
@@ -342,7 +356,7 @@ class ModelStore:
     @contextlib.contextmanager
     def lock(self):
         """Hold an exclusive lock on the directory (blocks until other writers release it)."""
-        self.model_dir.mkdir(parents=True, exist_ok=True)
+        self._make_dir()
         fd = os.open(str(self.model_dir / ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:

@@ -297,3 +297,14 @@ def test_cli_evaluate_errors(rng, tmp_path, capsys):
     assert status == ExitStatus.USAGE and str(one_class) in err and "only one class" in err
     status, _, err = _run(capsys, "evaluate", "--out-dir", tmp_path / "r")
     assert status == ExitStatus.USAGE and "--scores" in err
+
+
+def test_report_survives_extreme_scores(tmp_path):
+    # scores near the float64 limits (a broken system) still give a report; the plots draw them at the edges
+    path = tmp_path / "extreme.csv"
+    path.write_text("speaker,path,target,score\n" + "".join(
+        f"s{i},f{i}.wav,{i % 2},{v!r}\n" for i, v in enumerate([-1e308, 1e308, 0.5, 0.2, 1.0, -3.0])))
+    result = report.evaluate([path], tmp_path / "report")
+    assert (tmp_path / "report" / "report.html").is_file()
+    assert result["systems"][0]["eer"] == pytest.approx(metrics.eer([-1e308, 1e308, 0.5, 0.2, 1.0, -3.0],
+                                                                    [0, 1, 0, 1, 0, 1]))

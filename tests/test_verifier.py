@@ -15,6 +15,7 @@ from speakerid.exceptions import (
     DataLeakWarning,
     ModelFormatError,
     NotFittedError,
+    ParameterError,
     UnknownSpeakerError,
 )
 from speakerid.features import FeatureConfig
@@ -112,6 +113,28 @@ def test_corrupted_speaker_file(trained, synth_corpus, tmp_path):
     assert SpeakerVerifier(copied).verify("spk001", path)["speaker"] == "spk001"
 
 
+@pytest.mark.parametrize("damage", ["negative variances", "weights not summing to 1", "NaN means"])
+def test_ubm_with_valid_layout_but_impossible_values(trained, synth_corpus, tmp_path, damage):
+    import shutil
+
+    copied = tmp_path / "copy"
+    shutil.copytree(trained, copied)
+    store = SpeakerVerifier(copied).store
+    header, arrays = store.load("ubm.npz", expected_class="GMMUBM")
+    arrays = dict(arrays)
+    if damage == "negative variances":
+        arrays["variances"] = -arrays["variances"]
+    elif damage == "NaN means":
+        arrays["means"] = np.full_like(arrays["means"], np.nan)
+    else:
+        arrays["weights"] = arrays["weights"] * 3.0
+    store.save("ubm.npz", arrays, header)
+    path = read_manifest(synth_corpus.trials_csv).iloc[0]["path"]
+    for _ in range(2):   # a failed load is not remembered as loaded
+        with pytest.raises(ModelFormatError, match=r"ubm\.npz"):
+            SpeakerVerifier(copied).verify("spk001", path)
+
+
 def test_background_speaker_enrolled_warns(trained, synth_corpus, tmp_path):
     import shutil
 
@@ -154,3 +177,20 @@ def test_per_speaker_gmm_backend(trained, synth_corpus, tmp_path):
     scores, labels = _trial_scores(verifier, synth_corpus.trials_csv)
     assert metrics.eer(scores, labels) < 0.4
     assert SpeakerVerifier(copied).speakers() == sorted(synth_corpus.speakers)  # gmm-ubm ones still there
+
+
+def test_api_parameters_are_checked(trained, synth_corpus):
+    path = read_manifest(synth_corpus.trials_csv).iloc[0]["path"]
+    for bad in (0, -2, 1.5, True, "2"):
+        with pytest.raises(ParameterError, match="n_jobs"):
+            SpeakerVerifier(trained, n_jobs=bad)
+    verifier = SpeakerVerifier(trained)
+    for bad in (float("nan"), "high"):
+        with pytest.raises(ParameterError, match="threshold"):
+            verifier.verify("spk001", path, threshold=bad)
+        with pytest.raises(ParameterError, match="threshold"):
+            verifier.identify(path, threshold=bad)
+    for bad in (float("nan"), float("inf"), "high"):
+        with pytest.raises(ParameterError, match="threshold"):
+            verifier.set_threshold(bad)
+    assert verifier.verify("spk001", path, threshold=-np.inf)["accepted"]       # ±inf: accept / reject all

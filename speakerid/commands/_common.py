@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 import warnings
 
@@ -20,8 +22,63 @@ def add_backend(parser):
                         help="speaker model kind (default: the directory's, else gmm-ubm)")
 
 
+def jobs_count(text: str) -> int:
+    """argparse type of ``--jobs``: a whole number other than 0 (negative counts from the number of cores)."""
+    value = _whole_number(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must not be 0 (1 = serial, -1 = all cores)")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """argparse type of ``--seed``: a whole number in [0, 2**32 - 1], what numpy's generators accept."""
+    value = _whole_number(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1}, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type of thresholds and other real numbers that must be finite (no nan, no inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def read_feature_config(path) -> FeatureConfig:
+    """A FeatureConfig from a JSON file named on the command line; any problem is a ParameterError naming it."""
+    from pathlib import Path
+
+    from ..exceptions import ParameterError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"{path}: no such feature configuration file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"{path}: not a UTF-8 JSON feature configuration ({exc.reason})") from None
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot read the feature configuration ({exc.strerror})") from None
+    try:
+        return FeatureConfig.from_json(text)
+    except ParameterError as exc:
+        raise ParameterError(f"{path}: {exc}") from None
+
+
 def add_jobs(parser):
-    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+    parser.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N",
                         help="parallel feature extraction processes (default 1; -1 = all cores)")
 
 
@@ -36,14 +93,7 @@ def add_feature_options(parser):
 def feature_config_from(args):
     """The FeatureConfig asked for on the command line, or None when nothing was asked."""
     if getattr(args, "feature_config", None):
-        from pathlib import Path
-
-        from ..exceptions import ParameterError
-
-        path = Path(args.feature_config)
-        if not path.is_file():
-            raise ParameterError(f"{path}: no such feature configuration file")
-        return FeatureConfig.from_json(path.read_text(encoding="utf-8"))
+        return read_feature_config(args.feature_config)
     changes = {}
     if getattr(args, "sample_rate", None):
         changes["sample_rate"] = args.sample_rate

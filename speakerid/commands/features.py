@@ -9,6 +9,7 @@ import numpy as np
 from ..exceptions import ParameterError
 from ..features import FEATURE_NAMES, FeatureConfig, extract_file, feature_table
 from ..io import atomic_write
+from ._common import read_feature_config
 
 __all__ = ["register", "feature_table"]
 
@@ -33,10 +34,7 @@ def register(sub) -> None:
 
 def _config_from(args) -> FeatureConfig:
     if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise ParameterError(f"{path}: no such feature configuration file")
-        config = FeatureConfig.from_json(path.read_text(encoding="utf-8"))
+        config = read_feature_config(args.config)
     else:
         config = FeatureConfig()
     changes = {}

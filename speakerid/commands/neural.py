@@ -6,7 +6,7 @@ import math
 import sys
 
 from ..exceptions import ParameterError
-from ._common import add_jobs, add_model_dir, print_json, show_warnings
+from ._common import add_jobs, add_model_dir, print_json, read_feature_config, seed_value, show_warnings
 
 
 def register(sub) -> None:
@@ -41,7 +41,7 @@ def _add_common(p, hidden: str, epochs: int) -> None:
                         "(default 2)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="share held out for validation (default 0.2)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     p.add_argument("--features", default=None, metavar="NAMES",
                    help="for a new model directory: comma-separated frame features, e.g. "
                         "mfcc,logmel,zcr,rolloff,flux,chroma (default mfcc: 20 MFCC + delta, energy VAD, "
@@ -63,16 +63,10 @@ def _hidden(text: str) -> tuple:
 
 
 def _feature_config(args):
-    from pathlib import Path
-
-    from ..features.config import FeatureConfig
     from ..models.clipvec import NEURAL_FEATURE_CONFIG
 
     if args.feature_config:
-        path = Path(args.feature_config)
-        if not path.is_file():
-            raise ParameterError(f"{path}: no such feature configuration file")
-        return FeatureConfig.from_json(path.read_text(encoding="utf-8"))
+        return read_feature_config(args.feature_config)
     if args.features:
         return NEURAL_FEATURE_CONFIG.replace(features=tuple(n.strip() for n in args.features.split(",")))
     return None
