@@ -44,28 +44,57 @@ test-fast: $(STAMP)  ## run the tests not marked slow
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP)  ## generate the synthetic corpus and run the pipeline end to end on it
-	$(SPK) demo --data-dir $(DATA_DIR) --model-dir $(MODEL_DIR) --report-dir $(REPORT_DIR)
+	$(SPK) demo --data-dir '$(DATA_DIR)' --model-dir '$(MODEL_DIR)' --report-dir '$(REPORT_DIR)'
 
 train-ubm: $(STAMP)  ## train the UBM: MANIFEST=background.csv MODEL_DIR=dir [COMPONENTS=64]
-	$(SPK) train-ubm --manifest $(MANIFEST) --model-dir $(MODEL_DIR) --components $(COMPONENTS)
+	$(SPK) train-ubm --manifest '$(MANIFEST)' --model-dir '$(MODEL_DIR)' --components '$(COMPONENTS)'
 
 enroll: $(STAMP)  ## enroll every speaker of MANIFEST=enroll.csv into MODEL_DIR
-	$(SPK) enroll --manifest $(MANIFEST) --model-dir $(MODEL_DIR)
+	$(SPK) enroll --manifest '$(MANIFEST)' --model-dir '$(MODEL_DIR)'
 
 verify: $(STAMP)  ## verify a claim: SPEAKER=id AUDIO=file.wav MODEL_DIR=dir
-	$(SPK) verify --model-dir $(MODEL_DIR) --speaker $(SPEAKER) $(AUDIO)
+	$(SPK) verify --model-dir '$(MODEL_DIR)' --speaker '$(SPEAKER)' '$(AUDIO)'
 
 identify: $(STAMP)  ## rank the enrolled speakers for AUDIO=file.wav in MODEL_DIR
-	$(SPK) identify --model-dir $(MODEL_DIR) $(AUDIO)
+	$(SPK) identify --model-dir '$(MODEL_DIR)' '$(AUDIO)'
 
 speakers: $(STAMP)  ## list the speakers enrolled in MODEL_DIR
-	$(SPK) speakers --model-dir $(MODEL_DIR)
+	$(SPK) speakers --model-dir '$(MODEL_DIR)'
 
 score: $(STAMP)  ## batch-score TRIALS=trials.csv into SCORES=scores.csv with MODEL_DIR [JOBS=1]
-	$(SPK) score --model-dir $(MODEL_DIR) --trials $(TRIALS) --out $(SCORES) --jobs $(JOBS)
+	$(SPK) score --model-dir '$(MODEL_DIR)' --trials '$(TRIALS)' --out '$(SCORES)' --jobs '$(JOBS)'
 
 evaluate: $(STAMP)  ## EER/minDCF/Cllr, ROC, DET and report.html of SCORES=scores.csv into REPORT=dir
-	$(SPK) evaluate --scores $(SCORES) --out-dir $(REPORT)
+	$(SPK) evaluate --scores '$(SCORES)' --out-dir '$(REPORT)'
+
+# The web page (speakerid serve) and its browser test (headless Debian chromium driven by selenium).
+WEB_HOST       ?= 127.0.0.1
+WEB_PORT       ?= 8000
+SCREENSHOT_DIR ?= docs/img
+.PHONY: serve browser-deps screenshots
+
+serve: $(STAMP)  ## serve the web page for MODEL_DIR at http://127.0.0.1:8000/ [WEB_HOST=… WEB_PORT=…]
+	$(SPK) serve --model-dir '$(MODEL_DIR)' --host '$(WEB_HOST)' --port '$(WEB_PORT)'
+
+browser-deps:  ## install Debian chromium + chromium-driver for the browser test (apt-get, sudo if not root)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+	  echo "browser-deps: chromium and chromedriver are already installed, nothing to do"; \
+	else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi; \
+	  echo "browser-deps: installing chromium chromium-driver with $${SUDO:+$$SUDO }apt-get"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver && \
+	  echo "browser-deps: installed $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	fi
+
+screenshots: $(STAMP)  ## browser test with screenshots in SCREENSHOT_DIR=docs/img (identify.png < 200 kB)
+	SPEAKERID_SCREENSHOT_DIR='$(SCREENSHOT_DIR)' $(PY) -m pytest -q -rs -p no:cacheprovider tests/test_web_browser.py
+	@$(PY) -c "import pathlib, sys; from PIL import Image; \
+	shots = sorted(pathlib.Path(sys.argv[1]).glob('*.png')); \
+	[Image.open(p).convert('RGB').quantize(colors=96, dither=Image.Dither.NONE).save(p, optimize=True) for p in shots]; \
+	[print(f'{p}: {p.stat().st_size // 1000} kB') for p in shots]; \
+	p = pathlib.Path(sys.argv[1], 'identify.png'); \
+	sys.exit(None if p.is_file() and p.stat().st_size < 200_000 else f'{p}: missing or over 200 kB (run make browser-deps)')" '$(SCREENSHOT_DIR)'
 
 lint: $(STAMP)  ## ruff over the package, tests and benchmarks
 	$(VENV)/bin/ruff check speakerid tests bench

@@ -1,0 +1,191 @@
+"""Routes of the web page: four HTML pages and the JSON API, both calling the same few actions below."""
+
+from __future__ import annotations
+
+import math
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+
+from .. import __version__
+from ..backends import UBM_FILE
+from ..exceptions import ParameterError, SpeakerIDError
+from ..store import validate_speaker_id
+from ..verifier import SpeakerVerifier
+from .analysis import SEGMENT_S, clip_image_data_uri, segment_scores
+from .uploads import UploadScope
+
+__all__ = ["blueprint", "render_error_page"]
+
+blueprint = Blueprint("views", __name__)
+
+_PAGES = {"views.speakers": "speakers", "views.home": "identify", "views.enroll": "enroll",
+          "views.verify": "verify", "views.identify": "identify"}
+_TITLES = {"speakers": "Speakers", "enroll": "Enroll", "verify": "Verify", "identify": "Identify"}
+
+
+# ----------------------------------------------------------------------------------------------- actions
+def _verifier() -> SpeakerVerifier:
+    """A fresh verifier per request: nothing mutable is shared between the server's threads."""
+    config = current_app.config
+    return SpeakerVerifier(config["SPEAKERID_MODEL_DIR"], backend=config["SPEAKERID_BACKEND"])
+
+
+def _uploads(verifier) -> UploadScope:
+    return UploadScope(current_app.config["SPEAKERID_UPLOAD_DIR"], verifier.feature_config.sample_rate)
+
+
+def _threshold(text):
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ParameterError(f"threshold must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ParameterError(f"threshold must be finite, got {text!r}")
+    return value
+
+
+def _top(text):
+    if text is None or str(text).strip() == "":
+        return current_app.config["SPEAKERID_TOP"]
+    try:
+        value = int(text)
+    except ValueError:
+        raise ParameterError(f"top must be a whole number, got {text!r}") from None
+    if not 1 <= value <= 100:
+        raise ParameterError(f"top must be between 1 and 100, got {value}")
+    return value
+
+
+def _enroll(form, files) -> dict:
+    verifier = _verifier()
+    speaker = validate_speaker_id(form.get("speaker", ""))
+    storages = files.getlist("files") + files.getlist("file")
+    with _uploads(verifier) as uploads:
+        clips = uploads.save_all(storages)
+        with verifier.store.lock():  # one writer at a time; every enrollment lands in its own file
+            result = verifier.enroll(speaker, [clip.path for clip in clips])
+    return {"result": result, "clips": [clip.info() for clip in clips]}
+
+
+def _verify(form, files, image=False) -> dict:
+    verifier = _verifier()
+    speaker = validate_speaker_id(form.get("speaker", ""))
+    threshold = _threshold(form.get("threshold"))
+    verifier.store.load_speaker(speaker, backend=verifier.backend_name)  # unknown speaker: 404 before any work
+    with _uploads(verifier) as uploads:
+        clip = uploads.save(files.get("file"))
+        result = verifier.verify(speaker, clip.path, threshold=threshold)
+        result["file"] = clip.name
+        picture = clip_image_data_uri(clip.signal, clip.sample_rate, clip.name) if image else None
+    return {"result": result, "clip": clip.info(), "image": picture}
+
+
+def _identify(form, files, image=False, segments=True) -> dict:
+    verifier = _verifier()
+    threshold = _threshold(form.get("threshold"))
+    top = _top(form.get("top"))
+    with _uploads(verifier) as uploads:
+        clip = uploads.save(files.get("file"))
+        frames = verifier.features(clip.path)
+        result = verifier.identify(clip.path, top=top, threshold=threshold, frames=frames)
+        result["file"] = clip.name
+        rows = (segment_scores(verifier, clip.signal, clip.sample_rate, threshold=result["threshold"])
+                if segments else None)
+        picture = clip_image_data_uri(clip.signal, clip.sample_rate, clip.name) if image else None
+    return {"result": result, "clip": clip.info(), "segments": rows, "image": picture}
+
+
+# ----------------------------------------------------------------------------------------------- pages
+def _page(page: str, status: int = 200, **context):
+    verifier = _verifier()
+    try:
+        speakers = verifier.speaker_info()
+    except SpeakerIDError as exc:  # a broken directory still gets a page that says so
+        speakers, context["error"] = [], context.get("error") or " ".join(str(exc).split())
+    has_ubm = verifier.store.exists(UBM_FILE)
+    body = render_template(f"{page}.html", page=page, title=_TITLES[page], speakers=speakers, has_ubm=has_ubm,
+                           backend=verifier.backend_name, model_dir=current_app.config["SPEAKERID_MODEL_DIR"],
+                           max_upload_mb=current_app.config["SPEAKERID_MAX_UPLOAD_MB"], segment_s=SEGMENT_S,
+                           version=__version__, form=_form_values(), **context)
+    return body, status
+
+
+def _form_values() -> dict:
+    """The text fields of the submitted form, to refill it (empty when the body was refused, e.g. too large)."""
+    if request.method != "POST":
+        return {}
+    try:
+        return {key: value for key, value in request.form.items() if key in ("speaker", "threshold")}
+    except Exception:  # the body could not be parsed (too large, malformed): refill nothing
+        return {}
+
+
+def render_error_page(message: str, status: int):
+    """The page the failed request was on, with ``message`` shown at the top (a plain page for other URLs)."""
+    page = _PAGES.get(request.endpoint or "")
+    if page is not None:
+        try:
+            return _page(page, status, error=message)
+        except Exception:  # noqa: BLE001 - the page itself failed; fall through to the plain one
+            current_app.logger.exception("could not render the %s page with an error", page)
+    return render_template("error.html", page="", title=f"Error {status}", error=message, status=status,
+                           version=__version__), status
+
+
+@blueprint.get("/")
+def home():  # the seed's home page: record or upload a voice and see who it resembles
+    return redirect(url_for("views.identify"))
+
+
+@blueprint.get("/speakers")
+def speakers():
+    return _page("speakers")
+
+
+@blueprint.route("/enroll", methods=["GET", "POST"])
+def enroll():
+    if request.method == "GET":
+        return _page("enroll")
+    return _page("enroll", enrolled=_enroll(request.form, request.files))
+
+
+@blueprint.route("/verify", methods=["GET", "POST"])
+def verify():
+    if request.method == "GET":
+        return _page("verify")
+    return _page("verify", outcome=_verify(request.form, request.files, image=True))
+
+
+@blueprint.route("/identify", methods=["GET", "POST"])
+def identify():
+    if request.method == "GET":
+        return _page("identify")
+    return _page("identify", outcome=_identify(request.form, request.files, image=True))
+
+
+# ----------------------------------------------------------------------------------------------- JSON API
+@blueprint.get("/api/speakers")
+def api_speakers():
+    return jsonify({"speakers": _verifier().speaker_info()})
+
+
+@blueprint.post("/api/enroll")
+def api_enroll():
+    return jsonify({"enrolled": [_enroll(request.form, request.files)["result"]]})
+
+
+@blueprint.post("/api/verify")
+def api_verify():
+    return jsonify(_verify(request.form, request.files)["result"])
+
+
+@blueprint.post("/api/identify")
+def api_identify():
+    want_segments = request.form.get("segments", "").lower() in ("1", "true", "yes")
+    outcome = _identify(request.form, request.files, segments=want_segments)
+    result = outcome["result"]
+    if want_segments:
+        result["segments"] = outcome["segments"]
+    return jsonify(result)
