@@ -9,7 +9,9 @@ from ._common import (
     add_jobs,
     add_model_dir,
     feature_config_from,
+    finite_float,
     print_json,
+    seed_value,
     show_warnings,
 )
 
@@ -22,7 +24,10 @@ def register(sub) -> None:
     p.add_argument("--iterations", type=int, default=10, help="EM iterations at most (default 10)")
     p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor r (default 16)")
     p.add_argument("--top-c", type=int, default=5, help="Gaussians per frame in scoring; 0 = exact (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
+    p.add_argument("--augment", type=int, default=None, metavar="N",
+                   help="also train on N noisy copies of each file (white/pink/brown noise, 0-20 dB SNR); "
+                        "enroll then does the same (default 1; 0 = clean training)")
     add_feature_options(p)
     add_jobs(p)
     p.set_defaults(handler=_train_ubm)
@@ -35,6 +40,8 @@ def register(sub) -> None:
     add_backend(p)
     add_feature_options(p)
     add_jobs(p)
+    p.add_argument("--augment", type=int, default=None, metavar="N",
+                   help="also adapt on N noisy copies of each file (default: as many as the UBM was trained with)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_enroll)
 
@@ -42,7 +49,7 @@ def register(sub) -> None:
     add_model_dir(p)
     p.add_argument("--speaker", required=True, help="the claimed speaker")
     p.add_argument("file", metavar="FILE", help="audio file")
-    p.add_argument("--threshold", type=float, default=None, help="decision threshold (default: saved, else 0)")
+    p.add_argument("--threshold", type=finite_float, default=None, help="decision threshold (default: saved, else 0)")
     add_backend(p)
     p.add_argument("--exact", action="store_true", help="exact GMM-UBM scoring (no top-C selection)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -52,7 +59,7 @@ def register(sub) -> None:
     add_model_dir(p)
     p.add_argument("file", metavar="FILE", help="audio file")
     p.add_argument("--top", type=int, default=5, help="how many speakers to list (default 5)")
-    p.add_argument("--threshold", type=float, default=None, help="below it the best is 'unknown'")
+    p.add_argument("--threshold", type=finite_float, default=None, help="below it the best is 'unknown'")
     add_backend(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_identify)
@@ -81,7 +88,8 @@ def _verifier(args, **kwargs) -> SpeakerVerifier:
 def _train_ubm(args):
     verifier = _verifier(args)
     model = verifier.train_ubm(args.manifest, n_components=args.components, max_iter=args.iterations,
-                               relevance_factor=args.relevance_factor, top_c=args.top_c, random_state=args.seed)
+                               relevance_factor=args.relevance_factor, top_c=args.top_c, random_state=args.seed,
+                               **({} if args.augment is None else {"augment": args.augment}))
     ubm = model.ubm_
     print(f"trained a {ubm.n_components}-component UBM on {model.n_features_in_}-dim features "
           f"({getattr(ubm, 'n_iter_', '?')} EM iterations) -> {verifier.store.path('ubm.npz')}")
@@ -94,9 +102,9 @@ def _enroll(args):
     if args.manifest and (args.speaker or args.files):
         raise ParameterError("give either --manifest, or --speaker with FILE arguments, not both")
     if args.manifest:
-        results = verifier.enroll_manifest(args.manifest)
+        results = verifier.enroll_manifest(args.manifest, augment=args.augment)
     elif args.speaker and args.files:
-        results = [verifier.enroll(args.speaker, args.files)]
+        results = [verifier.enroll(args.speaker, args.files, augment=args.augment)]
     else:
         raise ParameterError("nothing to enroll: give --manifest CSV, or --speaker ID FILE...")
     if args.json:

@@ -3,9 +3,10 @@
 
 :func:`extract` runs, in this order::
 
-    dither -> pre-emphasis -> framing -> window -> rfft -> mel filterbank -> log -> DCT + lifter   (mfcc, logmel)
-    frame log-energy, zero-crossing rate, roll-off, flux, chroma                                    (other features)
-    -> deltas (on every frame) -> stack in FEATURE_NAMES order -> energy VAD (drop frames) -> CMVN
+    dither -> pre-emphasis -> framing -> window -> rfft [-> denoise] -> mel filterbank -> log [-> RASTA]
+           -> DCT + lifter                                                                   (mfcc, logmel)
+    frame log-energy, zero-crossing rate, roll-off, flux, chroma                            (other features)
+    -> deltas (on every frame) -> stack in FEATURE_NAMES order -> VAD (drop frames) -> CMVN or warping
 
 Two modes:
 
@@ -20,7 +21,10 @@ Two modes:
   power spectrum ``|X|^2 / n_fft`` of the pre-emphasised frame, exact zeros replaced by machine epsilon, float64.
 
 The spectral shape features (roll-off, flux, chroma) use the windowed spectrum of the signal *without*
-pre-emphasis. CMVN, when on, normalises every stacked column.
+pre-emphasis. CMVN or feature warping, when on, normalises every stacked column. The VAD always decides on the
+raw frame log-energy. With ``denoise`` the MFCC/log-mel path uses the denoised power spectrum, and c0 (when
+``use_energy``) is the log of the denoised spectral energy; with ``rasta`` the log-mel trajectories and that c0
+are RASTA-filtered (the ``energy`` feature is left as it is).
 """
 
 from __future__ import annotations
@@ -33,12 +37,15 @@ import numpy as np
 
 from ..exceptions import AudioError, ParameterError
 from .config import FEATURE_NAMES, FeatureConfig
+from .denoise import denoise_power
 from .framing import LOG_FLOOR, analysis_window, frame_log_energy, frame_signal, preemphasis, round_half_up
 from .mfcc import dct_matrix, delta, filterbank_energies, mel_filterbank, power_spectrum
 from .normalize import cmvn, sliding_cmvn
+from .rasta import rasta_filter
 from .spectral import chroma, spectral_flux, spectral_rolloff, zero_crossing_rate
 from .stats import clip_vector, clip_vectors, utterance_stats
-from .vad import _vad_mask, vad_mask
+from .vad import _gmm_vad_mask, _vad_mask, gmm_vad_mask, vad_mask
+from .warping import feature_warp
 
 __all__ = [
     "FEATURE_NAMES",
@@ -49,7 +56,11 @@ __all__ = [
     "frame_energy",
     "feature_table",
     "vad_mask",
+    "gmm_vad_mask",
     "cmvn",
+    "feature_warp",
+    "rasta_filter",
+    "denoise_power",
     "sliding_cmvn",
     "apply_cmvn",
     "delta",
@@ -193,7 +204,7 @@ def frame_energy(signal, config: FeatureConfig | None = None) -> np.ndarray:
 
 
 def apply_cmvn(features, config: FeatureConfig) -> np.ndarray:
-    """The CMVN that ``config`` asks for (``"none"``, ``"utterance"`` or ``"sliding"``).
+    """The normalisation that ``config`` asks for (``"none"``, ``"utterance"``, ``"sliding"`` or ``"warp"``).
 
     Examples
     --------
@@ -207,6 +218,8 @@ def apply_cmvn(features, config: FeatureConfig) -> np.ndarray:
         return cmvn(features, variance=config.cmvn_variance)
     if config.cmvn == "sliding":
         return sliding_cmvn(features, config.cmvn_window_frames, variance=config.cmvn_variance)
+    if config.cmvn == "warp":
+        return feature_warp(features, config.cmvn_window_frames)
     return np.asarray(features)
 
 
@@ -289,6 +302,24 @@ def _with_deltas(static, config):
     return blocks
 
 
+def _log_mel(signal, log_energy, config, plan):
+    """Log-mel energies and the c0 log-energy of the default mode, denoised and RASTA-filtered as configured."""
+    frames = _emphasised_frames(signal, config, plan)
+    c0_energy = log_energy
+    if config.denoise == "none":
+        mel = filterbank_energies(frames, plan.n_fft, plan.filterbank, plan.window, dtype=plan.dtype)
+    else:
+        power = denoise_power(power_spectrum(frames, plan.n_fft, plan.window, dtype=plan.dtype), log_energy,
+                              config.denoise)
+        mel = power @ plan.filterbank.T.astype(plan.dtype)
+        c0_energy = np.log(np.maximum(power.sum(axis=1, dtype=np.float64), LOG_FLOOR)).astype(plan.dtype)
+    log_mel = np.log(np.maximum(mel, LOG_FLOOR, out=mel), out=mel)
+    if config.rasta:
+        log_mel = rasta_filter(log_mel)
+        c0_energy = rasta_filter(np.asarray(c0_energy)[:, None])[:, 0]
+    return log_mel, c0_energy
+
+
 def _extract(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     plan = _plan(config)
     if not plan.psf:  # python_speech_features pre-emphasises in the input's own precision; so do we there
@@ -305,16 +336,15 @@ def _extract(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
         log_mel = np.log(mel)
     else:
         log_energy = frame_log_energy(raw_frames)
-        if wanted & {"mfcc", "logmel"}:
-            mel = filterbank_energies(_emphasised_frames(signal, config, plan), plan.n_fft, plan.filterbank,
-                                      plan.window, dtype=plan.dtype)
-            log_mel = np.log(np.maximum(mel, LOG_FLOOR, out=mel), out=mel)
+    c0_energy = log_energy
+    if not plan.psf and wanted & {"mfcc", "logmel"}:
+        log_mel, c0_energy = _log_mel(signal, log_energy, config, plan)
 
     blocks = {}
     if "mfcc" in wanted:
         cepstra = log_mel @ plan.dct
         if config.use_energy:
-            cepstra[:, 0] = log_energy
+            cepstra[:, 0] = c0_energy
         blocks["mfcc"] = _with_deltas(cepstra, config)
     if "logmel" in wanted:
         blocks["logmel"] = _with_deltas(log_mel, config)
@@ -335,4 +365,6 @@ def _extract(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     features = np.concatenate([np.asarray(c, dtype=np.float32) for c in columns], axis=1)
     if config.vad == "energy":
         features = features[_vad_mask(log_energy, config.vad_threshold_db, config.vad_min_frames)]
+    elif config.vad == "gmm":
+        features = features[_gmm_vad_mask(log_energy, config.vad_threshold_db, config.vad_min_frames)]
     return np.ascontiguousarray(apply_cmvn(features, config), dtype=np.float32)

@@ -23,8 +23,9 @@ __all__ = ["FeatureConfig", "FEATURE_NAMES"]
 FEATURE_NAMES = ("mfcc", "logmel", "energy", "zcr", "rolloff", "flux", "chroma")
 
 _WINDOWS = ("hamming", "hann", "povey", "rect")
-_CMVN = ("none", "utterance", "sliding")
-_VAD = ("none", "energy")
+_CMVN = ("none", "utterance", "sliding", "warp")
+_VAD = ("none", "energy", "gmm")
+_DENOISE = ("none", "specsub", "wiener")
 
 # Field types, enforced (and numbers normalised) on construction so that equal configs have equal JSON and hash
 # (``frame_length_ms=25`` and ``25.0``, ``n_ceps=np.int64(13)`` and ``13``) and the JSON is always valid.
@@ -32,9 +33,13 @@ _INT_FIELDS = ("sample_rate", "n_fft", "n_mels", "n_ceps", "delta_order", "delta
                "cmvn_window_frames")
 _FLOAT_FIELDS = ("frame_length_ms", "frame_shift_ms", "low_freq_hz", "high_freq_hz", "preemphasis", "lifter",
                  "vad_threshold_db", "dither")
-_BOOL_FIELDS = ("use_energy", "cmvn_variance", "psf_compat")
-_STR_FIELDS = ("window", "vad", "cmvn")
+_BOOL_FIELDS = ("use_energy", "cmvn_variance", "psf_compat", "rasta")
+_STR_FIELDS = ("window", "vad", "cmvn", "denoise")
 _OPTIONAL_FIELDS = ("n_fft", "high_freq_hz")
+# Fields added after configurations were first saved, with the value that reproduces the older front end. A
+# saved JSON without them means that value (not today's default), and they are written only when they differ from
+# it, so older configurations keep their JSON and hash.
+_LATER_FIELDS = {"rasta": False, "denoise": "none"}
 
 
 def _normalised(name, value):
@@ -91,19 +96,34 @@ class FeatureConfig:
         0 (static only), 1 (+ delta) or 2 (+ delta + delta-delta); applied to MFCC and log-mel.
     delta_window : int
         Half-width N of the delta regression window.
-    vad : {"none", "energy"}
-        Voice activity detection; "energy" drops frames whose log-energy is more than ``vad_threshold_db``
-        below the utterance's loudest frame.
+    vad : {"none", "energy", "gmm"}
+        Voice activity detection. "energy" drops frames whose log-energy is more than ``vad_threshold_db``
+        below the utterance's loudest frame. "gmm" fits two Gaussians to the utterance's frame log-energies
+        and keeps the frames that the louder (speech) component explains better (posterior >= 0.5) and that are
+        within ``vad_threshold_db`` of the loudest frame: it adapts to the noise floor, where a fixed
+        threshold keeps every frame of a noisy clip (:func:`speakerid.features.vad.gmm_vad_mask`).
     vad_threshold_db : float
     vad_min_frames : int
         If the VAD keeps fewer frames than this, the loudest ``vad_min_frames`` frames are kept instead
         (a short clip never ends up with zero frames).
-    cmvn : {"none", "utterance", "sliding"}
-        Cepstral mean and variance normalisation, over the utterance or a sliding window.
+    cmvn : {"none", "utterance", "sliding", "warp"}
+        Normalisation of every stacked column after the VAD: "utterance" mean and variance (CMVN) over the
+        utterance, "sliding" CMVN over a window of ``cmvn_window_frames``, "warp" feature warping (Pelecanos &
+        Sridharan 2001): each value is replaced by the standard-normal quantile of its rank in a window of
+        ``cmvn_window_frames`` (:func:`speakerid.features.warping.feature_warp`). An utterance shorter than the
+        window is normalised over the whole utterance.
     cmvn_window_frames : int
-        Sliding CMVN window (frames).
+        Window of sliding CMVN and of feature warping (frames; 301 frames is about 3 s).
     cmvn_variance : bool
-        Normalise the variance too (not just the mean).
+        Normalise the variance too (not just the mean); sliding and utterance CMVN only.
+    rasta : bool
+        RASTA band-pass filtering (Hermansky & Morgan 1994) of the log-mel trajectories and of the frame
+        log-energy used as c0, before the DCT and the deltas: removes slowly varying channel effects and fast
+        frame-to-frame changes (:func:`speakerid.features.rasta.rasta_filter`). Not with ``psf_compat``.
+    denoise : {"none", "specsub", "wiener"}
+        Noise reduction on the power spectrum before the mel filterbank (MFCC and log-mel only): power spectral
+        subtraction or a Wiener gain, the noise spectrum being the mean of the utterance's quietest frames
+        (:func:`speakerid.features.denoise.denoise_power`). Not with ``psf_compat``.
     psf_compat : bool
         Reproduce ``python_speech_features.mfcc`` exactly (rectangular window unless another is set, its
         frame padding and integer-bin filterbank).
@@ -144,6 +164,8 @@ class FeatureConfig:
     cmvn_variance: bool = True
     psf_compat: bool = False
     dither: float = 0.0
+    rasta: bool = False
+    denoise: str = "none"
 
     def __post_init__(self):
         # Lists from JSON become tuples so the config stays hashable and comparable; one name may be given bare.
@@ -203,6 +225,11 @@ class FeatureConfig:
             bad(f"vad_min_frames must be >= 1, got {self.vad_min_frames}")
         if self.cmvn not in _CMVN:
             bad(f"cmvn must be one of {_CMVN}, got {self.cmvn!r}")
+        if self.denoise not in _DENOISE:
+            bad(f"denoise must be one of {_DENOISE}, got {self.denoise!r}")
+        if self.psf_compat and (self.rasta or self.denoise != "none"):
+            bad("psf_compat reproduces python_speech_features exactly: it cannot be combined with rasta=True or "
+                f"denoise={self.denoise!r}")
         if self.cmvn_window_frames < 3:
             bad(f"cmvn_window_frames must be >= 3, got {self.cmvn_window_frames}")
         if not 0 <= self.preemphasis < 1:
@@ -229,6 +256,9 @@ class FeatureConfig:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["features"] = list(self.features)
+        for name, legacy in _LATER_FIELDS.items():
+            if data[name] == legacy:
+                del data[name]
         return data
 
     def to_json(self) -> str:
@@ -242,6 +272,7 @@ class FeatureConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ParameterError(f"FeatureConfig: unknown field(s) {unknown} (made by a newer speakerid?)")
+        data = {**_LATER_FIELDS, **data}
         try:
             return cls(**data)
         except TypeError as exc:
@@ -267,6 +298,6 @@ class FeatureConfig:
         """Raise :class:`ConfigMismatchError` naming every field where ``other`` differs from this config."""
         if other == self:
             return
-        mine, theirs = self.to_dict(), other.to_dict()
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
         diffs = [f"{k}: {mine[k]!r} != {theirs[k]!r}" for k in mine if mine[k] != theirs.get(k)]
         raise ConfigMismatchError(f"feature configuration differs from the {what}'s: " + "; ".join(diffs))
