@@ -142,7 +142,8 @@ for _cls in (GMMUBMBackend, SpeakerGMMBackend):
 
 
 # Backends living in modules with heavier imports register themselves when first asked for.
-_LAZY_BACKENDS = {"siamese": "speakerid.models.siamese", "mlp": "speakerid.models.mlp"}
+_LAZY_BACKENDS = {"siamese": "speakerid.models.siamese", "mlp": "speakerid.models.mlp",
+                  "ivector": "speakerid.models.ivector_system"}
 
 
 def available_backends() -> list[str]:
