@@ -102,7 +102,8 @@ def rss_child(argv) -> None:
     reset = _reset_peak_rss()
     before = _current_rss_mb()
     tic = time.perf_counter()
-    result = score_trials(model_dir, trials, out, cache_dir=cache, chunksize=int(chunksize), show_progress=False)
+    result = score_trials(model_dir, trials, out, cache_dir=cache, chunksize=int(chunksize), show_progress=False,
+                          norm="none")
     seconds = time.perf_counter() - tic
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"before_mb": before, "after_mb": after, "n_trials": result.n_trials, "seconds": seconds,
@@ -153,7 +154,8 @@ def main(argv=None):
         print(f"corpus: {args.speakers} speakers, {n_files} test files, {args.components}-component UBM, "
               f"{args.trials} trials ({time.perf_counter() - tic:.1f} s to build)")
         cache = folder / "cache"
-        warm = score_trials(model_dir, trials, folder / "warm.csv", cache_dir=cache, chunksize=args.chunksize)
+        warm = score_trials(model_dir, trials, folder / "warm.csv", cache_dir=cache, chunksize=args.chunksize,
+                            norm="none")
         print(f"cache warmed: {warm.cache_misses} files extracted in {warm.seconds:.1f} s")
 
         rows, outputs = [], {}
@@ -166,10 +168,10 @@ def main(argv=None):
                 with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=40) as cluster, Client(cluster) as client:
                     seconds, result = timed(args.repeats, lambda o=out, c=client: score_trials(
-                        model_dir, trials, o, cache_dir=cache, scheduler=c, chunksize=args.chunksize))
+                        model_dir, trials, o, cache_dir=cache, scheduler=c, chunksize=args.chunksize, norm="none"))
             else:
                 seconds, result = timed(args.repeats, lambda o=out, kw=options: score_trials(
-                    model_dir, trials, o, cache_dir=cache, chunksize=args.chunksize, **kw))
+                    model_dir, trials, o, cache_dir=cache, chunksize=args.chunksize, norm="none", **kw))
             outputs[name] = pd.read_csv(out, usecols=["score"])["score"].to_numpy(np.float32)
             rows.append((name, result.n_trials, seconds, result.n_trials / seconds))
         reference = outputs["jobs=1"]

@@ -113,7 +113,7 @@ def main(argv=None) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
             score_trials(model_dir, protocols_dir / trials_csv, out, backend="gmm-ubm",
-                         norm=norm and "snorm", cohort=background if norm else None,
+                         norm="snorm" if norm else "none", cohort=background if norm else None,
                          cohort_top=50 if norm == "snorm50" else None)
             scored = read_manifest(out, require_target=True, check_files=False)
             row = {**figures(scored["score"].to_numpy(), scored["target"].to_numpy()),

@@ -5,9 +5,11 @@ line on stderr (``speakerid: error: ...``) and a documented exit code; ``--trace
 
 Exit codes
 ----------
-0 OK; 1 other error; 2 usage / bad parameter; 3 audio error; 4 manifest error; 5 model file error;
+0 OK; 1 other error (including out of memory and operating-system errors such as permission denied or a full
+disk, shown as ``file: reason``); 2 usage / bad parameter; 3 audio error; 4 manifest error; 5 model file error;
 6 configuration mismatch; 7 model not fitted / nothing enrolled; 8 unknown speaker; 9 finished, but some rows
-failed (``score --strict``); 130 interrupted (Ctrl-C).
+failed (``score --strict``); 130 interrupted (Ctrl-C). Whatever the input, the command prints one line on
+stderr, never a bare traceback (an unexpected exception is reported as such, exit 1).
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Each module under speakerid/commands registers its sub-commands here, in the order shown by --help.
-_COMMAND_MODULES = ("demo", "synth", "features", "models", "scoring", "calibration", "evaluation", "neural",
-                    "serve")
+_COMMAND_MODULES = ("demo", "synth", "features", "models", "scoring", "calibration", "fusion", "evaluation",
+                    "neural", "ivector", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +106,18 @@ def main(argv=None) -> ExitStatus:
         else:
             print(f"speakerid: error: {_one_line(exc)}", file=sys.stderr)
         return ExitStatus(exc.exit_code)
+    except MemoryError:
+        if show_traceback:
+            traceback.print_exc()
+        else:
+            print("speakerid: error: out of memory (use smaller inputs or fewer --jobs)", file=sys.stderr)
+        return ExitStatus.ERROR
+    except OSError as exc:  # the system refused: permission denied, disk full, too many open files, ...
+        if show_traceback:
+            traceback.print_exc()
+        else:
+            print(f"speakerid: error: {_os_error(exc)}", file=sys.stderr)
+        return ExitStatus.ERROR
     except Exception as exc:  # a bug: still one line unless asked, but say it is unexpected
         if show_traceback:
             traceback.print_exc()
@@ -115,6 +129,14 @@ def main(argv=None) -> ExitStatus:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _os_error(exc: OSError) -> str:
+    """``file: reason`` of an OSError, on one line (``[Errno 13]`` and the like left out)."""
+    reason = exc.strerror or _one_line(exc)
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    text = f"{' -> '.join(names)}: {reason}" if names else reason
+    return " ".join(text.split())
 
 
 def run() -> None:  # console-script entry point

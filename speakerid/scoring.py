@@ -31,7 +31,7 @@ from .parallel import TaskRunner
 from .scoring_cohort import Cohort, prepare_cohort
 from .scoring_io import read_chunks, scan_trials, stripped_codes, trial_metrics
 from .scoring_worker import WorkerSpec, score_tasks
-from .verifier import SpeakerVerifier
+from .verifier import COHORT_FILE, SpeakerVerifier
 
 __all__ = ["score_trials", "score_frame", "trial_metrics", "ScoringResult", "TrialError", "PartialScoringError",
            "DEFAULT_CHUNKSIZE", "NORM_METHODS"]
@@ -73,6 +73,7 @@ class ScoringResult:
     runner: str = "serial"
     has_target: bool = False
     frame: pd.DataFrame | None = None
+    normalisation: str = "none"
 
     @property
     def trials_per_s(self) -> float:
@@ -206,8 +207,8 @@ class _Job:
 
 
 def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, scheduler=None,
-                 chunksize=DEFAULT_CHUNKSIZE, cache_dir=None, strict=False, top_c=None, norm=None, cohort=None,
-                 cohort_top=None, show_progress=None) -> ScoringResult:
+                 chunksize=DEFAULT_CHUNKSIZE, cache_dir=None, strict=False, top_c=None, norm="auto", cohort=None,
+                 cohort_top=None, show_progress=None, backend_params=None) -> ScoringResult:
     """Score every trial of a ``speaker,path[,target]`` list; write it back with ``score`` and ``error`` columns.
 
     Parameters
@@ -235,12 +236,17 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
         Raise :class:`PartialScoringError` (exit code 9) after writing when any trial failed.
     top_c : int, optional
         GMM-UBM Gaussian selection; 0 scores exactly; ``None`` keeps the model's.
-    norm : {"znorm", "tnorm", "ztnorm", "snorm"}, optional
-        Cohort score normalisation; needs ``cohort``. ``cohort_top`` = N uses the N best cohort scores (AS-norm).
+    norm : {"auto", "none", "znorm", "tnorm", "ztnorm", "snorm"}
+        Cohort score normalisation. ``"auto"`` (the default) is S-norm with ``cohort`` when one is given, else
+        with the model directory's own cohort (``cohort.csv``, drawn from the background speakers by
+        ``train-ubm``) when it has one, else none. ``cohort_top`` = N uses the N best cohort scores (AS-norm).
     cohort : str or os.PathLike, optional
-        ``speaker,path`` manifest of impostor cohort speakers (enrolled in memory) and utterances.
+        ``speaker,path`` manifest of impostor cohort speakers (enrolled in memory) and utterances; default the
+        model directory's ``cohort.csv`` when a normalisation is asked for.
     show_progress : bool, optional
         Progress bar; default: when stderr is a terminal.
+    backend_params : dict, optional
+        Scoring parameters of the backend (e.g. ``{"scoring": "cosine"}`` for ``ivector``); ``top_c`` wins.
 
     Returns
     -------
@@ -258,8 +264,10 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
         With ``strict=True``, when some trials failed (the output is written all the same).
     """
     start = time.perf_counter()
-    norm = _check_options(chunksize, norm, cohort, cohort_top, model_dir)
-    params = {} if top_c is None else {"top_c": int(top_c)}
+    norm, cohort = _check_options(chunksize, norm, cohort, cohort_top, model_dir)
+    params = dict(backend_params or {})
+    if top_c is not None:
+        params["top_c"] = int(top_c)
     verifier = SpeakerVerifier(model_dir, backend=backend, backend_params=params or None)
     _ = verifier.feature_config  # a bad features.json fails here, not in a worker
     is_frame = isinstance(trials, pd.DataFrame)
@@ -298,6 +306,8 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
             shutil.rmtree(work_dir, ignore_errors=True)
     result = job.result
     result.out, result.has_target = (None if out is None else Path(out)), has_target
+    result.normalisation = (f"{norm}{'' if cohort_top is None else f' top {int(cohort_top)}'} (cohort {cohort})"
+                            if norm else "none")
     result.seconds = time.perf_counter() - start
     if strict and result.n_errors:
         raise PartialScoringError(result)
@@ -334,16 +344,25 @@ def _scored_chunks(job: _Job, trials, chunksize: int):
 def _check_options(chunksize, norm, cohort, cohort_top, model_dir):
     if isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
         raise ParameterError(f"chunksize must be a positive integer, got {chunksize!r}")
-    if norm not in (None, "none") and norm not in NORM_METHODS:
-        raise ParameterError(f"unknown score normalisation {norm!r}; choose one of {', '.join(NORM_METHODS)}")
-    norm = None if norm == "none" else norm
-    if (norm is None) != (cohort is None):
-        raise ParameterError("score normalisation needs both norm= and cohort= (a cohort manifest)")
-    if cohort_top is not None and norm is None:
-        raise ParameterError("cohort_top is an option of cohort score normalisation: give norm= and cohort= too")
+    if norm not in (None, "none", "auto") and norm not in NORM_METHODS:
+        raise ParameterError(f"unknown score normalisation {norm!r}; choose one of auto, none, "
+                             f"{', '.join(NORM_METHODS)}")
     if not Path(model_dir).is_dir():
         raise ParameterError(f"{model_dir}: no such model directory")
-    return norm
+    own = Path(model_dir) / COHORT_FILE
+    if norm == "auto":
+        norm = "snorm" if cohort is not None or own.is_file() else None
+    norm = None if norm == "none" else norm
+    if norm is None and cohort is not None:
+        raise ParameterError("a cohort was given but norm='none': drop the cohort or choose a normalisation")
+    if norm is not None and cohort is None:
+        if not own.is_file():
+            raise ParameterError(f"score normalisation {norm!r} needs a cohort manifest: give one, or train the "
+                                 f"UBM from a manifest so that {own} is written")
+        cohort = own
+    if cohort_top is not None and norm is None:
+        raise ParameterError("cohort_top is an option of cohort score normalisation: give a cohort too")
+    return norm, cohort
 
 
 def _check_enrolled(verifier: SpeakerVerifier, claimed) -> None:

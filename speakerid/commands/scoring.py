@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 from ..cli import ExitStatus
-from ._common import add_backend, add_model_dir, print_json, show_warnings
+from ._common import add_backend, add_model_dir, jobs_count, print_json, show_warnings
 
 #: Failed files listed in the summary; the rest are counted.
 MAX_ERRORS_SHOWN = 20
@@ -20,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--trials", required=True, metavar="CSV", help="speaker,path[,target] trial list")
     p.add_argument("--out", required=True, metavar="CSV", help="scored trial list to write")
     add_backend(p)
-    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+    p.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N",
                    help="worker processes (default 1; -1 = all cores); Dask workers with --scheduler local")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run on Dask: 'local' starts a LocalCluster, tcp://host:port joins a running one")
@@ -30,8 +32,11 @@ def register(sub) -> None:
     p.add_argument("--strict", action="store_true", help="exit 9 when any trial could not be scored")
     p.add_argument("--exact", action="store_true", help="exact GMM-UBM scoring (no top-C selection)")
     group = p.add_argument_group("score normalisation")
-    group.add_argument("--cohort", metavar="CSV", default=None, help="speaker,path manifest of the impostor cohort")
-    group.add_argument("--norm", choices=NORM_METHODS, default=None, help="normalisation (needs --cohort)")
+    group.add_argument("--cohort", metavar="CSV", default=None,
+                       help="speaker,path manifest of the impostor cohort (default: the model directory's "
+                            "cohort.csv, drawn from the UBM's background speakers by train-ubm)")
+    group.add_argument("--norm", choices=("auto", "none") + NORM_METHODS, default="auto",
+                       help="normalisation; auto (default) = snorm when there is a cohort, else none")
     group.add_argument("--cohort-top", type=int, default=None, metavar="N",
                        help="adaptive: use the N highest cohort scores only (e.g. AS-norm with snorm)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -39,12 +44,9 @@ def register(sub) -> None:
 
 
 def _score(args):
-    from ..exceptions import ParameterError
     from ..scoring import PartialScoringError, score_trials, trial_metrics
 
     show_warnings()
-    if (args.norm is None) != (args.cohort is None):
-        raise ParameterError("--norm and --cohort go together")
     try:
         result = score_trials(args.model_dir, args.trials, args.out, backend=args.backend, n_jobs=args.jobs,
                               scheduler=args.scheduler, chunksize=args.chunksize, cache_dir=args.cache,
@@ -58,15 +60,20 @@ def _score(args):
         print_json({"n_trials": result.n_trials, "n_scored": result.n_scored, "n_errors": result.n_errors,
                     "seconds": round(result.seconds, 3), "trials_per_s": round(result.trials_per_s, 1),
                     "out": str(result.out), "runner": result.runner, "metrics": metrics,
+                    "normalisation": result.normalisation,
                     "errors": [{"line": e.line, "file": e.file, "reason": e.reason} for e in result.errors]})
         return status
     print(f"scored {result.n_scored} of {result.n_trials} trials ({result.n_errors} error(s)) in "
           f"{result.seconds:.1f} s, {result.trials_per_s:.0f} trials/s [{result.runner}] -> {result.out}")
+    print(f"score normalisation: {result.normalisation}")
     if metrics:
         print(f"EER {100 * metrics['eer']:.2f} %, minDCF(p_target={metrics['p_target']:g}) "
               f"{metrics['min_dcf']:.4f} over {metrics['n_target']} target and {metrics['n_nontarget']} "
               "non-target scored trials")
     _print_errors(result)
+    if status == ExitStatus.PARTIAL_FAILURE:  # the one error line of a failed command, on stderr
+        print(f"speakerid: error: {result.n_errors} of {result.n_trials} trial(s) could not be scored (see the "
+              f"'error' column of {result.out})", file=sys.stderr)
     return status
 
 

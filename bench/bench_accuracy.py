@@ -1,0 +1,178 @@
+"""Every system on every shared protocol: one table of EER % and minDCF(P_target = 0.01), then one JSON line.
+
+Systems: per-speaker GMM (normalised by the UBM), GMM-UBM (raw), GMM-UBM + S-norm (the default scoring), i-vector
+cosine, i-vector PLDA, Siamese MLP, and a linear fusion of GMM-UBM + S-norm, i-vector PLDA and Siamese.
+
+Nothing here looks at the evaluation speakers while training or choosing. Every background model (UBM, cohort,
+total variability, LDA/WCCN/PLDA, Siamese network) is trained on the 183 background speakers of
+``bench/dev_protocol.py``; its 40 held-out background speakers are the development set on which the fusion is
+learned — one fusion for the 16 kHz systems, learned on the pooled dev clean/short/noisy trials, one for the 8 kHz
+systems, learned on the dev 8k trials — and the front-end/i-vector settings were chosen (see
+``bench/frontend_ablation.py`` and ``bench/eval_ivector.py``). The library defaults are used as they are: there
+are no per-protocol settings or thresholds.
+
+Protocols (``../shared/protocols``): LibriSpeech test-other full / short / noisy (16 kHz model directory) and FSDD
+(8 kHz model directory whose background models are trained on the background speech resampled down to 8 kHz).
+
+Usage: ``python bench/bench_accuracy.py [--shared ../shared] [--work-dir DIR] [--jobs 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dev_protocol import build as build_dev_protocol  # noqa: E402
+
+from speakerid import metrics  # noqa: E402
+from speakerid.calibration import fuse_score_files  # noqa: E402
+from speakerid.features import FeatureConfig  # noqa: E402
+from speakerid.io import read_manifest  # noqa: E402
+from speakerid.scoring import score_trials  # noqa: E402
+from speakerid.verifier import SpeakerVerifier  # noqa: E402
+
+EVAL = {  # name: (enroll, trials, rate)
+    "test-other": ("librispeech-test-other-enroll.csv", "librispeech-test-other-trials.csv", 16000),
+    "test-other-short": ("librispeech-test-other-short-enroll.csv", "librispeech-test-other-short-trials.csv",
+                         16000),
+    "test-other-noisy": ("librispeech-test-other-noisy-enroll.csv", "librispeech-test-other-noisy-trials.csv",
+                         16000),
+    "fsdd": ("fsdd-enroll.csv", "fsdd-trials.csv", 8000),
+}
+DEV = {16000: ("clean", "short", "noisy"), 8000: ("8k",)}
+#: system name -> (model directory kind, backend, backend params, normalisation)
+SYSTEMS = {
+    "per-speaker GMM": ("gmm", "gmm", {}, "none"),
+    "GMM-UBM": ("gmm", "gmm-ubm", {}, "none"),
+    "GMM-UBM + S-norm": ("gmm", "gmm-ubm", {}, "auto"),
+    "i-vector cosine": ("gmm", "ivector", {"scoring": "cosine"}, "none"),
+    "i-vector PLDA": ("gmm", "ivector", {"scoring": "plda"}, "none"),
+    "Siamese": ("nn", "siamese", {}, "none"),
+}
+FUSED = ("GMM-UBM + S-norm", "i-vector PLDA", "Siamese")
+TARGETS = {"test-other": 0.0, "test-other-short": 2.0, "test-other-noisy": 12.0, "fsdd": 5.0}
+
+
+def _say(*parts) -> None:
+    print(*parts, flush=True)
+
+
+def figures(path) -> dict:
+    frame = read_manifest(path, require_target=True, check_files=False)
+    ok = frame["score"].notna()
+    scores, labels = frame["score"][ok].to_numpy(float), frame["target"][ok].to_numpy()
+    return {"eer_pct": round(100 * metrics.eer(scores, labels), 2),
+            "min_dcf": round(metrics.min_dcf(scores, labels, p_target=0.01), 4), "n_trials": int(ok.sum())}
+
+
+def train_background(work: Path, rate: int, bg_train: Path, jobs: int) -> dict:
+    """UBM (+ its cohort), i-vector extractor and back end, Siamese network, all on the 183 background speakers."""
+    from speakerid.ivector_training import train_ivector
+    from speakerid.neural import train_siamese
+
+    dirs = {"gmm": work / f"sr{rate}", "nn": work / f"sr{rate}-nn"}
+    timings = {}
+    if not (dirs["gmm"] / "ivector.npz").exists():
+        start = time.perf_counter()
+        SpeakerVerifier(dirs["gmm"], feature_config=FeatureConfig(sample_rate=rate), n_jobs=jobs).train_ubm(bg_train)
+        timings["ubm_s"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        train_ivector(dirs["gmm"], bg_train, n_jobs=jobs)
+        timings["ivector_s"] = round(time.perf_counter() - start, 1)
+    if not (dirs["nn"] / "siamese.npz").exists():
+        start = time.perf_counter()
+        from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG
+        config = FeatureConfig.from_dict({**NEURAL_FEATURE_CONFIG.to_dict(), "sample_rate": rate})
+        train_siamese(dirs["nn"], bg_train, feature_config=config, n_jobs=jobs)
+        timings["siamese_s"] = round(time.perf_counter() - start, 1)
+    _say(f"# {rate} Hz background models trained: {timings or 'cached'}")
+    return dirs
+
+
+def score_all(dirs: dict, name: str, enroll: Path, trials: Path, out_dir: Path, jobs: int) -> dict:
+    """Enroll ``enroll`` in every backend (replacing whoever was enrolled) and write one score file per system."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for kind, backend in {(k, b) for k, b, _, _ in SYSTEMS.values()}:
+        verifier = SpeakerVerifier(dirs[kind], backend=backend, n_jobs=jobs)
+        for speaker in verifier.speakers():
+            verifier.remove(speaker)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # a data leak or a bandwidth problem must not pass silently
+            verifier.enroll_manifest(enroll)
+    files = {}
+    for system, (kind, backend, params, norm) in SYSTEMS.items():
+        out = out_dir / f"{system.replace(' ', '_').replace('+', 'plus').lower()}.csv"
+        score_trials(dirs[kind], trials, out, backend=backend, backend_params=params or None, norm=norm,
+                     n_jobs=jobs, show_progress=False)
+        files[system] = out
+    return files
+
+
+def pooled(files: list[Path], out: Path) -> Path:
+    pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False) for f in files]).to_csv(out, index=False)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
+    parser.add_argument("--work-dir", default=None, help="keep models, dev data and score files here")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    shared = Path(args.shared)
+    protocols = shared / "protocols"
+    if not protocols.is_dir():
+        print(f"skipped: {protocols} not found")
+        return 0
+    start_all = time.perf_counter()
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="speakerid-accuracy-"))
+    dev = build_dev_protocol(work / "dev", shared)
+    results, timings = {}, {}
+    for rate, dev_conditions in DEV.items():
+        start = time.perf_counter()
+        dirs = train_background(work, rate, dev["bg-train"], args.jobs)
+        timings[f"train_{rate}_s"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        dev_files = {c: score_all(dirs, f"dev-{c}", dev[f"dev-{c}-enroll"], dev[f"dev-{c}-trials"],
+                                  work / "scores" / f"dev-{c}", args.jobs) for c in dev_conditions}
+        for condition, files in dev_files.items():
+            results[f"dev-{condition}"] = {system: figures(path) for system, path in files.items()}
+        train = [pooled([dev_files[c][s] for c in dev_conditions], work / "scores" / f"dev-{rate}-{i}.csv")
+                 for i, s in enumerate(FUSED)]
+        for name, (enroll, trials, r) in EVAL.items():
+            if r != rate:
+                continue
+            files = score_all(dirs, name, protocols / enroll, protocols / trials, work / "scores" / name, args.jobs)
+            results[name] = {system: figures(path) for system, path in files.items()}
+            fused = work / "scores" / name / "fusion.csv"
+            fuse_score_files([files[s] for s in FUSED], fused, train_paths=train, names=list(FUSED))
+            results[name]["fusion"] = figures(fused)
+        timings[f"score_{rate}_s"] = round(time.perf_counter() - start, 1)
+
+    systems = list(SYSTEMS) + ["fusion"]
+    columns = [n for n in list(EVAL) + [f"dev-{c}" for cs in DEV.values() for c in cs] if n in results]
+    _say("")
+    _say(f"{'EER % / minDCF(0.01)':<22}" + "".join(f"{c:>20}" for c in columns))
+    for system in systems:
+        cells = [results[c].get(system) for c in columns]
+        _say(f"{system:<22}" + "".join(f"{'-':>20}" if x is None else f"{x['eer_pct']:>11.2f} / {x['min_dcf']:.3f}"
+                                       for x in cells))
+    _say(f"{'target EER %':<22}" + "".join(f"{TARGETS[c]:>20.1f}" if c in TARGETS else f"{'':>20}"
+                                           for c in columns))
+    timings["total_s"] = round(time.perf_counter() - start_all, 1)
+    _say(f"# work dir {work}; {timings}")
+    print(json.dumps({"bench": "accuracy", "results": results, "targets_eer_pct": TARGETS, "timings": timings}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
