@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from ._common import add_jobs, add_model_dir, print_json, seed_value, show_warnings
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
+from ._common import (
+    add_jobs,
+    add_model_dir,
+    non_negative_int,
+    non_negative_seconds,
+    positive_int,
+    print_json,
+    seed_value,
+    show_warnings,
+)
 
 
 def register(sub) -> None:
@@ -43,16 +21,16 @@ def register(sub) -> None:
                                              "manifest (needs the directory's UBM)")
     p.add_argument("--manifest", required=True, metavar="CSV", help="speaker,path manifest of background audio")
     add_model_dir(p)
-    p.add_argument("--rank", type=_positive, default=200, help="i-vector dimension (default 200)")
-    p.add_argument("--lda-dim", type=_non_negative, default=0,
+    p.add_argument("--rank", type=positive_int, default=200, help="i-vector dimension (default 200)")
+    p.add_argument("--lda-dim", type=non_negative_int, default=0,
                    help="LDA dimension, < the number of background speakers; 0 = no LDA (default 0)")
-    p.add_argument("--segment-s", type=_seconds, default=1.5, metavar="S",
+    p.add_argument("--segment-s", type=non_negative_seconds, default=1.5, metavar="S",
                    help="cut every recording into S-second segments, the 'sessions' of its speaker; 0 = whole "
                         "files (default 1.5)")
-    p.add_argument("--augment", type=_non_negative, default=2, metavar="N",
+    p.add_argument("--augment", type=non_negative_int, default=2, metavar="N",
                    help="add N noisy copies (white/pink/brown noise, 0-20 dB SNR) of every file (default 2)")
-    p.add_argument("--iterations", type=_positive, default=10, help="T-matrix EM iterations (default 10)")
-    p.add_argument("--top-c", type=_non_negative, default=0, metavar="C",
+    p.add_argument("--iterations", type=positive_int, default=10, help="T-matrix EM iterations (default 10)")
+    p.add_argument("--top-c", type=non_negative_int, default=0, metavar="C",
                    help="statistics from each frame's C most likely UBM components; 0 = all (default 0)")
     p.add_argument("--scoring", choices=("cosine", "plda"), default="cosine",
                    help="default trial score (default cosine)")
@@ -60,7 +38,7 @@ def register(sub) -> None:
                    help="several enrollment files: pool their statistics into one i-vector (default) or "
                         "average one i-vector per file")
     p.add_argument("--no-wccn", action="store_true", help="skip WCCN after LDA")
-    p.add_argument("--ubm-components", type=_positive, default=None, metavar="K",
+    p.add_argument("--ubm-components", type=positive_int, default=None, metavar="K",
                    help="train the system's own K-component UBM on the manifest's recordings instead of using "
                         "the directory's ubm.npz")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")

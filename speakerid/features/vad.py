@@ -62,17 +62,22 @@ def vad_mask(log_energy, threshold_db: float = 30.0, min_frames: int = 20) -> np
     >>> vad_mask(energy, threshold_db=30.0, min_frames=3)   # too few pass: keep the 3 loudest
     array([ True,  True,  True, False])
     """
+    log_energy = _check_vad_args("vad_mask", log_energy, threshold_db, min_frames)
+    return _vad_mask(log_energy, threshold_db, int(min_frames))
+
+
+def _check_vad_args(name: str, log_energy, threshold_db, min_frames) -> np.ndarray:
     log_energy = np.asarray(log_energy, dtype=np.float64)
     if log_energy.ndim != 1 or len(log_energy) == 0:
-        raise ParameterError(f"vad_mask expects a non-empty 1-D array of frame energies, got shape "
+        raise ParameterError(f"{name} expects a non-empty 1-D array of frame energies, got shape "
                              f"{log_energy.shape}")
     if not np.all(np.isfinite(log_energy)):
-        raise ParameterError("vad_mask: frame energies hold NaN or infinity")
+        raise ParameterError(f"{name}: frame energies hold NaN or infinity")
     if threshold_db <= 0:
         raise ParameterError(f"threshold_db must be positive, got {threshold_db}")
     if int(min_frames) < 1:
         raise ParameterError(f"min_frames must be >= 1, got {min_frames}")
-    return _vad_mask(log_energy, threshold_db, int(min_frames))
+    return log_energy
 
 
 def gmm_vad_mask(log_energy, threshold_db: float = 30.0, min_frames: int = 20) -> np.ndarray:
@@ -93,16 +98,7 @@ def gmm_vad_mask(log_energy, threshold_db: float = 30.0, min_frames: int = 20) -
     >>> int(mask[:50].sum()), int(mask[50:].sum())
     (0, 50)
     """
-    log_energy = np.asarray(log_energy, dtype=np.float64)
-    if log_energy.ndim != 1 or len(log_energy) == 0:
-        raise ParameterError(f"gmm_vad_mask expects a non-empty 1-D array of frame energies, got shape "
-                             f"{log_energy.shape}")
-    if not np.all(np.isfinite(log_energy)):
-        raise ParameterError("gmm_vad_mask: frame energies hold NaN or infinity")
-    if threshold_db <= 0:
-        raise ParameterError(f"threshold_db must be positive, got {threshold_db}")
-    if int(min_frames) < 1:
-        raise ParameterError(f"min_frames must be >= 1, got {min_frames}")
+    log_energy = _check_vad_args("gmm_vad_mask", log_energy, threshold_db, min_frames)
     return _gmm_vad_mask(log_energy, threshold_db, int(min_frames))
 
 
