@@ -108,10 +108,12 @@ class TaskRunner:
         if self.scheduler is not None:
             self._open_dask()
         elif self.n_jobs > 1:
-            from joblib.externals.loky import get_reusable_executor
+            from joblib.executor import get_memmapping_executor
 
-            # the same (reusable) worker processes serve every submit(), and later jobs of this process too
-            self._executor = get_reusable_executor(max_workers=self.n_jobs, timeout=300)
+            # the same (reusable) worker processes serve every submit(), and later jobs of this process too.
+            # joblib's own executor class: loky keeps one reusable pool per process, and a plain loky pool left
+            # there breaks the next joblib.Parallel (its executor must be joblib's subclass).
+            self._executor = get_memmapping_executor(self.n_jobs, timeout=300)
 
     def _open_dask(self) -> None:
         try:

@@ -122,3 +122,18 @@ def test_model_list_round_trip(tmp_path):
     loaded = load_models(tmp_path / "m.npz")
     assert [sorted(m) for m in loaded] == [["means"], ["means", "weights"]]
     np.testing.assert_array_equal(loaded[0]["means"], models[0]["means"])
+
+
+def _double_all(shared, batch):
+    return [2 * x for x in batch]
+
+
+def test_local_workers_leave_joblib_parallel_usable():
+    # loky keeps one reusable pool per process: the runner's must be one joblib.Parallel can take over
+    from joblib import Parallel, delayed
+
+    with TaskRunner(2, None) as runner:
+        assert runner.map(_double_all, None, [1, 2, 3]) == [2, 4, 6]
+    assert Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(3)) == [0, 1, 2]
+    with TaskRunner(2, None) as runner:
+        assert runner.map(_double_all, None, [4]) == [8]
