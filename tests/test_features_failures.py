@@ -37,6 +37,8 @@ BAD_CONFIGS = {
     "sample_rate 0": ({"sample_rate": 0}, "sample_rate"),
     "sample_rate fractional": ({"sample_rate": 16000.5}, "sample_rate"),
     "sample_rate text": ({"sample_rate": "16000"}, "sample_rate"),
+    "sample_rate 100 Hz": ({"sample_rate": 100}, "between 4000 and 192000"),
+    "sample_rate 1 MHz": ({"sample_rate": 1_000_000}, "between 4000 and 192000"),
     "frame_length 0": ({"frame_length_ms": 0}, "frame_length_ms"),
     "frame_length nan": ({"frame_length_ms": NAN}, "frame_length_ms"),
     "frame_shift negative": ({"frame_shift_ms": -10}, "frame_shift_ms"),

@@ -29,6 +29,8 @@ _DENOISE = ("none", "specsub", "wiener")
 
 # Field types, enforced (and numbers normalised) on construction so that equal configs have equal JSON and hash
 # (``frame_length_ms=25`` and ``25.0``, ``n_ceps=np.int64(13)`` and ``13``) and the JSON is always valid.
+#: Sample rates a model may use: telephone-band speech up to studio rates.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 192000
 _INT_FIELDS = ("sample_rate", "n_fft", "n_mels", "n_ceps", "delta_order", "delta_window", "vad_min_frames",
                "cmvn_window_frames")
 _FLOAT_FIELDS = ("frame_length_ms", "frame_shift_ms", "low_freq_hz", "high_freq_hz", "preemphasis", "lifter",
@@ -71,7 +73,7 @@ class FeatureConfig:
     Parameters
     ----------
     sample_rate : int
-        Audio is resampled to this rate before analysis (Hz).
+        Audio is resampled to this rate before analysis (Hz), between 4000 and 192000.
     frame_length_ms, frame_shift_ms : float
         Analysis window length and hop.
     n_fft : int or None
@@ -187,8 +189,9 @@ class FeatureConfig:
         def bad(msg):
             raise ParameterError(f"FeatureConfig: {msg}")
 
-        if int(self.sample_rate) <= 0:
-            bad(f"sample_rate must be positive, got {self.sample_rate}")
+        if not MIN_SAMPLE_RATE <= int(self.sample_rate) <= MAX_SAMPLE_RATE:
+            bad(f"sample_rate must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz (speech), "
+                f"got {self.sample_rate}")
         if not 0 < self.frame_length_ms <= 1000:
             bad(f"frame_length_ms must be in (0, 1000], got {self.frame_length_ms}")
         if not 0 < self.frame_shift_ms <= self.frame_length_ms * 4:
