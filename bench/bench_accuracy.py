@@ -4,7 +4,9 @@ Systems: per-speaker GMM (normalised by the UBM), GMM-UBM trained on clean backg
 the multi-condition GMM-UBM (the library default: UBM and enrollment also see a noisy copy of every file; raw and
 with S-norm, the default scoring), i-vector cosine and PLDA (the settings ``bench/eval_ivector.py`` chose on dev:
 own 32-component UBM, rank 200, 1.5-s segments, 2 noisy copies), the Siamese MLP, and a linear fusion of the two
-GMM-UBMs with S-norm, both i-vector scorings and the Siamese network.
+GMM-UBMs with S-norm, both i-vector scorings and the Siamese network, plain and quality-aware (each system's
+score also multiplied by the test file's energy spread, :mod:`speakerid.quality`, so the weights follow the
+recording's noise level).
 
 Nothing here looks at the evaluation speakers while training or choosing. Every background model (UBM, cohort,
 total variability, LDA/WCCN/PLDA, Siamese network) is trained on the 183 background speakers of
@@ -30,6 +32,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,10 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dev_protocol import build as build_dev_protocol  # noqa: E402
 
 from speakerid import metrics  # noqa: E402
-from speakerid.calibration import fuse_score_files  # noqa: E402
+from speakerid.calibration import LinearFusion, fuse_score_files  # noqa: E402
 from speakerid.exceptions import BandwidthWarning, DataLeakWarning  # noqa: E402
 from speakerid.features import FeatureConfig  # noqa: E402
 from speakerid.io import read_manifest  # noqa: E402
+from speakerid.quality import file_energy_spread_db  # noqa: E402
 from speakerid.scoring import score_trials  # noqa: E402
 from speakerid.verifier import SpeakerVerifier  # noqa: E402
 
@@ -129,6 +133,36 @@ def score_all(dirs: dict, name: str, enroll: Path, trials: Path, out_dir: Path, 
     return files
 
 
+_QUALITY: dict = {}
+
+
+def _quality(trials) -> np.ndarray:
+    """Energy spread (dB) of every trial's test file, in trial order (the score files keep that order)."""
+    paths = read_manifest(trials, check_files=False)["path"]
+    for path in set(paths) - set(_QUALITY):
+        _QUALITY[path] = file_energy_spread_db(path)
+    return np.array([_QUALITY[p] for p in paths])
+
+
+def _matrix(files: dict) -> np.ndarray:
+    return np.column_stack([pd.read_csv(files[s])["score"].to_numpy(float) for s in FUSED])
+
+
+def quality_fusion(dev: list, files: dict, trials, out: Path) -> Path:
+    """Quality-aware fusion (see :mod:`speakerid.quality`): the systems' scores and each score times the
+    standardised energy spread of the test file, fused by logistic regression learned on the dev trials only."""
+    X = np.vstack([_matrix(f) for f, _ in dev])
+    q = np.concatenate([_quality(t) for _, t in dev])
+    labels = np.concatenate([pd.read_csv(f[FUSED[0]])["target"].to_numpy() for f, _ in dev])
+    mean, std = q.mean(), q.std() or 1.0
+    model = LinearFusion().fit(np.c_[X, X * ((q - mean) / std)[:, None]], labels)
+    Xe, qe = _matrix(files), _quality(trials)
+    frame = pd.read_csv(files[FUSED[0]])
+    frame["score"] = model.transform(np.c_[Xe, Xe * ((qe - mean) / std)[:, None]])
+    frame.to_csv(out, index=False)
+    return out
+
+
 def pooled(files: list[Path], out: Path) -> Path:
     pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False) for f in files]).to_csv(out, index=False)
     return out
@@ -168,9 +202,12 @@ def main(argv=None) -> int:
             fused = work / "scores" / name / "fusion.csv"
             fuse_score_files([files[s] for s in FUSED], fused, train_paths=train, names=list(FUSED))
             results[name]["fusion"] = figures(fused)
+            dev_sets = [(dev_files[c], dev[f"dev-{c}-trials"]) for c in dev_conditions]
+            results[name]["quality fusion"] = figures(quality_fusion(
+                dev_sets, files, protocols / trials, work / "scores" / name / "quality-fusion.csv"))
         timings[f"score_{rate}_s"] = round(time.perf_counter() - start, 1)
 
-    systems = list(SYSTEMS) + ["fusion"]
+    systems = list(SYSTEMS) + ["fusion", "quality fusion"]
     columns = [n for n in list(EVAL) + [f"dev-{c}" for cs in DEV.values() for c in cs] if n in results]
     _say("")
     _say(f"{'EER % / minDCF(0.01)':<22}" + "".join(f"{c:>20}" for c in columns))
