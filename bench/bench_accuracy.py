@@ -38,6 +38,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dev_protocol import build as build_dev_protocol  # noqa: E402
+from eval_shared import PROTOCOLS  # noqa: E402
 
 from speakerid import metrics  # noqa: E402
 from speakerid.calibration import LinearFusion, fuse_score_files  # noqa: E402
@@ -48,14 +49,7 @@ from speakerid.quality import file_energy_spread_db  # noqa: E402
 from speakerid.scoring import score_trials  # noqa: E402
 from speakerid.verifier import SpeakerVerifier  # noqa: E402
 
-EVAL = {  # name: (enroll, trials, rate)
-    "test-other": ("librispeech-test-other-enroll.csv", "librispeech-test-other-trials.csv", 16000),
-    "test-other-short": ("librispeech-test-other-short-enroll.csv", "librispeech-test-other-short-trials.csv",
-                         16000),
-    "test-other-noisy": ("librispeech-test-other-noisy-enroll.csv", "librispeech-test-other-noisy-trials.csv",
-                         16000),
-    "fsdd": ("fsdd-enroll.csv", "fsdd-trials.csv", 8000),
-}
+EVAL = PROTOCOLS  # name: (enroll, trials, rate), the same protocols as bench/eval_shared.py
 DEV = {16000: ("clean", "short", "noisy"), 8000: ("8k",)}
 #: system name -> (model directory kind, backend, backend params, normalisation)
 SYSTEMS = {

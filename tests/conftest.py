@@ -47,3 +47,17 @@ def synth_corpus(tmp_path_factory):
     return make_corpus(tmp_path_factory.mktemp("synth"), n_speakers=6, n_utterances=6, enroll_per_speaker=3,
                        n_background=6, n_background_utterances=4, duration_s=(2.0, 3.0), seed=0,
                        show_progress=False)
+
+
+def tiny_model_dir(root):
+    """A tiny corpus (3 speakers) and a model directory with a 4-component UBM trained through the CLI, under
+    ``root``; returns ``(models, corpus)``. Nobody is enrolled yet."""
+    from speakerid.cli import ExitStatus, main
+    from speakerid.synth import make_corpus
+
+    corpus = make_corpus(root / "corpus", n_speakers=3, n_utterances=3, enroll_per_speaker=2, n_background=3,
+                         n_background_utterances=2, duration_s=(1.0, 1.5), seed=0, show_progress=False)
+    models = root / "models"
+    assert main(["train-ubm", "--manifest", str(corpus.background_csv), "--model-dir", str(models),
+                 "--components", "4", "--iterations", "2"]) == ExitStatus.OK
+    return models, corpus

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 import pytest
+from conftest import tiny_model_dir
 
-from speakerid.cli import ExitStatus, main
 from speakerid.io import read_manifest
 from speakerid.store import ModelStore
 
@@ -19,15 +19,7 @@ N_PROCESSES = 8
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from speakerid.synth import make_corpus
-
-    root = tmp_path_factory.mktemp("concurrency")
-    corpus = make_corpus(root / "corpus", n_speakers=3, n_utterances=3, enroll_per_speaker=2, n_background=3,
-                         n_background_utterances=2, duration_s=(1.0, 1.5), seed=0, show_progress=False)
-    models = root / "models"
-    assert main(["train-ubm", "--manifest", str(corpus.background_csv), "--model-dir", str(models),
-                 "--components", "4", "--iterations", "2"]) == ExitStatus.OK
-    return models, corpus
+    return tiny_model_dir(tmp_path_factory.mktemp("concurrency"))
 
 
 def _quiet_threads():

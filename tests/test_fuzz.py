@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import tiny_model_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,14 +88,7 @@ def run_cli(capsys, *argv):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny model directory (4-component UBM, 3 enrolled speakers) and a corpus, built once (about 2 s)."""
-    from speakerid.synth import make_corpus
-
-    root = tmp_path_factory.mktemp("fuzz-models")
-    corpus = make_corpus(root / "corpus", n_speakers=3, n_utterances=3, enroll_per_speaker=2, n_background=3,
-                         n_background_utterances=2, duration_s=(1.0, 1.5), seed=0, show_progress=False)
-    models = root / "models"
-    assert main(["train-ubm", "--manifest", str(corpus.background_csv), "--model-dir", str(models),
-                 "--components", "4", "--iterations", "2"]) == ExitStatus.OK
+    models, corpus = tiny_model_dir(tmp_path_factory.mktemp("fuzz-models"))
     assert main(["enroll", "--manifest", str(corpus.enroll_csv), "--model-dir", str(models)]) == ExitStatus.OK
     wav = str(read_manifest(corpus.trials_csv).iloc[0]["path"])
     return {"models": models, "corpus": corpus, "wav": wav}
