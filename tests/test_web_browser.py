@@ -48,6 +48,7 @@ if _missing():
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -115,11 +116,19 @@ def _wav(corpus, name) -> Path:
     return corpus.folder / "wav" / name.split("_")[0] / name
 
 
+def _new_document_loaded(browser) -> bool:
+    return bool(browser.execute_script(
+        "return document.readyState === 'complete' && !document.documentElement.dataset.testOld"))
+
+
 def _submit(browser, form_id: str, wait_for: str):
     """Submit a form and wait for the next page to show the element with id ``wait_for``."""
-    button = browser.find_element(By.CSS_SELECTOR, f"#{form_id} button[type=submit]")
-    button.click()
-    WebDriverWait(browser, WAIT_S).until(EC.staleness_of(button))
+    # Mark the current document, then wait for a loaded document without the mark. (``EC.staleness_of`` is not
+    # enough: while the page is being replaced chromedriver may answer "Node with given id does not belong to
+    # the document", a plain WebDriverException, which made this test flaky in CI.)
+    browser.execute_script("document.documentElement.dataset.testOld = '1'")
+    browser.find_element(By.CSS_SELECTOR, f"#{form_id} button[type=submit]").click()
+    WebDriverWait(browser, WAIT_S, ignored_exceptions=(WebDriverException,)).until(_new_document_loaded)
     try:
         return WebDriverWait(browser, WAIT_S).until(EC.presence_of_element_located((By.ID, wait_for)))
     except Exception:
