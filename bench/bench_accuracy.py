@@ -1,12 +1,15 @@
 """Every system on every shared protocol: one table of EER % and minDCF(P_target = 0.01), then one JSON line.
 
 Systems: per-speaker GMM (normalised by the UBM), GMM-UBM trained on clean background speech (raw and with S-norm),
-the multi-condition GMM-UBM (the library default: UBM and enrollment also see a noisy copy of every file; raw and
-with S-norm, the default scoring), i-vector cosine and PLDA (the settings ``bench/eval_ivector.py`` chose on dev:
-own 32-component UBM, rank 200, 1.5-s segments, 2 noisy copies), the Siamese MLP, and a linear fusion of the two
-GMM-UBMs with S-norm, both i-vector scorings and the Siamese network, plain and quality-aware (each system's
-score also multiplied by the test file's energy spread, :mod:`speakerid.quality`, so the weights follow the
-recording's noise level).
+the multi-condition GMM-UBM (the library default: UBM and enrollment also see a noisy copy of every file; raw, with
+S-norm, and with the default scoring: S-norm then T-norm over the other enrolled speakers), i-vector cosine and
+PLDA (the settings ``bench/eval_ivector.py`` chose on dev: own 32-component UBM, rank 200, 1.5-s segments, 2 noisy
+copies), the Siamese MLP, each also "+enrolled" (T-norm over the other enrolled speakers,
+:func:`speakerid.score_norm.leave_out_tnorm`), and linear fusions: of the cohort-normalised systems alone
+("fusion, cohort norm only") and of their "+enrolled" forms, plain and quality-aware (each system's score also
+multiplied by the test file's energy spread, :mod:`speakerid.quality`, so the weights follow the recording's
+noise level). The dev columns also show each fusion cross-validated on dev (learned on half of the dev speakers,
+scored on the other half, and the other way round): the figures on which the fusion inputs were chosen.
 
 Nothing here looks at the evaluation speakers while training or choosing. Every background model (UBM, cohort,
 total variability, LDA/WCCN/PLDA, Siamese network) is trained on the 183 background speakers of
@@ -55,14 +58,24 @@ DEV = {16000: ("clean", "short", "noisy"), 8000: ("8k",)}
 SYSTEMS = {
     "per-speaker GMM": ("clean", "gmm", {}, "none"),
     "GMM-UBM clean": ("clean", "gmm-ubm", {}, "none"),
-    "GMM-UBM clean+Snorm": ("clean", "gmm-ubm", {}, "auto"),
+    "GMM-UBM clean+Snorm": ("clean", "gmm-ubm", {}, "snorm"),
+    "GMM-UBM clean+Snorm+enrolled": ("clean", "gmm-ubm", {}, "snorm+enrolled"),
     "GMM-UBM multi": ("multi", "gmm-ubm", {}, "none"),
-    "GMM-UBM multi+Snorm": ("multi", "gmm-ubm", {}, "auto"),
+    "GMM-UBM multi+Snorm": ("multi", "gmm-ubm", {}, "snorm"),
+    "GMM-UBM multi, default": ("multi", "gmm-ubm", {}, "auto"),
     "i-vector cosine": ("clean", "ivector", {"scoring": "cosine"}, "none"),
+    "i-vector cosine+enrolled": ("clean", "ivector", {"scoring": "cosine"}, "enrolled"),
     "i-vector PLDA": ("clean", "ivector", {"scoring": "plda"}, "none"),
+    "i-vector PLDA+enrolled": ("clean", "ivector", {"scoring": "plda"}, "enrolled"),
     "Siamese": ("nn", "siamese", {}, "none"),
+    "Siamese+enrolled": ("nn", "siamese", {}, "enrolled"),
 }
-FUSED = ("GMM-UBM clean+Snorm", "GMM-UBM multi+Snorm", "i-vector cosine", "i-vector PLDA", "Siamese")
+#: fusion inputs: the cohort-normalised systems, and the same with the enrolled-speaker T-norm (the library default
+#: for the GMM-UBM), chosen by the mean of the cross-validated dev EERs over the four dev conditions
+FUSED_COHORT = ("GMM-UBM clean+Snorm", "GMM-UBM multi+Snorm", "i-vector cosine", "i-vector PLDA", "Siamese")
+FUSED = ("GMM-UBM clean+Snorm+enrolled", "GMM-UBM multi, default", "i-vector cosine+enrolled",
+         "i-vector PLDA+enrolled", "Siamese+enrolled")
+FUSIONS = {"fusion, cohort norm only": FUSED_COHORT, "fusion": FUSED}
 #: i-vector settings chosen on the dev protocol by bench/eval_ivector.py
 IVECTOR = {"ubm_components": 32, "rank": 200, "segment_s": 1.5, "augment": 2, "lda_dim": 0}
 TARGETS = {"test-other": 0.0, "test-other-short": 2.0, "test-other-noisy": 12.0, "fsdd": 5.0}
@@ -138,8 +151,38 @@ def _quality(trials) -> np.ndarray:
     return np.array([_QUALITY[p] for p in paths])
 
 
-def _matrix(files: dict) -> np.ndarray:
-    return np.column_stack([pd.read_csv(files[s])["score"].to_numpy(float) for s in FUSED])
+def _matrix(files: dict, systems=FUSED) -> np.ndarray:
+    return np.column_stack([pd.read_csv(files[s])["score"].to_numpy(float) for s in systems])
+
+
+def dev_cross_validated(dev_files: dict, systems) -> dict:
+    """EER % / minDCF of the linear fusion of ``systems`` on each dev condition, cross-validated over speakers:
+    the dev speakers are split in two halves (alternate ids); a fusion learned on the trials within one half
+    (claimed and true speaker both in it) scores the trials within the other, and the other way round."""
+    data = {}
+    for condition, files in dev_files.items():
+        frame = pd.read_csv(files[systems[0]], dtype={"speaker": str})
+        truth = frame[frame["target"] == 1].drop_duplicates("path").set_index("path")["speaker"]
+        data[condition] = (_matrix(files, systems), frame["target"].to_numpy(),
+                           frame["speaker"].to_numpy(), frame["path"].map(truth).to_numpy())
+    speakers = sorted({s for _, _, claimed, _ in data.values() for s in claimed})
+    halves = [set(speakers[0::2]), set(speakers[1::2])]
+    within = {c: [np.isin(claimed, list(h)) & np.isin(true, list(h)) for h in halves]
+              for c, (_, _, claimed, true) in data.items()}
+    fused = {c: ([], []) for c in data}
+    for learn, apply in ((0, 1), (1, 0)):
+        X = np.vstack([x[within[c][learn]] for c, (x, _, _, _) in data.items()])
+        y = np.concatenate([y[within[c][learn]] for c, (_, y, _, _) in data.items()])
+        model = LinearFusion().fit(X, y)
+        for c, (x, y, _, _) in data.items():
+            fused[c][0].append(model.transform(x[within[c][apply]]))
+            fused[c][1].append(y[within[c][apply]])
+    out = {}
+    for c, (scores, labels) in fused.items():
+        scores, labels = np.concatenate(scores), np.concatenate(labels)
+        out[c] = {"eer_pct": round(100 * metrics.eer(scores, labels), 2),
+                  "min_dcf": round(metrics.min_dcf(scores, labels, p_target=0.01), 4), "n_trials": len(labels)}
+    return out
 
 
 def quality_fusion(dev: list, files: dict, trials, out: Path) -> Path:
@@ -186,30 +229,35 @@ def main(argv=None) -> int:
                                   work / "scores" / f"dev-{c}", args.jobs) for c in dev_conditions}
         for condition, files in dev_files.items():
             results[f"dev-{condition}"] = {system: figures(path) for system, path in files.items()}
-        train = [pooled([dev_files[c][s] for c in dev_conditions], work / "scores" / f"dev-{rate}-{i}.csv")
-                 for i, s in enumerate(FUSED)]
+        for fusion, systems in FUSIONS.items():
+            for condition, figs in dev_cross_validated(dev_files, systems).items():
+                results[f"dev-{condition}"][f"{fusion} (dev CV)"] = figs
+        train = {fusion: [pooled([dev_files[c][s] for c in dev_conditions],
+                                 work / "scores" / f"dev-{rate}-{fusion.replace(' ', '_').replace(',', '')}-{i}.csv")
+                          for i, s in enumerate(systems)] for fusion, systems in FUSIONS.items()}
         for name, (enroll, trials, r) in EVAL.items():
             if r != rate:
                 continue
             files = score_all(dirs, name, protocols / enroll, protocols / trials, work / "scores" / name, args.jobs)
             results[name] = {system: figures(path) for system, path in files.items()}
-            fused = work / "scores" / name / "fusion.csv"
-            fuse_score_files([files[s] for s in FUSED], fused, train_paths=train, names=list(FUSED))
-            results[name]["fusion"] = figures(fused)
+            for fusion, systems in FUSIONS.items():
+                fused = work / "scores" / name / f"{fusion.replace(' ', '_').replace(',', '')}.csv"
+                fuse_score_files([files[s] for s in systems], fused, train_paths=train[fusion], names=list(systems))
+                results[name][fusion] = figures(fused)
             dev_sets = [(dev_files[c], dev[f"dev-{c}-trials"]) for c in dev_conditions]
             results[name]["quality fusion"] = figures(quality_fusion(
                 dev_sets, files, protocols / trials, work / "scores" / name / "quality-fusion.csv"))
         timings[f"score_{rate}_s"] = round(time.perf_counter() - start, 1)
 
-    systems = list(SYSTEMS) + ["fusion", "quality fusion"]
+    systems = list(SYSTEMS) + [name for f in FUSIONS for name in (f, f"{f} (dev CV)")] + ["quality fusion"]
     columns = [n for n in list(EVAL) + [f"dev-{c}" for cs in DEV.values() for c in cs] if n in results]
     _say("")
-    _say(f"{'EER % / minDCF(0.01)':<22}" + "".join(f"{c:>20}" for c in columns))
+    _say(f"{'EER % / minDCF(0.01)':<34}" + "".join(f"{c:>20}" for c in columns))
     for system in systems:
         cells = [results[c].get(system) for c in columns]
-        _say(f"{system:<22}" + "".join(f"{'-':>20}" if x is None else f"{x['eer_pct']:>11.2f} / {x['min_dcf']:.3f}"
+        _say(f"{system:<34}" + "".join(f"{'-':>20}" if x is None else f"{x['eer_pct']:>11.2f} / {x['min_dcf']:.3f}"
                                        for x in cells))
-    _say(f"{'target EER %':<22}" + "".join(f"{TARGETS[c]:>20.1f}" if c in TARGETS else f"{'':>20}"
+    _say(f"{'target EER %':<34}" + "".join(f"{TARGETS[c]:>20.1f}" if c in TARGETS else f"{'':>20}"
                                            for c in columns))
     timings["total_s"] = round(time.perf_counter() - start_all, 1)
     _say(f"# work dir {work}; {timings}")

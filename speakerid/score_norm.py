@@ -16,6 +16,12 @@ utterance's, ZT-norm applies T-norm to Z-normalised scores, S-norm [3]_ averages
 the statistics are taken over the ``top_n`` highest cohort scores of each row only: adaptive normalisation,
 e.g. AS-norm [4]_, [5]_.
 
+:func:`leave_out_tnorm` is T-norm whose cohort is the *other enrolled speakers*: a test file's score for the
+claimed speaker is centred and scaled by its scores against every enrolled speaker but the claimed one. It needs
+no extra data, and it helps most when impostors are likely to be enrolled speakers themselves (a closed group of
+users sharing a device), since the true speaker of an impostor trial is then in the cohort
+(see :mod:`speakerid.scoring`, ``norm="snorm+enrolled"``).
+
 Standard deviations are population ones (``ddof=0``) floored at :data:`STD_FLOOR`, so a constant cohort row
 gives large but finite normalised scores instead of a division by zero.
 
@@ -40,7 +46,8 @@ import numpy as np
 
 from .exceptions import ParameterError
 
-__all__ = ["METHODS", "STD_FLOOR", "normalize_scores", "cohort_stats", "znorm", "tnorm", "ztnorm", "snorm"]
+__all__ = ["METHODS", "STD_FLOOR", "normalize_scores", "cohort_stats", "znorm", "tnorm", "ztnorm", "snorm",
+           "leave_out_tnorm"]
 
 #: Normalisation methods understood by :func:`normalize_scores`.
 METHODS = ("none", "znorm", "tnorm", "ztnorm", "snorm")
@@ -213,6 +220,50 @@ def tnorm(scores, test_cohort, top_n: int | None = None) -> np.ndarray:
     scores = _as_finite(scores, "scores", 1)
     test_cohort = _check_cohort(test_cohort, "test_cohort", len(scores), "trial")
     return _normalize(scores, test_cohort, _check_top_n(top_n, test_cohort.shape[1], "test_cohort"))
+
+
+def leave_out_tnorm(scores, cohort_scores, own) -> np.ndarray:
+    """T-norm of one test file's trial scores by its scores against the enrolled speakers, each trial's own
+    claimed speaker left out of its cohort.
+
+    Parameters
+    ----------
+    scores : array_like, shape (n_trials,)
+        The test file's scores for its claimed speakers.
+    cohort_scores : array_like, shape (n_cohort,)
+        The same file's scores (normalised the same way) against the enrolled cohort speakers.
+    own : array_like of int, shape (n_trials,)
+        Index in ``cohort_scores`` of each trial's claimed speaker, or -1 when it is not in the cohort.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n_trials,)
+        ``(s - mean) / std`` over the cohort without the trial's own speaker (population std, floored at
+        :data:`STD_FLOOR`).
+
+    Examples
+    --------
+    Scores against speakers a, b, c, d; the trial claims b (index 1), so mean and std are of a, c, d:
+
+    >>> leave_out_tnorm([3.0], [1.0, 3.0, 2.0, 0.0], [1]).tolist()     # (3 - 1) / std([1, 2, 0])
+    [2.449489742783178]
+    """
+    scores = _as_finite(scores, "scores", 1)
+    cohort_scores = _as_finite(cohort_scores, "cohort_scores", 1)
+    own = np.asarray(own, dtype=np.int64).reshape(-1)
+    if len(own) != len(scores) or ((own < -1) | (own >= len(cohort_scores))).any():
+        raise ParameterError(f"own must hold one index in [-1, {len(cohort_scores)}) per trial")
+    inside = own >= 0
+    n = len(cohort_scores) - inside
+    if (n < 2).any():
+        raise ParameterError("leave-out T-norm needs at least 2 cohort scores besides the claimed speaker's")
+    shift = cohort_scores.mean()          # centred sums: no cancellation for large scores with a small spread
+    centred = cohort_scores - shift
+    left_out = np.where(inside, centred[np.maximum(own, 0)], 0.0)
+    mean = (centred.sum() - left_out) / n
+    var = ((centred ** 2).sum() - left_out ** 2) / n - mean ** 2
+    std = np.maximum(np.sqrt(np.maximum(var, 0.0)), STD_FLOOR)   # rounding may leave var a hair below 0
+    return (scores - shift - mean) / std
 
 
 def snorm(scores, model_cohort, test_cohort, top_n: int | None = None) -> np.ndarray:

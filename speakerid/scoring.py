@@ -34,12 +34,18 @@ from .scoring_worker import WorkerSpec, score_tasks
 from .verifier import COHORT_FILE, SpeakerVerifier
 
 __all__ = ["score_trials", "score_frame", "trial_metrics", "ScoringResult", "TrialError", "PartialScoringError",
-           "DEFAULT_CHUNKSIZE", "NORM_METHODS"]
+           "DEFAULT_CHUNKSIZE", "NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN"]
 
 #: Rows per chunk of the trial CSV: memory grows with it, per-chunk overhead shrinks.
 DEFAULT_CHUNKSIZE = 50_000
-#: Cohort normalisations accepted by ``norm=``.
+#: Cohort normalisations accepted by ``norm=`` (each may be followed by ``+enrolled``).
 NORM_METHODS = ("znorm", "tnorm", "ztnorm", "snorm")
+#: ``norm`` suffix (or whole value) for T-norm over the other enrolled speakers, see :func:`score_trials`.
+ENROLLED = "enrolled"
+#: At most this many enrolled speakers (a seeded draw) form the enrolled cohort.
+ENROLLED_COHORT_MAX = 200
+#: ``norm="auto"`` adds the enrolled-speaker T-norm when at least this many speakers are enrolled.
+AUTO_ENROLLED_MIN = 6
 #: At most this many failed rows are kept in :attr:`ScoringResult.errors` (all are counted and written).
 MAX_ERRORS_KEPT = 1000
 
@@ -112,8 +118,11 @@ def _resolve(raw: str, base: str) -> str:
 class _Job:
     """State of one scoring run across chunks."""
 
-    def __init__(self, runner: TaskRunner, spec: WorkerSpec, base_dir: str, cohort: Cohort | None):
+    def __init__(self, runner: TaskRunner, spec: WorkerSpec, base_dir: str, cohort: Cohort | None,
+                 enrolled: tuple | None = None):
         self.runner, self.spec, self.base_dir, self.cohort = runner, spec, base_dir, cohort
+        self.enrolled = enrolled     # the enrolled cohort speakers (T-norm over the others), or None
+        self.enrolled_index = {s: i for i, s in enumerate(enrolled or ())}
         self.failed: dict[str, str] = {}   # file -> reason, so that a bad file is tried once per run
         self.result = ScoringResult(runner=runner.description)
 
@@ -139,6 +148,8 @@ class _Job:
         bounds = np.r_[starts, len(pairs)]
         tasks = [(files[pair_file[a]], [unique_speakers[s] for s in pair_speaker[a:b]])
                  for a, b in zip(bounds[:-1], bounds[1:])]
+        if self.enrolled:   # each file is also scored against every enrolled cohort speaker it does not claim
+            tasks = [(path, claimed + [s for s in self.enrolled if s not in set(claimed)]) for path, claimed in tasks]
         pending = self.runner.submit(score_tasks, self.spec, tasks)
 
         def finish() -> pd.DataFrame:
@@ -151,11 +162,13 @@ class _Job:
     def _scores(self, outputs, tasks, bounds, pair_file, file_error, n_pairs):
         pair_scores = np.full(n_pairs, np.nan)
         pair_cohort = None
-        for (a, b), (scores, reason, cohort_scores, cached), (path, _) in zip(zip(bounds[:-1], bounds[1:]),
-                                                                              outputs, tasks):
+        for (a, b), (scores, reason, cohort_scores, cached), (path, speakers) in zip(zip(bounds[:-1], bounds[1:]),
+                                                                                     outputs, tasks):
             if reason is not None:
                 file_error[pair_file[a]] = self.failed[path] = reason
                 continue
+            if self.enrolled:
+                scores = self._enrolled_tnorm(np.asarray(scores, dtype=np.float64), speakers, b - a, cohort_scores)
             pair_scores[a:b] = scores
             self.result.cache_hits += bool(cached)
             self.result.cache_misses += not cached and self.spec.cache_dir is not None
@@ -166,12 +179,25 @@ class _Job:
         self.result.n_tasks += len(tasks)
         return pair_scores, pair_cohort
 
+    def _enrolled_tnorm(self, scores, speakers, n_claimed, test_cohort) -> np.ndarray:
+        """One file's scores for its ``n_claimed`` claimed speakers (the first ones of ``speakers``), cohort-
+        normalised if asked, then T-normalised by its scores against the other enrolled cohort speakers."""
+        from .score_norm import leave_out_tnorm
+
+        if self.cohort is not None:
+            test = None if test_cohort is None else np.broadcast_to(test_cohort, (len(scores), len(test_cohort)))
+            scores = self.cohort.normalise(scores, speakers, test)
+        where = np.fromiter((self.enrolled_index.get(s, -1) for s in speakers), dtype=np.int64, count=len(speakers))
+        cohort_scores = np.empty(len(self.enrolled))
+        cohort_scores[where[where >= 0]] = scores[where >= 0]   # every cohort speaker is in ``speakers``
+        return leave_out_tnorm(scores[:n_claimed], cohort_scores, where[:n_claimed])
+
     def _finish_chunk(self, chunk, first_row, speakers, files, file_error, path_codes, rows_ok, inverse,
                       pair_scores, pair_cohort) -> pd.DataFrame:
         scores = np.full(len(chunk), np.nan)
         scores[rows_ok] = pair_scores[inverse]
         done = np.isfinite(scores)
-        if self.cohort is not None and done.any():
+        if self.cohort is not None and not self.enrolled and done.any():
             row_pair = np.full(len(chunk), -1)
             row_pair[rows_ok] = inverse
             test_cohort = None if pair_cohort is None else pair_cohort[row_pair[done]]
@@ -236,10 +262,17 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
         Raise :class:`PartialScoringError` (exit code 9) after writing when any trial failed.
     top_c : int, optional
         GMM-UBM Gaussian selection; 0 scores exactly; ``None`` keeps the model's.
-    norm : {"auto", "none", "znorm", "tnorm", "ztnorm", "snorm"}
-        Cohort score normalisation. ``"auto"`` (the default) is S-norm with ``cohort`` when one is given, else
-        with the model directory's own cohort (``cohort.csv``, drawn from the background speakers by
-        ``train-ubm``) when it has one, else none. ``cohort_top`` = N uses the N best cohort scores (AS-norm).
+    norm : {"auto", "none", "znorm", "tnorm", "ztnorm", "snorm", "enrolled", "snorm+enrolled", ...}
+        Score normalisation. A cohort method (``znorm``, ``tnorm``, ``ztnorm``, ``snorm``) uses the impostor
+        cohort ``cohort``; ``cohort_top`` = N uses the N best cohort scores (AS-norm). ``enrolled``, alone or
+        after a method (``"snorm+enrolled"``), then T-normalises each trial by the test file's scores against
+        the *other enrolled speakers* (the claimed one left out; at most :data:`ENROLLED_COHORT_MAX` of them, a
+        seeded draw; at least 3 speakers must be enrolled), see :func:`~speakerid.score_norm.leave_out_tnorm`;
+        each test file is then scored against all of them. ``"auto"`` (the default) is S-norm with ``cohort``
+        when one is given, else with the model directory's own cohort (``cohort.csv``, drawn from the
+        background speakers by ``train-ubm``) when it has one, followed by ``+enrolled`` when at least
+        :data:`AUTO_ENROLLED_MIN` speakers are enrolled (both chosen on the development protocol, see the
+        README). ``"none"``: raw scores.
     cohort : str or os.PathLike, optional
         ``speaker,path`` manifest of impostor cohort speakers (enrolled in memory) and utterances; default the
         model directory's ``cohort.csv`` when a normalisation is asked for.
@@ -264,7 +297,7 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
         With ``strict=True``, when some trials failed (the output is written all the same).
     """
     start = time.perf_counter()
-    norm, cohort = _check_options(chunksize, norm, cohort, cohort_top, model_dir)
+    norm, cohort, enrolled = _check_options(chunksize, norm, cohort, cohort_top, model_dir)
     params = dict(backend_params or {})
     if top_c is not None:
         params["top_c"] = int(top_c)
@@ -275,6 +308,7 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
         check_manifest_columns(trials.columns, "trials DataFrame")
     n_rows, claimed, has_target = scan_trials(trials, chunksize)
     _check_enrolled(verifier, claimed)
+    enrolled = _enrolled_cohort(verifier, enrolled)
     base_dir = os.getcwd() if is_frame else str(Path(trials).resolve().parent)
     # cohort models are saved beside the output: a folder the workers of a cluster likely see as well
     out_dir = None if out is None else Path(out).resolve().parent
@@ -284,13 +318,13 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
         cohort_state, cohort_file = None, None
         if norm and claimed:
             cohort_state, cohort_file = prepare_cohort(verifier, cohort, claimed, norm, cohort_top, cache_dir,
-                                                       work_dir)
+                                                       work_dir, extra=enrolled or ())
         spec = WorkerSpec(str(verifier.model_dir.resolve()), verifier.backend_name, tuple(sorted(params.items())),
                      None if cache_dir is None else str(Path(cache_dir).resolve()), _model_stamp(verifier),
                      cohort_file if norm in ("tnorm", "ztnorm", "snorm") else None)
         with TaskRunner(n_jobs, scheduler) as runner, \
                 progress(total=n_rows, desc="score", unit="trial", enabled=show_progress) as bar:
-            job = _Job(runner, spec, base_dir, cohort_state)
+            job = _Job(runner, spec, base_dir, cohort_state, enrolled)
             scored = _scored_chunks(job, trials, chunksize)
             if out is None:
                 parts = [bar.update(len(part)) or part for part in scored]
@@ -306,8 +340,10 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
             shutil.rmtree(work_dir, ignore_errors=True)
     result = job.result
     result.out, result.has_target = (None if out is None else Path(out)), has_target
-    result.normalisation = (f"{norm}{'' if cohort_top is None else f' top {int(cohort_top)}'} (cohort {cohort})"
-                            if norm else "none")
+    parts = [f"{norm}{'' if cohort_top is None else f' top {int(cohort_top)}'} (cohort {cohort})"] if norm else []
+    if enrolled:
+        parts.append(f"T-norm over the other enrolled speakers ({len(enrolled)} in the cohort)")
+    result.normalisation = " + ".join(parts) or "none"
     result.seconds = time.perf_counter() - start
     if strict and result.n_errors:
         raise PartialScoringError(result)
@@ -341,20 +377,37 @@ def _scored_chunks(job: _Job, trials, chunksize: int):
         yield finish()
 
 
+def _parse_norm(norm) -> tuple:
+    """``(method, enrolled)`` of a ``norm`` value: method None/"auto"/a cohort method; enrolled True/False/"auto".
+
+    >>> _parse_norm("snorm+enrolled"), _parse_norm("enrolled"), _parse_norm("auto"), _parse_norm(None)
+    (('snorm', True), (None, True), ('auto', 'auto'), (None, False))
+    """
+    if norm is None or norm == "none":
+        return None, False
+    if norm == "auto":
+        return "auto", "auto"
+    if norm == ENROLLED:
+        return None, True
+    method, plus, suffix = norm.partition("+") if isinstance(norm, str) else (norm, "", "")
+    if method in NORM_METHODS and (not plus or suffix == ENROLLED):
+        return method, bool(plus)
+    raise ParameterError(f"unknown score normalisation {norm!r}; choose auto, none, {ENROLLED}, one of "
+                         f"{', '.join(NORM_METHODS)}, or one of those followed by +{ENROLLED}")
+
+
 def _check_options(chunksize, norm, cohort, cohort_top, model_dir):
     if isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
         raise ParameterError(f"chunksize must be a positive integer, got {chunksize!r}")
-    if norm not in (None, "none", "auto") and norm not in NORM_METHODS:
-        raise ParameterError(f"unknown score normalisation {norm!r}; choose one of auto, none, "
-                             f"{', '.join(NORM_METHODS)}")
+    norm, enrolled = _parse_norm(norm)
     if not Path(model_dir).is_dir():
         raise ParameterError(f"{model_dir}: no such model directory")
     own = Path(model_dir) / COHORT_FILE
     if norm == "auto":
         norm = "snorm" if cohort is not None or own.is_file() else None
-    norm = None if norm == "none" else norm
     if norm is None and cohort is not None:
-        raise ParameterError("a cohort was given but norm='none': drop the cohort or choose a normalisation")
+        raise ParameterError("a cohort was given but no cohort normalisation: drop the cohort or choose "
+                             f"one of {', '.join(NORM_METHODS)}")
     if norm is not None and cohort is None:
         if not own.is_file():
             raise ParameterError(f"score normalisation {norm!r} needs a cohort manifest: give one, or train the "
@@ -362,7 +415,23 @@ def _check_options(chunksize, norm, cohort, cohort_top, model_dir):
         cohort = own
     if cohort_top is not None and norm is None:
         raise ParameterError("cohort_top is an option of cohort score normalisation: give a cohort too")
-    return norm, cohort
+    return norm, cohort, enrolled
+
+
+def _enrolled_cohort(verifier: SpeakerVerifier, enrolled) -> tuple | None:
+    """The enrolled speakers T-norm uses (``enrolled`` True or "auto"), or None."""
+    if not enrolled:
+        return None
+    speakers = sorted(verifier.speakers())
+    if enrolled == "auto" and len(speakers) < AUTO_ENROLLED_MIN:
+        return None
+    if len(speakers) < 3:
+        raise ParameterError(f"T-norm over the enrolled speakers needs at least 3 enrolled speakers (the claimed "
+                             f"one is left out of its cohort); {verifier.model_dir} has {len(speakers)}")
+    if len(speakers) > ENROLLED_COHORT_MAX:   # a seeded draw: the same cohort for every run on these models
+        keep = np.random.default_rng(0).choice(len(speakers), ENROLLED_COHORT_MAX, replace=False)
+        speakers = [speakers[i] for i in sorted(keep)]
+    return tuple(speakers)
 
 
 def _check_enrolled(verifier: SpeakerVerifier, claimed) -> None:

@@ -43,8 +43,10 @@ class Cohort:
                                 cohort_cohort=self.cohort_cohort, top_n=self.top_n)
 
 
-def prepare_cohort(verifier, cohort_csv, claimed, method: str, top_n, cache_dir, folder) -> tuple[Cohort, str]:
-    """Enroll the cohort of ``cohort_csv`` and compute its fixed score matrices for the ``claimed`` speakers.
+def prepare_cohort(verifier, cohort_csv, claimed, method: str, top_n, cache_dir, folder,
+                   extra=()) -> tuple[Cohort, str]:
+    """Enroll the cohort of ``cohort_csv`` and compute its fixed score matrices for the ``claimed`` speakers
+    (and the ``extra`` enrolled speakers whose scores are normalised too: the enrolled-speaker T-norm's cohort).
 
     Returns the :class:`Cohort` and the path of the saved cohort models (in ``folder``) for the workers.
     Warns with :class:`DataLeakWarning` when cohort speakers are among the claimed speakers.
@@ -62,7 +64,8 @@ def prepare_cohort(verifier, cohort_csv, claimed, method: str, top_n, cache_dir,
     cache = FeatureCache(cache_dir, verifier.feature_config)
     frames = [cache.features(p) for p in progress(list(manifest["path"]), desc="cohort", unit="file")]
     # score_frames also loads the background model, which enrolling the cohort needs
-    model_cohort = np.stack([verifier.score_frames(claimed, f) for f in frames], axis=1)
+    scored = list(claimed) + sorted(set(extra) - set(claimed))
+    model_cohort = np.stack([verifier.score_frames(scored, f) for f in frames], axis=1)
     groups = manifest.groupby("speaker", sort=True).indices
     backend = verifier.backend
     models = [backend.enroll([frames[i] for i in idx])[0] for idx in groups.values()]
@@ -71,7 +74,7 @@ def prepare_cohort(verifier, cohort_csv, claimed, method: str, top_n, cache_dir,
     path = Path(folder) / "cohort_models.npz"
     save_models(models, path)
     cohort = Cohort(method, None if top_n is None else int(top_n), model_cohort,
-                    {s: i for i, s in enumerate(claimed)}, cohort_cohort, tuple(groups))
+                    {s: i for i, s in enumerate(scored)}, cohort_cohort, tuple(groups))
     return cohort, str(path)
 
 

@@ -15,7 +15,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result["true_claim"]["speaker"] != result["false_claim"]["speaker"]
     assert 0.0 <= result["eer"] <= 1.0
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
-    assert [s["name"] for s in metrics["systems"]] == ["gmm-ubm", "gmm-ubm+snorm"]
+    assert [s["name"] for s in metrics["systems"]] == ["gmm-ubm", "gmm-ubm+norm"]
     assert (tmp_path / "report" / "report.html").is_file() and (tmp_path / "report" / "det.png").is_file()
     assert any(line.startswith("[6/6]") for line in lines) and lines[-1].startswith("done in")
     again = run_demo(tmp_path / "synth", tmp_path / "models", tmp_path / "report", n_speakers=4,

@@ -10,6 +10,7 @@ from speakerid.metrics import eer
 from speakerid.score_norm import (
     STD_FLOOR,
     cohort_stats,
+    leave_out_tnorm,
     normalize_scores,
     snorm,
     tnorm,
@@ -226,3 +227,32 @@ def test_top_n_validation(arrays):
     with pytest.warns(UserWarning, match="top_n=50 exceeds the 11 columns of model_cohort"):
         clipped = znorm(s, zc, top_n=50)
     np.testing.assert_allclose(clipped, znorm(s, zc))
+
+
+def test_leave_out_tnorm_equals_tnorm_over_the_other_speakers(rng):
+    cohort = rng.normal(3.0, 2.0, size=9)
+    own = np.array([0, 4, 8, -1, 4])
+    scores = rng.normal(size=len(own))
+    expected = []
+    for score, index in zip(scores, own):
+        others = np.delete(cohort, index) if index >= 0 else cohort
+        expected.append((score - others.mean()) / others.std())
+    np.testing.assert_allclose(leave_out_tnorm(scores, cohort, own), expected, rtol=1e-12)
+    # large scores with a small spread: the centred sums keep the precision (a plain sum of squares would not)
+    big_cohort, big_scores = cohort * 1e-3 + 1e8, scores * 1e-3 + 1e8
+    expected = [(x - np.delete(big_cohort, i).mean()) / np.delete(big_cohort, i).std() if i >= 0
+                else (x - big_cohort.mean()) / big_cohort.std() for x, i in zip(big_scores, own)]
+    np.testing.assert_allclose(leave_out_tnorm(big_scores, big_cohort, own), expected, rtol=1e-4)
+    constant = leave_out_tnorm([2.0], [1.0, 1.0, 1.0], [0])          # std floored, not a division by zero
+    assert np.isfinite(constant).all() and constant[0] == pytest.approx(1.0 / STD_FLOOR)
+
+
+@pytest.mark.parametrize("cohort, own, match", [
+    ([1.0, 2.0], [0], "at least 2 cohort scores"),
+    ([1.0, 2.0, 3.0], [3], "one index"),
+    ([1.0, 2.0, 3.0], [0, 1], "one index"),
+    ([1.0, np.nan, 3.0], [0], "cohort_scores"),
+])
+def test_leave_out_tnorm_rejects_bad_input(cohort, own, match):
+    with pytest.raises(ParameterError, match=match):
+        leave_out_tnorm([0.0], cohort, own)

@@ -39,10 +39,12 @@ def test_default_cohort_is_drawn_from_the_background_and_used_by_default(synth_c
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in cohort["path"])
 
     auto = score_trials(tmp_path / "m", trials, tmp_path / "auto.csv")
-    explicit = score_trials(tmp_path / "m", trials, tmp_path / "snorm.csv", norm="snorm",
+    # 6 speakers are enrolled (>= AUTO_ENROLLED_MIN): the default adds the T-norm over the other enrolled ones
+    explicit = score_trials(tmp_path / "m", trials, tmp_path / "snorm.csv", norm="snorm+enrolled",
                             cohort=tmp_path / "m" / COHORT_FILE)
     raw = score_trials(tmp_path / "m", trials, tmp_path / "raw.csv", norm="none")
     assert auto.normalisation.startswith("snorm") and raw.normalisation == "none"
+    assert auto.normalisation.endswith("T-norm over the other enrolled speakers (6 in the cohort)")
     assert (tmp_path / "auto.csv").read_bytes() == (tmp_path / "snorm.csv").read_bytes()
     assert explicit.n_scored == raw.n_scored == auto.n_scored
     assert (tmp_path / "auto.csv").read_bytes() != (tmp_path / "raw.csv").read_bytes()
@@ -73,7 +75,7 @@ def _read(path):
 
 def test_scores_equal_verify_and_rows_pass_through(model_dir, trials):
     out = trials.with_name("scores.csv")
-    result = score_trials(model_dir, trials, out)
+    result = score_trials(model_dir, trials, out, norm="none")
     written, given = _read(out), _read(trials)
     assert list(written.columns) == list(given.columns) + ["score", "error"]
     pd.testing.assert_frame_equal(written[given.columns], given)          # every value as written, in order
@@ -232,11 +234,11 @@ def test_feature_cache_hits_and_corrupt_entry(model_dir, trials, tmp_path, monke
 def test_changed_model_is_reloaded(model_dir, synth_corpus, trials, tmp_path):
     copied = tmp_path / "models"
     shutil.copytree(model_dir, copied)
-    before = score_trials(copied, trials, tmp_path / "before.csv")
+    before = score_trials(copied, trials, tmp_path / "before.csv", norm="none")
     enroll = read_manifest(synth_corpus.enroll_csv)
     speaker = synth_corpus.speakers[0]
     SpeakerVerifier(copied).enroll(speaker, list(enroll.query("speaker == @speaker")["path"])[:1])
-    score_trials(copied, trials, tmp_path / "after.csv")
+    score_trials(copied, trials, tmp_path / "after.csv", norm="none")
     a, b = _read(tmp_path / "before.csv"), _read(tmp_path / "after.csv")
     claimed = a["speaker"] == speaker
     assert before.n_scored == len(a)
@@ -275,13 +277,75 @@ def test_cohort_overlapping_trial_speakers_warns(model_dir, synth_corpus, trials
         score_trials(model_dir, trials, tmp_path / "n.csv", norm="znorm", cohort=synth_corpus.enroll_csv)
     with pytest.raises(ParameterError, match="needs a cohort manifest"):
         score_trials(model_dir, trials, tmp_path / "n.csv", norm="snorm")
-    with pytest.raises(ParameterError, match="norm='none'"):
+    with pytest.raises(ParameterError, match="no cohort normalisation"):
         score_trials(model_dir, trials, tmp_path / "n.csv", norm="none", cohort=synth_corpus.enroll_csv)
     with pytest.raises(ParameterError, match="cohort_top"):
         score_trials(model_dir, trials, tmp_path / "n.csv", cohort_top=3)
     with pytest.raises(ParameterError, match="unknown score normalisation"):
         score_trials(model_dir, trials, tmp_path / "n.csv", norm="fnorm", cohort=synth_corpus.enroll_csv)
 
+
+
+def _leave_out(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Reference enrolled-speaker T-norm by loops: ``matrix`` (test files x enrolled speakers) of scores."""
+    out = matrix.copy()
+    for path, row in matrix.iterrows():
+        for speaker in matrix.columns:
+            others = row.drop(speaker).to_numpy(float)
+            out.loc[path, speaker] = (row[speaker] - others.mean()) / others.std()
+    return out
+
+
+@pytest.mark.parametrize("method", ["enrolled", "snorm+enrolled"])
+def test_enrolled_tnorm_equals_a_loop_over_the_other_speakers(model_dir, synth_corpus, trials, tmp_path, method):
+    """Each trial is T-normalised by the test file's scores against every *other* enrolled speaker, whether the
+    trial list claims them or not (the claims here are one per file)."""
+    base = {} if method == "enrolled" else {"norm": "snorm", "cohort": synth_corpus.background_csv}
+    full = score_trials(model_dir, trials, tmp_path / "full.csv", **(base or {"norm": "none"})).out
+    matrix = _read(full).assign(score=lambda f: f["score"].astype(float)).pivot(
+        index="path", columns="speaker", values="score")
+    assert matrix.shape[1] == 6 and matrix.notna().all().all()
+    expected = _leave_out(matrix)
+
+    one_claim = _read(trials).drop_duplicates("path").copy()       # one claimed speaker per test file
+    one_claim["speaker"] = [synth_corpus.speakers[i % 6] for i in range(len(one_claim))]
+    one_claim.to_csv(tmp_path / "one.csv", index=False)
+    cohort = {} if method == "enrolled" else {"cohort": synth_corpus.background_csv}
+    result = score_trials(model_dir, tmp_path / "one.csv", tmp_path / "out.csv", norm=method, chunksize=5,
+                          **cohort)
+    got = _read(tmp_path / "out.csv")
+    assert result.n_scored == len(one_claim) and "T-norm over the other enrolled speakers (6" in result.normalisation
+    want = [expected.loc[p, s] for p, s in zip(got["path"], got["speaker"])]
+    np.testing.assert_allclose(got["score"].astype(float), want, rtol=2e-5, atol=2e-5)
+
+
+def test_enrolled_tnorm_options(model_dir, synth_corpus, trials, tmp_path):
+    auto = score_trials(model_dir, trials, tmp_path / "auto.csv")      # no cohort.csv here, 6 speakers enrolled
+    assert auto.normalisation == "T-norm over the other enrolled speakers (6 in the cohort)"
+    assert (tmp_path / "auto.csv").read_bytes() == score_trials(
+        model_dir, trials, tmp_path / "e.csv", norm="enrolled").out.read_bytes()
+    few = tmp_path / "few"
+    shutil.copytree(model_dir, few)
+    verifier = SpeakerVerifier(few)
+    for speaker in synth_corpus.speakers[2:]:
+        verifier.remove(speaker)
+    kept = _read(trials).query("speaker in @synth_corpus.speakers[:2]")
+    kept.to_csv(tmp_path / "kept.csv", index=False)
+    assert score_trials(few, tmp_path / "kept.csv", tmp_path / "k.csv").normalisation == "none"   # auto: < 6
+    with pytest.raises(ParameterError, match="at least 3 enrolled speakers"):
+        score_trials(few, tmp_path / "kept.csv", tmp_path / "k.csv", norm="enrolled")
+    for bad in ("enrolled+snorm", "snorm+", "snorm+znorm", "fnorm+enrolled", 3):
+        with pytest.raises(ParameterError, match="unknown score normalisation"):
+            score_trials(model_dir, trials, tmp_path / "n.csv", norm=bad)
+
+
+def test_cli_norm_enrolled(model_dir, synth_corpus, trials, tmp_path, capsys):
+    status, out, err = _cli(capsys, "score", "--model-dir", model_dir, "--trials", trials, "--out",
+                            tmp_path / "s.csv", "--norm", "snorm+enrolled", "--cohort", synth_corpus.background_csv)
+    assert status == ExitStatus.OK and "snorm (cohort" in out and "+ T-norm over the other enrolled" in out
+    status, out, err = _cli(capsys, "score", "--model-dir", model_dir, "--trials", trials, "--out",
+                            tmp_path / "s.csv", "--norm", "enrolled+snorm")
+    assert status == ExitStatus.USAGE and "invalid choice" in err and len(err.strip().splitlines()) <= 2
 
 def _cli(capsys, *argv):
     status = main([str(a) for a in argv])

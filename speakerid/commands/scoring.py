@@ -12,7 +12,7 @@ MAX_ERRORS_SHOWN = 20
 
 
 def register(sub) -> None:
-    from ..scoring import DEFAULT_CHUNKSIZE, NORM_METHODS
+    from ..scoring import AUTO_ENROLLED_MIN, DEFAULT_CHUNKSIZE, ENROLLED, NORM_METHODS
 
     p = sub.add_parser("score", help="score a speaker,path[,target] trial list into a CSV with a score column",
                        description="Stream TRIALS.csv in chunks and write the same rows plus 'score' and 'error' "
@@ -35,8 +35,12 @@ def register(sub) -> None:
     group.add_argument("--cohort", metavar="CSV", default=None,
                        help="speaker,path manifest of the impostor cohort (default: the model directory's "
                             "cohort.csv, drawn from the UBM's background speakers by train-ubm)")
-    group.add_argument("--norm", choices=("auto", "none") + NORM_METHODS, default="auto",
-                       help="normalisation; auto (default) = snorm when there is a cohort, else none")
+    group.add_argument("--norm", choices=("auto", "none", ENROLLED) + NORM_METHODS
+                       + tuple(f"{m}+{ENROLLED}" for m in NORM_METHODS), default="auto", metavar="METHOD",
+                       help="none; znorm, tnorm, ztnorm or snorm with the cohort; 'enrolled' = T-norm over the "
+                            "other enrolled speakers, alone or after a method (e.g. snorm+enrolled); auto "
+                            f"(default) = snorm when there is a cohort, +enrolled when >= {AUTO_ENROLLED_MIN} "
+                            "speakers are enrolled")
     group.add_argument("--cohort-top", type=int, default=None, metavar="N",
                        help="adaptive: use the N highest cohort scores only (e.g. AS-norm with snorm)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
