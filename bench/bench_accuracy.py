@@ -133,7 +133,7 @@ def score_all(dirs: dict, name: str, enroll: Path, trials: Path, out_dir: Path, 
             verifier.enroll_manifest(enroll)
     files = {}
     for system, (kind, backend, params, norm) in SYSTEMS.items():
-        out = out_dir / f"{system.replace(' ', '_').replace('+', 'plus').lower()}.csv"
+        out = out_dir / f"{system.replace(', ', ' ').replace(' ', '_').replace('+', 'plus').lower()}.csv"
         score_trials(dirs[kind], trials, out, backend=backend, backend_params=params or None, norm=norm,
                      n_jobs=jobs, show_progress=False)
         files[system] = out
