@@ -249,13 +249,15 @@ class SpeakerVerifier:
                           DataLeakWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ enrollment
-    def enroll(self, speaker: str, files, augment: int | None = None) -> dict:
+    def enroll(self, speaker: str, files, augment: int | None = None, *, names=None) -> dict:
         """Enroll (or re-enroll, replacing) one speaker from audio files; other speakers are untouched.
 
         ``augment=N`` also adapts the model on N noisy copies of each file (seeded by the speaker id; recorded
         in the speaker's header). ``None`` (the default) follows the background model: as many copies as
         :meth:`train_ubm` made (0 for a UBM trained without them) -- multi-condition training helped only when
-        the UBM and the speaker models both saw noise (``bench/frontend_ablation.py``).
+        the UBM and the speaker models both saw noise (``bench/frontend_ablation.py``). ``names``: what to
+        record as the source file names in the model's header (default: the files' own names), e.g. the names
+        users gave to uploads saved under random names.
         """
         if augment is not None:
             augment = check_copies(augment)
@@ -263,6 +265,9 @@ class SpeakerVerifier:
         files = [str(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
         if not files:
             raise ParameterError(f"no enrollment files for speaker {speaker!r}")
+        names = [Path(f).name for f in files] if names is None else [str(n) for n in names]
+        if len(names) != len(files):
+            raise ParameterError(f"{len(names)} names given for {len(files)} enrollment files")
         self._load_background()
         if augment is None:
             augment = int((self._background_header.get("augment") or {}).get("copies", 0))
@@ -280,7 +285,7 @@ class SpeakerVerifier:
                   "feature_config": self.feature_config.to_dict(), "feature_hash": self.feature_config.hash(),
                   "background_hash": self.backend.background_hash, "n_files": len(files),
                   "total_seconds": round(seconds, 3), "n_frames": int(sum(len(f) for f, _ in extracted)),
-                  "files": [Path(f).name for f in files]}
+                  "files": names}
         if augment:
             header["augment"] = augment_header(augment, seed)
         self._save_config()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +196,17 @@ def test_api_parameters_are_checked(trained, synth_corpus):
         with pytest.raises(ParameterError, match="threshold"):
             verifier.set_threshold(bad)
     assert verifier.verify("spk001", path, threshold=-np.inf)["accepted"]       # ±inf: accept / reject all
+
+
+def test_enroll_records_the_given_source_names(trained, synth_corpus, tmp_path):
+    copied = tmp_path / "m"
+    shutil.copytree(trained, copied)
+    verifier = SpeakerVerifier(copied)
+    paths = list(read_manifest(synth_corpus.enroll_csv).query("speaker == 'spk001'")["path"])[:2]
+    verifier.enroll("spk001", paths, names=["first take.wav", "second.wav"])
+    header, _ = verifier.store.load_speaker("spk001")
+    assert header["files"] == ["first take.wav", "second.wav"]
+    verifier.enroll("spk001", paths)
+    assert verifier.store.load_speaker("spk001")[0]["files"] == [Path(p).name for p in paths]
+    with pytest.raises(ParameterError, match="1 names given for 2 enrollment files"):
+        verifier.enroll("spk001", paths, names=["one.wav"])

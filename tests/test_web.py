@@ -154,6 +154,8 @@ def test_enroll_form_then_speaker_is_listed(fresh_dir, upload_dir, synth_corpus)
     (info,) = client.get("/api/speakers").get_json()["speakers"]
     assert info["speaker"] == "Zoë <b>" and info["n_files"] == 2 and info["total_seconds"] > 4
     assert list(upload_dir.iterdir()) == []  # uploads are deleted after the request
+    header, _ = SpeakerVerifier(fresh_dir).store.load_speaker("Zoë <b>")
+    assert header["files"] == ["spk001_01.wav", "spk001_02.wav"]   # the names uploaded, not the random ones
 
 
 def test_api_enroll_returns_the_cli_object(fresh_dir, upload_dir, synth_corpus):

@@ -65,7 +65,7 @@ def _enroll(form, files) -> dict:
     with _uploads(verifier) as uploads:
         clips = uploads.save_all(storages)
         with verifier.store.lock():  # one writer at a time; every enrollment lands in its own file
-            result = verifier.enroll(speaker, [clip.path for clip in clips])
+            result = verifier.enroll(speaker, [clip.path for clip in clips], names=[clip.name for clip in clips])
     return {"result": result, "clips": [clip.info() for clip in clips]}
 
 
