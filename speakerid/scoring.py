@@ -28,6 +28,7 @@ from ._progress import progress
 from .exceptions import ParameterError, SpeakerIDError, UnknownSpeakerError
 from .io import atomic_write, check_manifest_columns
 from .parallel import TaskRunner
+from .score_norm import leave_out_tnorm
 from .scoring_cohort import Cohort, prepare_cohort
 from .scoring_io import read_chunks, scan_trials, stripped_codes, trial_metrics
 from .scoring_worker import WorkerSpec, score_tasks
@@ -149,7 +150,8 @@ class _Job:
         tasks = [(files[pair_file[a]], [unique_speakers[s] for s in pair_speaker[a:b]])
                  for a, b in zip(bounds[:-1], bounds[1:])]
         if self.enrolled:   # each file is also scored against every enrolled cohort speaker it does not claim
-            tasks = [(path, claimed + [s for s in self.enrolled if s not in set(claimed)]) for path, claimed in tasks]
+            tasks = [(path, claimed + [s for s in self.enrolled if s not in claimed_set])
+                     for path, claimed, claimed_set in ((p, c, set(c)) for p, c in tasks)]
         pending = self.runner.submit(score_tasks, self.spec, tasks)
 
         def finish() -> pd.DataFrame:
@@ -182,8 +184,6 @@ class _Job:
     def _enrolled_tnorm(self, scores, speakers, n_claimed, test_cohort) -> np.ndarray:
         """One file's scores for its ``n_claimed`` claimed speakers (the first ones of ``speakers``), cohort-
         normalised if asked, then T-normalised by its scores against the other enrolled cohort speakers."""
-        from .score_norm import leave_out_tnorm
-
         if self.cohort is not None:
             test = None if test_cohort is None else np.broadcast_to(test_cohort, (len(scores), len(test_cohort)))
             scores = self.cohort.normalise(scores, speakers, test)
