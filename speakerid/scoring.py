@@ -174,7 +174,7 @@ class _Job:
             pair_scores[a:b] = scores
             self.result.cache_hits += bool(cached)
             self.result.cache_misses += not cached and self.spec.cache_dir is not None
-            if cohort_scores is not None:
+            if cohort_scores is not None and not self.enrolled:   # (already used by _enrolled_tnorm)
                 if pair_cohort is None:
                     pair_cohort = np.zeros((n_pairs, len(cohort_scores)))
                 pair_cohort[a:b] = cohort_scores
