@@ -2,7 +2,7 @@
 
     python bench/bench_features.py [--minutes 10] [--repeat 3]
 
-What is timed, on the same audio (synthetic speech at 16 kHz from :mod:`speakerid.synth`, ``--minutes`` long,
+What is timed, on the same audio (synthetic speech at 16 kHz from :mod:`speakerid.data.synth`, ``--minutes`` long,
 made of 30-s utterances by different voices) -- the pure front end, MFCC(20) + delta + delta-delta, no VAD and
 no CMVN:
 
@@ -35,8 +35,8 @@ try:
 except ModuleNotFoundError:  # a checkout that is not installed: use the package beside bench/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from speakerid.data.synth import make_speaker, synthesize_utterance
 from speakerid.features import FeatureConfig, extract  # noqa: E402
-from speakerid.synth import make_speaker, synthesize_utterance  # noqa: E402
 
 SAMPLE_RATE = 16000
 SEGMENT_S = 30.0

@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from speakerid.augment import add_noise
-from speakerid.io import load_audio, read_manifest
+from speakerid.data.audio import load_audio
+from speakerid.data.augment import add_noise
+from speakerid.data.manifests import read_manifest
 
 N_DEV = 40
 SEED = 20261123

@@ -26,11 +26,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from speakerid.backends.base.mlp import train_mlp
+from speakerid.backends.base.siamese import train_siamese
 
-from speakerid import metrics
-from speakerid.io import read_manifest
+from speakerid.data.manifests import read_manifest
+from speakerid.evaluation import metrics
 from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG
-from speakerid.neural import train_mlp, train_siamese
 from speakerid.verifier import SpeakerVerifier
 
 ALL_FEATURES = ("mfcc", "logmel", "zcr", "rolloff", "flux", "chroma")

@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from speakerid import metrics
+from speakerid.data.manifests import read_manifest
+from speakerid.evaluation import metrics
 from speakerid.features import FeatureConfig, extract_file
-from speakerid.io import read_manifest
+from speakerid.features.pipeline import augmented_features
 from speakerid.models.gmm_ubm import GMMUBM
-from speakerid.verifier import SpeakerVerifier, augmented_features
+from speakerid.verifier import SpeakerVerifier
 
 DEV_CONDITIONS = ("clean", "short", "noisy", "8k")
 EVAL_PROTOCOLS = {

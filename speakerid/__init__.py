@@ -1,4 +1,4 @@
-"""speakerid: classical-ML speaker verification (features, GMM-UBM, per-speaker GMMs, evaluation).
+"""speakerid: classical-ML speaker verification (features, GMM-UBM, i-vectors, neural embeddings, evaluation).
 
 The public API in one import::
 
@@ -6,17 +6,27 @@ The public API in one import::
     frames = sid.extract_file("alice.wav", sid.FeatureConfig())
     verifier = sid.SpeakerVerifier("models/")
 
-Submodules: :mod:`speakerid.io` (audio, manifests), :mod:`speakerid.features`, :mod:`speakerid.models`,
-:mod:`speakerid.metrics`, :mod:`speakerid.synth`, :mod:`speakerid.store`, :mod:`speakerid.exceptions`.
+Subpackages, in pipeline order:
+
+- :mod:`speakerid.data` -- audio files, manifests, trial lists, noise augmentation, synthetic speakers
+- :mod:`speakerid.features` -- the front end (MFCC, deltas, VAD, CMVN, ...) and the one file -> frames path
+- :mod:`speakerid.models` -- array-in/array-out estimators (GMM, GMM-UBM, i-vector, PLDA, Siamese MLP, MLP)
+- :mod:`speakerid.backends` -- one plug-in per kind of speaker model: adapter to the model directory + training
+- :mod:`speakerid.store` and :mod:`speakerid.verifier` -- the model directory; enroll / verify / identify
+- :mod:`speakerid.scoring` -- batch scoring of trial lists, cohorts, score normalisation
+- :mod:`speakerid.evaluation` -- metrics, calibration and fusion, plots, report
+- :mod:`speakerid.cli` and :mod:`speakerid.web` -- thin shells over the above
+
+Plumbing lives in :mod:`speakerid._utils`; every deliberate error derives from
+:class:`speakerid.exceptions.SpeakerIDError`.
 """
 
-__version__ = "0.1.0"
-
-from . import exceptions, metrics  # noqa: E402
-from .exceptions import SpeakerIDError  # noqa: E402
-from .features import FeatureConfig, extract, extract_file  # noqa: E402
-from .io import load_audio, read_manifest  # noqa: E402
-from .verifier import SpeakerVerifier  # noqa: E402
+from speakerid._version import __version__
+from speakerid.data.audio import load_audio
+from speakerid.data.manifests import read_manifest
+from speakerid.exceptions import SpeakerIDError
+from speakerid.features import FeatureConfig, extract, extract_file
+from speakerid.verifier import SpeakerVerifier
 
 __all__ = ["__version__", "FeatureConfig", "extract", "extract_file", "load_audio", "read_manifest",
-           "SpeakerVerifier", "SpeakerIDError", "exceptions", "metrics"]
+           "SpeakerVerifier", "SpeakerIDError"]

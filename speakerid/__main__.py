@@ -1,3 +1,3 @@
-from speakerid.cli import run
+from speakerid.cli.main import run
 
 run()

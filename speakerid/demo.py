@@ -1,7 +1,7 @@
 """The end-to-end demo behind ``make demo``: synthetic corpus -> features -> UBM -> enroll -> verify -> identify
 -> batch-score every trial (raw and with the default normalisation) -> evaluation report.
 
-Everything runs offline on speakers that :mod:`speakerid.synth` generates, so the demo works on a fresh clone with
+Everything runs offline on speakers that :mod:`speakerid.data.synth` generates, so the demo works on a fresh clone with
 no data at all. Each step prints one short block; the function returns the figures for tests.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .features import FEATURE_NAMES, FeatureConfig, feature_table
-from .io import read_manifest
-from .report import evaluate
-from .scoring import score_trials
+from speakerid.data.manifests import read_manifest
+from speakerid.evaluation.report import evaluate
+from speakerid.features import FEATURE_NAMES, FeatureConfig, feature_table
+from speakerid.scoring.batch import score_trials
 
 __all__ = ["run_demo"]
 
@@ -52,8 +52,8 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
         ``corpus`` (the SynthCorpus), ``feature_table``, ``true_claim``, ``false_claim``, ``identify``, ``eer``,
         ``min_dcf``, ``n_trials``, ``seconds`` per step.
     """
-    from .synth import make_corpus
-    from .verifier import SpeakerVerifier
+    from speakerid.data.synth import make_corpus
+    from speakerid.verifier import SpeakerVerifier
 
     timings = {}
     data_dir, model_dir = Path(data_dir), Path(model_dir)

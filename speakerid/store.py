@@ -27,10 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .exceptions import ConfigMismatchError, ModelFormatError, ParameterError, UnknownSpeakerError
-from .features.config import FeatureConfig
-from .io import atomic_write_bytes
+from speakerid._utils.files import atomic_write_bytes
+from speakerid._utils.hashing import arrays_hash
+from speakerid._version import __version__
+from speakerid.data.manifests import validate_speaker_id
+from speakerid.exceptions import (
+    ConfigMismatchError,
+    ModelFormatError,
+    ParameterError,
+    UnknownSpeakerError,
+)
+from speakerid.features.config import FeatureConfig
 
 __all__ = [
     "FORMAT_VERSION",
@@ -46,30 +53,12 @@ __all__ = [
 FORMAT_VERSION = 1
 _MAGIC = "speakerid-model"
 _HEADER_KEY = "__header__"
-MAX_SPEAKER_ID_LENGTH = 128
 _ALLOWED_DTYPES = ("f", "i", "u", "b", "U")
 #: Backend whose speakers are meant when none is named.
 DEFAULT_BACKEND = "gmm-ubm"
 _BACKEND_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
-def arrays_hash(arrays: dict) -> str:
-    """A stable 16-hex-digit fingerprint of named arrays (names, dtypes, shapes and bytes).
-
-    Examples
-    --------
-    >>> a = {"means": np.zeros((2, 3), np.float32)}
-    >>> arrays_hash(a) == arrays_hash({"means": np.zeros((2, 3), np.float32)})
-    True
-    >>> arrays_hash(a) == arrays_hash({"means": np.ones((2, 3), np.float32)})
-    False
-    """
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        value = np.ascontiguousarray(arrays[name])
-        digest.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()[:16]
 
 
 def save_model_file(path, arrays: dict, header: dict) -> Path:
@@ -166,42 +155,8 @@ def _check_header(path: Path, header, arrays: dict, expected_class) -> None:
 
 # --------------------------------------------------------------------------------------------- speaker ids
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def validate_speaker_id(speaker) -> str:
-    """Return ``speaker`` as a clean id, or raise :class:`ParameterError` saying what is wrong.
-
-    Unicode letters, digits, spaces and punctuation are fine; path separators, ``.``/``..``, control
-    characters, surrounding blanks and ids over 128 characters are not.
-
-    Examples
-    --------
-    >>> validate_speaker_id("Zoë-01")
-    'Zoë-01'
-    >>> validate_speaker_id("../x")
-    Traceback (most recent call last):
-    ...
-    speakerid.exceptions.ParameterError: invalid speaker id '../x': must not contain '/' or '\\\\'
-    """
-    if not isinstance(speaker, str):
-        raise ParameterError(f"invalid speaker id {speaker!r}: must be text")
-    if speaker == "":
-        raise ParameterError("invalid speaker id '': must not be empty")
-    if speaker != speaker.strip():
-        raise ParameterError(f"invalid speaker id {speaker!r}: must not start or end with blanks")
-    if _CONTROL.search(speaker):
-        raise ParameterError(f"invalid speaker id {speaker!r}: must not contain control characters")
-    if "/" in speaker or "\\" in speaker:
-        raise ParameterError(f"invalid speaker id {speaker!r}: must not contain '/' or '\\\\'")
-    if speaker in (".", "..") or speaker.startswith("."):
-        raise ParameterError(f"invalid speaker id {speaker!r}: must not start with '.'")
-    if len(speaker) > MAX_SPEAKER_ID_LENGTH:
-        raise ParameterError(f"invalid speaker id {speaker[:20]!r}...: longer than {MAX_SPEAKER_ID_LENGTH} "
-                             "characters")
-    if any(unicodedata.category(ch) in ("Cs", "Co", "Cn") for ch in speaker):
-        raise ParameterError(f"invalid speaker id {speaker!r}: holds unassigned or surrogate code points")
-    return speaker
 
 
 def speaker_file_name(speaker: str) -> str:
@@ -395,3 +350,25 @@ def check_feature_config(header: dict, config: FeatureConfig, what: str) -> None
             config.check_same(saved_config, what)
         except ConfigMismatchError as exc:
             raise ConfigMismatchError(str(exc)) from None
+
+
+FEATURES_FILE = "features.json"
+
+
+THRESHOLDS_FILE = "thresholds.json"
+
+
+#: The model directory's score-normalisation cohort: a ``speaker,path`` manifest with absolute paths.
+COHORT_FILE = "cohort.csv"
+
+
+UBM_FILE = "ubm.npz"
+
+
+IVECTOR_FILE = "ivector.npz"
+
+
+SIAMESE_FILE = "siamese.npz"
+
+
+MLP_FILE = "mlp.npz"

@@ -13,79 +13,41 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
-from joblib import Parallel, delayed
 
-from ._progress import progress
-from .augment import augment_header, check_copies, noisy_copies
-from .backends import UBM_FILE, get_backend
-from .exceptions import BandwidthWarning, DataLeakWarning, ModelFormatError, ParameterError
-from .features import extract
-from .features.config import FeatureConfig
-from .io import atomic_write, load_audio, read_manifest
-from .models.gmm_ubm import GMMUBM
-from .store import DEFAULT_BACKEND, ModelStore, check_feature_config, validate_speaker_id
+from speakerid._utils.files import atomic_write
+from speakerid._utils.progress import progress
+from speakerid.backends.base import get_backend
+from speakerid.data.augment import augment_header, check_copies
+from speakerid.data.manifests import read_manifest, validate_speaker_id
+from speakerid.exceptions import DataLeakWarning, ModelFormatError, ParameterError
+from speakerid.features.config import FeatureConfig
+from speakerid.features.pipeline import _many_features, file_features
+from speakerid.models.gmm_ubm import GMMUBM
+from speakerid.store import (
+    COHORT_FILE,
+    DEFAULT_BACKEND,
+    FEATURES_FILE,
+    THRESHOLDS_FILE,
+    UBM_FILE,
+    ModelStore,
+    check_feature_config,
+)
 
-__all__ = ["SpeakerVerifier", "file_features", "augmented_features"]
+__all__ = ["SpeakerVerifier", "file_features",]
 
-FEATURES_FILE = "features.json"
-THRESHOLDS_FILE = "thresholds.json"
 #: Noisy copies per background file in :meth:`SpeakerVerifier.train_ubm` unless told otherwise (multi-condition
 #: training; chosen on the development protocol by ``bench/frontend_ablation.py`` among 1, 2 and 4 copies: with
 #: the enrollment following the UBM it cut the dev noisy EER from 30.3 % to 14.9 % and the mean dev EER over
 #: clean/short/noisy/8k from 15.7 % to 12.8 %).
 DEFAULT_UBM_AUGMENT = 1
-#: The model directory's score-normalisation cohort: a ``speaker,path`` manifest with absolute paths.
-COHORT_FILE = "cohort.csv"
 #: Background speakers drawn into the default cohort.
 DEFAULT_COHORT_SPEAKERS = 100
 
 
-def file_features(path, config: FeatureConfig) -> tuple[np.ndarray, float]:
-    """Load one audio file and return ``(frames, seconds)`` under ``config``.
-
-    Warns with :class:`BandwidthWarning` when the file's rate is below the configuration's (upsampling adds no
-    information above the file's Nyquist frequency; train the model at the lower rate instead).
-    """
-    signal, rate = load_audio(path, sample_rate=config.sample_rate)  # first: it refuses pipes, devices, ...
-    try:
-        native_rate = sf.info(str(path)).samplerate
-    except Exception:  # replaced since: the warning is all that is lost
-        native_rate = None
-    if native_rate is not None and native_rate < config.sample_rate:
-        warnings.warn(f"{path}: {native_rate} Hz audio upsampled to the model's {config.sample_rate} Hz; the band "
-                      f"above {native_rate // 2} Hz is empty (consider a model at --sample-rate {native_rate})",
-                      BandwidthWarning, stacklevel=2)
-    return extract(signal, config), len(signal) / rate
 
 
-def augmented_features(path, config: FeatureConfig, copies: int = 0, seed=0) -> tuple[list, float]:
-    """``([frames of the file, frames of each noisy copy], seconds)``: multi-condition training material.
-
-    The copies come from :func:`speakerid.augment.noisy_copies` (generic white/pink/brown noise at 0-20 dB SNR)
-    seeded with ``seed``; the file is read once.
-    """
-    if not copies:
-        frames, seconds = file_features(path, config)
-        return [frames], seconds
-    signal, rate = load_audio(path, sample_rate=config.sample_rate)
-    signals = [signal] + noisy_copies(signal, copies, seed, sample_rate=config.sample_rate)
-    return [extract(s, config) for s in signals], len(signal) / rate
 
 
-def _many_features(paths, config, n_jobs=1, desc="features", copies=0, seed=0):
-    """Per file ``(frames, seconds)``; with ``copies``, ``([frames, noisy frames, ...], seconds)``."""
-    paths = [str(p) for p in paths]
-    if copies:  # seeded by the file's position, so the noise does not depend on n_jobs
-        if n_jobs in (None, 1):
-            return [augmented_features(p, config, copies, [seed, i])
-                    for i, p in enumerate(progress(paths, desc=desc, unit="file"))]
-        return Parallel(n_jobs=n_jobs)(delayed(augmented_features)(p, config, copies, [seed, i])
-                                       for i, p in enumerate(progress(paths, desc=desc, unit="file")))
-    if n_jobs in (None, 1) or len(paths) < 4:
-        return [file_features(p, config) for p in progress(paths, desc=desc, unit="file")]
-    return Parallel(n_jobs=n_jobs)(delayed(file_features)(p, config)
-                                   for p in progress(paths, desc=desc, unit="file"))
 
 
 def _finite_threshold(value, allow_infinite: bool = False) -> float:
@@ -402,7 +364,7 @@ class SpeakerVerifier:
             raise ParameterError(f"top must be >= 1, got {top}")
         speakers = self.speakers()
         if not speakers:
-            from .exceptions import NotFittedError
+            from speakerid.exceptions import NotFittedError
             raise NotFittedError(f"no speaker is enrolled in {self.model_dir} (backend {self.backend_name})")
         frames = self.features(audio) if frames is None else frames
         scores = self.score_frames(speakers, frames)

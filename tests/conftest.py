@@ -42,7 +42,7 @@ def synth_corpus(tmp_path_factory):
 
     Tests must not modify its files (copy them first).
     """
-    from speakerid.synth import make_corpus
+    from speakerid.data.synth import make_corpus
 
     return make_corpus(tmp_path_factory.mktemp("synth"), n_speakers=6, n_utterances=6, enroll_per_speaker=3,
                        n_background=6, n_background_utterances=4, duration_s=(2.0, 3.0), seed=0,
@@ -52,8 +52,9 @@ def synth_corpus(tmp_path_factory):
 def tiny_model_dir(root):
     """A tiny corpus (3 speakers) and a model directory with a 4-component UBM trained through the CLI, under
     ``root``; returns ``(models, corpus)``. Nobody is enrolled yet."""
-    from speakerid.cli import ExitStatus, main
-    from speakerid.synth import make_corpus
+    from speakerid.cli._common import ExitStatus
+    from speakerid.cli.main import main
+    from speakerid.data.synth import make_corpus
 
     corpus = make_corpus(root / "corpus", n_speakers=3, n_utterances=3, enroll_per_speaker=2, n_background=3,
                          n_background_utterances=2, duration_s=(1.0, 1.5), seed=0, show_progress=False)

@@ -7,15 +7,9 @@ import multiprocessing as mp
 import numpy as np
 import pytest
 
+from speakerid.data.manifests import validate_speaker_id
 from speakerid.exceptions import ModelFormatError, ParameterError, UnknownSpeakerError
-from speakerid.store import (
-    FORMAT_VERSION,
-    ModelStore,
-    load_model_file,
-    save_model_file,
-    speaker_file_name,
-    validate_speaker_id,
-)
+from speakerid.store import FORMAT_VERSION, ModelStore, load_model_file, save_model_file, speaker_file_name
 
 # A pickle stream of {"means": 0}, written out by hand: the store must refuse it without ever unpickling.
 PICKLED_DICT = b"\x80\x02}q\x00X\x05\x00\x00\x00meansq\x01K\x00s."

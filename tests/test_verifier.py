@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speakerid import metrics
+from speakerid.data.manifests import read_manifest
+from speakerid.evaluation import metrics
 from speakerid.exceptions import (
     ConfigMismatchError,
     DataLeakWarning,
@@ -21,7 +22,6 @@ from speakerid.exceptions import (
     UnknownSpeakerError,
 )
 from speakerid.features import FeatureConfig
-from speakerid.io import read_manifest
 from speakerid.verifier import SpeakerVerifier
 
 

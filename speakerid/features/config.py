@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..exceptions import ConfigMismatchError, ParameterError
+from speakerid.exceptions import ConfigMismatchError, ParameterError
 
 __all__ = ["FeatureConfig", "FEATURE_NAMES"]
 

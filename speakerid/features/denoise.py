@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = ["estimate_noise", "denoise_power", "DENOISE_METHODS"]
 

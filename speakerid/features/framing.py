@@ -12,7 +12,7 @@ import functools
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = [
     "WINDOWS",

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import scipy.fft
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = [
     "hz_to_mel",

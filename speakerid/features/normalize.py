@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = ["cmvn", "sliding_cmvn", "STD_FLOOR"]
 

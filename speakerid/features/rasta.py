@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import freqz, lfilter
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = ["rasta_filter", "rasta_response", "RASTA_NUMERATOR", "RASTA_POLE"]
 

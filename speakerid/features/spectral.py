@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = [
     "zero_crossing_rate",

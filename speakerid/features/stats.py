@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = ["utterance_stats", "clip_vector", "clip_vectors"]
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = ["vad_mask", "gmm_vad_mask", "db_to_log_energy"]
 

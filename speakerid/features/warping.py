@@ -13,7 +13,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import ndtri
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = ["feature_warp", "warp_quantiles"]
 

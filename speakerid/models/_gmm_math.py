@@ -23,7 +23,7 @@ import numpy as np
 from joblib import Parallel, cpu_count, delayed
 from threadpoolctl import threadpool_limits
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = ["as_frames", "chunk_rows", "resolve_jobs", "Workspace", "map_chunks", "add_stats", "augment",
            "param_matrix", "transposed32", "log_lik", "logsumexp_", "logsumexp0", "em_stats_chunk", "top_c_select",

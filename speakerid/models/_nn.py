@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from ..exceptions import ModelFormatError, ParameterError
+from speakerid.exceptions import ModelFormatError, ParameterError
 
 __all__ = ["Dense", "ReLU", "L2Norm", "MLP", "contrastive_loss", "pair_distances", "Adam"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..exceptions import ConfigMismatchError, ParameterError
-from ..features import FeatureConfig, clip_vector
+from speakerid.exceptions import ConfigMismatchError, ParameterError
+from speakerid.features import FeatureConfig, clip_vector
 
 __all__ = ["NEURAL_FEATURE_CONFIG", "check_neural_config", "segment_frames", "frames_per_segment",
            "clip_examples", "Standardizer"]

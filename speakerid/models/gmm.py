@@ -26,8 +26,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
-from ..exceptions import NotFittedError, ParameterError
-from . import _gmm_math as gm
+from speakerid.exceptions import NotFittedError, ParameterError
+from speakerid.models import _gmm_math as gm
 
 __all__ = ["DiagGMM", "map_adapt", "llr_scores"]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..exceptions import ModelFormatError, NotFittedError, ParameterError
-from ..store import arrays_hash
-from .gmm import DiagGMM, llr_scores, map_adapt
+from speakerid._utils.hashing import arrays_hash
+from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid.models.gmm import DiagGMM, llr_scores, map_adapt
 
 __all__ = ["GMMUBM"]
 

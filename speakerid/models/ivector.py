@@ -31,9 +31,9 @@ import time
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..exceptions import NotFittedError, ParameterError
-from . import _gmm_math as gm
-from .gmm import DiagGMM
+from speakerid.exceptions import NotFittedError, ParameterError
+from speakerid.models import _gmm_math as gm
+from speakerid.models.gmm import DiagGMM
 
 __all__ = ["baum_welch_stats", "TotalVariability"]
 

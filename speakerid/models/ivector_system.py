@@ -16,22 +16,19 @@ far more than any setting here.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..backends import Backend, register_backend
-from ..exceptions import ModelFormatError, NotFittedError, ParameterError
-from ..store import arrays_hash
-from . import _gmm_math as gm
-from .gmm import DiagGMM
-from .ivector import TotalVariability, baum_welch_stats
-from .plda import LDA, PLDA, WCCN, cosine_scores, length_normalize
+from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid.models import _gmm_math as gm
+from speakerid.models.gmm import DiagGMM
+from speakerid.models.ivector import TotalVariability, baum_welch_stats
+from speakerid.models.plda import LDA, PLDA, WCCN, cosine_scores, length_normalize
 
-__all__ = ["IVectorSystem", "IVectorBackend", "IVECTOR_FILE", "SCORINGS", "ENROLL_MODES"]
+IVECTOR_FILE = "ivector.npz"  # what its errors call the file
 
-IVECTOR_FILE = "ivector.npz"
+__all__ = ["IVectorSystem", "IVECTOR_FILE", "SCORINGS", "ENROLL_MODES"]
+
 SCORINGS = ("plda", "cosine")
 ENROLL_MODES = ("pool", "average")
 _ARRAYS = ("ubm_weights", "ubm_means", "ubm_variances", "T", "ivector_mean", "projection", "plda_mean",
@@ -213,65 +210,3 @@ class IVectorSystem(BaseEstimator):
         return model
 
 
-@register_backend
-class IVectorBackend(Backend):
-    """i-vectors scored by PLDA (default) or cosine; see :class:`IVectorSystem`.
-
-    Backend parameters (``backend_params``): ``scoring`` (``"plda"`` or ``"cosine"``) and ``enroll``
-    (``"pool"`` or ``"average"``), both defaulting to what the model was trained with. The default decision
-    threshold is the EER threshold on pairs of training segments saved at training (training speakers, so only
-    a starting point: calibrate on development data).
-    """
-
-    name = "ivector"
-    speaker_class = "IVectorSpeaker"
-    background_file = IVECTOR_FILE
-    model_class = "IVectorSystem"
-    default_threshold = 0.0
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        self.model = None
-
-    def load_background(self, header, arrays):
-        if header.get("model_class") != self.model_class:
-            raise ModelFormatError(f"{self.background_file} holds a {header.get('model_class')!r} model, "
-                                   f"expected {self.model_class!r}")
-        params = {**header.get("params", {}), **self.params}
-        try:
-            self.model = IVectorSystem.from_arrays(arrays, params)
-        except ParameterError as exc:
-            raise ParameterError(f"ivector backend: {exc}") from None
-        self.background_hash = arrays_hash(arrays)
-        threshold = (header.get("eer_thresholds") or {}).get(self.model.scoring)
-        if isinstance(threshold, (int, float)) and math.isfinite(threshold):
-            self.default_threshold = float(threshold)
-
-    def check_ready(self):
-        if self.model is None:
-            raise NotFittedError(f"no {self.background_file} in the model directory: run "
-                                 f"'speakerid train-ivector' first")
-
-    def enroll(self, frames_list):
-        self.check_ready()
-        vector, count = self.model.speaker_model(list(frames_list))
-        return ({"vector": vector, "count": np.array(count, dtype=np.int64)},
-                {"enroll": self.model.enroll, "n_vectors": int(count)})
-
-    def prepare(self, frames):
-        self.check_ready()
-        return self.model.embed([frames])[0]
-
-    def score(self, prepared, speaker_models):
-        self.check_ready()
-        if not speaker_models:
-            return np.zeros(0)
-        try:
-            vectors = np.stack([np.asarray(m["vector"], dtype=np.float64) for m in speaker_models])
-            counts = np.array([int(m["count"]) for m in speaker_models])
-        except (KeyError, ValueError) as exc:
-            raise ModelFormatError(f"malformed i-vector speaker model ({exc})") from None
-        if vectors.shape[1] != len(prepared):
-            raise ModelFormatError(f"i-vector speaker models have dimension {vectors.shape[1]}, the back end "
-                                   f"{len(prepared)}: enroll them again")
-        return self.model.score_vectors(vectors, prepared[None, :], counts)[:, 0]

@@ -15,16 +15,13 @@ import warnings
 
 import numpy as np
 
-from ..backends import register_backend
-from ..exceptions import ModelFormatError, NotFittedError, ParameterError
-from ._nn import NetworkParams, _layer_count
-from .clipvec import Standardizer, clip_examples
-from .pairs import check_speakers
-from .siamese import SiameseBackend
+from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid.models._nn import NetworkParams, _layer_count
+from speakerid.models.clipvec import Standardizer, clip_examples
+from speakerid.models.pairs import check_speakers
 
-__all__ = ["MLPSpeakerClassifier", "MLPBackend", "MLP_FILE", "top_n_accuracy"]
+__all__ = ["MLPSpeakerClassifier", "top_n_accuracy"]
 
-MLP_FILE = "mlp.npz"
 
 
 def top_n_accuracy(proba: np.ndarray, true_index: np.ndarray, n: int = 1) -> float:
@@ -216,21 +213,3 @@ class MLPSpeakerClassifier(NetworkParams):
         return model
 
 
-@register_backend
-class MLPBackend(SiameseBackend):
-    """Last-hidden-layer embeddings of the MLP classifier, cosine-scored against mean enrollment embeddings.
-
-    Backend parameters: ``scoring`` (``"cosine"`` default, or ``"distance"``), ``segment_s``.
-    """
-
-    name = "mlp"
-    speaker_class = "MLPSpeaker"
-    background_file = MLP_FILE
-    model_class = "MLPSpeakerClassifier"
-    default_threshold = 0.5
-
-    @staticmethod
-    def _model_from(arrays, params):
-        model = MLPSpeakerClassifier.from_arrays(arrays, params)
-        model.scoring = params.get("scoring", "cosine")
-        return model

@@ -13,9 +13,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
-__all__ = ["Pairs", "check_speakers", "split_speakers", "sample_pairs", "manifest_pairs"]
+__all__ = ["Pairs", "check_speakers", "split_speakers", "sample_pairs",]
 
 
 class Pairs(NamedTuple):
@@ -183,44 +183,3 @@ def _other_speaker(anchors, codes, counts, by_speaker, starts, rng) -> np.ndarra
     return by_speaker[draw]
 
 
-def manifest_pairs(manifest, n_pairs: int, *, val_fraction: float = 0.2, n_val_pairs: int | None = None,
-                   random_state=0) -> tuple[Pairs, Pairs]:
-    """Balanced training and validation pairs of the rows of a ``speaker,path`` manifest, speakers disjoint.
-
-    Parameters
-    ----------
-    manifest : str, os.PathLike or pandas.DataFrame
-        A manifest path (read with :func:`speakerid.io.read_manifest`) or an already read one.
-    n_pairs, n_val_pairs : int
-        Training and validation pairs (``n_val_pairs`` defaults to ``n_pairs``); no validation pairs when
-        ``val_fraction`` is 0.
-
-    Returns
-    -------
-    (Pairs, Pairs)
-        Indices are row positions in the manifest.
-
-    Raises
-    ------
-    ParameterError
-        Naming the manifest, when it has fewer than 2 speakers, or too few to split.
-    """
-    if hasattr(manifest, "columns"):
-        frame, source = manifest, "the manifest"
-    else:
-        from ..io import read_manifest
-
-        frame, source = read_manifest(manifest, check_files=False), str(manifest)
-    labels = frame["speaker"].astype(str).to_numpy()
-    train, val = split_speakers(labels, val_fraction, random_state, source=source)
-    rng = _rng(random_state)
-    train_idx = np.flatnonzero(train)
-    pairs = sample_pairs(labels[train_idx], n_pairs, rng, source=source)
-    train_pairs = Pairs(train_idx[pairs.first], train_idx[pairs.second], pairs.different)
-    if not val.any():
-        empty = np.zeros(0, dtype=np.int64)
-        return train_pairs, Pairs(empty, empty, np.zeros(0, dtype=np.int8))
-    val_idx = np.flatnonzero(val)
-    pairs = sample_pairs(labels[val_idx], n_val_pairs or n_pairs, rng,
-                         source=f"{source} (validation speakers)")
-    return train_pairs, Pairs(val_idx[pairs.first], val_idx[pairs.second], pairs.different)

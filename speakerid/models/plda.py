@@ -18,7 +18,7 @@ import numpy as np
 import scipy.linalg
 from sklearn.base import BaseEstimator
 
-from ..exceptions import NotFittedError, ParameterError
+from speakerid.exceptions import NotFittedError, ParameterError
 
 __all__ = ["length_normalize", "cosine_scores", "class_scatter", "LDA", "WCCN", "PLDA"]
 

@@ -14,18 +14,14 @@ import time
 
 import numpy as np
 
-from ..backends import Backend, register_backend
-from ..exceptions import ModelFormatError, NotFittedError, ParameterError
-from ..features import FeatureConfig
-from ..metrics import eer
-from ..store import arrays_hash
-from ._nn import MLP, Adam, NetworkParams, contrastive_loss, pair_distances
-from .clipvec import Standardizer, check_neural_config, clip_examples
-from .pairs import check_speakers, sample_pairs
+from speakerid.evaluation.metrics import eer
+from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid.models._nn import MLP, Adam, NetworkParams, contrastive_loss, pair_distances
+from speakerid.models.clipvec import Standardizer, clip_examples
+from speakerid.models.pairs import check_speakers, sample_pairs
 
-__all__ = ["SiameseMLP", "SiameseBackend", "SIAMESE_FILE", "embedding_scores"]
+__all__ = ["SiameseMLP", "embedding_scores"]
 
-SIAMESE_FILE = "siamese.npz"
 _SCORINGS = ("distance", "cosine")
 
 
@@ -260,64 +256,3 @@ class SiameseMLP(NetworkParams):
         return model
 
 
-@register_backend
-class SiameseBackend(Backend):
-    """Siamese MLP embeddings: a speaker is the mean embedding of its enrollment files.
-
-    Backend parameters (``backend_params``): ``scoring`` (``"distance"`` or ``"cosine"``, default: the
-    model's), ``segment_s`` (embed an utterance as the mean over its segments of that length; default: whole
-    utterance).
-    """
-
-    name = "siamese"
-    speaker_class = "SiameseSpeaker"
-    background_file = SIAMESE_FILE
-    model_class = "SiameseMLP"
-    default_threshold = 0.0
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        self.model = None
-        self.segment_length = 0
-
-    def load_background(self, header, arrays):
-        if header.get("model_class") != self.model_class:
-            raise ModelFormatError(f"{self.background_file} holds a {header.get('model_class')!r} model, "
-                                   f"expected {self.model_class!r}")
-        config = FeatureConfig.from_dict(header["feature_config"])
-        check_neural_config(config, f"the model directory of {self.background_file}")
-        self.model = self._model_from(arrays, {**header.get("params", {}), **self.params})
-        self.background_hash = arrays_hash(arrays)
-        segment_s = float(self.params.get("segment_s", 0.0) or 0.0)
-        self.segment_length = int(round(segment_s * 1000.0 / config.frame_shift_ms))
-        threshold = header.get("eer_threshold")
-        if isinstance(threshold, (int, float)) and math.isfinite(threshold) and "scoring" not in self.params:
-            self.default_threshold = float(threshold)
-
-    @staticmethod
-    def _model_from(arrays, params):
-        return SiameseMLP.from_arrays(arrays, params)
-
-    def check_ready(self):
-        if self.model is None:
-            raise NotFittedError(f"no {self.background_file} in the model directory: run "
-                                 f"'speakerid train-{self.name}' first")
-
-    def _embed(self, frames) -> np.ndarray:
-        return self.model.embed_frames(frames, self.segment_length)
-
-    def enroll(self, frames_list):
-        self.check_ready()
-        embeddings = np.stack([self._embed(frames) for frames in frames_list])
-        return {"embedding": embeddings.mean(axis=0)}, {"n_embeddings": len(embeddings)}
-
-    def prepare(self, frames):
-        self.check_ready()
-        return self._embed(frames)
-
-    def score(self, prepared, speaker_models):
-        self.check_ready()
-        if not speaker_models:
-            return np.zeros(0)
-        speakers = np.stack([m["embedding"] for m in speaker_models])
-        return embedding_scores(prepared, speakers, self.model.scoring)

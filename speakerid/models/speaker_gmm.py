@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..exceptions import ModelFormatError, ParameterError
-from .gmm import DiagGMM
-from .gmm_ubm import _stack_frames
+from speakerid.exceptions import ModelFormatError, ParameterError
+from speakerid.models.gmm import DiagGMM
+from speakerid.models.gmm_ubm import _stack_frames
 
 __all__ = ["SpeakerGMM"]
 

@@ -1,7 +1,7 @@
 """The web page: enroll, verify and identify voices from a browser, plus a JSON API (Flask app factory).
 
 A thin shell over :class:`speakerid.SpeakerVerifier`, like the CLI: it parses the request, calls the Python API
-and renders the result. ``speakerid serve --model-dir DIR`` runs it (see :mod:`speakerid.commands.serve`).
+and renders the result. ``speakerid serve --model-dir DIR`` runs it (see :mod:`speakerid.cli.serve`).
 
 Pages: ``/speakers`` (the enrolled speakers), ``/enroll``, ``/verify``, ``/identify`` (``/`` shows identify).
 API: ``GET /api/speakers``, ``POST /api/enroll``, ``POST /api/verify``, ``POST /api/identify``, returning the
@@ -13,7 +13,7 @@ Uploads
     Each request's uploads go to a fresh private temporary folder (mode 0700) under random names
     (24 hex digits plus the extension when it is one of a fixed list of audio extensions) and the folder is deleted when the request
     ends; the name the browser sent is only ever displayed (escaped), never used as a path. Audio is validated
-    by :func:`speakerid.io.load_audio`, whose :class:`~speakerid.exceptions.AudioError` message is shown with
+    by :func:`speakerid.data.audio.load_audio`, whose :class:`~speakerid.exceptions.AudioError` message is shown with
     the temporary path replaced by the uploaded name.
 Size limit
     ``MAX_CONTENT_LENGTH`` = ``max_upload_mb``; a bigger request gets 413 and a one-line message (JSON under
@@ -45,7 +45,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from ..exceptions import ParameterError
+from speakerid.exceptions import ParameterError
 
 __all__ = ["create_app"]
 
@@ -85,8 +85,8 @@ def create_app(model_dir, backend=None, max_upload_mb: float = 20, secret_key=No
         from flask import Flask
     except ModuleNotFoundError:  # pragma: no cover - the web extra is not installed
         raise ParameterError("the web page needs Flask: pip install 'speakerid[web]'") from None
-    from ..backends import get_backend
-    from . import errors, security, views
+    from speakerid.backends.base import get_backend
+    from speakerid.web import errors, security, views
 
     try:
         max_upload_mb = float(max_upload_mb)

@@ -15,9 +15,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.signal import spectrogram
 
-from ..exceptions import AudioError
-from ..features import extract
-from ..plots import figure_bytes
+from speakerid.evaluation.plots import figure_bytes
+from speakerid.exceptions import AudioError
+from speakerid.features import extract
 
 __all__ = ["SEGMENT_S", "split_segments", "segment_scores", "clip_image_data_uri"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..exceptions import (
+from speakerid.exceptions import (
     AudioError,
     ManifestError,
     NotFittedError,
@@ -57,7 +57,7 @@ def _respond(message: str, status: int, kind: str):
         response = jsonify({"error": message, "status": status, "kind": kind})
         response.status_code = status
         return response
-    from .views import render_error_page
+    from speakerid.web.views import render_error_page
 
     return render_error_page(message, status)
 

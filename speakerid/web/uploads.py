@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..exceptions import AudioError, ParameterError, SpeakerIDError
-from ..io import load_audio
+from speakerid.data.audio import load_audio
+from speakerid.exceptions import AudioError, ParameterError, SpeakerIDError
 
 __all__ = ["Clip", "UploadScope", "display_name"]
 

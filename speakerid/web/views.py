@@ -6,13 +6,13 @@ import math
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
-from .. import __version__
-from ..backends import UBM_FILE
-from ..exceptions import ParameterError, SpeakerIDError
-from ..store import validate_speaker_id
-from ..verifier import SpeakerVerifier
-from .analysis import SEGMENT_S, clip_image_data_uri, segment_scores
-from .uploads import UploadScope
+from speakerid._version import __version__
+from speakerid.data.manifests import validate_speaker_id
+from speakerid.exceptions import ParameterError, SpeakerIDError
+from speakerid.store import UBM_FILE
+from speakerid.verifier import SpeakerVerifier
+from speakerid.web.analysis import SEGMENT_S, clip_image_data_uri, segment_scores
+from speakerid.web.uploads import UploadScope
 
 __all__ = ["blueprint", "render_error_page"]
 

@@ -1,0 +1,1 @@
+"""Plumbing no pipeline step owns: atomic files, array hashes, parameter checks, progress display."""

@@ -1,0 +1,162 @@
+"""Options and printing shared by several sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from enum import IntEnum
+
+from speakerid.features.config import FeatureConfig
+
+
+def add_model_dir(parser, required=True):
+    parser.add_argument("--model-dir", required=required, metavar="DIR", help="model directory")
+
+
+def add_backend(parser):
+    from speakerid.backends.base import available_backends
+
+    parser.add_argument("--backend", choices=available_backends(), default=None,
+                        help="speaker model kind (default: the directory's, else gmm-ubm)")
+
+
+def jobs_count(text: str) -> int:
+    """argparse type of ``--jobs``: a whole number other than 0 (negative counts from the number of cores)."""
+    value = _whole_number(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must not be 0 (1 = serial, -1 = all cores)")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """argparse type of ``--seed``: a whole number in [0, 2**32 - 1], what numpy's generators accept."""
+    value = _whole_number(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    value = _whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    value = _whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def non_negative_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds >= 0."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type of thresholds and other real numbers that must be finite (no nan, no inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def read_feature_config(path) -> FeatureConfig:
+    """A FeatureConfig from a JSON file named on the command line; any problem is a ParameterError naming it."""
+    from pathlib import Path
+
+    from speakerid.exceptions import ParameterError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"{path}: no such feature configuration file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"{path}: not a UTF-8 JSON feature configuration ({exc.reason})") from None
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot read the feature configuration ({exc.strerror})") from None
+    try:
+        return FeatureConfig.from_json(text)
+    except ParameterError as exc:
+        raise ParameterError(f"{path}: {exc}") from None
+
+
+def add_jobs(parser):
+    parser.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N",
+                        help="parallel feature extraction processes (default 1; -1 = all cores)")
+
+
+def add_feature_options(parser):
+    group = parser.add_argument_group("features (only when the model directory is new)")
+    group.add_argument("--sample-rate", type=int, default=None, help="analysis rate in Hz (default 16000)")
+    group.add_argument("--n-ceps", type=int, default=None, help="cepstral coefficients (default 20)")
+    group.add_argument("--feature-config", metavar="JSON", default=None,
+                       help="a FeatureConfig as a JSON file (overrides the two options above)")
+
+
+def feature_config_from(args):
+    """The FeatureConfig asked for on the command line, or None when nothing was asked."""
+    if getattr(args, "feature_config", None):
+        return read_feature_config(args.feature_config)
+    changes = {}
+    if getattr(args, "sample_rate", None):
+        changes["sample_rate"] = args.sample_rate
+    if getattr(args, "n_ceps", None):
+        changes["n_ceps"] = args.n_ceps
+    return FeatureConfig(**changes) if changes else None
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def show_warnings() -> None:
+    """Print warnings as one line each on stderr (``speakerid: warning: ...``), each text once."""
+    seen = set()
+
+    def _show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if text not in seen:
+            seen.add(text)
+            print(f"speakerid: warning: {text}", file=sys.stderr)
+
+    warnings.showwarning = _show
+    warnings.simplefilter("default")
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes of the ``speakerid`` command."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    AUDIO = 3
+    MANIFEST = 4
+    MODEL_FORMAT = 5
+    CONFIG_MISMATCH = 6
+    NOT_FITTED = 7
+    UNKNOWN_SPEAKER = 8
+    PARTIAL_FAILURE = 9
+    INTERRUPTED = 130

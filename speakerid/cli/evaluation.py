@@ -1,0 +1,85 @@
+"""evaluate, manifest: score files to a metrics table and report; audio folders to enroll/trials manifests."""
+
+from __future__ import annotations
+
+from speakerid.cli._common import print_json, show_warnings
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="metrics table, DET/ROC plots and an HTML report from score CSVs")
+    p.add_argument("--scores", required=True, action="append", metavar="CSV",
+                   help="score file with columns score,target (repeat for several systems)")
+    p.add_argument("--name", action="append", default=None, metavar="NAME",
+                   help="system name, one per --scores in the same order (default: file names)")
+    p.add_argument("--out-dir", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--p-target", type=float, default=0.01, help="target prior of minDCF/actDCF (default 0.01)")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.set_defaults(handler=_evaluate)
+
+    from speakerid.data.layouts import LAYOUTS
+
+    p = sub.add_parser("manifest", help="write enroll/trials manifests from a folder with one folder per speaker")
+    p.add_argument("root", metavar="DIR", help="audio folder")
+    p.add_argument("--layout", choices=LAYOUTS, default="folders",
+                   help="folders: DIR/<speaker>/*.wav|flac|ogg; librispeech: <speaker>-<chapter>-<utt>.flac "
+                        "names (default folders)")
+    p.add_argument("--enroll", type=int, default=3, metavar="N", help="enrollment files per speaker (default 3)")
+    p.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX-enroll.csv and PREFIX-trials.csv")
+    p.add_argument("--background", metavar="LIST", default=None,
+                   help="background speakers (CSV with a speaker column, text list, or audio folder); "
+                        "they are excluded from evaluation")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the split (default 0)")
+    p.add_argument("--nontarget-per-test", type=int, default=None, metavar="K",
+                   help="impostor claims per test file (default: every other speaker)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_manifest)
+
+
+def _evaluate(args):
+    from pathlib import Path
+
+    from speakerid.evaluation.report import evaluate
+
+    show_warnings()
+    result = evaluate(args.scores, args.out_dir, p_target=args.p_target, names=args.name)
+    report = str(Path(result["out_dir"]) / result["files"]["report"])
+    if args.json:
+        from speakerid.evaluation.report import json_safe
+
+        print_json(json_safe({**result, "report": report}))
+        return
+    width = max(12, *(len(s["name"]) for s in result["systems"]))
+    header = (f"{'system':<{width}} {'trials tar/non':>16} {'EER %':>7} {'minDCF':>7} {'actDCF':>7} {'Cllr':>7} "
+              f"{'minCllr':>7}")
+    print(header)
+    print("-" * len(header))
+    for s in result["systems"]:
+        trials = f"{s['n_target']}/{s['n_nontarget']}"
+        print(f"{s['name']:<{width}} {trials:>16} {s['eer_percent']:7.2f} {s['min_dcf']:7.4f} {s['act_dcf']:7.4f} "
+              f"{s['cllr']:7.4f} {s['min_cllr']:7.4f}")
+    print(f"minDCF/actDCF at p_target={result['p_target']:g}; actDCF and Cllr read the scores as calibrated LLRs "
+          f"(Bayes threshold {result['systems'][0]['act_dcf_threshold']:.3f})")
+    for s in result["systems"]:
+        if s["n_skipped"]:
+            why = f": {'; '.join(s['skipped_errors'])}" if s["skipped_errors"] else ""
+            print(f"{s['name']}: {s['n_skipped']} trial(s) without a score skipped{why}")
+    print(f"report: {report}")
+
+
+def _manifest(args):
+    from speakerid.data.layouts import make_manifests
+
+    show_warnings()
+    result = make_manifests(args.root, layout=args.layout, enroll=args.enroll, out_prefix=args.out,
+                            seed=args.seed, background=args.background,
+                            nontarget_per_test=args.nontarget_per_test)
+    if args.json:
+        print_json({"enroll_csv": str(result.enroll_csv), "trials_csv": str(result.trials_csv),
+                    "speakers": list(result.speakers), "skipped": list(result.skipped),
+                    "excluded": list(result.excluded), "n_enroll_files": result.n_enroll_files,
+                    "n_test_files": result.n_test_files, "n_trials": result.n_trials,
+                    "n_target_trials": result.n_target_trials})
+        return
+    print(f"wrote {result.enroll_csv} ({result.n_enroll_files} files, {len(result.speakers)} speakers)")
+    print(f"wrote {result.trials_csv} ({result.n_trials} trials, {result.n_target_trials} target, "
+          f"{result.n_test_files} test files)")

@@ -1,0 +1,151 @@
+"""train-ubm, enroll, verify, identify, speakers, remove: the enrollment/verification workflow."""
+
+from __future__ import annotations
+
+from speakerid.cli._common import (
+    add_backend,
+    add_feature_options,
+    add_jobs,
+    add_model_dir,
+    feature_config_from,
+    finite_float,
+    print_json,
+    seed_value,
+    show_warnings,
+)
+from speakerid.verifier import SpeakerVerifier
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train-ubm", help="train the universal background model from a background manifest")
+    p.add_argument("--manifest", required=True, metavar="CSV", help="speaker,path manifest of background audio")
+    add_model_dir(p)
+    p.add_argument("--components", type=int, default=256, help="Gaussians in the UBM (default 256)")
+    p.add_argument("--iterations", type=int, default=10, help="EM iterations at most (default 10)")
+    p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor r (default 16)")
+    p.add_argument("--top-c", type=int, default=5, help="Gaussians per frame in scoring; 0 = exact (default 5)")
+    p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
+    p.add_argument("--augment", type=int, default=None, metavar="N",
+                   help="also train on N noisy copies of each file (white/pink/brown noise, 0-20 dB SNR); "
+                        "enroll then does the same (default 1; 0 = clean training)")
+    add_feature_options(p)
+    add_jobs(p)
+    p.set_defaults(handler=_train_ubm)
+
+    p = sub.add_parser("enroll", help="enroll every speaker of a speaker,path manifest (or one speaker's files)")
+    p.add_argument("--manifest", metavar="CSV", help="speaker,path manifest")
+    p.add_argument("--speaker", help="enroll this speaker from FILE arguments instead of a manifest")
+    p.add_argument("files", nargs="*", metavar="FILE", help="audio files (with --speaker)")
+    add_model_dir(p)
+    add_backend(p)
+    add_feature_options(p)
+    add_jobs(p)
+    p.add_argument("--augment", type=int, default=None, metavar="N",
+                   help="also adapt on N noisy copies of each file (default: as many as the UBM was trained with)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_enroll)
+
+    p = sub.add_parser("verify", help="score a claim that FILE is SPEAKER; accept or reject")
+    add_model_dir(p)
+    p.add_argument("--speaker", required=True, help="the claimed speaker")
+    p.add_argument("file", metavar="FILE", help="audio file")
+    p.add_argument("--threshold", type=finite_float, default=None, help="decision threshold (default: saved, else 0)")
+    add_backend(p)
+    p.add_argument("--exact", action="store_true", help="exact GMM-UBM scoring (no top-C selection)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_verify)
+
+    p = sub.add_parser("identify", help="rank the enrolled speakers for FILE (open set: 'unknown' below threshold)")
+    add_model_dir(p)
+    p.add_argument("file", metavar="FILE", help="audio file")
+    p.add_argument("--top", type=int, default=5, help="how many speakers to list (default 5)")
+    p.add_argument("--threshold", type=finite_float, default=None, help="below it the best is 'unknown'")
+    add_backend(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_identify)
+
+    p = sub.add_parser("speakers", help="list the enrolled speakers")
+    add_model_dir(p)
+    add_backend(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_speakers)
+
+    p = sub.add_parser("remove", help="remove an enrolled speaker")
+    add_model_dir(p)
+    p.add_argument("--speaker", required=True)
+    add_backend(p)
+    p.set_defaults(handler=_remove)
+
+
+def _verifier(args, **kwargs) -> SpeakerVerifier:
+    show_warnings()
+    params = {"top_c": 0} if getattr(args, "exact", False) else None
+    return SpeakerVerifier(args.model_dir, backend=getattr(args, "backend", None),
+                           feature_config=feature_config_from(args), backend_params=params,
+                           n_jobs=getattr(args, "jobs", 1), **kwargs)
+
+
+def _train_ubm(args):
+    verifier = _verifier(args)
+    model = verifier.train_ubm(args.manifest, n_components=args.components, max_iter=args.iterations,
+                               relevance_factor=args.relevance_factor, top_c=args.top_c, random_state=args.seed,
+                               **({} if args.augment is None else {"augment": args.augment}))
+    ubm = model.ubm_
+    print(f"trained a {ubm.n_components}-component UBM on {model.n_features_in_}-dim features "
+          f"({getattr(ubm, 'n_iter_', '?')} EM iterations) -> {verifier.store.path('ubm.npz')}")
+
+
+def _enroll(args):
+    from speakerid.exceptions import ParameterError
+
+    verifier = _verifier(args)
+    if args.manifest and (args.speaker or args.files):
+        raise ParameterError("give either --manifest, or --speaker with FILE arguments, not both")
+    if args.manifest:
+        results = verifier.enroll_manifest(args.manifest, augment=args.augment)
+    elif args.speaker and args.files:
+        results = [verifier.enroll(args.speaker, args.files, augment=args.augment)]
+    else:
+        raise ParameterError("nothing to enroll: give --manifest CSV, or --speaker ID FILE...")
+    if args.json:
+        print_json({"enrolled": results})
+    else:
+        for r in results:
+            print(f"enrolled {r['speaker']}: {r['n_files']} file(s), {r['total_seconds']:.1f} s, "
+                  f"{r['n_frames']} frames ({r['backend']})")
+
+
+def _verify(args):
+    result = _verifier(args).verify(args.speaker, args.file, threshold=args.threshold)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{result['decision'].upper()}: {args.file} as {result['speaker']!r} "
+              f"score {result['score']:.4f} (threshold {result['threshold']:.4f})")
+
+
+def _identify(args):
+    result = _verifier(args).identify(args.file, top=args.top, threshold=args.threshold)
+    if args.json:
+        print_json(result)
+        return
+    print(f"{args.file}: best match {result['best']} (threshold {result['threshold']:.4f})")
+    for rank, c in enumerate(result["candidates"], 1):
+        print(f"  {rank:>2}. {c['speaker']:<24} {c['score']:9.4f}")
+
+
+def _speakers(args):
+    info = _verifier(args).speaker_info()
+    if args.json:
+        print_json({"speakers": info})
+        return
+    if not info:
+        print(f"no speaker is enrolled in {args.model_dir}")
+    for s in info:
+        print(f"{s['speaker']:<24} {s['n_files'] or 0:>4} file(s) {s['total_seconds'] or 0:8.1f} s  "
+              f"enrolled {s['enrolled_at']}")
+
+
+def _remove(args):
+    _verifier(args).remove(args.speaker)
+    print(f"removed {args.speaker}")

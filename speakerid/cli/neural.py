@@ -1,0 +1,143 @@
+"""train-siamese, train-mlp: train the neural backends from a manifest (then enroll/verify with --backend)."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from speakerid.cli._common import (
+    add_jobs,
+    add_model_dir,
+    print_json,
+    read_feature_config,
+    seed_value,
+    show_warnings,
+)
+from speakerid.exceptions import ParameterError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train-siamese",
+                       help="train the Siamese MLP (contrastive loss) on a speaker,path manifest")
+    _add_common(p, hidden="128,64", epochs=50)
+    p.add_argument("--margin", type=float, default=1.0, help="contrastive margin (default 1.0)")
+    p.add_argument("--weight-decay", type=float, default=1e-2, help="decoupled weight decay (default 1e-2)")
+    p.add_argument("--hard-negatives", type=float, default=0.5, metavar="SHARE",
+                   help="share of impostor pairs picked as the nearest of 10 candidates (default 0.5)")
+    p.add_argument("--scoring", choices=("distance", "cosine"), default="distance",
+                   help="trial score: -Euclidean distance (default) or cosine of the embeddings")
+    p.add_argument("--no-l2-normalize", action="store_true", help="do not L2-normalise the embeddings")
+    p.set_defaults(handler=_train_siamese)
+
+    p = sub.add_parser("train-mlp", help="train the MLP speaker classifier (embeddings for --backend mlp)")
+    _add_common(p, hidden="256,128", epochs=100)
+    p.add_argument("--alpha", type=float, default=1e-3, help="L2 penalty (default 1e-3)")
+    p.set_defaults(handler=_train_mlp)
+
+
+def _add_common(p, hidden: str, epochs: int) -> None:
+    p.add_argument("--manifest", required=True, metavar="CSV", help="speaker,path manifest of training audio")
+    add_model_dir(p)
+    p.add_argument("--epochs", type=int, default=epochs, help=f"epochs at most (default {epochs})")
+    p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
+    p.add_argument("--hidden", default=hidden, metavar="N,N", help=f"hidden layer widths (default {hidden})")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
+    p.add_argument("--segment-s", type=float, default=2.0, metavar="S",
+                   help="cut recordings into S-second segments, one example each; 0 = whole files "
+                        "(default 2)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share held out for validation (default 0.2)")
+    p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
+    p.add_argument("--features", default=None, metavar="NAMES",
+                   help="for a new model directory: comma-separated frame features, e.g. "
+                        "mfcc,logmel,zcr,rolloff,flux,chroma (default mfcc: 20 MFCC + delta, energy VAD, "
+                        "no CMVN)")
+    p.add_argument("--feature-config", metavar="JSON", default=None,
+                   help="for a new model directory: a FeatureConfig JSON file")
+    add_jobs(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (epoch lines go to stderr)")
+
+
+def _hidden(text: str) -> tuple:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ParameterError(f"--hidden must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ParameterError(f"--hidden must list positive layer widths, got {text!r}")
+    return sizes
+
+
+def _feature_config(args):
+    from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG
+
+    if args.feature_config:
+        return read_feature_config(args.feature_config)
+    if args.features:
+        return NEURAL_FEATURE_CONFIG.replace(features=tuple(n.strip() for n in args.features.split(",")))
+    return None
+
+
+def _epoch_printer(args):
+    out = sys.stderr if args.json else sys.stdout
+
+    def show(record):
+        parts = [f"epoch {record['epoch']:>3}", f"loss {record['train_loss']:.4f}"]
+        if math.isfinite(record.get("val_loss", math.nan)):
+            parts.append(f"val loss {record['val_loss']:.4f}")
+        parts.append(f"acc {record['train_accuracy']:.3f}")
+        if math.isfinite(record.get("val_accuracy", math.nan)):
+            parts.append(f"val acc {record['val_accuracy']:.3f}")
+        if math.isfinite(record.get("val_eer", math.nan)):
+            parts.append(f"val EER {100 * record['val_eer']:.2f} %")
+        print("  ".join(parts) + f"  ({record['seconds']:.1f} s)", file=out, flush=True)
+
+    return show
+
+
+def _common_kwargs(args) -> dict:
+    return {"feature_config": _feature_config(args), "hidden_sizes": _hidden(args.hidden),
+            "learning_rate": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
+            "patience": args.patience, "segment_s": args.segment_s, "val_fraction": args.val_fraction,
+            "seed": args.seed, "n_jobs": args.jobs, "on_epoch": _epoch_printer(args)}
+
+
+def _jsonable(result: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+
+
+def _train_siamese(args):
+    from speakerid.backends.siamese import train_siamese
+
+    show_warnings()
+    result = train_siamese(args.model_dir, args.manifest, margin=args.margin, weight_decay=args.weight_decay,
+                           hard_negatives=args.hard_negatives, scoring=args.scoring,
+                           l2_normalize=not args.no_l2_normalize, **_common_kwargs(args))
+    if args.json:
+        print_json(_jsonable({k: v for k, v in result.items() if k != "best"}))
+        return
+    print(f"trained a Siamese MLP on {result['n_examples']} segments of {result['n_files']} files "
+          f"({result['n_train_speakers']} training / {result['n_val_speakers']} validation speakers); "
+          f"best epoch {result['best_epoch']} of {result['epochs_run']}")
+    if math.isfinite(result["val_eer"]):
+        print(f"validation EER {100 * result['val_eer']:.2f} %, pair accuracy at the EER threshold "
+              f"{100 * result['val_pair_accuracy']:.1f} %")
+    print(f"-> {result['model']} (curves: {result['plot']}, {result['history']})")
+
+
+def _train_mlp(args):
+    from speakerid.backends.mlp import train_mlp
+
+    show_warnings()
+    result = train_mlp(args.model_dir, args.manifest, alpha=args.alpha, **_common_kwargs(args))
+    if args.json:
+        print_json(_jsonable(result))
+        return
+    print(f"trained an MLP speaker classifier on {result['n_examples']} segments of {result['n_files']} "
+          f"files ({result['n_speakers']} speakers); best epoch {result['best_epoch']} of "
+          f"{result['epochs_run']}")
+    if math.isfinite(result["val_accuracy"]):
+        print(f"validation (held-out segments) top-1 accuracy {100 * result['val_accuracy']:.1f} %, "
+              f"top-5 {100 * result['val_top5_accuracy']:.1f} %")
+    print(f"-> {result['model']} (curves: {result['plot']}, {result['history']})")

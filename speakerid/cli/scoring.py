@@ -1,0 +1,98 @@
+"""score: batch-score a trial list (streamed, parallel on joblib or Dask), optionally cohort-normalised."""
+
+from __future__ import annotations
+
+import sys
+
+from speakerid.cli._common import (
+    ExitStatus,
+    add_backend,
+    add_model_dir,
+    jobs_count,
+    print_json,
+    show_warnings,
+)
+
+#: Failed files listed in the summary; the rest are counted.
+MAX_ERRORS_SHOWN = 20
+
+
+def register(sub) -> None:
+    from speakerid.scoring.batch import AUTO_ENROLLED_MIN, DEFAULT_CHUNKSIZE, ENROLLED, NORM_METHODS
+
+    p = sub.add_parser("score", help="score a speaker,path[,target] trial list into a CSV with a score column",
+                       description="Stream TRIALS.csv in chunks and write the same rows plus 'score' and 'error' "
+                                   "to SCORES.csv (atomically). Unreadable audio gives an empty score and an "
+                                   "error; the run goes on (exit 9 with --strict).")
+    add_model_dir(p)
+    p.add_argument("--trials", required=True, metavar="CSV", help="speaker,path[,target] trial list")
+    p.add_argument("--out", required=True, metavar="CSV", help="scored trial list to write")
+    add_backend(p)
+    p.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N",
+                   help="worker processes (default 1; -1 = all cores); Dask workers with --scheduler local")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run on Dask: 'local' starts a LocalCluster, tcp://host:port joins a running one")
+    p.add_argument("--cache", metavar="DIR", default=None, help="on-disk feature cache folder")
+    p.add_argument("--chunksize", type=int, default=DEFAULT_CHUNKSIZE, metavar="N",
+                   help=f"trial rows per chunk (default {DEFAULT_CHUNKSIZE})")
+    p.add_argument("--strict", action="store_true", help="exit 9 when any trial could not be scored")
+    p.add_argument("--exact", action="store_true", help="exact GMM-UBM scoring (no top-C selection)")
+    group = p.add_argument_group("score normalisation")
+    group.add_argument("--cohort", metavar="CSV", default=None,
+                       help="speaker,path manifest of the impostor cohort (default: the model directory's "
+                            "cohort.csv, drawn from the UBM's background speakers by train-ubm)")
+    group.add_argument("--norm", choices=("auto", "none", ENROLLED) + NORM_METHODS
+                       + tuple(f"{m}+{ENROLLED}" for m in NORM_METHODS), default="auto", metavar="METHOD",
+                       help="none; znorm, tnorm, ztnorm or snorm with the cohort; 'enrolled' = T-norm over the "
+                            "other enrolled speakers, alone or after a method (e.g. snorm+enrolled); auto "
+                            f"(default) = snorm when there is a cohort, +enrolled when >= {AUTO_ENROLLED_MIN} "
+                            "speakers are enrolled")
+    group.add_argument("--cohort-top", type=int, default=None, metavar="N",
+                       help="adaptive: use the N highest cohort scores only (e.g. AS-norm with snorm)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(handler=_score)
+
+
+def _score(args):
+    from speakerid.scoring.batch import PartialScoringError, score_trials, trial_metrics
+
+    show_warnings()
+    try:
+        result = score_trials(args.model_dir, args.trials, args.out, backend=args.backend, n_jobs=args.jobs,
+                              scheduler=args.scheduler, chunksize=args.chunksize, cache_dir=args.cache,
+                              strict=args.strict, top_c=0 if args.exact else None, norm=args.norm,
+                              cohort=args.cohort, cohort_top=args.cohort_top)
+        status = ExitStatus.OK
+    except PartialScoringError as exc:
+        result, status = exc.result, ExitStatus.PARTIAL_FAILURE
+    metrics = trial_metrics(result.out) if result.has_target and result.n_scored else None
+    if args.json:
+        print_json({"n_trials": result.n_trials, "n_scored": result.n_scored, "n_errors": result.n_errors,
+                    "seconds": round(result.seconds, 3), "trials_per_s": round(result.trials_per_s, 1),
+                    "out": str(result.out), "runner": result.runner, "metrics": metrics,
+                    "normalisation": result.normalisation,
+                    "errors": [{"line": e.line, "file": e.file, "reason": e.reason} for e in result.errors]})
+        return status
+    print(f"scored {result.n_scored} of {result.n_trials} trials ({result.n_errors} error(s)) in "
+          f"{result.seconds:.1f} s, {result.trials_per_s:.0f} trials/s [{result.runner}] -> {result.out}")
+    print(f"score normalisation: {result.normalisation}")
+    if metrics:
+        print(f"EER {100 * metrics['eer']:.2f} %, minDCF(p_target={metrics['p_target']:g}) "
+              f"{metrics['min_dcf']:.4f} over {metrics['n_target']} target and {metrics['n_nontarget']} "
+              "non-target scored trials")
+    _print_errors(result)
+    if status == ExitStatus.PARTIAL_FAILURE:  # the one error line of a failed command, on stderr
+        print(f"speakerid: error: {result.n_errors} of {result.n_trials} trial(s) could not be scored (see the "
+              f"'error' column of {result.out})", file=sys.stderr)
+    return status
+
+
+def _print_errors(result) -> None:
+    failed = {}
+    for error in result.errors:
+        failed.setdefault(error.file, error.reason)
+    for file, reason in list(failed.items())[:MAX_ERRORS_SHOWN]:
+        print(f"  error: {file}: {reason}")
+    hidden = len(failed) - MAX_ERRORS_SHOWN
+    if hidden > 0 or len(result.errors) < result.n_errors:
+        print(f"  ... and more failed files ({result.n_errors} failed trial(s) in all; see the 'error' column)")

@@ -1,0 +1,231 @@
+"""Reading ``speaker,path[,target]`` CSV manifests and validating speaker ids.
+
+A bad manifest is a :class:`~speakerid.exceptions.ManifestError` naming the file, the row and what is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from speakerid.data.audio import _one_line
+from speakerid.exceptions import ManifestError, ParameterError
+
+MANIFEST_COLUMNS = ("speaker", "path")
+
+
+
+def read_manifest(path, *, require_target: bool = False, check_files: bool = True) -> pd.DataFrame:
+    """Read a ``speaker,path[,target]`` CSV manifest.
+
+    Paths are resolved relative to the manifest's folder (absolute paths are kept). Paths may lead outside
+    that folder (``../data/x.wav``): a manifest is trusted local input, read with the rights of the user who
+    runs speakerid (see SECURITY.md). Extra columns are kept. ``speaker`` is read as text (so ``007`` stays
+    ``007``) and must be a valid speaker id (:func:`speakerid.data.manifests.validate_speaker_id`); ``target``, when
+    present, must be 0 or 1. A row that repeats the speaker and path of an earlier row is an error (it would
+    silently weigh a file twice).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file.
+    require_target : bool
+        Demand a ``target`` column (trial lists).
+    check_files : bool
+        Check that every audio file exists; all missing files are listed in one error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With columns ``speaker`` (str), ``path`` (absolute str), ``target`` (int8, if present) and any extra
+        columns, and the CSV line number of each row in the index name ``line``.
+
+    Raises
+    ------
+    ManifestError
+        Unreadable CSV, no rows, missing columns, empty or invalid speaker ids, empty paths, bad ``target``
+        values, duplicate rows, missing files.
+    """
+    path = Path(path)
+    frame = _clean_manifest(_read_csv(path), path, require_target=require_target, check_files=check_files,
+                            first_line=2)
+    if frame.empty:
+        raise ManifestError("the manifest has a header but no rows", path)
+    return frame
+
+
+
+def iter_manifest(path, chunksize: int = 10000, *, require_target: bool = False, check_files: bool = True):
+    """Yield a manifest in cleaned chunks of at most ``chunksize`` rows (bounded memory).
+
+    Each chunk is checked as :func:`read_manifest` checks a whole file; the CSV line numbers in the errors are
+    those of the file.
+    """
+    path = Path(path)
+    if chunksize < 1:
+        raise ParameterError(f"chunksize must be >= 1, got {chunksize}")
+    _check_readable(path)
+    first_line = 2
+    try:
+        reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunksize,
+                             skipinitialspace=True, encoding="utf-8-sig")
+        for chunk in reader:
+            yield _clean_manifest(chunk, path, require_target=require_target, check_files=check_files,
+                                  first_line=first_line)
+            first_line += len(chunk)
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as exc:
+        raise ManifestError(f"not a readable CSV ({_one_line(exc)})", path) from None
+    except pd.errors.EmptyDataError:
+        raise ManifestError("the manifest is empty (expected a header 'speaker,path[,target]')", path) from None
+
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise ManifestError("no such manifest file", path)
+    if path.is_dir():
+        raise ManifestError("is a directory, not a CSV manifest", path)
+    if not os.access(path, os.R_OK):
+        raise ManifestError("permission denied", path)
+
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    _check_readable(path)
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise ManifestError("the manifest is empty (expected a header 'speaker,path[,target]')", path) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as exc:
+        raise ManifestError(f"not a readable CSV ({_one_line(exc)})", path) from None
+
+
+
+def check_manifest_columns(columns, path, *, require_target: bool = False) -> None:
+    """Raise :class:`ManifestError` naming the columns a manifest lacks."""
+    wanted = list(MANIFEST_COLUMNS) + (["target"] if require_target else [])
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        found = ",".join(str(c) for c in columns) or "(none)"
+        raise ManifestError(f"missing column(s) {', '.join(missing)}; found header '{found}' "
+                            f"(expected '{','.join(wanted)}', comma-separated)", path)
+
+
+
+def _rows(lines, limit: int = 10) -> str:
+    lines = [str(int(x)) for x in lines]
+    more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
+    return ", ".join(lines[:limit]) + more
+
+
+
+def _clean_manifest(frame: pd.DataFrame, path: Path, *, require_target: bool, check_files: bool,
+                    first_line: int) -> pd.DataFrame:
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    check_manifest_columns(frame.columns, path, require_target=require_target)
+    frame = frame.copy()
+    frame.index = pd.RangeIndex(first_line, first_line + len(frame), name="line")
+    # Blank lines are skipped by pandas; rows made only of empty fields are dropped here too.
+    blank = (frame.astype(str).apply(lambda col: col.str.strip()) == "").all(axis=1)
+    frame = frame.loc[~blank]
+    frame["speaker"] = frame["speaker"].astype(str).str.strip()
+    frame["path"] = frame["path"].astype(str).str.strip()
+    empty_speaker = frame.index[frame["speaker"] == ""]
+    if len(empty_speaker):
+        raise ManifestError(f"empty speaker id on line(s) {_rows(empty_speaker)}", path)
+    empty_path = frame.index[frame["path"] == ""]
+    if len(empty_path):
+        raise ManifestError(f"empty path on line(s) {_rows(empty_path)}", path)
+    if "target" in frame.columns:
+        raw = frame["target"].astype(str).str.strip().str.lower()
+        mapping = {"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0, "target": 1, "nontarget": 0}
+        bad = frame.index[~raw.isin(list(mapping))]
+        if len(bad):
+            examples = ", ".join(repr(frame.at[i, "target"]) for i in bad[:3])
+            raise ManifestError(f"target must be 0 or 1; line(s) {_rows(bad)} hold {examples}", path)
+        frame["target"] = raw.map(mapping).astype(np.int8)
+    _check_speaker_ids(frame, path)
+    base = path.resolve().parent
+    frame["path"] = [p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p)) for p in frame["path"]]
+    _check_duplicates(frame, path)
+    if check_files:
+        missing = [(line, p) for line, p in zip(frame.index, frame["path"]) if not os.path.isfile(p)]
+        if missing:
+            shown = "; ".join(f"line {line}: {p}" for line, p in missing[:10])
+            more = f"; and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise ManifestError(f"{len(missing)} audio file(s) not found: {shown}{more}", path)
+    return frame
+
+
+
+def _check_speaker_ids(frame: pd.DataFrame, path: Path) -> None:
+
+    for speaker in frame["speaker"].unique():
+        try:
+            validate_speaker_id(speaker)
+        except ParameterError as exc:
+            lines = frame.index[frame["speaker"] == speaker]
+            raise ManifestError(f"line(s) {_rows(lines)}: {exc}", path) from None
+
+
+
+def _check_duplicates(frame: pd.DataFrame, path: Path) -> None:
+    repeated = frame.duplicated(subset=["speaker", "path"], keep="first")
+    if not repeated.any():
+        return
+    first = {}
+    pairs = []
+    for line, key in zip(frame.index, zip(frame["speaker"], frame["path"])):
+        if key in first:
+            pairs.append(f"line {line} repeats line {first[key]}")
+        else:
+            first[key] = line
+    more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+    raise ManifestError(f"duplicate row(s) (same speaker and path): {'; '.join(pairs[:5])}{more}", path)
+
+
+MAX_SPEAKER_ID_LENGTH = 128
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def validate_speaker_id(speaker) -> str:
+    """Return ``speaker`` as a clean id, or raise :class:`ParameterError` saying what is wrong.
+
+    Unicode letters, digits, spaces and punctuation are fine; path separators, ``.``/``..``, control
+    characters, surrounding blanks and ids over 128 characters are not.
+
+    Examples
+    --------
+    >>> validate_speaker_id("Zoë-01")
+    'Zoë-01'
+    >>> validate_speaker_id("../x")
+    Traceback (most recent call last):
+    ...
+    speakerid.exceptions.ParameterError: invalid speaker id '../x': must not contain '/' or '\\\\'
+    """
+    if not isinstance(speaker, str):
+        raise ParameterError(f"invalid speaker id {speaker!r}: must be text")
+    if speaker == "":
+        raise ParameterError("invalid speaker id '': must not be empty")
+    if speaker != speaker.strip():
+        raise ParameterError(f"invalid speaker id {speaker!r}: must not start or end with blanks")
+    if _CONTROL.search(speaker):
+        raise ParameterError(f"invalid speaker id {speaker!r}: must not contain control characters")
+    if "/" in speaker or "\\" in speaker:
+        raise ParameterError(f"invalid speaker id {speaker!r}: must not contain '/' or '\\\\'")
+    if speaker in (".", "..") or speaker.startswith("."):
+        raise ParameterError(f"invalid speaker id {speaker!r}: must not start with '.'")
+    if len(speaker) > MAX_SPEAKER_ID_LENGTH:
+        raise ParameterError(f"invalid speaker id {speaker[:20]!r}...: longer than {MAX_SPEAKER_ID_LENGTH} "
+                             "characters")
+    if any(unicodedata.category(ch) in ("Cs", "Co", "Cn") for ch in speaker):
+        raise ParameterError(f"invalid speaker id {speaker!r}: holds unassigned or surrogate code points")
+    return speaker

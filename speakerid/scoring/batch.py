@@ -1,0 +1,460 @@
+"""Batch scoring: stream a ``speaker,path[,target]`` trial list through a model directory, in bounded memory.
+
+The trial CSV is checked in one cheap pass (columns, targets, unknown speakers: all reported before any scoring),
+then read in chunks and written back as it goes: same rows and columns, plus ``score`` and ``error``. Within a
+chunk every distinct test file is one task, scored against all of its claimed speakers in one call; tasks run in
+this process, on joblib workers or on a Dask cluster (:mod:`speakerid.scoring.parallel`), each worker loading the speaker
+models once. Memory is bounded by the chunk size, not by the number of trials.
+
+Helpers, one concept each: :mod:`speakerid.data.trials` (reading trial lists), :mod:`speakerid.scoring.worker`
+(what runs in a worker), :mod:`speakerid.features.cache` (optional on-disk features) and
+:mod:`speakerid.scoring.cohort` (cohort score normalisation through :func:`speakerid.scoring.norm.normalize_scores`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from speakerid._utils.files import atomic_write
+from speakerid._utils.progress import progress
+from speakerid.data.manifests import check_manifest_columns
+from speakerid.data.trials import read_chunks, scan_trials, stripped_codes
+from speakerid.evaluation.metrics import trial_metrics
+from speakerid.exceptions import ParameterError, SpeakerIDError, UnknownSpeakerError
+from speakerid.scoring.cohort import Cohort, prepare_cohort
+from speakerid.scoring.norm import leave_out_tnorm
+from speakerid.scoring.parallel import TaskRunner
+from speakerid.scoring.worker import WorkerSpec, score_tasks
+from speakerid.store import COHORT_FILE
+from speakerid.verifier import SpeakerVerifier
+
+__all__ = ["score_trials", "score_frame", "trial_metrics", "ScoringResult", "TrialError", "PartialScoringError",
+           "DEFAULT_CHUNKSIZE", "NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN"]
+
+#: Rows per chunk of the trial CSV: memory grows with it, per-chunk overhead shrinks.
+DEFAULT_CHUNKSIZE = 50_000
+#: Cohort normalisations accepted by ``norm=`` (each may be followed by ``+enrolled``).
+NORM_METHODS = ("znorm", "tnorm", "ztnorm", "snorm")
+#: ``norm`` suffix (or whole value) for T-norm over the other enrolled speakers, see :func:`score_trials`.
+ENROLLED = "enrolled"
+#: At most this many enrolled speakers (a seeded draw) form the enrolled cohort.
+ENROLLED_COHORT_MAX = 200
+#: ``norm="auto"`` adds the enrolled-speaker T-norm when at least this many speakers are enrolled.
+AUTO_ENROLLED_MIN = 6
+#: At most this many failed rows are kept in :attr:`ScoringResult.errors` (all are counted and written).
+MAX_ERRORS_KEPT = 1000
+
+
+@dataclass
+class TrialError:
+    """A trial that could not be scored: its CSV line, the file and why.
+
+    For a DataFrame, ``line`` is the index value when the index is named ``line`` (as from
+    :func:`~speakerid.data.manifests.read_manifest`), else the row position.
+    """
+
+    line: int
+    file: str
+    reason: str
+
+
+@dataclass
+class ScoringResult:
+    """What :func:`score_trials` did. ``errors`` keeps the first :data:`MAX_ERRORS_KEPT` failed rows."""
+
+    n_trials: int = 0
+    n_scored: int = 0
+    n_errors: int = 0
+    errors: list = field(default_factory=list)
+    seconds: float = 0.0
+    out: Path | None = None
+    n_tasks: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    runner: str = "serial"
+    has_target: bool = False
+    frame: pd.DataFrame | None = None
+    normalisation: str = "none"
+
+    @property
+    def trials_per_s(self) -> float:
+        return self.n_trials / self.seconds if self.seconds > 0 else float("inf")
+
+
+class PartialScoringError(SpeakerIDError):
+    """``strict=True`` and some trials failed; raised after the output is written. ``result`` has the details."""
+
+    exit_code = 9
+
+    def __init__(self, result: ScoringResult):
+        self.result = result
+        first = result.errors[0] if result.errors else None
+        example = f" (first: {first.file}: {first.reason})" if first else ""
+        super().__init__(f"{result.n_errors} of {result.n_trials} trial(s) could not be scored{example}")
+
+
+def _model_stamp(verifier: SpeakerVerifier) -> str:
+    """A digest of the model files' names, sizes and mtimes: a model changed between two jobs of a process is
+    a new worker state (reloaded), never a stale one."""
+    digest = hashlib.sha1()
+    for folder in (verifier.model_dir, verifier.store.speaker_dir(verifier.backend_name)):
+        if folder.is_dir():
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                if entry.is_file():
+                    stat = entry.stat()
+                    digest.update(f"{entry.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "replace"))
+    return digest.hexdigest()
+
+
+def _resolve(raw: str, base: str) -> str:
+    return raw if os.path.isabs(raw) else os.path.normpath(os.path.join(base, raw))
+
+
+class _Job:
+    """State of one scoring run across chunks."""
+
+    def __init__(self, runner: TaskRunner, spec: WorkerSpec, base_dir: str, cohort: Cohort | None,
+                 enrolled: tuple | None = None):
+        self.runner, self.spec, self.base_dir, self.cohort = runner, spec, base_dir, cohort
+        self.enrolled = enrolled     # the enrolled cohort speakers (T-norm over the others), or None
+        self.enrolled_index = {s: i for i, s in enumerate(enrolled or ())}
+        self.failed: dict[str, str] = {}   # file -> reason, so that a bad file is tried once per run
+        self.result = ScoringResult(runner=runner.description)
+
+    def submit_chunk(self, chunk: pd.DataFrame, first_row: int):
+        """Send a chunk's tasks to the workers; returns ``finish()``, which waits and returns the scored chunk."""
+        speaker_codes, unique_speakers = stripped_codes(chunk["speaker"])
+        path_codes, unique_paths = stripped_codes(chunk["path"])
+        # rows of empty fields are blank lines, as in read_manifest
+        keep = (unique_speakers[speaker_codes] != "") | (unique_paths[path_codes] != "")
+        if not keep.all():
+            chunk, speaker_codes, path_codes = chunk.loc[keep].copy(), speaker_codes[keep], path_codes[keep]
+        speakers = unique_speakers[speaker_codes]
+        files = [_resolve(p, self.base_dir) if p else "" for p in unique_paths]
+        file_error = [self._file_error(f) for f in files]
+        n_speakers = max(len(unique_speakers), 1)
+
+        file_ok = np.array([e is None for e in file_error], dtype=bool)
+        rows_ok = file_ok[path_codes]
+        pairs, inverse = np.unique(path_codes[rows_ok].astype(np.int64) * n_speakers + speaker_codes[rows_ok],
+                                   return_inverse=True)
+        pair_file, pair_speaker = pairs // n_speakers, pairs % n_speakers
+        starts = np.flatnonzero(np.r_[True, pair_file[1:] != pair_file[:-1]]) if len(pairs) else np.zeros(0, int)
+        bounds = np.r_[starts, len(pairs)]
+        tasks = [(files[pair_file[a]], [unique_speakers[s] for s in pair_speaker[a:b]])
+                 for a, b in zip(bounds[:-1], bounds[1:])]
+        if self.enrolled:   # each file is also scored against every enrolled cohort speaker it does not claim
+            tasks = [(path, claimed + [s for s in self.enrolled if s not in claimed_set])
+                     for path, claimed, claimed_set in ((p, c, set(c)) for p, c in tasks)]
+        pending = self.runner.submit(score_tasks, self.spec, tasks)
+
+        def finish() -> pd.DataFrame:
+            scores = self._scores(pending.result(), tasks, bounds, pair_file, file_error, len(pairs))
+            return self._finish_chunk(chunk, first_row, speakers, files, file_error, path_codes, rows_ok, inverse,
+                                      *scores)
+
+        return finish
+
+    def _scores(self, outputs, tasks, bounds, pair_file, file_error, n_pairs):
+        pair_scores = np.full(n_pairs, np.nan)
+        pair_cohort = None
+        for (a, b), (scores, reason, cohort_scores, cached), (path, speakers) in zip(zip(bounds[:-1], bounds[1:]),
+                                                                                     outputs, tasks):
+            if reason is not None:
+                file_error[pair_file[a]] = self.failed[path] = reason
+                continue
+            if self.enrolled:
+                scores = self._enrolled_tnorm(np.asarray(scores, dtype=np.float64), speakers, b - a, cohort_scores)
+            pair_scores[a:b] = scores
+            self.result.cache_hits += bool(cached)
+            self.result.cache_misses += not cached and self.spec.cache_dir is not None
+            if cohort_scores is not None and not self.enrolled:   # (already used by _enrolled_tnorm)
+                if pair_cohort is None:
+                    pair_cohort = np.zeros((n_pairs, len(cohort_scores)))
+                pair_cohort[a:b] = cohort_scores
+        self.result.n_tasks += len(tasks)
+        return pair_scores, pair_cohort
+
+    def _enrolled_tnorm(self, scores, speakers, n_claimed, test_cohort) -> np.ndarray:
+        """One file's scores for its ``n_claimed`` claimed speakers (the first ones of ``speakers``), cohort-
+        normalised if asked, then T-normalised by its scores against the other enrolled cohort speakers."""
+        if self.cohort is not None:
+            test = None if test_cohort is None else np.broadcast_to(test_cohort, (len(scores), len(test_cohort)))
+            scores = self.cohort.normalise(scores, speakers, test)
+        where = np.fromiter((self.enrolled_index.get(s, -1) for s in speakers), dtype=np.int64, count=len(speakers))
+        cohort_scores = np.empty(len(self.enrolled))
+        cohort_scores[where[where >= 0]] = scores[where >= 0]   # every cohort speaker is in ``speakers``
+        return leave_out_tnorm(scores[:n_claimed], cohort_scores, where[:n_claimed])
+
+    def _finish_chunk(self, chunk, first_row, speakers, files, file_error, path_codes, rows_ok, inverse,
+                      pair_scores, pair_cohort) -> pd.DataFrame:
+        scores = np.full(len(chunk), np.nan)
+        scores[rows_ok] = pair_scores[inverse]
+        done = np.isfinite(scores)
+        if self.cohort is not None and not self.enrolled and done.any():
+            row_pair = np.full(len(chunk), -1)
+            row_pair[rows_ok] = inverse
+            test_cohort = None if pair_cohort is None else pair_cohort[row_pair[done]]
+            scores[done] = self.cohort.normalise(scores[done], speakers[done], test_cohort)
+        errors = np.array([e or "" for e in file_error] + [""], dtype=object)[path_codes]
+        errors[np.isfinite(scores)] = ""
+        errors[~np.isfinite(scores) & (errors == "")] = "not scored"
+        self._count(chunk, files, path_codes, errors, first_row)
+        chunk["score"] = scores
+        chunk["error"] = errors
+        return chunk
+
+    def _file_error(self, path: str):
+        if not path:
+            return "empty path"
+        if path in self.failed:
+            return self.failed[path]
+        if not os.path.isfile(path):
+            self.failed[path] = "file not found"
+            return self.failed[path]
+        return None
+
+    def _count(self, chunk, files, path_codes, errors, first_row) -> None:
+        result = self.result
+        failed = np.flatnonzero(errors != "")
+        result.n_trials += len(chunk)
+        result.n_errors += len(failed)
+        result.n_scored += len(chunk) - len(failed)
+        lines = chunk.index.to_numpy()
+        for i in failed[: max(0, MAX_ERRORS_KEPT - len(result.errors))]:
+            line = int(lines[i]) if chunk.index.name == "line" else first_row + int(i)
+            result.errors.append(TrialError(line, files[path_codes[i]], str(errors[i])))
+
+
+def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, scheduler=None,
+                 chunksize=DEFAULT_CHUNKSIZE, cache_dir=None, strict=False, top_c=None, norm="auto", cohort=None,
+                 cohort_top=None, show_progress=None, backend_params=None) -> ScoringResult:
+    """Score every trial of a ``speaker,path[,target]`` list; write it back with ``score`` and ``error`` columns.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        A model directory with a background model and the claimed speakers enrolled.
+    trials : str, os.PathLike or pandas.DataFrame
+        The trial CSV (relative paths are relative to its folder), or a frame (paths relative to the current
+        folder). Extra columns are kept, in order; all values are written back as read.
+    out : str or os.PathLike, optional
+        The scored CSV, written in chunks to a temporary file renamed over ``out`` at the end (an error leaves no
+        partial file). ``None`` keeps the scored rows in ``result.frame`` instead (small lists only).
+    backend : str, optional
+        The directory's speaker models to use (default: as :class:`~speakerid.verifier.SpeakerVerifier`).
+    n_jobs : int
+        Local worker processes (joblib); -1 = all cores. With ``scheduler``: Dask workers to start.
+    scheduler : str or dask.distributed.Client, optional
+        ``"local"`` (a Dask LocalCluster), ``"tcp://host:port"`` or a running Client; workers must see the same
+        files (and the folder of ``out``, for cohort models).
+    chunksize : int
+        Trial rows read, scored and written at a time.
+    cache_dir : str or os.PathLike, optional
+        On-disk feature cache (see :class:`~speakerid.features.cache.FeatureCache`).
+    strict : bool
+        Raise :class:`PartialScoringError` (exit code 9) after writing when any trial failed.
+    top_c : int, optional
+        GMM-UBM Gaussian selection; 0 scores exactly; ``None`` keeps the model's.
+    norm : {"auto", "none", "znorm", "tnorm", "ztnorm", "snorm", "enrolled", "snorm+enrolled", ...}
+        Score normalisation. A cohort method (``znorm``, ``tnorm``, ``ztnorm``, ``snorm``) uses the impostor
+        cohort ``cohort``; ``cohort_top`` = N uses the N best cohort scores (AS-norm). ``enrolled``, alone or
+        after a method (``"snorm+enrolled"``), then T-normalises each trial by the test file's scores against
+        the *other enrolled speakers* (the claimed one left out; at most :data:`ENROLLED_COHORT_MAX` of them, a
+        seeded draw; at least 3 speakers must be enrolled), see :func:`~speakerid.scoring.norm.leave_out_tnorm`;
+        each test file is then scored against all of them. ``"auto"`` (the default) is S-norm with ``cohort``
+        when one is given, else with the model directory's own cohort (``cohort.csv``, drawn from the
+        background speakers by ``train-ubm``) when it has one, followed by ``+enrolled`` when at least
+        :data:`AUTO_ENROLLED_MIN` speakers are enrolled (both chosen on the development protocol, see the
+        README). ``"none"``: raw scores.
+    cohort : str or os.PathLike, optional
+        ``speaker,path`` manifest of impostor cohort speakers (enrolled in memory) and utterances; default the
+        model directory's ``cohort.csv`` when a normalisation is asked for.
+    show_progress : bool, optional
+        Progress bar; default: when stderr is a terminal.
+    backend_params : dict, optional
+        Scoring parameters of the backend (e.g. ``{"scoring": "cosine"}`` for ``ivector``); ``top_c`` wins.
+
+    Returns
+    -------
+    ScoringResult
+
+    Raises
+    ------
+    ManifestError
+        Unreadable trial CSV, missing columns, bad ``target`` values or empty speaker ids (before any scoring).
+    UnknownSpeakerError
+        Claimed speakers that are not enrolled; all of them are listed before any scoring.
+    AudioError
+        A cohort file cannot be used (the cohort must be clean; trial files only give row errors).
+    PartialScoringError
+        With ``strict=True``, when some trials failed (the output is written all the same).
+    """
+    start = time.perf_counter()
+    norm, cohort, enrolled = _check_options(chunksize, norm, cohort, cohort_top, model_dir)
+    params = dict(backend_params or {})
+    if top_c is not None:
+        params["top_c"] = int(top_c)
+    verifier = SpeakerVerifier(model_dir, backend=backend, backend_params=params or None)
+    _ = verifier.feature_config  # a bad features.json fails here, not in a worker
+    is_frame = isinstance(trials, pd.DataFrame)
+    if is_frame:
+        check_manifest_columns(trials.columns, "trials DataFrame")
+    n_rows, claimed, has_target = scan_trials(trials, chunksize)
+    _check_enrolled(verifier, claimed)
+    enrolled = _enrolled_cohort(verifier, enrolled)
+    base_dir = os.getcwd() if is_frame else str(Path(trials).resolve().parent)
+    # cohort models are saved beside the output: a folder the workers of a cluster likely see as well
+    out_dir = None if out is None else Path(out).resolve().parent
+    work_dir = Path(tempfile.mkdtemp(prefix=".speakerid-score-", dir=out_dir if out_dir and out_dir.is_dir()
+                                     else None)) if norm else None
+    try:
+        cohort_state, cohort_file = None, None
+        if norm and claimed:
+            cohort_state, cohort_file = prepare_cohort(verifier, cohort, claimed, norm, cohort_top, cache_dir,
+                                                       work_dir, extra=enrolled or ())
+        spec = WorkerSpec(str(verifier.model_dir.resolve()), verifier.backend_name, tuple(sorted(params.items())),
+                     None if cache_dir is None else str(Path(cache_dir).resolve()), _model_stamp(verifier),
+                     cohort_file if norm in ("tnorm", "ztnorm", "snorm") else None)
+        with TaskRunner(n_jobs, scheduler) as runner, \
+                progress(total=n_rows, desc="score", unit="trial", enabled=show_progress) as bar:
+            job = _Job(runner, spec, base_dir, cohort_state, enrolled)
+            scored = _scored_chunks(job, trials, chunksize)
+            if out is None:
+                parts = [bar.update(len(part)) or part for part in scored]
+                job.result.frame = pd.concat(parts) if parts else None
+            else:
+                with atomic_write(out, "w") as fh:
+                    for i, part in enumerate(scored):
+                        part.assign(score=_score_text(part["score"].to_numpy())).to_csv(
+                            fh, header=i == 0, index=False)
+                        bar.update(len(part))
+    finally:
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    result = job.result
+    result.out, result.has_target = (None if out is None else Path(out)), has_target
+    parts = [f"{norm}{'' if cohort_top is None else f' top {int(cohort_top)}'} (cohort {cohort})"] if norm else []
+    if enrolled:
+        parts.append(f"T-norm over the other enrolled speakers ({len(enrolled)} in the cohort)")
+    result.normalisation = " + ".join(parts) or "none"
+    result.seconds = time.perf_counter() - start
+    if strict and result.n_errors:
+        raise PartialScoringError(result)
+    return result
+
+
+def _score_text(scores: np.ndarray) -> np.ndarray:
+    """Scores as CSV text: the shortest text that reads back as the same float32 (float32 precision, ~7-9
+    significant digits, and much faster to write than a printf format); empty when not scored.
+
+    Examples
+    --------
+    >>> _score_text(np.array([0.1, -1.23456789012, np.nan, 1e20])).tolist()
+    ['0.1', '-1.2345679', '', '1e+20']
+    """
+    text = scores.astype(np.float32).astype(str).astype(object)
+    text[~np.isfinite(scores)] = ""
+    return text
+
+
+def _scored_chunks(job: _Job, trials, chunksize: int):
+    """The scored chunks in order; chunk k+1 goes to the workers before chunk k is collected, so that the
+    workers score while this process reads, prepares and writes."""
+    finish = None
+    for chunk, first_row in read_chunks(trials, chunksize):
+        following = job.submit_chunk(chunk, first_row)
+        if finish is not None:
+            yield finish()
+        finish = following
+    if finish is not None:
+        yield finish()
+
+
+def _parse_norm(norm) -> tuple:
+    """``(method, enrolled)`` of a ``norm`` value: method None/"auto"/a cohort method; enrolled True/False/"auto".
+
+    >>> _parse_norm("snorm+enrolled"), _parse_norm("enrolled"), _parse_norm("auto"), _parse_norm(None)
+    (('snorm', True), (None, True), ('auto', 'auto'), (None, False))
+    """
+    if norm is None or norm == "none":
+        return None, False
+    if norm == "auto":
+        return "auto", "auto"
+    if norm == ENROLLED:
+        return None, True
+    method, plus, suffix = norm.partition("+") if isinstance(norm, str) else (norm, "", "")
+    if method in NORM_METHODS and (not plus or suffix == ENROLLED):
+        return method, bool(plus)
+    raise ParameterError(f"unknown score normalisation {norm!r}; choose auto, none, {ENROLLED}, one of "
+                         f"{', '.join(NORM_METHODS)}, or one of those followed by +{ENROLLED}")
+
+
+def _check_options(chunksize, norm, cohort, cohort_top, model_dir):
+    if isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
+        raise ParameterError(f"chunksize must be a positive integer, got {chunksize!r}")
+    norm, enrolled = _parse_norm(norm)
+    if not Path(model_dir).is_dir():
+        raise ParameterError(f"{model_dir}: no such model directory")
+    own = Path(model_dir) / COHORT_FILE
+    if norm == "auto":
+        norm = "snorm" if cohort is not None or own.is_file() else None
+    if norm is None and cohort is not None:
+        raise ParameterError("a cohort was given but no cohort normalisation: drop the cohort or choose "
+                             f"one of {', '.join(NORM_METHODS)}")
+    if norm is not None and cohort is None:
+        if not own.is_file():
+            raise ParameterError(f"score normalisation {norm!r} needs a cohort manifest: give one, or train the "
+                                 f"UBM from a manifest so that {own} is written")
+        cohort = own
+    if cohort_top is not None and norm is None:
+        raise ParameterError("cohort_top is an option of cohort score normalisation: give a cohort too")
+    return norm, cohort, enrolled
+
+
+def _enrolled_cohort(verifier: SpeakerVerifier, enrolled) -> tuple | None:
+    """The enrolled speakers T-norm uses (``enrolled`` True or "auto"), or None."""
+    if not enrolled:
+        return None
+    speakers = sorted(verifier.speakers())
+    if enrolled == "auto" and len(speakers) < AUTO_ENROLLED_MIN:
+        return None
+    if len(speakers) < 3:
+        raise ParameterError(f"T-norm over the enrolled speakers needs at least 3 enrolled speakers (the claimed "
+                             f"one is left out of its cohort); {verifier.model_dir} has {len(speakers)}")
+    if len(speakers) > ENROLLED_COHORT_MAX:   # a seeded draw: the same cohort for every run on these models
+        keep = np.random.default_rng(0).choice(len(speakers), ENROLLED_COHORT_MAX, replace=False)
+        speakers = [speakers[i] for i in sorted(keep)]
+    return tuple(speakers)
+
+
+def _check_enrolled(verifier: SpeakerVerifier, claimed) -> None:
+    def enrolled(speaker):
+        try:
+            return verifier.store.has_speaker(speaker, verifier.backend_name)
+        except ParameterError:  # not even a valid id
+            return False
+
+    unknown = [s for s in claimed if not enrolled(s)]
+    if unknown:
+        known = verifier.speakers()
+        shown = f" ({', '.join(known[:5])}{' ...' if len(known) > 5 else ''})" if known else ""
+        raise UnknownSpeakerError(
+            f"{len(unknown)} claimed speaker(s) not enrolled in {verifier.model_dir} (backend "
+            f"{verifier.backend_name}): {', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}; "
+            f"{len(known)} enrolled{shown}")
+
+
+def score_frame(model_dir, trials: pd.DataFrame, **kwargs) -> pd.DataFrame:
+    """:func:`score_trials` on an in-memory frame; returns it with ``score`` and ``error`` columns."""
+    result = score_trials(model_dir, trials, None, **kwargs)
+    return result.frame if result.frame is not None else trials.iloc[:0].assign(score=[], error=[])

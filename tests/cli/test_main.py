@@ -1,0 +1,80 @@
+"""The command line in-process: exit codes, one-line errors, --json output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from speakerid.cli._common import ExitStatus
+from speakerid.cli.main import main
+from speakerid.data.manifests import read_manifest
+
+
+def _run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_help_and_version(capsys):
+    status, _, err = _run(capsys)
+    assert status == ExitStatus.USAGE and "train-ubm" in err
+    status, out, _ = _run(capsys, "--version")
+    assert status == ExitStatus.OK and out.startswith("speakerid ")
+    status, _, err = _run(capsys, "verify", "--bogus")
+    assert status == ExitStatus.USAGE and len(err.strip().splitlines()) == 1
+
+
+def test_train_enroll_verify_identify_speakers_remove(capsys, synth_corpus, tmp_path):
+    models = tmp_path / "models"
+    status, out, err = _run(capsys, "train-ubm", "--manifest", synth_corpus.background_csv, "--model-dir", models,
+                            "--components", 8, "--iterations", 3)
+    assert status == ExitStatus.OK, err
+    assert "8-component UBM" in out
+    status, out, err = _run(capsys, "enroll", "--manifest", synth_corpus.enroll_csv, "--model-dir", models, "--json")
+    assert status == ExitStatus.OK, err
+    enrolled = json.loads(out)["enrolled"]
+    assert sorted(e["speaker"] for e in enrolled) == sorted(synth_corpus.speakers)
+
+    trial = read_manifest(synth_corpus.trials_csv, require_target=True).iloc[0]
+    status, out, err = _run(capsys, "verify", "--model-dir", models, "--speaker", trial["speaker"], trial["path"],
+                            "--json", "--threshold", "-1000")
+    assert status == ExitStatus.OK, err
+    result = json.loads(out)
+    assert result["accepted"] is True and result["decision"] == "accept" and result["threshold"] == -1000
+    status, out, _ = _run(capsys, "verify", "--model-dir", models, "--speaker", trial["speaker"], trial["path"])
+    assert out.startswith(("ACCEPT", "REJECT"))
+
+    status, out, err = _run(capsys, "identify", "--model-dir", models, trial["path"], "--top", 2, "--json")
+    assert status == ExitStatus.OK, err
+    ranked = json.loads(out)
+    assert len(ranked["candidates"]) == 2 and "best" in ranked
+
+    status, out, _ = _run(capsys, "speakers", "--model-dir", models, "--json")
+    assert len(json.loads(out)["speakers"]) == len(synth_corpus.speakers)
+    status, out, _ = _run(capsys, "remove", "--model-dir", models, "--speaker", synth_corpus.speakers[0])
+    assert status == ExitStatus.OK
+    status, out, _ = _run(capsys, "speakers", "--model-dir", models)
+    assert synth_corpus.speakers[0] not in out
+
+    status, _, err = _run(capsys, "verify", "--model-dir", models, "--speaker", synth_corpus.speakers[0],
+                          trial["path"])
+    assert status == ExitStatus.UNKNOWN_SPEAKER and err.count("\n") == 1 and synth_corpus.speakers[0] in err
+
+
+@pytest.mark.parametrize("argv, status, needle", [
+    (["enroll", "--model-dir", "{tmp}/m", "--manifest", "{tmp}/missing.csv"], ExitStatus.MANIFEST, "missing.csv"),
+    (["verify", "--model-dir", "{tmp}/m", "--speaker", "x", "{tmp}/nothing.wav"], ExitStatus.AUDIO, "nothing.wav"),
+    (["enroll", "--model-dir", "{tmp}/m", "--speaker", "x", "{wav}"], ExitStatus.NOT_FITTED, "train-ubm"),
+    (["enroll", "--model-dir", "{tmp}/m", "--speaker", "../evil", "{wav}"], ExitStatus.USAGE, "../evil"),
+    (["enroll", "--model-dir", "{tmp}/m"], ExitStatus.USAGE, "nothing to enroll"),
+])
+def test_errors_are_one_line_with_exit_codes(capsys, tmp_path, synth_corpus, argv, status, needle):
+    wav = read_manifest(synth_corpus.enroll_csv).iloc[0]["path"]
+    argv = [a.format(tmp=tmp_path, wav=wav) for a in argv]
+    got, out, err = _run(capsys, *argv)
+    assert got == status, err
+    assert err.startswith("speakerid") and err.count("\n") == 1 and needle in err
+    got, _, err = _run(capsys, "--traceback", *argv)
+    assert got == status and "Traceback" in err

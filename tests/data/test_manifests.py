@@ -1,0 +1,56 @@
+"""Reading manifests: paths, targets, BOMs, blank rows, missing files, chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_tone
+
+from speakerid.data.manifests import iter_manifest, read_manifest
+from speakerid.exceptions import ManifestError
+
+
+def test_manifest_relative_paths_and_extra_columns(tmp_path):
+    (tmp_path / "audio").mkdir()
+    write_tone(tmp_path / "audio" / "a.wav")
+    (tmp_path / "m.csv").write_text("speaker,path,session\n007,audio/a.wav,s1\n")
+    frame = read_manifest(tmp_path / "m.csv")
+    assert list(frame["speaker"]) == ["007"]  # ids stay text
+    assert frame["path"].iloc[0] == str((tmp_path / "audio" / "a.wav").resolve())
+    assert frame["session"].iloc[0] == "s1"
+    assert frame.index[0] == 2  # CSV line number
+
+
+
+def test_manifest_target_bom_blank_rows(tmp_path):
+    write_tone(tmp_path / "a.wav")
+    (tmp_path / "t.csv").write_bytes("\ufeffspeaker,path,target\nx,a.wav,1\n,,\ny,a.wav,0\n".encode())
+    frame = read_manifest(tmp_path / "t.csv", require_target=True)
+    assert list(frame["target"]) == [1, 0] and frame["target"].dtype == np.int8
+    assert list(frame.index) == [2, 4]
+
+
+
+def test_manifest_lists_all_missing_files(tmp_path):
+    write_tone(tmp_path / "ok.wav")
+    (tmp_path / "m.csv").write_text("speaker,path\na,ok.wav\nb,gone1.wav\nc,gone2.wav\n")
+    with pytest.raises(ManifestError) as info:
+        read_manifest(tmp_path / "m.csv")
+    message = str(info.value)
+    assert "2 audio file(s) not found" in message
+    assert "gone1.wav" in message and "gone2.wav" in message and "line 3" in message
+    assert str(tmp_path / "m.csv") in message
+
+
+
+def test_iter_manifest_chunks_keep_line_numbers(tmp_path):
+    write_tone(tmp_path / "a.wav")
+    rows = "".join(f"s{i},a.wav,{i % 2}\n" for i in range(25))
+    (tmp_path / "t.csv").write_text("speaker,path,target\n" + rows)
+    chunks = list(iter_manifest(tmp_path / "t.csv", chunksize=10, require_target=True))
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    assert chunks[1].index[0] == 12
+    whole = pd.concat(chunks)
+    assert list(whole["speaker"]) == [f"s{i}" for i in range(25)]
+
