@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from speakerid.exceptions import ParameterError
+from speakerid.exceptions import NotFittedError, ParameterError
 
 
 def resolve_jobs(n_jobs) -> int:
@@ -22,3 +22,35 @@ def resolve_jobs(n_jobs) -> int:
     cores = os.cpu_count() or 1
     return n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
 
+
+
+def check_is_fitted(estimator, attributes, hint: str = "call fit() first") -> None:
+    """Raise :class:`~speakerid.exceptions.NotFittedError` unless every learned attribute is set (not None).
+
+    The one fitted check of the package (scikit-learn's convention: learned state ends in ``_``).
+
+    Examples
+    --------
+    >>> class Model:
+    ...     means_ = None
+    >>> check_is_fitted(Model(), ["means_"])
+    Traceback (most recent call last):
+    ...
+    speakerid.exceptions.NotFittedError: this Model is not fitted yet: call fit() first
+    """
+    names = [attributes] if isinstance(attributes, str) else list(attributes)
+    if any(getattr(estimator, name, None) is None for name in names):
+        raise NotFittedError(f"this {type(estimator).__name__} is not fitted yet: {hint}")
+
+
+def shorten(items, limit: int = 10, sep: str = ", ") -> str:
+    """``items`` joined by ``sep``, the first ``limit`` of them and "(+N more)": how errors list offenders.
+
+    Examples
+    --------
+    >>> shorten([1, 2, 3, 4], limit=2)
+    '1, 2 (+2 more)'
+    """
+    items = [str(i) for i in items]
+    text = sep.join(items[:limit])
+    return text + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
