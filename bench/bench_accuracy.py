@@ -5,7 +5,7 @@ the multi-condition GMM-UBM (the library default: UBM and enrollment also see a 
 S-norm, and with the default scoring: S-norm then T-norm over the other enrolled speakers), i-vector cosine and
 PLDA (the settings ``bench/eval_ivector.py`` chose on dev: own 32-component UBM, rank 200, 1.5-s segments, 2 noisy
 copies), the Siamese MLP, each also "+enrolled" (T-norm over the other enrolled speakers,
-:func:`speakerid.scoring.batch.norm.leave_out_tnorm`), and linear fusions: of the cohort-normalised systems alone
+:func:`speakerid.scoring.norm.leave_out_tnorm`), and linear fusions: of the cohort-normalised systems alone
 ("fusion, cohort norm only") and of their "+enrolled" forms, plain and quality-aware (each system's score also
 multiplied by the test file's energy spread, :mod:`speakerid.features.quality`, so the weights follow the recording's
 noise level). The dev columns also show each fusion cross-validated on dev (learned on half of the dev speakers,
@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dev_protocol import build as build_dev_protocol  # noqa: E402
 from eval_shared import PROTOCOLS  # noqa: E402
-from speakerid.scoring.batch.batch import score_trials
 
 from speakerid.data.manifests import read_manifest
 from speakerid.evaluation import metrics
@@ -50,6 +49,7 @@ from speakerid.evaluation.calibration import LinearFusion, fuse_score_files
 from speakerid.exceptions import BandwidthWarning, DataLeakWarning  # noqa: E402
 from speakerid.features import FeatureConfig  # noqa: E402
 from speakerid.features.quality import file_energy_spread_db
+from speakerid.scoring.batch import score_trials
 from speakerid.verifier import SpeakerVerifier  # noqa: E402
 
 EVAL = PROTOCOLS  # name: (enroll, trials, rate), the same protocols as bench/eval_shared.py
@@ -95,8 +95,8 @@ def figures(path) -> dict:
 
 def train_background(work: Path, rate: int, bg_train: Path, jobs: int) -> dict:
     """UBM (+ its cohort), i-vector extractor and back end, Siamese network, all on the 183 background speakers."""
-    from speakerid.backends.base.ivector import train_ivector
-    from speakerid.backends.base.siamese import train_siamese
+    from speakerid.backends.ivector import train_ivector
+    from speakerid.backends.siamese import train_siamese
 
     dirs = {"clean": work / f"sr{rate}-clean", "multi": work / f"sr{rate}-multi", "nn": work / f"sr{rate}-nn"}
     timings = {}

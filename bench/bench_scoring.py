@@ -1,4 +1,4 @@
-"""Batch scoring throughput and memory: ``speakerid.scoring.batch.batch.score_trials`` on a large synthetic trial list.
+"""Batch scoring throughput and memory: ``speakerid.scoring.batch.score_trials`` on a large synthetic trial list.
 
 Usage::
 
@@ -37,10 +37,9 @@ import pandas as pd
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from speakerid.scoring.batch.batch import score_trials
-
 from speakerid.data.manifests import read_manifest
 from speakerid.data.synth import make_corpus
+from speakerid.scoring.batch import score_trials
 from speakerid.verifier import SpeakerVerifier  # noqa: E402
 
 TARGET_RSS_TRIALS = 200_000

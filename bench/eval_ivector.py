@@ -9,7 +9,7 @@
    averaged enrollment. EER % and minDCF(P=0.01) on dev clean / short / noisy / 8k for every setting; the
    chosen setting has the lowest mean dev EER over the four conditions.
 2. Evaluation, for the record: the chosen setting trained through the product path
-   (:func:`speakerid.backends.base.ivector.train_ivector`, ``enroll``, ``score_frames``) on the whole LibriSpeech
+   (:func:`speakerid.backends.ivector.train_ivector`, ``enroll``, ``score_frames``) on the whole LibriSpeech
    background (223 speakers), on test-other / short / noisy (16 kHz) and FSDD (8 kHz), cosine and PLDA.
 
 The front end is pinned (:data:`PINNED_FEATURES`: the defaults of the day this was written: MFCC 20 + delta +
@@ -34,15 +34,15 @@ from joblib import Parallel, delayed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dev_protocol import build as build_dev  # noqa: E402
-from speakerid.backends.base.ivector import file_sessions, segment_sessions, train_ivector
-from speakerid.scoring.batch.batch import score_trials
 
+from speakerid.backends.ivector import file_sessions, segment_sessions, train_ivector
 from speakerid.data.manifests import read_manifest
 from speakerid.evaluation import metrics
 from speakerid.features import FeatureConfig  # noqa: E402
 from speakerid.models.clipvec import frames_per_segment  # noqa: E402
 from speakerid.models.gmm_ubm import GMMUBM  # noqa: E402
 from speakerid.models.ivector_system import IVectorSystem  # noqa: E402
+from speakerid.scoring.batch import score_trials
 from speakerid.verifier import SpeakerVerifier  # noqa: E402
 
 PINNED_FEATURES = dict(frame_length_ms=25.0, frame_shift_ms=10.0, n_fft=512, n_mels=26, n_ceps=20,

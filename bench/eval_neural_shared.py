@@ -26,9 +26,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from speakerid.backends.base.mlp import train_mlp
-from speakerid.backends.base.siamese import train_siamese
 
+from speakerid.backends.mlp import train_mlp
+from speakerid.backends.siamese import train_siamese
 from speakerid.data.manifests import read_manifest
 from speakerid.evaluation import metrics
 from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG

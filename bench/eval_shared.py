@@ -24,12 +24,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from speakerid.scoring.batch.batch import score_trials
 
 from speakerid.data.manifests import read_manifest
 from speakerid.evaluation import metrics
 from speakerid.evaluation.report import evaluate
 from speakerid.features import FeatureConfig
+from speakerid.scoring.batch import score_trials
 from speakerid.verifier import SpeakerVerifier
 
 PROTOCOLS = {
