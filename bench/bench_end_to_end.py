@@ -1,0 +1,206 @@
+"""End to end on real speech: speakerid's default commands against the notebook recipe, in the same run.
+
+Usage::
+
+    python bench/bench_end_to_end.py [--shared ../shared] [--components 64 256] [--jobs 2] [--work-dir DIR]
+                                     [--protocols librispeech-test-other librispeech-test-other-short ...]
+
+**speakerid** runs exactly what a user types, as separate processes: ``speakerid train-ubm --manifest
+librispeech-background.csv --components K``, then per protocol ``speakerid enroll --manifest <protocol>-enroll.csv``
+and ``speakerid score --trials <protocol>-trials.csv --jobs J`` (default normalisation), each timed by wall clock,
+with its peak RSS from ``os.wait4`` (the command's own process; scoring workers are not included).
+
+**The notebook recipe** is what a researcher writes with python_speech_features and scikit-learn, plainly:
+MFCC 20 (c0 = log energy, 26 filters, 25/10 ms) + Δ + ΔΔ (``psf.delta``, N = 2), energy VAD (frames within 30 dB of
+the loudest), per-utterance CMVN; ``sklearn.mixture.GaussianMixture`` (diagonal, K components, 10 EM iterations,
+k-means initialisation) on every background frame; per speaker, MAP adaptation of the means (relevance factor 16);
+a trial's score is the mean per-frame log-likelihood ratio (speaker GMM vs UBM, ``score_samples``). Each file's
+features are computed once (a notebook keeps them in a dict).
+
+Both sides see the same files. EER per protocol for both; the last line is one JSON object with ``"ratio"``
+(recipe total seconds / speakerid total seconds at the first ``--components``) and ``"ratio_k256"`` (at 256 when
+measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DEFAULT_PROTOCOLS = ("librispeech-test-other", "librispeech-test-other-short", "librispeech-test-other-noisy")
+
+
+# ---------------------------------------------------------------------------------------------- the recipe
+def recipe_features(path: str) -> np.ndarray:
+    import python_speech_features as psf
+    import soundfile as sf
+
+    signal, rate = sf.read(path, dtype="float64")
+    if signal.ndim > 1:
+        signal = signal.mean(axis=1)
+    mfcc = psf.mfcc(signal, rate, numcep=20, nfilt=26, winlen=0.025, winstep=0.01, appendEnergy=True,
+                    winfunc=np.hamming)
+    d1 = psf.delta(mfcc, 2)
+    feats = np.hstack([mfcc, d1, psf.delta(d1, 2)])
+    energy = mfcc[:, 0]  # log frame energy (appendEnergy)
+    keep = energy >= energy.max() - 30.0 * np.log(10.0) / 10.0
+    if keep.sum() < 20:
+        keep = np.argsort(-energy)[:20]
+    feats = feats[keep]
+    return (feats - feats.mean(axis=0)) / np.maximum(feats.std(axis=0), 1e-8)
+
+
+def recipe_map_means(ubm, frames: np.ndarray, relevance_factor: float = 16.0) -> np.ndarray:
+    post = ubm.predict_proba(frames)
+    n = post.sum(axis=0)
+    first = post.T @ frames
+    alpha = (n / (n + relevance_factor))[:, None]
+    expected = first / np.maximum(n, 1e-10)[:, None]
+    return alpha * expected + (1.0 - alpha) * ubm.means_
+
+
+def recipe(shared: Path, protocols, n_components: int) -> dict:
+    from sklearn.mixture import GaussianMixture
+
+    proto_dir = shared / "protocols"
+    times = {}
+    cache: dict[str, np.ndarray] = {}
+
+    def feats(path):
+        if path not in cache:
+            cache[path] = recipe_features(path)
+        return cache[path]
+
+    def paths(csv):
+        frame = pd.read_csv(proto_dir / csv)
+        frame["path"] = [str((proto_dir / p).resolve()) for p in frame["path"]]
+        return frame
+
+    start = time.perf_counter()
+    background = paths("librispeech-background.csv")
+    X = np.vstack([feats(p) for p in background["path"]])
+    ubm = GaussianMixture(n_components=n_components, covariance_type="diag", max_iter=10, random_state=0,
+                          reg_covar=1e-3).fit(X)
+    times["train-ubm"] = time.perf_counter() - start
+    eers = {}
+    for name in protocols:
+        start = time.perf_counter()
+        enroll = paths(f"{name}-enroll.csv")
+        speakers = {}
+        for speaker, group in enroll.groupby("speaker"):
+            frames = np.vstack([feats(p) for p in group["path"]])
+            model = GaussianMixture(n_components=n_components, covariance_type="diag")
+            model.weights_, model.covariances_ = ubm.weights_, ubm.covariances_
+            model.precisions_cholesky_ = ubm.precisions_cholesky_
+            model.means_ = recipe_map_means(ubm, frames)
+            speakers[speaker] = model
+        times[f"enroll {name}"] = time.perf_counter() - start
+        start = time.perf_counter()
+        trials = paths(f"{name}-trials.csv")
+        scores = []
+        ubm_ll = {}
+        for speaker, path in zip(trials["speaker"], trials["path"]):
+            frames = feats(path)
+            if path not in ubm_ll:
+                ubm_ll[path] = ubm.score_samples(frames).mean()
+            scores.append(speakers[speaker].score_samples(frames).mean() - ubm_ll[path])
+        times[f"score {name}"] = time.perf_counter() - start
+        eers[name] = _eer(np.array(scores), trials["target"].to_numpy())
+    return {"seconds": times, "total_s": sum(times.values()), "eer": eers}
+
+
+def _eer(scores, labels) -> float:
+    from speakerid.evaluation.metrics import eer
+
+    return float(eer(scores, labels))
+
+
+# ---------------------------------------------------------------------------------------------- speakerid CLI
+def run_command(args: list[str], log) -> tuple[float, float]:
+    """Run one speakerid command; return (wall seconds, peak RSS MB of its process)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "speakerid", *args], stdout=log, stderr=log,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"speakerid {' '.join(args)} failed with exit {proc.returncode}; see the log")
+    return seconds, usage.ru_maxrss / 1024.0
+
+
+def ours(shared: Path, protocols, n_components: int, jobs: int, work: Path, log) -> dict:
+    proto_dir = shared / "protocols"
+    times, rss, eers = {}, {}, {}
+    base = work / f"models-k{n_components}"
+    shutil.rmtree(base, ignore_errors=True)
+    times["train-ubm"], rss["train-ubm"] = run_command(
+        ["train-ubm", "--manifest", str(proto_dir / "librispeech-background.csv"), "--model-dir", str(base),
+         "--components", str(n_components)], log)
+    for name in protocols:
+        model_dir = work / f"models-k{n_components}-{name}"
+        shutil.rmtree(model_dir, ignore_errors=True)
+        shutil.copytree(base, model_dir)
+        key = f"enroll {name}"
+        times[key], rss[key] = run_command(["enroll", "--manifest", str(proto_dir / f"{name}-enroll.csv"),
+                                            "--model-dir", str(model_dir)], log)
+        out = work / f"scores-k{n_components}-{name}.csv"
+        key = f"score {name}"
+        times[key], rss[key] = run_command(["score", "--model-dir", str(model_dir), "--trials",
+                                            str(proto_dir / f"{name}-trials.csv"), "--out", str(out), "--jobs",
+                                            str(jobs)], log)
+        scores = pd.read_csv(out)
+        eers[name] = _eer(scores["score"].to_numpy(float), scores["target"].to_numpy())
+    return {"seconds": times, "peak_rss_mb": rss, "total_s": sum(times.values()), "eer": eers}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    parser.add_argument("--components", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--protocols", nargs="+", default=list(DEFAULT_PROTOCOLS))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--work-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if not (args.shared / "protocols").is_dir():
+        raise SystemExit(f"{args.shared}/protocols not found (give --shared)")
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="speakerid-e2e-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results = {}
+    with open(work / "commands.log", "w") as log:
+        for k in args.components:
+            mine = ours(args.shared, args.protocols, k, args.jobs, work, log)
+            ref = recipe(args.shared, args.protocols, k)
+            results[k] = {"speakerid": mine, "recipe": ref, "ratio": ref["total_s"] / mine["total_s"]}
+            print(f"\nK = {k}: speakerid default {mine['total_s']:.1f} s, notebook recipe {ref['total_s']:.1f} s "
+                  f"-> {results[k]['ratio']:.2f}x")
+            print(f"{'step':40s} {'speakerid s':>12s} {'peak RSS MB':>12s} {'recipe s':>10s}")
+            for step in mine["seconds"]:
+                print(f"{step:40s} {mine['seconds'][step]:12.2f} {mine['peak_rss_mb'][step]:12.0f} "
+                      f"{ref['seconds'].get(step, float('nan')):10.2f}")
+            print(f"{'EER %':40s} " + "  ".join(f"{n}: {100 * mine['eer'][n]:.2f} vs {100 * ref['eer'][n]:.2f}"
+                                                for n in args.protocols))
+    first = args.components[0]
+    summary = {"bench": "end_to_end", "ratio": round(results[first]["ratio"], 3),
+               "ratio_k256": round(results[256]["ratio"], 3) if 256 in results else None,
+               "components": args.components, "jobs": args.jobs,
+               "results": {str(k): v for k, v in results.items()}}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
