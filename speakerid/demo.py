@@ -24,7 +24,7 @@ def _say(out, text=""):
 
 
 def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/report", *, n_speakers: int = 30, n_utterances: int = 10,
-             n_components: int = 64, seed: int = 0, force: bool = False, out=print) -> dict:
+             n_components: int = 64, random_state: int = 0, force: bool = False, out=print) -> dict:
     """Run the whole pipeline on a synthetic corpus and return its figures.
 
     Parameters
@@ -39,8 +39,8 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
         Size of the evaluated part of the corpus (as many background speakers as evaluated ones).
     n_components : int
         UBM size (the toolkit default is 256; 64 keeps the demo to about a minute).
-    seed : int
-        Corpus seed.
+    random_state : int
+        Seeds the corpus and the UBM training.
     force : bool
         Regenerate the corpus even when it is up to date.
     out : callable or None
@@ -60,7 +60,7 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
 
     start = time.perf_counter()
     _say(out, f"[1/6] synthetic corpus in {data_dir}")
-    corpus = make_corpus(data_dir, n_speakers=n_speakers, n_utterances=n_utterances, seed=seed,
+    corpus = make_corpus(data_dir, n_speakers=n_speakers, n_utterances=n_utterances, seed=random_state,
                          reuse=not force)
     enroll = read_manifest(corpus.enroll_csv)
     trials = read_manifest(corpus.trials_csv, require_target=True)
@@ -80,8 +80,9 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     start = time.perf_counter()
     _say(out, f"[3/6] UBM: {n_components} components on {len(background)} background files")
     verifier = SpeakerVerifier(model_dir, backend="gmm-ubm")
-    ubm = verifier.train_ubm(corpus.background_csv, n_components=n_components, max_iter=10, random_state=seed)
-    history = getattr(ubm.ubm_, "log_likelihood_history_", [])
+    trained = verifier.train(corpus.background_csv, n_components=n_components, max_iter=10,
+                             random_state=random_state)
+    history = trained["log_likelihood_history"]
     if history:
         _say(out, f"      EM: {len(history)} iterations, average log-likelihood {history[0]:.2f} -> {history[-1]:.2f}")
     timings["ubm"] = time.perf_counter() - start
@@ -116,8 +117,8 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     score_trials(model_dir, corpus.trials_csv, systems["gmm-ubm"], norm="none")
     # the default: S-norm with the cohort train-ubm drew from the background speakers, then T-norm over the
     # other enrolled speakers when there are enough of them
-    normalised = score_trials(model_dir, corpus.trials_csv, systems["gmm-ubm+norm"])
-    _say(out, f"      default normalisation: {normalised.normalisation}")
+    normalized = score_trials(model_dir, corpus.trials_csv, systems["gmm-ubm+norm"])
+    _say(out, f"      default normalisation: {normalized.normalization}")
     report = evaluate(list(systems.values()), report_dir, p_target=0.01, names=list(systems))
     by_name = {row["name"]: row for row in report["systems"]}
     for system_name, row in by_name.items():

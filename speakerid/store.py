@@ -58,7 +58,18 @@ _ALLOWED_DTYPES = ("f", "i", "u", "b", "U")
 DEFAULT_BACKEND = "gmm-ubm"
 _BACKEND_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
-
+#: Every file name of a model directory (the store owns them; backends declare which ones they load).
+#: The directory's :class:`~speakerid.features.config.FeatureConfig`, written by the first writer.
+FEATURES_FILE = "features.json"
+#: Saved decision thresholds, one per backend.
+THRESHOLDS_FILE = "thresholds.json"
+#: The model directory's score-normalisation cohort: a ``speaker,path`` manifest with absolute paths.
+COHORT_FILE = "cohort.csv"
+#: Background models: the UBM (GMM-UBM, optional for per-speaker GMMs), the i-vector system, the neural nets.
+UBM_FILE = "ubm.npz"
+IVECTOR_FILE = "ivector.npz"
+SIAMESE_FILE = "siamese.npz"
+MLP_FILE = "mlp.npz"
 
 
 def save_model_file(path, arrays: dict, header: dict) -> Path:
@@ -155,10 +166,6 @@ def _check_header(path: Path, header, arrays: dict, expected_class) -> None:
 
 # --------------------------------------------------------------------------------------------- speaker ids
 
-
-
-
-
 def speaker_file_name(speaker: str) -> str:
     """A safe, collision-free file name for a (validated) speaker id.
 
@@ -230,6 +237,51 @@ class ModelStore:
             raise ModelFormatError(f"{path}: no such model file in {self.model_dir}")
         return load_model_file(path, expected_class)
 
+    # --- the directory's feature configuration
+    def feature_config(self, requested: FeatureConfig | None = None,
+                       default: FeatureConfig | None = None) -> FeatureConfig:
+        """The directory's :class:`FeatureConfig`: the saved one, else ``requested``, else ``default`` (or defaults).
+
+        Raises
+        ------
+        ModelFormatError
+            When ``features.json`` is unreadable.
+        ConfigMismatchError
+            When ``requested`` differs from the saved configuration (a directory keeps the one it was built with).
+        """
+        saved = self.model_dir / FEATURES_FILE
+        if not saved.is_file():
+            return requested or default or FeatureConfig()
+        try:
+            config = FeatureConfig.from_json(saved.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ParameterError) as exc:
+            raise ModelFormatError(f"{saved}: unreadable feature configuration ({exc})") from None
+        if requested is not None:
+            config.check_same(requested, f"model directory {self.model_dir}")
+        return config
+
+    def save_feature_config(self, config: FeatureConfig) -> None:
+        """Write ``features.json`` unless the directory already has one (hold :meth:`lock` around it)."""
+        path = self.model_dir / FEATURES_FILE
+        if not path.is_file():
+            self._make_dir()
+            atomic_write_bytes(path, config.to_json().encode("utf-8"))
+
+    def save_background(self, name: str, arrays: dict, header: dict, config: FeatureConfig) -> Path:
+        """Save a background model file (and the feature configuration it was trained with), under the lock."""
+        with self.lock():
+            self.save_feature_config(config)
+            return self.save(name, arrays, header)
+
+    def save_cohort(self, speakers, paths) -> Path:
+        """Write the score-normalisation cohort (``cohort.csv``: ``speaker,path`` rows, paths made absolute)."""
+        import pandas as pd
+
+        rows = pd.DataFrame({"speaker": list(speakers), "path": [str(Path(p).resolve()) for p in paths]})
+        with self.lock():
+            atomic_write_bytes(self.model_dir / COHORT_FILE, rows.to_csv(index=False, lineterminator="\n").encode())
+        return self.model_dir / COHORT_FILE
+
     # --- speakers (one folder per backend, so several kinds of speaker model can share a directory)
     def speaker_dir(self, backend: str = DEFAULT_BACKEND) -> Path:
         if not isinstance(backend, str) or not _BACKEND_NAME.fullmatch(backend):
@@ -299,6 +351,10 @@ class ModelStore:
             headers.append({**header, "file": path.name})
         return headers
 
+    def enrolled_speakers(self) -> set[str]:
+        """Ids of the speakers enrolled with any backend."""
+        return {s for backend in self.backends() for s in self.speakers(backend)}
+
     def backends(self) -> list[str]:
         """Backends that have at least one speaker file in this directory."""
         root = self.model_dir / self.SPEAKER_DIR
@@ -350,25 +406,3 @@ def check_feature_config(header: dict, config: FeatureConfig, what: str) -> None
             config.check_same(saved_config, what)
         except ConfigMismatchError as exc:
             raise ConfigMismatchError(str(exc)) from None
-
-
-FEATURES_FILE = "features.json"
-
-
-THRESHOLDS_FILE = "thresholds.json"
-
-
-#: The model directory's score-normalisation cohort: a ``speaker,path`` manifest with absolute paths.
-COHORT_FILE = "cohort.csv"
-
-
-UBM_FILE = "ubm.npz"
-
-
-IVECTOR_FILE = "ivector.npz"
-
-
-SIAMESE_FILE = "siamese.npz"
-
-
-MLP_FILE = "mlp.npz"

@@ -1,53 +1,39 @@
-"""SpeakerVerifier: train a background model, enroll, verify and identify, from audio files.
+"""SpeakerVerifier: the facade over a model directory -- enroll, verify, identify, identify segments.
 
-This is the file-level API that the CLI, the web app and batch scoring are thin shells over. It ties together
-audio loading, the feature front end, a backend (GMM-UBM by default) and the model directory.
+This is the file-level API that the CLI, the web app and batch scoring are thin shells over. It ties together the
+one file -> frames path (:mod:`speakerid.features.pipeline`), a backend (:mod:`speakerid.backends`; GMM-UBM by
+default) and the model directory (:class:`~speakerid.store.ModelStore`). Training belongs to the backends
+(:meth:`SpeakerVerifier.train` hands over to the backend's own).
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from speakerid._utils.files import atomic_write
 from speakerid._utils.progress import progress
+from speakerid.backends._training import record_cohort, warn_overlap
 from speakerid.backends.base import get_backend
-from speakerid.data.augment import augment_header, check_copies
+from speakerid.data.augment import augment_header, check_n_augment
 from speakerid.data.manifests import read_manifest, validate_speaker_id
-from speakerid.exceptions import DataLeakWarning, ModelFormatError, ParameterError
+from speakerid.exceptions import AudioError, ModelFormatError, NotFittedError, ParameterError
+from speakerid.features import extract
 from speakerid.features.config import FeatureConfig
-from speakerid.features.pipeline import _many_features, file_features
-from speakerid.models.gmm_ubm import GMMUBM
-from speakerid.store import (
-    COHORT_FILE,
-    DEFAULT_BACKEND,
-    FEATURES_FILE,
-    THRESHOLDS_FILE,
-    UBM_FILE,
-    ModelStore,
-    check_feature_config,
-)
+from speakerid.features.pipeline import file_features, many_features
+from speakerid.store import DEFAULT_BACKEND, THRESHOLDS_FILE, ModelStore, check_feature_config
 
-__all__ = ["SpeakerVerifier", "file_features",]
+__all__ = ["SpeakerVerifier", "split_segments", "SEGMENT_S", "DEFAULT_COHORT_SPEAKERS"]
 
-#: Noisy copies per background file in :meth:`SpeakerVerifier.train_ubm` unless told otherwise (multi-condition
-#: training; chosen on the development protocol by ``bench/frontend_ablation.py`` among 1, 2 and 4 copies: with
-#: the enrollment following the UBM it cut the dev noisy EER from 30.3 % to 14.9 % and the mean dev EER over
-#: clean/short/noisy/8k from 15.7 % to 12.8 %).
-DEFAULT_UBM_AUGMENT = 1
-#: Background speakers drawn into the default cohort.
+#: Background speakers drawn into a cohort by :meth:`SpeakerVerifier.set_cohort`.
 DEFAULT_COHORT_SPEAKERS = 100
-
-
-
-
-
-
+#: Length of one segment of :meth:`SpeakerVerifier.identify_segments`, in seconds.
+SEGMENT_S = 2.0
+_MIN_LAST_S = 1.0
+_SILENCE_PEAK = 1e-6
 
 
 def _finite_threshold(value, allow_infinite: bool = False) -> float:
@@ -59,6 +45,29 @@ def _finite_threshold(value, allow_infinite: bool = False) -> float:
     if np.isnan(value) or (not allow_infinite and not np.isfinite(value)):
         raise ParameterError(f"threshold must be {'a number' if allow_infinite else 'finite'}, got {value}")
     return value
+
+
+def split_segments(n_samples: int, sample_rate: int, segment_s: float = SEGMENT_S,
+                   min_last_s: float = _MIN_LAST_S) -> list[tuple[int, int]]:
+    """``(start, stop)`` sample bounds of consecutive segments; a last piece under ``min_last_s`` joins the one before.
+
+    Examples
+    --------
+    >>> split_segments(16000 * 5, 16000)            # 5 s: 2 + 2 + 1 (the last 1 s piece is kept: >= 1 s)
+    [(0, 32000), (32000, 64000), (64000, 80000)]
+    >>> split_segments(16000 * 4 + 8000, 16000)     # 4.5 s: the 0.5 s tail joins the second piece
+    [(0, 32000), (32000, 72000)]
+    >>> split_segments(8000, 16000)                  # shorter than one segment: one piece
+    [(0, 8000)]
+    """
+    step = int(round(segment_s * sample_rate))
+    if step < 1:
+        raise ParameterError(f"segment_s must be positive, got {segment_s}")
+    bounds = [(start, min(start + step, n_samples)) for start in range(0, n_samples, step)]
+    if len(bounds) > 1 and (bounds[-1][1] - bounds[-1][0]) < min_last_s * sample_rate:
+        tail = bounds.pop()
+        bounds[-1] = (bounds[-1][0], tail[1])
+    return bounds
 
 
 class SpeakerVerifier:
@@ -105,44 +114,33 @@ class SpeakerVerifier:
     def feature_config(self) -> FeatureConfig:
         """The directory's feature configuration (saved on first write; defaults when the directory is new)."""
         if self._config is None:
-            saved = self.store.model_dir / FEATURES_FILE
-            if saved.is_file():
-                try:
-                    config = FeatureConfig.from_json(saved.read_text(encoding="utf-8"))
-                except (UnicodeDecodeError, ParameterError) as exc:
-                    raise ModelFormatError(f"{saved}: unreadable feature configuration ({exc})") from None
-                if self._requested_config is not None:
-                    config.check_same(self._requested_config, f"model directory {self.model_dir}")
-            else:
-                config = self._requested_config or FeatureConfig()
-            self._config = config
+            self._config = self.store.feature_config(self._requested_config)
         return self._config
 
-    def _save_config(self) -> None:
-        path = self.store.model_dir / FEATURES_FILE
-        if not path.is_file():
-            with atomic_write(path, "w") as fh:
-                fh.write(self.feature_config.to_json())
-
     def _load_background(self) -> None:
+        """Hand every background file the backend declares (and the directory has) to the backend, once."""
         if self._background_loaded:
             return
-        if self.store.exists(UBM_FILE):
-            header, arrays = self.store.load(UBM_FILE, expected_class="GMMUBM")
-            check_feature_config(header, self.feature_config, f"{self.store.path(UBM_FILE)}")
-            self._background_header = header
-            if self.backend.background_file == UBM_FILE:
-                self._take_background(UBM_FILE, self.backend.load_background, header, arrays)
-            elif hasattr(self.backend, "use_ubm"):
-                self._take_background(UBM_FILE, self.backend.use_ubm, arrays)
-        other = self.backend.background_file
-        if other and other != UBM_FILE and self.store.exists(other):
-            header, arrays = self.store.load(other)
-            check_feature_config(header, self.feature_config, f"{self.store.path(other)}")
-            self._background_header = {**self._background_header, **header}
-            self._take_background(other, self.backend.load_background, header, arrays)
+        merged = {}
+        for name in self.backend.background_files:
+            if not self.store.exists(name):
+                continue               # the backend's check_ready says whether it needed it
+            header, arrays = self.store.load(name)
+            check_feature_config(header, self.feature_config, f"{self.store.path(name)}")
+            merged.update(header)
+            self._take_background(name, self.backend.load_background, name, header, arrays)
         self.backend.check_ready()
+        self._background_header = merged
         self._background_loaded = True
+
+    def missing_background(self) -> str | None:
+        """Why enrollment and scoring cannot work yet (e.g. "no UBM ...: run 'speakerid train-ubm' first"), or
+        ``None`` when the backend has what it needs."""
+        try:
+            self._load_background()
+        except NotFittedError as exc:
+            return str(exc)
+        return None
 
     def _take_background(self, name, load, *args) -> None:
         """Hand a background file's arrays to the backend; arrays it refuses make a ModelFormatError naming it."""
@@ -156,73 +154,53 @@ class SpeakerVerifier:
             raise ModelFormatError(f"{self.store.path(name)}: invalid model arrays "
                                    f"({' '.join(str(exc).split())})") from None
 
-    # ------------------------------------------------------------------ background model
-    def train_ubm(self, files, speakers=None, n_components=256, relevance_factor=16.0, top_c=5, max_iter=10,
-                  random_state=0, verbose=False, augment=DEFAULT_UBM_AUGMENT) -> GMMUBM:
-        """Train and save the universal background model from audio files (or a manifest path).
+    # ------------------------------------------------------------------ training (the backend's own)
+    def train(self, manifest, **params) -> dict:
+        """Train this backend's background model on a ``speaker,path`` manifest: :meth:`Backend.train`.
 
-        ``augment=N`` adds N noisy copies of every background file (multi-condition training: generic noise
-        seeded by ``random_state`` and the file's position, see :func:`augmented_features`; default
-        :data:`DEFAULT_UBM_AUGMENT`, 0 for clean training only); the header records it under ``"augment"`` and
-        :meth:`enroll` makes as many copies by default.
-
-        Returns the fitted :class:`~speakerid.models.gmm_ubm.GMMUBM`. Warns with :class:`DataLeakWarning`
-        when already-enrolled speakers are among the background speakers. Given a manifest, also records a
-        draw of its speakers as the directory's default score-normalisation cohort (:meth:`set_cohort`).
+        The directory's feature configuration (or the one given to the constructor) and ``n_jobs`` are passed
+        on; ``params`` are the backend's (e.g. ``n_components``, ``max_iter``, ``n_augment``, ``random_state``
+        for GMM-UBM, see :func:`speakerid.backends.gmm_ubm.train_ubm`). Returns what the training returns.
         """
-        augment = check_copies(augment)
-        manifest = None
-        if isinstance(files, (str, Path)):
-            manifest = read_manifest(files)
-            files, speakers = list(manifest["path"]), list(manifest["speaker"])
-        files = list(files)
-        if not files:
-            raise ParameterError("no background files given")
-        background_ids = sorted(set(speakers)) if speakers is not None else []
-        self._warn_overlap(set(background_ids) & set(self._all_enrolled()), "already enrolled")
-        extracted = _many_features(files, self.feature_config, self.n_jobs, desc="UBM features", copies=augment,
-                                   seed=random_state)
-        features = [f for frames, _ in extracted for f in (frames if augment else [frames])]
-        model = GMMUBM(n_components=n_components, relevance_factor=relevance_factor, top_c=top_c,
-                       max_iter=max_iter, random_state=random_state, verbose=verbose).fit(features)
-        header = {"model_class": "GMMUBM", "params": model.get_params(), "feature_config":
-                  self.feature_config.to_dict(), "feature_hash": self.feature_config.hash(),
-                  "ubm_hash": model.ubm_hash_, "n_files": len(files), "n_frames": int(sum(len(f) for f in features)),
-                  "background_speakers": background_ids, "augment": augment_header(augment, random_state),
-                  "log_likelihood_history": [float(v) for v in getattr(model.ubm_, "log_likelihood_history_", [])]}
-        with self.store.lock():
-            self._save_config()
-            self.store.save(UBM_FILE, model.to_arrays(), header)
-        self._background_loaded = False
+        result = self.backend.train(self.model_dir, manifest, feature_config=self._requested_config,
+                                    n_jobs=self.n_jobs, **params)
+        self.backend = get_backend(self.backend_name)(self.backend.params)
+        self._background_loaded, self._config = False, None
         self._speaker_cache.clear()
-        if manifest is not None:   # the default score-normalisation cohort: background speakers
-            self.set_cohort(manifest)
-        return model
-
-    def _all_enrolled(self) -> list[str]:
-        return [s for b in self.store.backends() for s in self.store.speakers(b)]
-
-    @staticmethod
-    def _warn_overlap(overlap, how) -> None:
-        if overlap:
-            shown = ", ".join(sorted(overlap)[:10])
-            warnings.warn(f"{len(overlap)} speaker(s) are both background and {how} speakers ({shown}): "
-                          "evaluation on them is optimistic; keep background and test speakers disjoint",
-                          DataLeakWarning, stacklevel=3)
+        return result
 
     # ------------------------------------------------------------------ enrollment
-    def enroll(self, speaker: str, files, augment: int | None = None, *, names=None) -> dict:
+    def enroll(self, speaker: str, files, n_augment: int | None = None, *, names=None) -> dict:
         """Enroll (or re-enroll, replacing) one speaker from audio files; other speakers are untouched.
 
-        ``augment=N`` also adapts the model on N noisy copies of each file (seeded by the speaker id; recorded
-        in the speaker's header). ``None`` (the default) follows the background model: as many copies as
-        :meth:`train_ubm` made (0 for a UBM trained without them) -- multi-condition training helped only when
-        the UBM and the speaker models both saw noise (``bench/frontend_ablation.py``). ``names``: what to
-        record as the source file names in the model's header (default: the files' own names), e.g. the names
-        users gave to uploads saved under random names.
+        Parameters
+        ----------
+        speaker : str
+            The speaker id (validated: no path separators, control characters, ...).
+        files : path or list of paths
+            Enrollment audio.
+        n_augment : int, optional
+            Also enroll on this many noisy copies of each file, seeded by the speaker id (``crc32`` of its UTF-8
+            bytes, then file ``i`` gets ``[seed, i]``: the rule of :mod:`speakerid.features.pipeline`) and recorded
+            in the speaker's header. ``None`` (the default) follows the background model: as many copies as its
+            training made (0 for a UBM trained without them) -- multi-condition training helped only when the
+            UBM and the speaker models both saw noise (``bench/frontend_ablation.py``).
+        names : list of str, optional
+            What to record as the source file names in the header (default: the files' own names), e.g. the names
+            users gave to uploads saved under random names.
+
+        Returns
+        -------
+        dict
+            ``speaker``, ``backend``, ``n_files``, ``total_seconds`` (clean audio), ``n_frames`` (clean frames).
+
+        Raises
+        ------
+        NotFittedError
+            When the backend's background model is missing. ``AudioError`` for an unreadable file.
         """
-        if augment is not None:
-            augment = check_copies(augment)
+        if n_augment is not None:
+            n_augment = check_n_augment(n_augment)
         speaker = validate_speaker_id(speaker)
         files = [str(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
         if not files:
@@ -231,37 +209,33 @@ class SpeakerVerifier:
         if len(names) != len(files):
             raise ParameterError(f"{len(names)} names given for {len(files)} enrollment files")
         self._load_background()
-        if augment is None:
-            augment = int((self._background_header.get("augment") or {}).get("copies", 0))
-        self._warn_overlap({speaker} & set(self._background_header.get("background_speakers", [])), "enrolled")
+        if n_augment is None:
+            n_augment = int((self._background_header.get("augment") or {}).get("copies", 0))
+        warn_overlap({speaker} & set(self._background_header.get("background_speakers", [])), "enrolled")
         seed = zlib.crc32(speaker.encode("utf-8"))
-        extracted = _many_features(files, self.feature_config, self.n_jobs, desc=f"enroll {speaker}",
-                                   copies=augment, seed=seed)
-        if augment:  # the copies enlarge the adaptation data; the header counts the clean frames
-            arrays, params = self.backend.enroll([f for frames, _ in extracted for f in frames])
-            extracted = [(frames[0], seconds) for frames, seconds in extracted]
-        else:
-            arrays, params = self.backend.enroll([f for f, _ in extracted])
-        seconds = float(sum(s for _, s in extracted))
+        extracted = many_features(files, self.feature_config, n_jobs=self.n_jobs, n_augment=n_augment,
+                                  random_state=seed, desc=f"enroll {speaker}")
+        # the copies enlarge the adaptation data; the header counts the clean frames
+        arrays, params = self.backend.enroll([frames for sessions, _ in extracted for frames in sessions])
         header = {"model_class": self.backend.speaker_class, "params": params,
                   "feature_config": self.feature_config.to_dict(), "feature_hash": self.feature_config.hash(),
                   "background_hash": self.backend.background_hash, "n_files": len(files),
-                  "total_seconds": round(seconds, 3), "n_frames": int(sum(len(f) for f, _ in extracted)),
-                  "files": names}
-        if augment:
-            header["augment"] = augment_header(augment, seed)
-        self._save_config()
+                  "total_seconds": round(float(sum(s for _, s in extracted)), 3),
+                  "n_frames": int(sum(len(sessions[0]) for sessions, _ in extracted)), "files": names}
+        if n_augment:
+            header["augment"] = augment_header(n_augment, seed)
+        self.store.save_feature_config(self.feature_config)   # atomic; callers may hold the directory's lock
         self.store.save_speaker(speaker, arrays, header, backend=self.backend_name)
         self._speaker_cache.pop(speaker, None)
         return {"speaker": speaker, "backend": self.backend_name, "n_files": len(files),
                 "total_seconds": header["total_seconds"], "n_frames": header["n_frames"]}
 
-    def enroll_manifest(self, manifest, augment: int | None = None) -> list[dict]:
-        """Enroll every speaker of a ``speaker,path`` manifest (grouped by speaker); ``augment`` as :meth:`enroll`."""
+    def enroll_manifest(self, manifest, n_augment: int | None = None) -> list[dict]:
+        """Enroll every speaker of a ``speaker,path`` manifest (grouped by speaker); ``n_augment`` as :meth:`enroll`."""
         frame = read_manifest(manifest)
         groups = list(frame.groupby("speaker", sort=True)["path"])
-        return [self.enroll(speaker, list(paths), augment=augment) for speaker, paths in progress(groups, desc="enroll",
-                                                                                  unit="speaker")]
+        return [self.enroll(speaker, list(paths), n_augment=n_augment)
+                for speaker, paths in progress(groups, desc="enroll", unit="speaker")]
 
     def speakers(self) -> list[str]:
         return self.store.speakers(self.backend_name)
@@ -313,32 +287,14 @@ class SpeakerVerifier:
 
     def set_cohort(self, manifest, max_speakers: int | None = DEFAULT_COHORT_SPEAKERS,
                    random_state: int = 0) -> Path:
-        """Record the impostor cohort used by default for score normalisation (``cohort.csv``).
+        """Record the impostor cohort used by default for score normalization (``cohort.csv``).
 
         ``manifest`` is a ``speaker,path`` manifest (path or frame); a seeded draw of ``max_speakers`` of its
         speakers (all of them with ``None``) is kept, every file of each, with absolute paths, so the cohort is
         found from any working directory (move the audio and the cohort has to be set again). Warns with
         :class:`DataLeakWarning` when cohort speakers are enrolled. Returns the written file.
         """
-        frame = read_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest
-        speakers = sorted(frame["speaker"].unique())
-        if not speakers:
-            raise ParameterError("the cohort manifest holds no speakers")
-        if max_speakers is not None:
-            if isinstance(max_speakers, bool) or int(max_speakers) < 2:
-                raise ParameterError(f"a cohort needs at least 2 speakers, got max_speakers={max_speakers!r}")
-            if len(speakers) > int(max_speakers):
-                rng = np.random.default_rng(random_state)
-                speakers = sorted(rng.choice(speakers, size=int(max_speakers), replace=False).tolist())
-        self._warn_overlap(set(speakers) & set(self._all_enrolled()), "enrolled")
-        chosen = frame[frame["speaker"].isin(speakers)]
-        rows = pd.DataFrame({"speaker": chosen["speaker"],
-                             "path": [str(Path(p).resolve()) for p in chosen["path"]]})
-        path = self.store.model_dir / COHORT_FILE
-        with self.store.lock():
-            with atomic_write(path, "w") as fh:
-                rows.to_csv(fh, index=False, lineterminator="\n")
-        return path
+        return record_cohort(self.store, manifest, max_speakers, random_state)
 
     def _thresholds(self) -> dict:
         path = self.store.model_dir / THRESHOLDS_FILE
@@ -364,7 +320,6 @@ class SpeakerVerifier:
             raise ParameterError(f"top must be >= 1, got {top}")
         speakers = self.speakers()
         if not speakers:
-            from speakerid.exceptions import NotFittedError
             raise NotFittedError(f"no speaker is enrolled in {self.model_dir} (backend {self.backend_name})")
         frames = self.features(audio) if frames is None else frames
         scores = self.score_frames(speakers, frames)
@@ -374,3 +329,63 @@ class SpeakerVerifier:
         best = ranked[0]["speaker"] if ranked[0]["score"] >= threshold else "unknown"
         return {"file": str(audio), "best": best, "threshold": threshold, "candidates": ranked,
                 "backend": self.backend_name}
+
+    def identify_segments(self, audio, threshold: float | None = None, *, segment_s: float = SEGMENT_S,
+                          signal=None, speakers=None) -> list[dict]:
+        """Identify every ``segment_s``-second piece of a clip on its own: who speaks when.
+
+        The clip (at the model's analysis rate) is cut into consecutive, non-overlapping pieces
+        (:func:`split_segments`: a last piece shorter than 1 s joins the one before, so a clip shorter than
+        ``segment_s + 1`` s is a single piece). Each piece is an utterance of its own: features under the
+        directory's configuration (its own VAD and CMVN), then scores against every enrolled speaker. A piece
+        with no signal (all samples below 1e-6) is reported as silent.
+
+        Parameters
+        ----------
+        audio : path
+            The clip (read at the model's rate unless ``signal`` is given).
+        threshold : float, optional
+            Below it a piece's best is ``"unknown"`` (default: the saved threshold).
+        segment_s : float
+            Piece length in seconds.
+        signal : numpy.ndarray of shape (n_samples,), optional
+            The clip already loaded at the model's rate (``feature_config.sample_rate``).
+        speakers : list of str, optional
+            Candidates (default: every enrolled speaker).
+
+        Returns
+        -------
+        list of dict
+            Per piece: ``index`` (from 1), ``start_s``, ``end_s``, ``best`` (``"unknown"`` below the threshold),
+            ``speaker`` (the highest-scoring id even below it), ``score`` (``None`` when the piece could not be
+            scored) and ``note`` (why not).
+        """
+        from speakerid.data.audio import load_audio
+
+        speakers = list(self.speakers() if speakers is None else speakers)
+        if not speakers:
+            raise NotFittedError(f"no speaker is enrolled in {self.model_dir} (backend {self.backend_name})")
+        threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
+        config = self.feature_config
+        rate = config.sample_rate
+        if signal is None:
+            signal, rate = load_audio(audio, sample_rate=rate)
+        rows = []
+        for index, (start, stop) in enumerate(split_segments(len(signal), rate, segment_s)):
+            piece = signal[start:stop]
+            row = {"index": index + 1, "start_s": round(start / rate, 2), "end_s": round(stop / rate, 2),
+                   "best": "unknown", "speaker": None, "score": None, "note": ""}
+            if float(np.max(np.abs(piece))) < _SILENCE_PEAK:
+                row["note"] = "silent"
+            else:
+                try:
+                    frames = extract(piece, config)
+                except AudioError as exc:
+                    row["note"] = str(exc)
+                else:
+                    scores = self.score_frames(speakers, frames)
+                    top = int(np.argmax(scores))
+                    row.update(speaker=speakers[top], score=float(scores[top]),
+                               best=speakers[top] if scores[top] >= threshold else "unknown")
+            rows.append(row)
+        return rows

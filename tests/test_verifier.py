@@ -29,7 +29,7 @@ from speakerid.verifier import SpeakerVerifier
 def trained(synth_corpus, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("models")
     verifier = SpeakerVerifier(model_dir)
-    verifier.train_ubm(synth_corpus.background_csv, n_components=16, max_iter=5)
+    verifier.train(synth_corpus.background_csv, n_components=16, max_iter=5)
     verifier.enroll_manifest(synth_corpus.enroll_csv)
     return model_dir
 
@@ -81,7 +81,7 @@ def test_speaker_model_from_other_config_refused(trained, synth_corpus, tmp_path
 
     other = tmp_path / "other"
     verifier = SpeakerVerifier(other, feature_config=FeatureConfig(n_ceps=13))
-    verifier.train_ubm(synth_corpus.background_csv, n_components=4, max_iter=2)
+    verifier.train(synth_corpus.background_csv, n_components=4, max_iter=2)
     verifier.enroll("spk001", list(read_manifest(synth_corpus.enroll_csv).query("speaker == 'spk001'")["path"]))
     copied = tmp_path / "copy"
     shutil.copytree(trained, copied)

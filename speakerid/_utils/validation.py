@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from speakerid.exceptions import NotFittedError, ParameterError
 
 
 def resolve_jobs(n_jobs) -> int:
-    """The number of worker processes ``n_jobs`` means: >= 1 as given, -1 all cores, -2 all but one, ...
+    """The number of workers (processes or threads) ``n_jobs`` means: the one rule of the package.
+
+    ``None`` means 1 (joblib's and scikit-learn's convention), an integer >= 1 is taken as given, -1 means all
+    cores, -2 all but one, and so on (never fewer than 1).
+
+    Raises
+    ------
+    ParameterError
+        For 0, a bool, or anything but None and an integer.
 
     Examples
     --------
-    >>> resolve_jobs(3)
-    3
+    >>> resolve_jobs(3), resolve_jobs(None)
+    (3, 1)
     >>> resolve_jobs(-1) == (os.cpu_count() or 1)
     True
     """
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
-        raise ParameterError(f"n_jobs must be a non-zero integer (-1 = all cores), got {n_jobs!r}")
+    if n_jobs is None:
+        return 1
+    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise ParameterError(f"n_jobs must be None, -1 (all cores) or a non-zero integer, got {n_jobs!r}")
     cores = os.cpu_count() or 1
-    return n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
-
+    return int(n_jobs) if n_jobs > 0 else max(1, cores + 1 + int(n_jobs))
 
 
 def check_is_fitted(estimator, attributes, hint: str = "call fit() first") -> None:

@@ -1,12 +1,9 @@
-"""File-level training of the neural backends: a manifest of audio in, a model in the model directory out.
+"""What every backend's training shares: opening the model directory, reading the background, leak warnings.
 
-:func:`train_siamese` and :func:`train_mlp` extract every file's frames with the model directory's
-:class:`~speakerid.features.FeatureConfig` (new directories get
-:data:`~speakerid.models.clipvec.NEURAL_FEATURE_CONFIG`), cut them into fixed-length segments (one recording
-gives several examples), turn each segment into a clip vector, train, and save ``siamese.npz`` / ``mlp.npz``
-(arrays + JSON header, atomically) with the training curves beside it: ``history.csv`` and ``training.png``
-for the Siamese network, ``history-mlp.csv`` and ``training-mlp.png`` for the MLP classifier. Then
-``enroll``/``verify``/``identify``/``score`` work with ``--backend siamese`` or ``--backend mlp``.
+Each backend module trains itself (``train_ubm`` in :mod:`~speakerid.backends.gmm_ubm`, ``train_ivector``,
+``train_siamese``, ``train_mlp``), through :class:`~speakerid.store.ModelStore` and
+:func:`speakerid.features.pipeline.many_features` only. The neural backends also share their model-directory
+header and their training curves (``history*.csv`` and ``training*.png`` beside the model).
 """
 
 from __future__ import annotations
@@ -18,92 +15,123 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from speakerid._utils.files import atomic_write, atomic_write_bytes
-from speakerid._utils.progress import progress
+from speakerid._utils.validation import shorten
 from speakerid.data.manifests import read_manifest
-from speakerid.exceptions import DataLeakWarning
+from speakerid.exceptions import DataLeakWarning, ParameterError
 from speakerid.features import FeatureConfig
-from speakerid.features.pipeline import file_features
-from speakerid.models.clipvec import (
-    NEURAL_FEATURE_CONFIG,
-    check_neural_config,
-)
+from speakerid.features.pipeline import many_features
+from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG, check_neural_config
 from speakerid.models.pairs import Pairs, _rng, sample_pairs, split_speakers
-from speakerid.store import FEATURES_FILE
-from speakerid.verifier import SpeakerVerifier
+from speakerid.store import ModelStore
 
-__all__ = [ "load_clips", "write_history", "plot_history", "HISTORY_COLUMNS"]
+__all__ = ["open_model_dir", "read_background", "warn_overlap", "record_cohort", "check_count", "load_clips",
+           "write_history", "plot_history", "manifest_pairs", "HISTORY_COLUMNS"]
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "val_eer", "seconds")
 
 
-def load_clips(manifest, config: FeatureConfig, n_jobs: int = 1):
-    """Frames of every file of a ``speaker,path`` manifest: ``(frames_list, speakers, manifest_frame)``."""
-    frame = read_manifest(manifest)
-    paths = list(frame["path"])
-    if n_jobs in (None, 1) or len(paths) < 4:
-        extracted = [file_features(p, config)[0] for p in progress(paths, desc="features", unit="file")]
+def open_model_dir(model_dir, feature_config: FeatureConfig | None = None,
+                   default: FeatureConfig | None = None) -> tuple[ModelStore, FeatureConfig]:
+    """``(store, config)`` of a model directory: its saved feature configuration, else the one given."""
+    store = ModelStore(model_dir)
+    return store, store.feature_config(feature_config, default)
+
+
+def read_background(manifest) -> tuple[pd.DataFrame, str]:
+    """A background ``speaker,path`` manifest (path or frame) and how messages name it.
+
+    Raises
+    ------
+    ManifestError
+        Naming the file and row, when the manifest is malformed or a file is missing.
+    ParameterError
+        When it lists no file.
+    """
+    if isinstance(manifest, pd.DataFrame):
+        frame, source = manifest, "the background manifest"
     else:
-        from joblib import Parallel, delayed
+        frame, source = read_manifest(manifest), str(manifest)
+    if frame.empty:
+        raise ParameterError(f"{source}: no background files given")
+    return frame, source
 
-        jobs = (delayed(file_features)(p, config) for p in progress(paths, desc="features", unit="file"))
-        extracted = [f for f, _ in Parallel(n_jobs=n_jobs)(jobs)]
-    return extracted, frame["speaker"].astype(str).to_numpy(), frame
 
-
-def _prepare_dir(model_dir, backend: str, feature_config, manifest, speakers):
-    verifier = SpeakerVerifier(model_dir, backend=backend, feature_config=feature_config)
-    if feature_config is None and not (verifier.model_dir / FEATURES_FILE).is_file():
-        verifier = SpeakerVerifier(model_dir, backend=backend, feature_config=NEURAL_FEATURE_CONFIG)
-    config = verifier.feature_config
-    check_neural_config(config, f"model directory {verifier.model_dir}")
-    enrolled = {s for b in verifier.store.backends() for s in verifier.store.speakers(b)}
-    overlap = sorted(enrolled & set(speakers))
+def warn_overlap(overlap, how: str, stacklevel: int = 3) -> None:
+    """:class:`DataLeakWarning` when some speakers are both background and ``how`` (enrolled, cohort) speakers."""
     if overlap:
-        warnings.warn(f"{len(overlap)} speaker(s) of {manifest} are already enrolled "
-                      f"({', '.join(overlap[:10])}): evaluation on them is optimistic; keep training and "
-                      "test speakers disjoint",
-                      DataLeakWarning, stacklevel=3)
-    return verifier, config
+        warnings.warn(f"{len(overlap)} speaker(s) are both background and {how} speakers "
+                      f"({shorten(sorted(overlap))}): evaluation on them is optimistic; keep background and test "
+                      "speakers disjoint", DataLeakWarning, stacklevel=stacklevel)
 
 
-def _save(verifier, name, arrays, header, history, stem, accuracy_label) -> dict:
-    store = verifier.store
-    with store.lock():
-        features_path = verifier.model_dir / FEATURES_FILE
-        if not features_path.is_file():
-            with atomic_write(features_path, "w") as fh:
-                fh.write(verifier.feature_config.to_json())
-        path = store.save(name, arrays, header)
-    history_path = verifier.model_dir / f"history{stem}.csv"
-    plot_path = verifier.model_dir / f"training{stem}.png"
+def record_cohort(store: ModelStore, manifest, max_speakers: int | None, random_state: int = 0) -> Path:
+    """Write a seeded draw of ``max_speakers`` speakers of ``manifest`` (every file of each) as ``cohort.csv``.
+
+    ``None`` keeps every speaker. Warns with :class:`DataLeakWarning` when cohort speakers are enrolled.
+    """
+    frame = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
+    speakers = sorted(frame["speaker"].unique())
+    if not speakers:
+        raise ParameterError("the cohort manifest holds no speakers")
+    if max_speakers is not None:
+        if isinstance(max_speakers, bool) or int(max_speakers) < 2:
+            raise ParameterError(f"a cohort needs at least 2 speakers, got max_speakers={max_speakers!r}")
+        if len(speakers) > int(max_speakers):
+            rng = np.random.default_rng(random_state)
+            speakers = sorted(rng.choice(speakers, size=int(max_speakers), replace=False).tolist())
+    warn_overlap(set(speakers) & store.enrolled_speakers(), "enrolled", stacklevel=4)
+    chosen = frame[frame["speaker"].isin(speakers)]
+    return store.save_cohort(chosen["speaker"], chosen["path"])
+
+
+def check_count(value, name: str, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``; :class:`ParameterError` naming ``name`` otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+# -------------------------------------------------------------------------------------------- neural backends
+
+def load_clips(store: ModelStore, config: FeatureConfig, frame: pd.DataFrame, n_jobs=1) -> list:
+    """The clean frames of every file of a manifest (one array each), through the one file -> frames path."""
+    return [sessions[0] for sessions, _ in many_features(frame["path"], config, n_jobs=n_jobs)]
+
+
+def prepare_neural_dir(model_dir, feature_config, frame: pd.DataFrame, source: str):
+    """``(store, config)`` of a neural backend's directory; a new one defaults to ``NEURAL_FEATURE_CONFIG``."""
+    store, config = open_model_dir(model_dir, feature_config, default=NEURAL_FEATURE_CONFIG)
+    check_neural_config(config, f"model directory {store.model_dir}")
+    warn_overlap(set(frame["speaker"].astype(str)) & store.enrolled_speakers(), "enrolled")
+    return store, config
+
+
+def save_neural(store: ModelStore, config, name, arrays, header, history, stem, accuracy_label) -> dict:
+    """Save a neural background model with its training curves; their paths."""
+    path = store.save_background(name, arrays, header, config)
+    history_path = store.model_dir / f"history{stem}.csv"
+    plot_path = store.model_dir / f"training{stem}.png"
     write_history(history_path, history)
     plot_history(plot_path, history, title=f"{header['model_class']} on {Path(header['manifest']).name}",
                  accuracy_label=accuracy_label, best_epoch=header["best_epoch"])
     return {"model": str(path), "history": str(history_path), "plot": str(plot_path)}
 
 
-def _header(model_class, model, config, manifest, speakers, n_examples, segment_s, history) -> dict:
+def neural_header(model_class, model, config, source, speakers, n_examples, segment_s) -> dict:
+    """The header of a neural background model (what it is, what it was trained on)."""
     return {"model_class": model_class, "params": model.get_params(), "feature_config": config.to_dict(),
-            "feature_hash": config.hash(), "manifest": str(manifest),
+            "feature_hash": config.hash(), "manifest": source,
             "background_speakers": sorted(set(speakers)),
             "n_files": int(len(speakers)), "n_examples": int(n_examples), "segment_s": float(segment_s),
-            "best_epoch": int(model.best_epoch_), "epochs_run": len(history)}
+            "best_epoch": int(model.best_epoch_), "epochs_run": len(model.history_)}
 
 
-
-
-
-
-def _finite(value):
+def finite_or_none(value):
+    """``value`` as a float, or ``None`` when it is missing or not finite (JSON headers hold no NaN)."""
     return float(value) if value is not None and math.isfinite(value) else None
-
-
-
-
-
-
 
 
 # -------------------------------------------------------------------------------------------- training curves

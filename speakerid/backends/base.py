@@ -1,19 +1,21 @@
-"""Adapters that give every kind of speaker model one interface for :class:`speakerid.SpeakerVerifier`.
+"""The backend plug-in interface and registry: what every kind of speaker model declares and implements.
 
-A backend knows which background model file it needs (if any), how to turn a speaker's enrollment frames into a
-speaker model (a dict of arrays), and how to score a test utterance against many speaker models at once. New
-model families (Siamese, i-vector) register here with :func:`register_backend`.
+A backend declares the model-directory files it loads (``background_files``), whether it depends on the
+directory's UBM (``uses_ubm``), how it is trained (:meth:`Backend.train`), how a speaker's enrollment frames become
+a speaker model (a dict of arrays) and how a test utterance is scored against many speaker models at once.
+:class:`speakerid.verifier.SpeakerVerifier`, batch scoring, the CLI and the web app only ever talk to this
+interface. Adding a backend = one module that subclasses :class:`Backend` and decorates it with
+:func:`register_backend`, plus one line in ``_BUILTIN_BACKENDS`` (third-party modules just call
+:func:`register_backend`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from speakerid.exceptions import ConfigMismatchError, ParameterError
+from speakerid.exceptions import ConfigMismatchError, ModelFormatError, ParameterError
 
-__all__ = ["Backend", "BACKENDS", "register_backend", "get_backend",
-           "available_backends"]
-
+__all__ = ["Backend", "BACKENDS", "register_backend", "get_backend", "available_backends"]
 
 
 class Backend:
@@ -25,29 +27,86 @@ class Backend:
         Name on the command line (``--backend NAME``) and the store's folder for its speakers.
     speaker_class : str
         ``model_class`` written in the speaker files' headers.
-    background_file : str or None
-        The background model file it needs in the model directory, if any.
+    background_files : tuple of str
+        Model-directory files (names from :mod:`speakerid.store`) handed to :meth:`load_background`, in order,
+        when present; :meth:`check_ready` says whether a missing one is fatal (so a file can be optional).
+    uses_ubm : bool
+        Whether the backend depends on the directory's UBM (``ubm.npz``), to score or to train.
+    train_command : str or None
+        The CLI command that trains the backend (named in "train it first" messages).
     default_threshold : float
         Decision threshold when none was given or saved.
     """
 
     name = ""
     speaker_class = ""
-    background_file: str | None = None
+    background_files: tuple[str, ...] = ()
+    uses_ubm = False
+    train_command: str | None = None
     default_threshold = 0.0
 
     def __init__(self, params: dict | None = None):
         self.params = dict(params or {})
         self.background_hash = None
 
-    def load_background(self, header: dict, arrays: dict) -> None:
-        """Take the background model read from the store."""
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(cls, model_dir, manifest, *, feature_config=None, n_jobs=1, random_state=0, verbose=False,
+              **params) -> dict:
+        """Train the backend's background model(s) on a ``speaker,path`` manifest and save them in ``model_dir``.
+
+        Parameters
+        ----------
+        model_dir : str or os.PathLike
+            The model directory (created when needed).
+        manifest : str, os.PathLike or pandas.DataFrame
+            Background speakers (keep them disjoint from the evaluated ones).
+        feature_config : FeatureConfig, optional
+            For a new directory; an existing one keeps its own (a different one is a ConfigMismatchError).
+        n_jobs : int
+            Processes for feature extraction (see :func:`speakerid._utils.validation.resolve_jobs`).
+        random_state : int
+            Seeds everything random in the training (noise, initialisation, sampling).
+        verbose : bool
+            Progress lines on stderr.
+        **params
+            The backend's own hyper-parameters.
+
+        Returns
+        -------
+        dict
+            At least ``model``: the path of the saved file; then what the backend measured.
+
+        Raises
+        ------
+        ParameterError
+            When the backend has nothing to train.
+        """
+        raise ParameterError(f"the {cls.name} backend has nothing to train: enroll speakers directly")
+
+    # ------------------------------------------------------------------ the model directory
+    def load_background(self, name: str, header: dict, arrays: dict) -> None:
+        """Take the background file ``name`` (one of :attr:`background_files`) as read from the store."""
 
     def check_ready(self) -> None:
         """Raise :class:`NotFittedError` when enrollment or scoring cannot work yet."""
 
+    def check_speaker_header(self, header: dict, path) -> None:
+        """Refuse a speaker model made against another background model."""
+        if header.get("background_hash") != self.background_hash:
+            raise ConfigMismatchError(
+                f"{path}: speaker {header.get('speaker')!r} was enrolled against another background model "
+                f"(hash {header.get('background_hash')}, current {self.background_hash}); enroll it again")
+
+    @staticmethod
+    def check_model_class(name: str, header: dict, expected: str) -> None:
+        """Refuse a background file holding another kind of model (:class:`ModelFormatError`)."""
+        if header.get("model_class") != expected:
+            raise ModelFormatError(f"{name} holds a {header.get('model_class')!r} model, expected {expected!r}")
+
+    # ------------------------------------------------------------------ enrollment and scoring
     def enroll(self, frames_list) -> tuple[dict, dict]:
-        """Return ``(arrays, params)`` of a speaker model made from a list of frame arrays."""
+        """Return ``(arrays, params)`` of a speaker model made from a list of (n_frames, n_dims) arrays."""
         raise NotImplementedError
 
     def prepare(self, frames: np.ndarray):
@@ -55,19 +114,8 @@ class Backend:
         return frames
 
     def score(self, prepared, speaker_models: list[dict]) -> np.ndarray:
-        """Scores (higher = more likely the same speaker) against each speaker model."""
+        """Scores (higher = more likely the same speaker), shape (n_speakers,), against each speaker model."""
         raise NotImplementedError
-
-    def check_speaker_header(self, header: dict, path) -> None:
-        """Refuse a speaker model made against another background model."""
-        if self.background_file and header.get("background_hash") != self.background_hash:
-            raise ConfigMismatchError(
-                f"{path}: speaker {header.get('speaker')!r} was enrolled against another background model "
-                f"(hash {header.get('background_hash')}, current {self.background_hash}); enroll it again")
-
-
-
-
 
 
 BACKENDS: dict[str, type] = {}
@@ -75,6 +123,8 @@ BACKENDS: dict[str, type] = {}
 
 def register_backend(cls: type) -> type:
     """Make a :class:`Backend` subclass available by its ``name`` (usable as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Backend) and cls.name):
+        raise ParameterError(f"register_backend takes a named Backend subclass, got {cls!r}")
     BACKENDS[cls.name] = cls
     return cls
 
@@ -91,7 +141,7 @@ def available_backends() -> list[str]:
 
 
 def get_backend(name: str) -> type:
-    """The :class:`Backend` subclass registered as ``name``."""
+    """The :class:`Backend` subclass registered as ``name``; :class:`ParameterError` for an unknown name."""
     if name not in BACKENDS and name in _BUILTIN_BACKENDS:
         import importlib
 

@@ -1,28 +1,30 @@
-"""The i-vector backend: its adapter to the model directory and its training (``train-ivector``)."""
+"""The i-vector backend: its adapter to the model directory and its training (``train-ivector``).
+
+Training (Dehak et al., "Front-end factor analysis for speaker verification", IEEE TASLP 2011): Baum-Welch
+statistics of background sessions against a UBM, the total-variability matrix T by EM, then LDA / WCCN / length
+normalisation / PLDA on the i-vectors (:class:`~speakerid.models.ivector_system.IVectorSystem`). The saved
+``ivector.npz`` holds a copy of its UBM, so scoring reads that file only.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import numpy as np
 
-from speakerid._utils.files import atomic_write
 from speakerid._utils.hashing import arrays_hash
-from speakerid._utils.progress import progress
+from speakerid.backends._training import check_count, open_model_dir, read_background, warn_overlap
 from speakerid.backends.base import Backend, register_backend
-from speakerid.data.audio import load_audio
-from speakerid.data.augment import random_noisy_copy
-from speakerid.data.manifests import read_manifest
 from speakerid.evaluation.metrics import eer
-from speakerid.exceptions import DataLeakWarning, ModelFormatError, NotFittedError, ParameterError
-from speakerid.features import extract
+from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid.features.pipeline import many_features
 from speakerid.models.clipvec import frames_per_segment, segment_frames
 from speakerid.models.gmm_ubm import GMMUBM
 from speakerid.models.ivector_system import IVectorSystem
-from speakerid.store import FEATURES_FILE, IVECTOR_FILE, UBM_FILE, check_feature_config
-from speakerid.verifier import SpeakerVerifier
+from speakerid.store import IVECTOR_FILE, UBM_FILE, check_feature_config
+
+__all__ = ["IVectorBackend", "train_ivector", "segment_sessions", "training_eer"]
 
 
 @register_backend
@@ -37,7 +39,9 @@ class IVectorBackend(Backend):
 
     name = "ivector"
     speaker_class = "IVectorSpeaker"
-    background_file = IVECTOR_FILE
+    background_files = (IVECTOR_FILE,)
+    uses_ubm = True              # to train (unless it trains its own); scoring reads ivector.npz only
+    train_command = "train-ivector"
     model_class = "IVectorSystem"
     default_threshold = 0.0
 
@@ -45,10 +49,13 @@ class IVectorBackend(Backend):
         super().__init__(params)
         self.model = None
 
-    def load_background(self, header, arrays):
-        if header.get("model_class") != self.model_class:
-            raise ModelFormatError(f"{self.background_file} holds a {header.get('model_class')!r} model, "
-                                   f"expected {self.model_class!r}")
+    @classmethod
+    def train(cls, model_dir, manifest, **params) -> dict:
+        """Train the i-vector system: :func:`train_ivector` (same parameters)."""
+        return train_ivector(model_dir, manifest, **params)
+
+    def load_background(self, name, header, arrays):
+        self.check_model_class(name, header, self.model_class)
         params = {**header.get("params", {}), **self.params}
         try:
             self.model = IVectorSystem.from_arrays(arrays, params)
@@ -61,8 +68,8 @@ class IVectorBackend(Backend):
 
     def check_ready(self):
         if self.model is None:
-            raise NotFittedError(f"no {self.background_file} in the model directory: run "
-                                 f"'speakerid train-ivector' first")
+            raise NotFittedError(f"no {IVECTOR_FILE} in the model directory: run "
+                                 f"'speakerid {self.train_command}' first")
 
     def enroll(self, frames_list):
         self.check_ready()
@@ -89,16 +96,6 @@ class IVectorBackend(Backend):
         return self.model.score_vectors(vectors, prepared[None, :], counts)[:, 0]
 
 
-def file_sessions(path, config, n_augment: int = 0, seed: int = 0) -> list:
-    """Frames of one audio file, followed by those of ``n_augment`` noisy copies (seeded by ``seed``)."""
-    signal, rate = load_audio(path, sample_rate=config.sample_rate)
-    out = [extract(signal, config)]
-    rng = np.random.default_rng(seed)
-    for _ in range(int(n_augment)):
-        out.append(extract(random_noisy_copy(signal, rng, sample_rate=rate), config))
-    return out
-
-
 def segment_sessions(frames_per_file, speakers, segment_length: int) -> tuple[list, np.ndarray]:
     """Every file's frame arrays cut into segments of ``segment_length`` frames; ``(segments, speaker labels)``."""
     segments, labels = [], []
@@ -122,37 +119,39 @@ def training_eer(system: IVectorSystem, labels) -> dict:
     return out
 
 
-def train_ivector(model_dir, manifest, *, feature_config=None, rank: int = 200, lda_dim: int = 0,
-                  segment_s: float = 1.5, augment: int = 2, iterations: int = 10, top_c: int | None = None,
-                  scoring: str = "cosine", enroll: str = "pool", wccn: bool = True, plda_iter: int = 10,
-                  ubm_components: int | None = None, seed: int = 0, n_jobs: int = 1, verbose: bool = False) -> dict:
+def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_state: int = 0,
+                  verbose: bool = False, rank: int = 200, lda_dim: int = 0, segment_s: float = 1.5,
+                  n_augment: int = 2, max_iter: int = 10, top_c: int | None = None, scoring: str = "cosine",
+                  enroll: str = "pool", wccn: bool = True, plda_max_iter: int = 10,
+                  ubm_components: int | None = None) -> dict:
     """Train the i-vector extractor and its back end on a ``speaker,path`` manifest; save ``ivector.npz``.
 
     Parameters
     ----------
     model_dir : path
-        A model directory holding a UBM (``ubm.npz``).
-    manifest : path
+        A model directory holding a UBM (``ubm.npz``), unless ``ubm_components`` is given.
+    manifest : path or pandas.DataFrame
         Background speakers (keep them disjoint from the evaluated ones).
     feature_config : FeatureConfig, optional
         For a new model directory (an existing one keeps its own; a different one is a
         :class:`~speakerid.exceptions.ConfigMismatchError`).
-    rank, lda_dim, iterations, top_c, scoring, enroll, wccn, plda_iter
-        See :class:`~speakerid.models.ivector_system.IVectorSystem` (``iterations`` is its ``max_iter``).
+    n_jobs : int
+        Processes for feature extraction (and threads for the statistics).
+    random_state : int
+        Seeds the noisy copies (file ``i`` gets ``[random_state, i]``, the rule of
+        :mod:`speakerid.features.pipeline`), the UBM and T's initialisation.
+    verbose : bool
+        Print one line per T-matrix EM iteration on stderr.
+    rank, lda_dim, max_iter, top_c, scoring, enroll, wccn, plda_max_iter
+        See :class:`~speakerid.models.ivector_system.IVectorSystem` (``max_iter``: T-matrix EM iterations).
     segment_s : float
         Cut every recording into segments of this many seconds of VAD-kept speech (0: whole files).
-    augment : int
+    n_augment : int
         Noisy copies of every file added to the training sessions.
     ubm_components : int, optional
         Train the system's own UBM with this many components on the manifest's (clean) recordings instead of
         using the directory's ``ubm.npz``. i-vectors trained on little data prefer a
         smaller UBM than MAP adaptation does (see the README's measurements).
-    seed : int
-        Seeds the noise, the UBM and T's initialisation.
-    n_jobs : int
-        Processes for feature extraction (and threads for the statistics).
-    verbose : bool
-        Print one line per T-matrix EM iteration on stderr.
 
     Returns
     -------
@@ -160,79 +159,65 @@ def train_ivector(model_dir, manifest, *, feature_config=None, rank: int = 200, 
         ``model`` (path), ``n_files``, ``n_speakers``, ``n_segments``, ``rank``, ``dim`` (back-end
         dimension), ``train_eer`` (per scoring, on training segment pairs), ``seconds``,
         ``log_likelihood_history``.
+
+    Raises
+    ------
+    NotFittedError
+        When the directory has no UBM and ``ubm_components`` is not given.
+    ParameterError
+        For a hyper-parameter out of range (checked before any audio is read).
     """
     start = time.perf_counter()
-    if not (isinstance(augment, (int, np.integer)) and augment >= 0):
-        raise ParameterError(f"augment must be an integer >= 0, got {augment!r}")
-    system = IVectorSystem(rank=rank, max_iter=iterations, lda_dim=lda_dim, wccn=wccn, plda_iter=plda_iter,
-                           top_c=top_c, scoring=scoring, enroll=enroll, random_state=seed,
+    n_augment = check_count(n_augment, "n_augment", 0)
+    max_iter = check_count(max_iter, "max_iter", 1)
+    system = IVectorSystem(rank=rank, max_iter=max_iter, lda_dim=lda_dim, wccn=wccn, plda_max_iter=plda_max_iter,
+                           top_c=top_c, scoring=scoring, enroll=enroll, random_state=random_state,
                            n_jobs=n_jobs or 1, verbose=verbose)
     system._check_params()
-    if not (isinstance(iterations, (int, np.integer)) and iterations >= 1):
-        raise ParameterError(f"iterations must be an integer >= 1, got {iterations!r}")
-    if ubm_components is not None and not (isinstance(ubm_components, (int, np.integer)) and ubm_components >= 1):
-        raise ParameterError(f"ubm_components must be an integer >= 1, got {ubm_components!r}")
-    verifier = SpeakerVerifier(model_dir, backend="gmm-ubm", feature_config=feature_config)
-    store = verifier.store
-    config = verifier.feature_config
+    if ubm_components is not None:
+        check_count(ubm_components, "ubm_components", 1)
+    store, config = open_model_dir(model_dir, feature_config)
     if ubm_components is None:
         if not store.exists(UBM_FILE):
-            raise NotFittedError(f"no UBM in {verifier.model_dir}: run 'speakerid train-ubm --model-dir "
-                                 f"{verifier.model_dir}' first (or give the i-vector system its own UBM)")
+            raise NotFittedError(f"no UBM in {store.model_dir}: run 'speakerid train-ubm --model-dir "
+                                 f"{store.model_dir}' first (or give the i-vector system its own UBM)")
         header, arrays = store.load(UBM_FILE, expected_class="GMMUBM")
         check_feature_config(header, config, f"{store.path(UBM_FILE)}")
         ubm = GMMUBM.from_arrays(arrays, header.get("params", {}))
         k, d = ubm.ubm_.means_.shape
     else:
         ubm, k, d = None, int(ubm_components), None          # trained below, on the training sessions
-    frame = read_manifest(manifest)
+    frame, source = read_background(manifest)
     files, speakers = list(frame["path"]), frame["speaker"].astype(str).tolist()
     if len(set(speakers)) < 2:
-        raise ParameterError(f"{manifest}: the background needs at least 2 speakers, got {len(set(speakers))}")
+        raise ParameterError(f"{source}: the background needs at least 2 speakers, got {len(set(speakers))}")
     if d is not None and rank > k * d:
         raise ParameterError(f"rank must be at most the supervector size K * D = {k} * {d} = {k * d}, got {rank}")
     if lda_dim and not lda_dim < min(len(set(speakers)), rank + 1):
         raise ParameterError(f"lda_dim must be < the number of background speakers ({len(set(speakers))}) and "
                              f"<= rank ({rank}), got {lda_dim}")
-    enrolled = {s for b in store.backends() for s in store.speakers(b)}
-    overlap = sorted(enrolled & set(speakers))
-    if overlap:
-        warnings.warn(f"{len(overlap)} speaker(s) of {manifest} are already enrolled ({', '.join(overlap[:10])})"
-                      ": evaluation on them is optimistic; keep background and test speakers disjoint",
-                      DataLeakWarning, stacklevel=2)
-    if n_jobs in (None, 1) or len(files) < 4:
-        per_file = [file_sessions(p, config, augment, seed + i)
-                    for i, p in enumerate(progress(files, desc="i-vector features", unit="file"))]
-    else:
-        from joblib import Parallel, delayed
-
-        per_file = Parallel(n_jobs=n_jobs)(delayed(file_sessions)(p, config, augment, seed + i) for i, p in
-                                           enumerate(progress(files, desc="i-vector features", unit="file")))
+    warn_overlap(set(speakers) & store.enrolled_speakers(), "already enrolled")
+    per_file = [sessions for sessions, _ in many_features(files, config, n_jobs=n_jobs, n_augment=n_augment,
+                                                            random_state=random_state, desc="i-vector features")]
     if ubm is None:
         # on the clean recordings only: adding the noisy copies did not help on the dev protocol
-        ubm = GMMUBM(n_components=k, random_state=seed, verbose=verbose).fit([arrays[0] for arrays in per_file])
+        ubm = GMMUBM(n_components=k, random_state=random_state, verbose=verbose).fit([s[0] for s in per_file])
         if rank > ubm.ubm_.means_.size:
             raise ParameterError(f"rank must be at most the supervector size K * D = {ubm.ubm_.means_.size}, "
                                  f"got {rank}")
     segments, labels = segment_sessions(per_file, speakers, frames_per_segment(segment_s, config))
     system.fit(ubm.ubm_, segments, labels)
     train = training_eer(system, labels)
-    saved = system.to_arrays()
     out_header = {"model_class": "IVectorSystem", "params": system.get_params(),
                   "feature_config": config.to_dict(), "feature_hash": config.hash(), "ubm_hash": ubm.ubm_hash_,
-                  "manifest": str(manifest), "background_speakers": sorted(set(speakers)),
+                  "manifest": source, "background_speakers": sorted(set(speakers)),
                   "n_files": len(files), "n_segments": len(segments), "segment_s": float(segment_s),
                   # "augment" is what the verifier reads to augment enrollment (GMM-UBM): none for i-vectors
-                  "noisy_copies": int(augment), "augment": None, "own_ubm": ubm_components is not None,
+                  "noisy_copies": n_augment, "augment": None, "own_ubm": ubm_components is not None,
                   "log_likelihood_history": [float(v) for v in system.tv_.log_likelihood_history_],
                   "train_eer": {k: v[0] for k, v in train.items()},
                   "eer_thresholds": {k: v[1] for k, v in train.items()}}
-    with store.lock():
-        features_path = verifier.model_dir / FEATURES_FILE
-        if not features_path.is_file():
-            with atomic_write(features_path, "w") as fh:
-                fh.write(config.to_json())
-        path = store.save(IVECTOR_FILE, saved, out_header)
+    path = store.save_background(IVECTOR_FILE, system.to_arrays(), out_header, config)
     return {"model": str(path), "n_files": len(files), "n_speakers": len(set(speakers)),
             "n_segments": len(segments), "rank": int(rank), "dim": int(system.projection_.shape[1]),
             "train_eer": out_header["train_eer"], "seconds": round(time.perf_counter() - start, 1),

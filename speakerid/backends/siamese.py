@@ -1,4 +1,9 @@
-"""The Siamese MLP backend: its adapter to the model directory and its training (``train-siamese``)."""
+"""The Siamese MLP backend: its adapter to the model directory and its training (``train-siamese``).
+
+Training cuts every recording into fixed-length segments (one recording gives several examples), turns each into
+a clip vector, learns the embedding with a contrastive loss (Hadsell, Chopra & LeCun, CVPR 2006) and saves
+``siamese.npz`` with its training curves (``history.csv``, ``training.png``).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,16 @@ import math
 import numpy as np
 
 from speakerid._utils.hashing import arrays_hash
-from speakerid.backends._training import _finite, _header, _prepare_dir, _save, load_clips
+from speakerid.backends._training import (
+    finite_or_none,
+    load_clips,
+    neural_header,
+    prepare_neural_dir,
+    read_background,
+    save_neural,
+)
 from speakerid.backends.base import Backend, register_backend
-from speakerid.data.manifests import read_manifest
-from speakerid.exceptions import ModelFormatError, NotFittedError
+from speakerid.exceptions import NotFittedError
 from speakerid.features import FeatureConfig
 from speakerid.models.clipvec import (
     check_neural_config,
@@ -33,7 +44,8 @@ class SiameseBackend(Backend):
 
     name = "siamese"
     speaker_class = "SiameseSpeaker"
-    background_file = SIAMESE_FILE
+    background_files = (SIAMESE_FILE,)
+    train_command = "train-siamese"
     model_class = "SiameseMLP"
     default_threshold = 0.0
 
@@ -42,12 +54,15 @@ class SiameseBackend(Backend):
         self.model = None
         self.segment_length = 0
 
-    def load_background(self, header, arrays):
-        if header.get("model_class") != self.model_class:
-            raise ModelFormatError(f"{self.background_file} holds a {header.get('model_class')!r} model, "
-                                   f"expected {self.model_class!r}")
+    @classmethod
+    def train(cls, model_dir, manifest, **params) -> dict:
+        """Train the network: :func:`train_siamese` (same parameters)."""
+        return train_siamese(model_dir, manifest, **params)
+
+    def load_background(self, name, header, arrays):
+        self.check_model_class(name, header, self.model_class)
         config = FeatureConfig.from_dict(header["feature_config"])
-        check_neural_config(config, f"the model directory of {self.background_file}")
+        check_neural_config(config, f"the model directory of {name}")
         self.model = self._model_from(arrays, {**header.get("params", {}), **self.params})
         self.background_hash = arrays_hash(arrays)
         segment_s = float(self.params.get("segment_s", 0.0) or 0.0)
@@ -62,8 +77,8 @@ class SiameseBackend(Backend):
 
     def check_ready(self):
         if self.model is None:
-            raise NotFittedError(f"no {self.background_file} in the model directory: run "
-                                 f"'speakerid train-{self.name}' first")
+            raise NotFittedError(f"no {self.background_files[0]} in the model directory: run "
+                                 f"'speakerid {self.train_command}' first")
 
     def _embed(self, frames) -> np.ndarray:
         return self.model.embed_frames(frames, self.segment_length)
@@ -85,12 +100,12 @@ class SiameseBackend(Backend):
         return embedding_scores(prepared, speakers, self.model.scoring)
 
 
-def train_siamese(model_dir, manifest, *, feature_config: FeatureConfig | None = None, hidden_sizes=(128, 64),
-                  l2_normalize: bool = True, margin: float = 1.0, learning_rate: float = 1e-3,
-                  batch_size: int = 64, epochs: int = 50, patience: int = 10, weight_decay: float = 1e-2,
-                  hard_negatives: float = 0.5, pairs_per_epoch: int | None = None, scoring: str = "distance",
-                  segment_s: float = 2.0, val_fraction: float = 0.2, seed: int = 0, n_jobs: int = 1,
-                  on_epoch=None) -> dict:
+def train_siamese(model_dir, manifest, *, feature_config: FeatureConfig | None = None, n_jobs=1,
+                  random_state: int = 0, verbose: bool = False, hidden_sizes=(128, 64), l2_normalize: bool = True,
+                  margin: float = 1.0, learning_rate: float = 1e-3, batch_size: int = 64, max_epochs: int = 50,
+                  patience: int = 10, weight_decay: float = 1e-2, hard_negatives: float = 0.5,
+                  pairs_per_epoch: int | None = None, scoring: str = "distance", segment_s: float = 2.0,
+                  val_fraction: float = 0.2, on_epoch=None) -> dict:
     """Train the Siamese MLP on a ``speaker,path`` manifest and save it as ``siamese.npz`` in ``model_dir``.
 
     The speakers are split into training and validation speakers (``val_fraction``; disjoint); the input
@@ -102,6 +117,12 @@ def train_siamese(model_dir, manifest, *, feature_config: FeatureConfig | None =
     feature_config : FeatureConfig, optional
         Only for a new model directory (default :data:`~speakerid.models.clipvec.NEURAL_FEATURE_CONFIG`); an
         existing directory keeps its own and must not use per-utterance CMVN.
+    n_jobs : int
+        Processes for feature extraction.
+    random_state : int
+        Seeds the speaker split, the pairs and the weights.
+    verbose : bool
+        Unused (epoch lines go through ``on_epoch``); accepted as every backend's training takes it.
     segment_s : float
         Cut every recording into segments of this many seconds of (VAD-kept) speech; 0 = one example per file.
     on_epoch : callable, optional
@@ -114,31 +135,32 @@ def train_siamese(model_dir, manifest, *, feature_config: FeatureConfig | None =
         ``eer_threshold``, ``best_epoch``, ``best`` (that epoch's history record), ``epochs_run``, ``n_files``,
         ``n_examples``, ``n_speakers``, ``n_train_speakers``, ``n_val_speakers``.
     """
-    frame = read_manifest(manifest)
+    frame, source = read_background(manifest)
     speakers = frame["speaker"].astype(str).to_numpy()
-    check_speakers(speakers, str(manifest))
-    train_mask, val_mask = split_speakers(speakers, val_fraction, seed, source=str(manifest))
-    verifier, config = _prepare_dir(model_dir, "siamese", feature_config, manifest, speakers)
-    frames_list, _, _ = load_clips(manifest, config, n_jobs)
+    check_speakers(speakers, source)
+    train_mask, val_mask = split_speakers(speakers, val_fraction, random_state, source=source)
+    store, config = prepare_neural_dir(model_dir, feature_config, frame, source)
+    frames_list = load_clips(store, config, frame, n_jobs)
     X, labels, owner = clip_examples(frames_list, speakers, frames_per_segment(segment_s, config))
     train, val = train_mask[owner], val_mask[owner]
     model = SiameseMLP(hidden_sizes=tuple(hidden_sizes), l2_normalize=l2_normalize, margin=margin,
-                       learning_rate=learning_rate, batch_size=batch_size, max_epochs=epochs,
+                       learning_rate=learning_rate, batch_size=batch_size, max_epochs=max_epochs,
                        patience=patience, weight_decay=weight_decay, pairs_per_epoch=pairs_per_epoch,
-                       hard_negatives=hard_negatives, scoring=scoring, random_state=seed)
+                       hard_negatives=hard_negatives, scoring=scoring, random_state=random_state)
     model.fit(X[train], labels[train], X[val] if val.any() else None, labels[val] if val.any() else None,
-              callback=on_epoch, source=str(manifest))
+              callback=on_epoch, source=source)
     best = model.history_[model.best_epoch_ - 1]
-    header = _header("SiameseMLP", model, config, manifest, speakers, len(X), segment_s, model.history_)
+    header = neural_header("SiameseMLP", model, config, source, speakers, len(X), segment_s)
     val_pair_accuracy = math.nan
     if val.any():
-        val_pair_accuracy = _val_pair_accuracy(model, X[val], labels[val], seed)
-    header.update({"val_eer": _finite(model.val_eer_), "eer_threshold": _finite(model.val_eer_threshold_),
-                   "val_pair_accuracy": _finite(val_pair_accuracy),
+        val_pair_accuracy = _val_pair_accuracy(model, X[val], labels[val], random_state)
+    header.update({"val_eer": finite_or_none(model.val_eer_),
+                   "eer_threshold": finite_or_none(model.val_eer_threshold_),
+                   "val_pair_accuracy": finite_or_none(val_pair_accuracy),
                    "train_speakers": int(len(set(speakers[train_mask]))),
                    "val_speakers": int(len(set(speakers[val_mask])))})
-    paths = _save(verifier, SIAMESE_FILE, model.to_arrays(), header, model.history_, "",
-                  f"pair accuracy (same speaker if distance < {margin / 2:g})")
+    paths = save_neural(store, config, SIAMESE_FILE, model.to_arrays(), header, model.history_, "",
+                        f"pair accuracy (same speaker if distance < {margin / 2:g})")
     return {**paths, "val_eer": model.val_eer_, "val_pair_accuracy": val_pair_accuracy,
             "eer_threshold": model.val_eer_threshold_, "best_epoch": model.best_epoch_,
             "epochs_run": len(model.history_), "best": best, "n_files": len(speakers), "n_examples": len(X),
@@ -146,9 +168,8 @@ def train_siamese(model_dir, manifest, *, feature_config: FeatureConfig | None =
             "n_val_speakers": header["val_speakers"]}
 
 
-def _val_pair_accuracy(model: SiameseMLP, X_val, labels_val, seed) -> float:
+def _val_pair_accuracy(model: SiameseMLP, X_val, labels_val, random_state) -> float:
     """Accuracy of same/different decisions on the validation pairs at the validation EER threshold."""
-
-    pairs = sample_pairs(labels_val, model.n_val_pairs, np.random.default_rng(seed + 1))
+    pairs = sample_pairs(labels_val, model.n_val_pairs, np.random.default_rng(random_state + 1))
     scores = model.score_pairs(X_val[pairs.first], X_val[pairs.second])
     return float(np.mean((scores >= model.val_eer_threshold_) == (pairs.different == 0)))

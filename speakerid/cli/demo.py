@@ -28,4 +28,4 @@ def _demo(args):
 
     show_warnings()
     run_demo(args.data_dir, args.model_dir, args.report_dir, n_speakers=args.speakers, n_utterances=args.utterances,
-             n_components=args.components, seed=args.seed, force=args.force)
+             n_components=args.components, random_state=args.seed, force=args.force)

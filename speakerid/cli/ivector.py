@@ -48,14 +48,14 @@ def register(sub) -> None:
 
 
 def _train_ivector(args):
-    from speakerid.backends.ivector import train_ivector
+    from speakerid.backends.base import get_backend
 
     show_warnings()
-    result = train_ivector(args.model_dir, args.manifest, rank=args.rank, lda_dim=args.lda_dim,
-                           segment_s=args.segment_s, augment=args.augment, iterations=args.iterations,
-                           top_c=args.top_c or None, scoring=args.scoring, enroll=args.enroll,
-                           wccn=not args.no_wccn, ubm_components=args.ubm_components, seed=args.seed,
-                           n_jobs=args.jobs, verbose=not args.json)
+    result = get_backend("ivector").train(
+        args.model_dir, args.manifest, n_jobs=args.jobs, random_state=args.seed, verbose=not args.json,
+        rank=args.rank, lda_dim=args.lda_dim, segment_s=args.segment_s, n_augment=args.augment,
+        max_iter=args.iterations, top_c=args.top_c or None, scoring=args.scoring, enroll=args.enroll,
+        wccn=not args.no_wccn, ubm_components=args.ubm_components)
     if args.json:
         print_json(result)
         return

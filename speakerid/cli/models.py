@@ -86,13 +86,16 @@ def _verifier(args, **kwargs) -> SpeakerVerifier:
 
 
 def _train_ubm(args):
-    verifier = _verifier(args)
-    model = verifier.train_ubm(args.manifest, n_components=args.components, max_iter=args.iterations,
-                               relevance_factor=args.relevance_factor, top_c=args.top_c, random_state=args.seed,
-                               **({} if args.augment is None else {"augment": args.augment}))
-    ubm = model.ubm_
-    print(f"trained a {ubm.n_components}-component UBM on {model.n_features_in_}-dim features "
-          f"({getattr(ubm, 'n_iter_', '?')} EM iterations) -> {verifier.store.path('ubm.npz')}")
+    from speakerid.backends.base import get_backend
+
+    show_warnings()
+    params = {} if args.augment is None else {"n_augment": args.augment}
+    result = get_backend("gmm-ubm").train(args.model_dir, args.manifest, feature_config=feature_config_from(args),
+                                          n_jobs=args.jobs, random_state=args.seed, n_components=args.components,
+                                          max_iter=args.iterations, relevance_factor=args.relevance_factor,
+                                          top_c=args.top_c, **params)
+    print(f"trained a {result['n_components']}-component UBM on {result['n_features']}-dim features "
+          f"({result['n_iter'] or '?'} EM iterations) -> {result['model']}")
 
 
 def _enroll(args):
@@ -102,9 +105,9 @@ def _enroll(args):
     if args.manifest and (args.speaker or args.files):
         raise ParameterError("give either --manifest, or --speaker with FILE arguments, not both")
     if args.manifest:
-        results = verifier.enroll_manifest(args.manifest, augment=args.augment)
+        results = verifier.enroll_manifest(args.manifest, n_augment=args.augment)
     elif args.speaker and args.files:
-        results = [verifier.enroll(args.speaker, args.files, augment=args.augment)]
+        results = [verifier.enroll(args.speaker, args.files, n_augment=args.augment)]
     else:
         raise ParameterError("nothing to enroll: give --manifest CSV, or --speaker ID FILE...")
     if args.json:

@@ -96,26 +96,28 @@ def _epoch_printer(args):
     return show
 
 
-def _common_kwargs(args) -> dict:
-    return {"feature_config": _feature_config(args), "hidden_sizes": _hidden(args.hidden),
-            "learning_rate": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
-            "patience": args.patience, "segment_s": args.segment_s, "val_fraction": args.val_fraction,
-            "seed": args.seed, "n_jobs": args.jobs, "on_epoch": _epoch_printer(args)}
+def _train(args, backend: str, **params) -> dict | None:
+    """Train ``backend`` through its plug-in hook with the common options; ``None`` once printed as JSON."""
+    from speakerid.backends.base import get_backend
 
-
-def _jsonable(result: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+    show_warnings()
+    result = get_backend(backend).train(
+        args.model_dir, args.manifest, feature_config=_feature_config(args), n_jobs=args.jobs,
+        random_state=args.seed, hidden_sizes=_hidden(args.hidden), learning_rate=args.lr,
+        batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience, segment_s=args.segment_s,
+        val_fraction=args.val_fraction, on_epoch=_epoch_printer(args), **params)
+    if not args.json:
+        return result
+    print_json({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in result.items() if k != "best"})
+    return None
 
 
 def _train_siamese(args):
-    from speakerid.backends.siamese import train_siamese
-
-    show_warnings()
-    result = train_siamese(args.model_dir, args.manifest, margin=args.margin, weight_decay=args.weight_decay,
-                           hard_negatives=args.hard_negatives, scoring=args.scoring,
-                           l2_normalize=not args.no_l2_normalize, **_common_kwargs(args))
-    if args.json:
-        print_json(_jsonable({k: v for k, v in result.items() if k != "best"}))
+    result = _train(args, "siamese", margin=args.margin, weight_decay=args.weight_decay,
+                    hard_negatives=args.hard_negatives, scoring=args.scoring,
+                    l2_normalize=not args.no_l2_normalize)
+    if result is None:
         return
     print(f"trained a Siamese MLP on {result['n_examples']} segments of {result['n_files']} files "
           f"({result['n_train_speakers']} training / {result['n_val_speakers']} validation speakers); "
@@ -127,12 +129,8 @@ def _train_siamese(args):
 
 
 def _train_mlp(args):
-    from speakerid.backends.mlp import train_mlp
-
-    show_warnings()
-    result = train_mlp(args.model_dir, args.manifest, alpha=args.alpha, **_common_kwargs(args))
-    if args.json:
-        print_json(_jsonable(result))
+    result = _train(args, "mlp", alpha=args.alpha)
+    if result is None:
         return
     print(f"trained an MLP speaker classifier on {result['n_examples']} segments of {result['n_files']} "
           f"files ({result['n_speakers']} speakers); best epoch {result['best_epoch']} of "

@@ -70,12 +70,12 @@ def _score(args):
         print_json({"n_trials": result.n_trials, "n_scored": result.n_scored, "n_errors": result.n_errors,
                     "seconds": round(result.seconds, 3), "trials_per_s": round(result.trials_per_s, 1),
                     "out": str(result.out), "runner": result.runner, "metrics": metrics,
-                    "normalisation": result.normalisation,
+                    "normalisation": result.normalization,
                     "errors": [{"line": e.line, "file": e.file, "reason": e.reason} for e in result.errors]})
         return status
     print(f"scored {result.n_scored} of {result.n_trials} trials ({result.n_errors} error(s)) in "
           f"{result.seconds:.1f} s, {result.trials_per_s:.0f} trials/s [{result.runner}] -> {result.out}")
-    print(f"score normalisation: {result.normalisation}")
+    print(f"score normalisation: {result.normalization}")
     if metrics:
         print(f"EER {100 * metrics['eer']:.2f} %, minDCF(p_target={metrics['p_target']:g}) "
               f"{metrics['min_dcf']:.4f} over {metrics['n_target']} target and {metrics['n_nontarget']} "

@@ -96,29 +96,31 @@ def random_noisy_copy(signal: np.ndarray, rng=None, snr_range=DEFAULT_SNR_RANGE_
     return add_noise(signal, float(rng.uniform(low, high)), rng, colour, sample_rate)
 
 
-def check_copies(copies) -> int:
-    """``copies`` as a non-negative int (the number of noisy copies per file); :class:`ParameterError` if not."""
-    if isinstance(copies, (bool, np.bool_)) or not isinstance(copies, (int, np.integer)) or int(copies) < 0:
-        raise ParameterError(f"augment must be a non-negative integer (noisy copies per file), got {copies!r}")
-    return int(copies)
+def check_n_augment(n_augment) -> int:
+    """``n_augment`` (noisy copies per file) as a non-negative int; :class:`ParameterError` if it is not one."""
+    if (isinstance(n_augment, (bool, np.bool_)) or not isinstance(n_augment, (int, np.integer))
+            or int(n_augment) < 0):
+        raise ParameterError(f"n_augment must be a non-negative integer (noisy copies per file), got {n_augment!r}")
+    return int(n_augment)
 
 
-def noisy_copies(signal: np.ndarray, copies: int, seed, sample_rate: int = 16000) -> list:
-    """``copies`` noisy copies of ``signal`` from :func:`random_noisy_copy`'s defaults, reproducible from ``seed``.
+def noisy_copies(signal: np.ndarray, n_augment: int, random_state, sample_rate: int = 16000) -> list:
+    """``n_augment`` noisy copies of ``signal`` from :func:`random_noisy_copy`'s defaults, reproducible.
 
-    ``seed`` is anything :func:`numpy.random.default_rng` accepts (e.g. ``[random_state, file_index]``), so
-    each file gets its own noise whatever the order or the parallelism of the processing.
+    ``random_state`` is anything :func:`numpy.random.default_rng` accepts (e.g. ``[random_state, file_index]``,
+    the seeding rule of :mod:`speakerid.features.pipeline`), so each file gets its own noise whatever the order
+    or the parallelism of the processing.
 
     >>> speech = np.sin(np.linspace(0, 100, 800))
-    >>> a, b = noisy_copies(speech, 2, seed=[0, 7])
-    >>> bool(np.array_equal(a, noisy_copies(speech, 2, seed=[0, 7])[0])), bool(np.array_equal(a, b))
+    >>> a, b = noisy_copies(speech, 2, random_state=[0, 7])
+    >>> bool(np.array_equal(a, noisy_copies(speech, 2, random_state=[0, 7])[0])), bool(np.array_equal(a, b))
     (True, False)
     """
-    rng = np.random.default_rng(seed)
-    return [random_noisy_copy(signal, rng, sample_rate=sample_rate) for _ in range(check_copies(copies))]
+    rng = np.random.default_rng(random_state)
+    return [random_noisy_copy(signal, rng, sample_rate=sample_rate) for _ in range(check_n_augment(n_augment))]
 
 
-def augment_header(copies: int, seed) -> dict:
-    """What a model header records about noise augmentation."""
-    return {"copies": int(copies), "seed": seed, "snr_range_db": list(DEFAULT_SNR_RANGE_DB),
+def augment_header(n_augment: int, random_state) -> dict:
+    """What a model header records about noise augmentation (the on-disk keys ``copies`` and ``seed``)."""
+    return {"copies": int(n_augment), "seed": random_state, "snr_range_db": list(DEFAULT_SNR_RANGE_DB),
             "colours": list(DEFAULT_COLOURS)}

@@ -1,4 +1,14 @@
-"""The one path from an audio file to frames: load, resample, warn about bandwidth, add noisy copies, extract."""
+"""The one path from audio files to frames: load, resample, warn about bandwidth, add noisy copies, extract.
+
+Every caller that turns a file into frames (enrollment, scoring, the feature cache, UBM / i-vector / neural
+training) goes through :func:`file_sessions` (or its one-array form :func:`file_features`), and every caller that
+turns a list of files into frames goes through :func:`many_features`.
+
+Seeding rule of the noisy copies (multi-condition training): file ``i`` of a call of :func:`many_features` with
+``random_state=r`` gets its copies from ``numpy.random.default_rng([r, i])``, so the noise depends on the seed
+and on the file's position in the list, never on ``n_jobs`` or the order in which workers finish. Enrollment
+uses a seed derived from the speaker id (see :meth:`speakerid.verifier.SpeakerVerifier.enroll`).
+"""
 
 from __future__ import annotations
 
@@ -9,19 +19,21 @@ import soundfile as sf
 from joblib import Parallel, delayed
 
 from speakerid._utils.progress import progress
+from speakerid._utils.validation import resolve_jobs
 from speakerid.data.audio import load_audio
-from speakerid.data.augment import noisy_copies
+from speakerid.data.augment import check_n_augment, noisy_copies
 from speakerid.exceptions import BandwidthWarning
 from speakerid.features import extract
 from speakerid.features.config import FeatureConfig
 
+__all__ = ["file_features", "file_sessions", "many_features"]
 
-def file_features(path, config: FeatureConfig) -> tuple[np.ndarray, float]:
-    """Load one audio file and return ``(frames, seconds)`` under ``config``.
+#: Below this many files, extraction stays in this process (starting workers costs more than it saves).
+_MIN_FILES_PARALLEL = 4
 
-    Warns with :class:`BandwidthWarning` when the file's rate is below the configuration's (upsampling adds no
-    information above the file's Nyquist frequency; train the model at the lower rate instead).
-    """
+
+def _load(path, config: FeatureConfig) -> tuple[np.ndarray, int]:
+    """The signal of ``path`` at the configuration's rate; warns when the file's own rate is lower."""
     signal, rate = load_audio(path, sample_rate=config.sample_rate)  # first: it refuses pipes, devices, ...
     try:
         native_rate = sf.info(str(path)).samplerate
@@ -30,37 +42,66 @@ def file_features(path, config: FeatureConfig) -> tuple[np.ndarray, float]:
     if native_rate is not None and native_rate < config.sample_rate:
         warnings.warn(f"{path}: {native_rate} Hz audio upsampled to the model's {config.sample_rate} Hz; the band "
                       f"above {native_rate // 2} Hz is empty (consider a model at --sample-rate {native_rate})",
-                      BandwidthWarning, stacklevel=2)
-    return extract(signal, config), len(signal) / rate
+                      BandwidthWarning, stacklevel=3)
+    return signal, rate
 
 
+def file_sessions(path, config: FeatureConfig, n_augment: int = 0, random_state=0) -> tuple[list, float]:
+    """Frames of one audio file and of ``n_augment`` noisy copies of it: ``([clean, noisy_1, ...], seconds)``.
 
-def augmented_features(path, config: FeatureConfig, copies: int = 0, seed=0) -> tuple[list, float]:
-    """``([frames of the file, frames of each noisy copy], seconds)``: multi-condition training material.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An audio file (any rate: resampled to ``config.sample_rate``).
+    config : FeatureConfig
+        Front-end settings.
+    n_augment : int
+        Noisy copies (generic white/pink/brown noise at 0-20 dB SNR, :func:`speakerid.data.augment.noisy_copies`).
+    random_state : int or sequence of int
+        Seed of the copies (anything :func:`numpy.random.default_rng` accepts); the file is read once.
 
-    The copies come from :func:`speakerid.data.augment.noisy_copies` (generic white/pink/brown noise at 0-20 dB SNR)
-    seeded with ``seed``; the file is read once.
+    Returns
+    -------
+    (list of numpy.ndarray of shape (n_frames, n_dims), float)
+        ``1 + n_augment`` frame arrays, the clean one first, and the file's duration in seconds.
+
+    Raises
+    ------
+    AudioError
+        When the file cannot be read or holds no usable speech.
+
+    Warns
+    -----
+    BandwidthWarning
+        When the file's rate is below the configuration's (upsampling adds nothing above the file's Nyquist
+        frequency; train the model at the lower rate instead).
     """
-    if not copies:
-        frames, seconds = file_features(path, config)
-        return [frames], seconds
-    signal, rate = load_audio(path, sample_rate=config.sample_rate)
-    signals = [signal] + noisy_copies(signal, copies, seed, sample_rate=config.sample_rate)
+    n_augment = check_n_augment(n_augment)
+    signal, rate = _load(path, config)
+    signals = [signal] + (noisy_copies(signal, n_augment, random_state, sample_rate=rate) if n_augment else [])
     return [extract(s, config) for s in signals], len(signal) / rate
 
 
+def file_features(path, config: FeatureConfig) -> tuple[np.ndarray, float]:
+    """``(frames, seconds)`` of one audio file: :func:`file_sessions` without noisy copies.
 
-def _many_features(paths, config, n_jobs=1, desc="features", copies=0, seed=0):
-    """Per file ``(frames, seconds)``; with ``copies``, ``([frames, noisy frames, ...], seconds)``."""
+    ``frames`` has shape ``(n_frames, n_dims)``; see :func:`file_sessions` for the errors and warnings.
+    """
+    sessions, seconds = file_sessions(path, config)
+    return sessions[0], seconds
+
+
+def many_features(paths, config: FeatureConfig, *, n_jobs=1, n_augment: int = 0, random_state=0,
+                  desc: str = "features") -> list[tuple[list, float]]:
+    """:func:`file_sessions` of every file, in order, on ``n_jobs`` processes: ``[([clean, noisy...], s), ...]``.
+
+    File ``i`` is seeded with ``[random_state, i]`` (the module's seeding rule); ``n_jobs`` follows
+    :func:`speakerid._utils.validation.resolve_jobs` (``None`` = 1, -1 = all cores).
+    """
     paths = [str(p) for p in paths]
-    if copies:  # seeded by the file's position, so the noise does not depend on n_jobs
-        if n_jobs in (None, 1):
-            return [augmented_features(p, config, copies, [seed, i])
-                    for i, p in enumerate(progress(paths, desc=desc, unit="file"))]
-        return Parallel(n_jobs=n_jobs)(delayed(augmented_features)(p, config, copies, [seed, i])
-                                       for i, p in enumerate(progress(paths, desc=desc, unit="file")))
-    if n_jobs in (None, 1) or len(paths) < 4:
-        return [file_features(p, config) for p in progress(paths, desc=desc, unit="file")]
-    return Parallel(n_jobs=n_jobs)(delayed(file_features)(p, config)
-                                   for p in progress(paths, desc=desc, unit="file"))
-
+    n_augment = check_n_augment(n_augment)
+    jobs = resolve_jobs(n_jobs)
+    tasks = ((p, config, n_augment, [random_state, i]) for i, p in enumerate(progress(paths, desc=desc, unit="file")))
+    if jobs == 1 or len(paths) < _MIN_FILES_PARALLEL:
+        return [file_sessions(*task) for task in tasks]
+    return Parallel(n_jobs=jobs)(delayed(file_sessions)(*task) for task in tasks)

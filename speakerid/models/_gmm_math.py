@@ -20,12 +20,12 @@ import itertools
 import threading
 
 import numpy as np
-from joblib import Parallel, cpu_count, delayed
+from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from speakerid.exceptions import ParameterError
 
-__all__ = ["as_frames", "chunk_rows", "resolve_jobs", "Workspace", "map_chunks", "add_stats", "augment",
+__all__ = ["as_frames", "chunk_rows", "Workspace", "map_chunks", "add_stats", "augment",
            "param_matrix", "transposed32", "log_lik", "logsumexp_", "logsumexp0", "em_stats_chunk", "top_c_select",
            "llr_chunk", "moments", "partition_stats", "is_int", "is_real", "checked_array", "m_step",
            "mixture_variance"]
@@ -65,14 +65,6 @@ def chunk_rows(n_components: int, n_dims: int, chunk_size=None) -> int:
         return int(chunk_size)
     width = max(n_components, 2 * n_dims + 1)
     return int(np.clip(CHUNK_BYTES // (4 * width), 256, 16384))
-
-
-def resolve_jobs(n_jobs) -> int:
-    """Threads used over chunks: ``None`` means every core (threads, so BLAS is capped at one thread each)."""
-    if n_jobs is None:
-        return cpu_count()
-    n_jobs = int(n_jobs)
-    return max(1, cpu_count() + 1 + n_jobs) if n_jobs < 0 else max(1, n_jobs)
 
 
 class Workspace:

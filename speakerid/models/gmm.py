@@ -26,10 +26,13 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
-from speakerid.exceptions import NotFittedError, ParameterError
+from speakerid._utils.validation import check_is_fitted, resolve_jobs
+from speakerid.exceptions import ParameterError
 from speakerid.models import _gmm_math as gm
 
 __all__ = ["DiagGMM", "map_adapt", "llr_scores"]
+#: What the NotFittedError of an untrained DiagGMM suggests.
+_FIT_HINT = 'call fit() or build it with DiagGMM.from_params()'
 
 _INITS = ("kmeans++", "kmeans", "random")
 _ADAPTABLE = ("weights", "means", "variances")
@@ -64,7 +67,8 @@ class DiagGMM(BaseEstimator):
     chunk_size : int or None
         Frames per chunk; ``None`` sizes chunks so the (frames x K) float32 block is about 4 MB.
     n_jobs : int or None
-        Threads over chunks; ``None`` uses every core, negative counts from the number of cores (-1 = all).
+        Threads over chunks (default -1: every core; ``None`` = 1, negative counts from the number of cores, see
+        :func:`speakerid._utils.validation.resolve_jobs`).
     random_state : int, RandomState or None
         Seeds the subsample and the initialisation.
     verbose : int or bool
@@ -98,7 +102,7 @@ class DiagGMM(BaseEstimator):
     """
 
     def __init__(self, n_components=256, *, max_iter=20, tol=1e-3, var_floor=1e-3, reg_covar=1e-6, init="kmeans++",
-                 weights_init=None, means_init=None, variances_init=None, chunk_size=None, n_jobs=None,
+                 weights_init=None, means_init=None, variances_init=None, chunk_size=None, n_jobs=-1,
                  random_state=None, verbose=0):
         self.n_components = n_components
         self.max_iter = max_iter
@@ -131,12 +135,9 @@ class DiagGMM(BaseEstimator):
             if not ok:
                 raise ParameterError(f"DiagGMM {name} must be {rule}, got {getattr(self, name)!r}")
 
-    def _check_fitted(self):
-        if not hasattr(self, "means_"):
-            raise NotFittedError("this DiagGMM is not fitted yet: call fit() or build it with DiagGMM.from_params()")
 
     def _frames(self, X) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self, "means_", _FIT_HINT)
         X = gm.as_frames(X)
         if X.shape[1] != self.means_.shape[1]:
             raise ParameterError(f"X has {X.shape[1]} columns, the GMM was trained on {self.means_.shape[1]}")
@@ -182,7 +183,7 @@ class DiagGMM(BaseEstimator):
         if n < k:
             raise ParameterError(f"{n} frames cannot fit {k} components: give at least {k} frames (ideally "
                                  f"10 or more per component) or lower n_components")
-        rows, jobs = gm.chunk_rows(k, d, self.chunk_size), gm.resolve_jobs(self.n_jobs)
+        rows, jobs = gm.chunk_rows(k, d, self.chunk_size), resolve_jobs(self.n_jobs)
         sums, squares = gm.map_chunks(lambda a, b, ws: gm.moments(X[a:b]), n, rows, jobs, reduce=gm.add_stats)
         center = sums / n
         data_var = np.maximum(squares / n - center * center, 0.0)
@@ -254,7 +255,7 @@ class DiagGMM(BaseEstimator):
         def chunk(a, b, ws):
             return gm.logsumexp_(gm.log_lik(gm.augment(X[a:b], c32, ws), pt, ws), ws)[0]
 
-        return np.concatenate(gm.map_chunks(chunk, len(X), self._rows(), gm.resolve_jobs(self.n_jobs)))
+        return np.concatenate(gm.map_chunks(chunk, len(X), self._rows(), resolve_jobs(self.n_jobs)))
 
     def score(self, X, y=None) -> float:
         """Average frame log-likelihood of ``X``."""
@@ -271,7 +272,7 @@ class DiagGMM(BaseEstimator):
             s = gm.logsumexp_(L, ws)[1]
             return L / s.astype(np.float64)[:, None]
 
-        return np.concatenate(gm.map_chunks(chunk, len(X), self._rows(), gm.resolve_jobs(self.n_jobs)))
+        return np.concatenate(gm.map_chunks(chunk, len(X), self._rows(), resolve_jobs(self.n_jobs)))
 
     def predict(self, X) -> np.ndarray:
         """Most likely component of every frame."""
@@ -324,7 +325,7 @@ def map_adapt(ubm: DiagGMM, X, relevance_factor=16.0, adapt=("means",)) -> DiagG
     center = ubm._center()
     c32, pt = center.astype(np.float32), ubm._pt32(center)
     stats = gm.map_chunks(lambda a, b, ws: gm.em_stats_chunk(X[a:b], c32, pt, ws), len(X), ubm._rows(),
-                          gm.resolve_jobs(ubm.n_jobs), reduce=gm.add_stats)[1]
+                          resolve_jobs(ubm.n_jobs), reduce=gm.add_stats)[1]
     d = X.shape[1]
     nk = stats[:, d]
     alpha = (nk / (nk + r))[:, None]
@@ -375,7 +376,7 @@ def llr_scores(ubm: DiagGMM, speakers, X, top_c=None) -> np.ndarray:
     for s in speakers:
         if not isinstance(s, DiagGMM):
             raise ParameterError(f"speakers must be DiagGMM models, got {type(s).__name__}")
-        s._check_fitted()
+        check_is_fitted(s, "means_", _FIT_HINT)
         if s.means_.shape != (k, d):
             raise ParameterError(f"speaker model shape {s.means_.shape} differs from the UBM's {(k, d)}")
     if top_c is not None and (int(top_c) != top_c or top_c < 0):
@@ -395,5 +396,5 @@ def llr_scores(ubm: DiagGMM, speakers, X, top_c=None) -> np.ndarray:
     def chunk(a, b, ws):
         return gm.llr_chunk(X[a:b], c32, pt, delta, delta_t, c, gather, ws)
 
-    total = gm.map_chunks(chunk, len(X), ubm._rows(), gm.resolve_jobs(ubm.n_jobs), reduce=np.add)
+    total = gm.map_chunks(chunk, len(X), ubm._rows(), resolve_jobs(ubm.n_jobs), reduce=np.add)
     return total / len(X)

@@ -14,10 +14,13 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from speakerid._utils.hashing import arrays_hash
-from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid._utils.validation import check_is_fitted
+from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.models.gmm import DiagGMM, llr_scores, map_adapt
 
 __all__ = ["GMMUBM"]
+#: What the NotFittedError of an untrained GMMUBM suggests.
+_FIT_HINT = 'call fit() (or train-ubm) first'
 
 _ADAPTABLE = ("means", "weights", "variances")
 
@@ -100,9 +103,6 @@ class GMMUBM(BaseEstimator):
             raise ParameterError(f"top_c must be >= 0 or None, got {self.top_c}")
         self._adapt_tuple()
 
-    def _check_fitted(self):
-        if not hasattr(self, "ubm_"):
-            raise NotFittedError("the GMM-UBM has no background model yet: call fit() (or train-ubm) first")
 
     # ------------------------------------------------------------------ training and enrollment
     def fit(self, X, y=None):
@@ -123,7 +123,7 @@ class GMMUBM(BaseEstimator):
 
     def enroll(self, X) -> dict:
         """MAP-adapt the UBM to one speaker's frames; return the speaker model as a dict of arrays."""
-        self._check_fitted()
+        check_is_fitted(self, "ubm_", _FIT_HINT)
         X = self._check_dims(_stack_frames(X))
         adapted = map_adapt(self.ubm_, X, relevance_factor=float(self.relevance_factor), adapt=self._adapt_tuple())
         model = {"means": adapted.means_.astype(np.float32)}
@@ -154,7 +154,7 @@ class GMMUBM(BaseEstimator):
         -------
         numpy.ndarray of float64, shape (n_models,)
         """
-        self._check_fitted()
+        check_is_fitted(self, "ubm_", _FIT_HINT)
         X = self._check_dims(_stack_frames(X))
         c = self.top_c if top_c == "default" else top_c
         c = None if not c or int(c) >= self.ubm_.n_components else int(c)
@@ -178,7 +178,7 @@ class GMMUBM(BaseEstimator):
 
     def to_arrays(self) -> dict:
         """The UBM's arrays, for :func:`speakerid.store.save_model_file`."""
-        self._check_fitted()
+        check_is_fitted(self, "ubm_", _FIT_HINT)
         return self._ubm_arrays()
 
     @classmethod

@@ -31,11 +31,14 @@ import time
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from speakerid.exceptions import NotFittedError, ParameterError
+from speakerid._utils.validation import check_is_fitted, resolve_jobs
+from speakerid.exceptions import ParameterError
 from speakerid.models import _gmm_math as gm
 from speakerid.models.gmm import DiagGMM
 
 __all__ = ["baum_welch_stats", "TotalVariability"]
+#: What the NotFittedError of an untrained TotalVariability suggests.
+_FIT_HINT = 'call fit() or from_params()'
 
 
 def _utterance_stats(X, means_c, c32, pt, top_c, rows, ws):
@@ -92,7 +95,7 @@ def baum_welch_stats(ubm: DiagGMM, frames_list, top_c=None, n_jobs=1) -> tuple[n
     >>> N.round(3).tolist(), F.round(3).tolist()
     ([[1.0, 2.0]], [[[1.0], [1.0]]])
     """
-    ubm._check_fitted()
+    check_is_fitted(ubm, "means_", "call fit() or build it with DiagGMM.from_params()")
     frames_list = [gm.as_frames(f, f"frames_list[{i}]") for i, f in enumerate(frames_list)]
     if not frames_list:
         raise ParameterError("no utterances given")
@@ -111,8 +114,8 @@ def baum_welch_stats(ubm: DiagGMM, frames_list, top_c=None, n_jobs=1) -> tuple[n
     def batch(a, b, ws):
         return [_utterance_stats(frames_list[i], means_c, c32, pt, c, rows, ws) for i in range(a, b)]
 
-    per_batch = max(1, len(frames_list) // (8 * max(1, gm.resolve_jobs(n_jobs))))
-    results = [s for part in gm.map_chunks(batch, len(frames_list), per_batch, gm.resolve_jobs(n_jobs))
+    per_batch = max(1, len(frames_list) // (8 * max(1, resolve_jobs(n_jobs))))
+    results = [s for part in gm.map_chunks(batch, len(frames_list), per_batch, resolve_jobs(n_jobs))
                for s in part]
     return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
 
@@ -184,9 +187,6 @@ class TotalVariability(BaseEstimator):
             raise ParameterError("statistics must be finite with N >= 0")
         return N, F
 
-    def _check_fitted(self):
-        if not hasattr(self, "T_"):
-            raise NotFittedError("this TotalVariability is not fitted yet: call fit() or from_params()")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -274,7 +274,7 @@ class TotalVariability(BaseEstimator):
     # ------------------------------------------------------------------ extraction
     def posterior(self, N, F) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean (n, R) and covariance (n, R, R) of ``w`` for each utterance's statistics."""
-        self._check_fitted()
+        check_is_fitted(self, "T_", _FIT_HINT)
         N, F = self._check_stats(N, F, *self.T_.shape[:2])
         Fw = self._whiten(F)
         means, covs = [], []
@@ -286,7 +286,7 @@ class TotalVariability(BaseEstimator):
 
     def transform(self, N, F) -> np.ndarray:
         """i-vectors (posterior means of ``w``), shape (n, R): one batched solve per batch of utterances."""
-        self._check_fitted()
+        check_is_fitted(self, "T_", _FIT_HINT)
         N, F = self._check_stats(N, F, *self.T_.shape[:2])
         Fw = self._whiten(F)
         out = [np.linalg.solve(self._precision(N[b]), (Fw[b] @ self._Tw)[:, :, None])[:, :, 0]
@@ -295,6 +295,6 @@ class TotalVariability(BaseEstimator):
 
     def log_likelihood(self, N, F) -> float:
         """Average per-utterance T-dependent log-likelihood of the statistics (what EM increases)."""
-        self._check_fitted()
+        check_is_fitted(self, "T_", _FIT_HINT)
         N, F = self._check_stats(N, F, *self.T_.shape[:2])
         return self._e_step(N, self._whiten(F))[0] / len(N)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid._utils.validation import check_is_fitted
+from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.models import _gmm_math as gm
 from speakerid.models.gmm import DiagGMM
 from speakerid.models.ivector import TotalVariability, baum_welch_stats
@@ -28,6 +29,8 @@ from speakerid.models.plda import LDA, PLDA, WCCN, cosine_scores, length_normali
 IVECTOR_FILE = "ivector.npz"  # what its errors call the file
 
 __all__ = ["IVectorSystem", "IVECTOR_FILE", "SCORINGS", "ENROLL_MODES"]
+#: What the NotFittedError of an untrained IVectorSystem suggests.
+_FIT_HINT = "train it ('speakerid train-ivector')"
 
 SCORINGS = ("plda", "cosine")
 ENROLL_MODES = ("pool", "average")
@@ -49,7 +52,7 @@ class IVectorSystem(BaseEstimator):
         the dev protocol (WCCN alone, on the full i-vector, did as well or better).
     wccn : bool
         Apply WCCN after LDA.
-    plda_iter : int
+    plda_max_iter : int
         EM iterations of the PLDA.
     top_c : int or None
         Baum-Welch statistics from the UBM's top-C posteriors per frame (``None``: all components).
@@ -63,13 +66,13 @@ class IVectorSystem(BaseEstimator):
         Extraction batch size, seed of T's initialisation, threads for the statistics, EM progress lines.
     """
 
-    def __init__(self, rank=200, max_iter=10, lda_dim=0, wccn=True, plda_iter=10, top_c=None, scoring="cosine",
+    def __init__(self, rank=200, max_iter=10, lda_dim=0, wccn=True, plda_max_iter=10, top_c=None, scoring="cosine",
                  enroll="pool", batch_size=256, random_state=0, n_jobs=1, verbose=False):
         self.rank = rank
         self.max_iter = max_iter
         self.lda_dim = lda_dim
         self.wccn = wccn
-        self.plda_iter = plda_iter
+        self.plda_max_iter = plda_max_iter
         self.top_c = top_c
         self.scoring = scoring
         self.enroll = enroll
@@ -81,16 +84,13 @@ class IVectorSystem(BaseEstimator):
     def _check_params(self):
         checks = [(gm.is_int(self.rank) and self.rank >= 1, "rank", "an integer >= 1"),
                   (gm.is_int(self.lda_dim) and self.lda_dim >= 0, "lda_dim", "an integer >= 0 (0: no LDA)"),
-                  (gm.is_int(self.plda_iter) and self.plda_iter >= 0, "plda_iter", "an integer >= 0"),
+                  (gm.is_int(self.plda_max_iter) and self.plda_max_iter >= 0, "plda_max_iter", "an integer >= 0"),
                   (self.scoring in SCORINGS, "scoring", f"one of {SCORINGS}"),
                   (self.enroll in ENROLL_MODES, "enroll", f"one of {ENROLL_MODES}")]
         for ok, name, rule in checks:
             if not ok:
                 raise ParameterError(f"IVectorSystem {name} must be {rule}, got {getattr(self, name)!r}")
 
-    def _check_fitted(self):
-        if not hasattr(self, "plda_"):
-            raise NotFittedError("this IVectorSystem is not fitted yet: train it ('speakerid train-ivector')")
 
     # ------------------------------------------------------------------ training
     def fit(self, ubm: DiagGMM, frames_list, labels) -> IVectorSystem:
@@ -136,18 +136,18 @@ class IVectorSystem(BaseEstimator):
             X = wccn.transform(X)
         self.ivector_mean_, self.projection_ = mean, projection
         self.train_embeddings_ = length_normalize(X)
-        self.plda_ = PLDA(max_iter=int(self.plda_iter)).fit(self.train_embeddings_, labels)
+        self.plda_ = PLDA(max_iter=int(self.plda_max_iter)).fit(self.train_embeddings_, labels)
         return self
 
     # ------------------------------------------------------------------ extraction and scoring
     def ivectors(self, frames_list) -> np.ndarray:
         """Raw i-vectors (n, R) of utterances."""
-        self._check_fitted()
+        check_is_fitted(self, "plda_", _FIT_HINT)
         return self.tv_.transform(*baum_welch_stats(self.ubm_, frames_list, self.top_c, self.n_jobs))
 
     def embed_ivectors(self, ivectors) -> np.ndarray:
         """Centred, projected (LDA, WCCN) and length-normalised i-vectors."""
-        self._check_fitted()
+        check_is_fitted(self, "plda_", _FIT_HINT)
         return length_normalize((np.atleast_2d(ivectors) - self.ivector_mean_) @ self.projection_)
 
     def embed(self, frames_list) -> np.ndarray:
@@ -156,7 +156,7 @@ class IVectorSystem(BaseEstimator):
 
     def speaker_model(self, frames_list) -> tuple[np.ndarray, int]:
         """``(vector, count)`` of a speaker enrolled from several utterances (see ``enroll``)."""
-        self._check_fitted()
+        check_is_fitted(self, "plda_", _FIT_HINT)
         if self.enroll == "pool":
             pooled = np.concatenate([np.asarray(f, dtype=np.float32) for f in frames_list])
             return self.embed([pooled])[0], 1
@@ -165,7 +165,7 @@ class IVectorSystem(BaseEstimator):
 
     def score_vectors(self, models, tests, counts=None, scoring=None) -> np.ndarray:
         """Scores (n_models, n_tests) of back-end vectors: PLDA LLR or cosine."""
-        self._check_fitted()
+        check_is_fitted(self, "plda_", _FIT_HINT)
         scoring = self.scoring if scoring is None else scoring
         if scoring == "cosine":
             return cosine_scores(models, tests)
@@ -175,7 +175,7 @@ class IVectorSystem(BaseEstimator):
 
     # ------------------------------------------------------------------ persistence
     def to_arrays(self) -> dict:
-        self._check_fitted()
+        check_is_fitted(self, "plda_", _FIT_HINT)
         return {"ubm_weights": self.ubm_.weights_, "ubm_means": self.ubm_.means_,
                 "ubm_variances": self.ubm_.covariances_, "T": self.tv_.T_, "ivector_mean": self.ivector_mean_,
                 "projection": self.projection_, "plda_mean": self.plda_.mean_,

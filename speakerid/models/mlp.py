@@ -15,12 +15,15 @@ import warnings
 
 import numpy as np
 
-from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid._utils.validation import check_is_fitted
+from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.models._nn import NetworkParams, _layer_count
 from speakerid.models.clipvec import Standardizer, clip_examples
 from speakerid.models.pairs import check_speakers
 
 __all__ = ["MLPSpeakerClassifier", "top_n_accuracy"]
+#: What the NotFittedError of an untrained MLPSpeakerClassifier suggests.
+_FIT_HINT = "call fit() (or 'speakerid train-mlp')"
 
 
 
@@ -158,14 +161,10 @@ class MLPSpeakerClassifier(NetworkParams):
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "coefs_"):
-            raise NotFittedError("this MLPSpeakerClassifier is not trained yet: call fit() "
-                                 "(or 'speakerid train-mlp')")
 
     def predict_proba(self, X) -> np.ndarray:
         """Probability of every speaker in :attr:`classes_` order, shape ``(n, n_speakers)``."""
-        self._check_fitted()
+        check_is_fitted(self, "coefs_", _FIT_HINT)
         return self._proba(self.standardizer_.transform(np.atleast_2d(X)))
 
     def predict(self, X) -> np.ndarray:
@@ -180,7 +179,7 @@ class MLPSpeakerClassifier(NetworkParams):
 
     def embed(self, X) -> np.ndarray:
         """Last-hidden-layer activations (after ReLU), shape ``(n, hidden_sizes[-1])``."""
-        self._check_fitted()
+        check_is_fitted(self, "coefs_", _FIT_HINT)
         return self._hidden(self.standardizer_.transform(np.atleast_2d(X)))
 
     def embed_frames(self, frames, segment_length: int = 0) -> np.ndarray:
@@ -189,7 +188,7 @@ class MLPSpeakerClassifier(NetworkParams):
 
     # -------------------------------------------------------------------------------------------- persistence
     def to_arrays(self) -> dict:
-        self._check_fitted()
+        check_is_fitted(self, "coefs_", _FIT_HINT)
         arrays = {**self.standardizer_.to_arrays(), "classes": np.asarray(self.classes_, dtype=str)}
         for i, (coef, intercept) in enumerate(zip(self.coefs_, self.intercepts_)):
             arrays[f"coef_{i}"], arrays[f"intercept_{i}"] = coef, intercept

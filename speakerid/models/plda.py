@@ -18,9 +18,12 @@ import numpy as np
 import scipy.linalg
 from sklearn.base import BaseEstimator
 
-from speakerid.exceptions import NotFittedError, ParameterError
+from speakerid._utils.validation import check_is_fitted
+from speakerid.exceptions import ParameterError
 
 __all__ = ["length_normalize", "cosine_scores", "class_scatter", "LDA", "WCCN", "PLDA"]
+#: What the NotFittedError of an untrained PLDA suggests.
+_FIT_HINT = 'call fit() first'
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -107,8 +110,7 @@ class LDA(BaseEstimator):
         return self
 
     def transform(self, X) -> np.ndarray:
-        if not hasattr(self, "components_"):
-            raise NotFittedError("this LDA is not fitted yet")
+        check_is_fitted(self, "components_", _FIT_HINT)
         return (np.asarray(X, dtype=np.float64) - self.mean_) @ self.components_
 
 
@@ -135,8 +137,7 @@ class WCCN(BaseEstimator):
         return self
 
     def transform(self, X) -> np.ndarray:
-        if not hasattr(self, "transform_"):
-            raise NotFittedError("this WCCN is not fitted yet")
+        check_is_fitted(self, "transform_", _FIT_HINT)
         return np.asarray(X, dtype=np.float64) @ self.transform_
 
 
@@ -223,13 +224,10 @@ class PLDA(BaseEstimator):
         psi, V = scipy.linalg.eigh(self.between_, self.within_)
         self.psi_, self.transform_ = np.maximum(psi, 0.0), V
 
-    def _check_fitted(self):
-        if not hasattr(self, "transform_"):
-            raise NotFittedError("this PLDA is not fitted yet")
 
     def project(self, X) -> np.ndarray:
         """Vectors in the diagonal basis (``V'(x - mu)``)."""
-        self._check_fitted()
+        check_is_fitted(self, "transform_", _FIT_HINT)
         return (np.atleast_2d(np.asarray(X, dtype=np.float64)) - self.mean_) @ self.transform_
 
     def score(self, models, tests, counts=None) -> np.ndarray:

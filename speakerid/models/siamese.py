@@ -14,13 +14,16 @@ import time
 
 import numpy as np
 
+from speakerid._utils.validation import check_is_fitted
 from speakerid.evaluation.metrics import eer
-from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.models._nn import MLP, Adam, NetworkParams, contrastive_loss, pair_distances
 from speakerid.models.clipvec import Standardizer, clip_examples
 from speakerid.models.pairs import check_speakers, sample_pairs
 
 __all__ = ["SiameseMLP", "embedding_scores"]
+#: What the NotFittedError of an untrained SiameseMLP suggests.
+_FIT_HINT = "call fit() (or 'speakerid train-siamese')"
 
 _SCORINGS = ("distance", "cosine")
 
@@ -209,14 +212,10 @@ class SiameseMLP(NetworkParams):
         return self.network_.forward(Z) if len(Z) else np.zeros((0, self.network_.sizes[-1]))
 
     # ---------------------------------------------------------------------------------------------------- use
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "network_"):
-            raise NotFittedError("this SiameseMLP is not trained yet: call fit() "
-                                 "(or 'speakerid train-siamese')")
 
     def embed(self, X) -> np.ndarray:
         """Embeddings of clip vectors, shape ``(n, hidden_sizes[-1])``."""
-        self._check_fitted()
+        check_is_fitted(self, "network_", _FIT_HINT)
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         return self._forward(self.standardizer_.transform(X))
 
@@ -237,7 +236,7 @@ class SiameseMLP(NetworkParams):
 
     # -------------------------------------------------------------------------------------------- persistence
     def to_arrays(self) -> dict:
-        self._check_fitted()
+        check_is_fitted(self, "network_", _FIT_HINT)
         return {**self.network_.to_arrays(), **self.standardizer_.to_arrays()}
 
     @classmethod

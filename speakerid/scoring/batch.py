@@ -83,7 +83,7 @@ class ScoringResult:
     runner: str = "serial"
     has_target: bool = False
     frame: pd.DataFrame | None = None
-    normalisation: str = "none"
+    normalization: str = "none"
 
     @property
     def trials_per_s(self) -> float:
@@ -189,7 +189,7 @@ class _Job:
         normalised if asked, then T-normalised by its scores against the other enrolled cohort speakers."""
         if self.cohort is not None:
             test = None if test_cohort is None else np.broadcast_to(test_cohort, (len(scores), len(test_cohort)))
-            scores = self.cohort.normalise(scores, speakers, test)
+            scores = self.cohort.normalize(scores, speakers, test)
         where = np.fromiter((self.enrolled_index.get(s, -1) for s in speakers), dtype=np.int64, count=len(speakers))
         cohort_scores = np.empty(len(self.enrolled))
         cohort_scores[where[where >= 0]] = scores[where >= 0]   # every cohort speaker is in ``speakers``
@@ -204,7 +204,7 @@ class _Job:
             row_pair = np.full(len(chunk), -1)
             row_pair[rows_ok] = inverse
             test_cohort = None if pair_cohort is None else pair_cohort[row_pair[done]]
-            scores[done] = self.cohort.normalise(scores[done], speakers[done], test_cohort)
+            scores[done] = self.cohort.normalize(scores[done], speakers[done], test_cohort)
         errors = np.array([e or "" for e in file_error] + [""], dtype=object)[path_codes]
         errors[np.isfinite(scores)] = ""
         errors[~np.isfinite(scores) & (errors == "")] = "not scored"
@@ -346,7 +346,7 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
     parts = [f"{norm}{'' if cohort_top is None else f' top {int(cohort_top)}'} (cohort {cohort})"] if norm else []
     if enrolled:
         parts.append(f"T-norm over the other enrolled speakers ({len(enrolled)} in the cohort)")
-    result.normalisation = " + ".join(parts) or "none"
+    result.normalization = " + ".join(parts) or "none"
     result.seconds = time.perf_counter() - start
     if strict and result.n_errors:
         raise PartialScoringError(result)

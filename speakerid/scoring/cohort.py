@@ -34,7 +34,7 @@ class Cohort:
     cohort_cohort: np.ndarray     # (n_cohort_models, n_cohort_utts)
     speakers: tuple = ()          # the cohort speakers, in model order
 
-    def normalise(self, scores, speakers, test_cohort=None) -> np.ndarray:
+    def normalize(self, scores, speakers, test_cohort=None) -> np.ndarray:
         """Normalised ``scores`` of trials claiming ``speakers``; ``test_cohort`` (n_trials, n_cohort_models)."""
         from speakerid.scoring.norm import normalize_scores
 

@@ -36,7 +36,7 @@ Segments
     consecutive 2-s pieces (200 frames at a 10 ms shift); a remainder shorter than 1 s joins the last piece.
     Each piece goes through the feature front end on its own (its own VAD and CMVN, as if it were a 2-s
     upload) and is scored against every enrolled speaker; its best speaker is shown, or ``unknown`` below the
-    threshold. See :func:`speakerid.web.analysis.split_segments`.
+    threshold. See :meth:`speakerid.verifier.SpeakerVerifier.identify_segments`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""What the Identify page shows beyond ``SpeakerVerifier.identify``: 2-s segment scores and a picture of the clip.
+"""Pictures of clips for the web pages: waveform over spectrogram, rendered in memory.
 
-Segmentation: the clip (at the model's analysis rate) is cut into consecutive, non-overlapping 2-s pieces; a last
-piece shorter than 1 s is joined to the one before it (so a clip shorter than 3 s is a single piece).
-Each piece is treated as an utterance of its own: features under the model directory's configuration (its own
-energy VAD and CMVN), then :meth:`SpeakerVerifier.score_frames` against every enrolled speaker. A 2-s piece is 200
-frames at a 10 ms shift before VAD. A piece with no signal (all samples below 1e-6) is reported as silent.
+The scoring the pages show comes from :class:`~speakerid.verifier.SpeakerVerifier` (``verify``, ``identify``,
+``identify_segments``); this module only draws.
 """
 
 from __future__ import annotations
@@ -16,67 +13,8 @@ from matplotlib.figure import Figure
 from scipy.signal import spectrogram
 
 from speakerid.evaluation.plots import figure_bytes
-from speakerid.exceptions import AudioError
-from speakerid.features import extract
 
-__all__ = ["SEGMENT_S", "split_segments", "segment_scores", "clip_image_data_uri"]
-
-#: Length of one segment of the per-segment table, in seconds.
-SEGMENT_S = 2.0
-_MIN_LAST_S = 1.0
-_SILENCE_PEAK = 1e-6
-
-
-def split_segments(n_samples: int, sample_rate: int, segment_s: float = SEGMENT_S,
-                   min_last_s: float = _MIN_LAST_S) -> list[tuple[int, int]]:
-    """``(start, stop)`` sample bounds of consecutive segments; a short last piece joins the one before.
-
-    Examples
-    --------
-    >>> split_segments(16000 * 5, 16000)            # 5 s: 2 + 3 (the last 1 s piece is kept: >= 1 s)
-    [(0, 32000), (32000, 64000), (64000, 80000)]
-    >>> split_segments(16000 * 4 + 8000, 16000)     # 4.5 s: the 0.5 s tail joins the second piece
-    [(0, 32000), (32000, 72000)]
-    >>> split_segments(8000, 16000)                  # shorter than one segment: one piece
-    [(0, 8000)]
-    """
-    step = int(round(segment_s * sample_rate))
-    bounds = [(start, min(start + step, n_samples)) for start in range(0, n_samples, step)]
-    if len(bounds) > 1 and (bounds[-1][1] - bounds[-1][0]) < min_last_s * sample_rate:
-        tail = bounds.pop()
-        bounds[-1] = (bounds[-1][0], tail[1])
-    return bounds
-
-
-def segment_scores(verifier, signal: np.ndarray, sample_rate: int, speakers=None, threshold=None) -> list[dict]:
-    """Per 2-s segment of ``signal``: its best enrolled speaker and score (``"unknown"`` below the threshold).
-
-    Returns one dict per segment with ``index``, ``start_s``, ``end_s``, ``best``, ``score`` (``None`` when the
-    segment could not be scored), ``speaker`` (the highest-scoring id even when below the threshold) and
-    ``note`` (why a segment has no score). ``threshold`` defaults to the verifier's.
-    """
-    speakers = list(verifier.speakers() if speakers is None else speakers)
-    threshold = verifier.threshold if threshold is None else float(threshold)
-    config = verifier.feature_config
-    rows = []
-    for index, (start, stop) in enumerate(split_segments(len(signal), sample_rate)):
-        piece = signal[start:stop]
-        row = {"index": index + 1, "start_s": round(start / sample_rate, 2), "end_s": round(stop / sample_rate, 2),
-               "best": "unknown", "speaker": None, "score": None, "note": ""}
-        if float(np.max(np.abs(piece))) < _SILENCE_PEAK:
-            row["note"] = "silent"
-        else:
-            try:
-                frames = extract(piece, config)
-            except AudioError as exc:
-                row["note"] = str(exc)
-            else:
-                scores = verifier.score_frames(speakers, frames)
-                top = int(np.argmax(scores))
-                row.update(speaker=speakers[top], score=float(scores[top]),
-                           best=speakers[top] if scores[top] >= threshold else "unknown")
-        rows.append(row)
-    return rows
+__all__ = ["clip_image_data_uri"]
 
 
 def clip_image_data_uri(signal: np.ndarray, sample_rate: int, title: str = "") -> str:

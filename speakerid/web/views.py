@@ -9,9 +9,8 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from speakerid._version import __version__
 from speakerid.data.manifests import validate_speaker_id
 from speakerid.exceptions import ParameterError, SpeakerIDError
-from speakerid.store import UBM_FILE
-from speakerid.verifier import SpeakerVerifier
-from speakerid.web.analysis import SEGMENT_S, clip_image_data_uri, segment_scores
+from speakerid.verifier import SEGMENT_S, SpeakerVerifier
+from speakerid.web.analysis import clip_image_data_uri
 from speakerid.web.uploads import UploadScope
 
 __all__ = ["blueprint", "render_error_page"]
@@ -91,7 +90,7 @@ def _identify(form, files, image=False, segments=True) -> dict:
         frames = verifier.features(clip.path)
         result = verifier.identify(clip.path, top=top, threshold=threshold, frames=frames)
         result["file"] = clip.name
-        rows = (segment_scores(verifier, clip.signal, clip.sample_rate, threshold=result["threshold"])
+        rows = (verifier.identify_segments(clip.path, result["threshold"], signal=clip.signal)
                 if segments else None)
         picture = clip_image_data_uri(clip.signal, clip.sample_rate, clip.name) if image else None
     return {"result": result, "clip": clip.info(), "segments": rows, "image": picture}
@@ -104,8 +103,11 @@ def _page(page: str, status: int = 200, **context):
         speakers = verifier.speaker_info()
     except SpeakerIDError as exc:  # a broken directory still gets a page that says so
         speakers, context["error"] = [], context.get("error") or " ".join(str(exc).split())
-    has_ubm = verifier.store.exists(UBM_FILE)
-    body = render_template(f"{page}.html", page=page, title=_TITLES[page], speakers=speakers, has_ubm=has_ubm,
+    try:
+        not_ready = verifier.missing_background()
+    except SpeakerIDError:  # a broken background model: the error above (or the action) says so
+        not_ready = None
+    body = render_template(f"{page}.html", page=page, title=_TITLES[page], speakers=speakers, not_ready=not_ready,
                            backend=verifier.backend_name, model_dir=current_app.config["SPEAKERID_MODEL_DIR"],
                            max_upload_mb=current_app.config["SPEAKERID_MAX_UPLOAD_MB"], segment_s=SEGMENT_S,
                            version=__version__, form=_form_values(), **context)

@@ -24,7 +24,7 @@ def _scores(verifier, trials):
 def librispeech_models(shared_dir, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("ls-models")
     verifier = SpeakerVerifier(model_dir)
-    verifier.train_ubm(shared_dir / "protocols" / "librispeech-background.csv", n_components=64)
+    verifier.train(shared_dir / "protocols" / "librispeech-background.csv", n_components=64)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # background and test speakers are disjoint: no DataLeakWarning
         verifier.enroll_manifest(shared_dir / "protocols" / "librispeech-test-other-enroll.csv")
@@ -46,7 +46,7 @@ def test_fsdd_at_16k_warns_about_bandwidth(librispeech_models, shared_dir):
 
 def test_fsdd_with_an_8k_model(shared_dir, tmp_path):
     verifier = SpeakerVerifier(tmp_path, feature_config=FeatureConfig(sample_rate=8000))
-    verifier.train_ubm(shared_dir / "protocols" / "librispeech-background.csv", n_components=32, max_iter=5)
+    verifier.train(shared_dir / "protocols" / "librispeech-background.csv", n_components=32, max_iter=5)
     with warnings.catch_warnings():
         warnings.simplefilter("error", BandwidthWarning)  # 8 kHz digits on an 8 kHz model: no warning
         verifier.enroll_manifest(shared_dir / "protocols" / "fsdd-enroll.csv")

@@ -39,7 +39,7 @@ SILENT = _wav_bytes(1.0, amplitude=0.0)
 def app_and_dirs(synth_corpus, tmp_path_factory):
     models = tmp_path_factory.mktemp("web-fuzz") / "models"
     verifier = SpeakerVerifier(models)
-    verifier.train_ubm(synth_corpus.background_csv, n_components=8, max_iter=3)
+    verifier.train(synth_corpus.background_csv, n_components=8, max_iter=3)
     verifier.enroll("known", sorted((synth_corpus.folder / "wav" / "spk001").glob("*.wav"))[:2])
     uploads = tmp_path_factory.mktemp("web-fuzz-uploads")
     app = create_app(models, upload_dir=uploads, max_upload_mb=0.2)

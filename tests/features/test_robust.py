@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 from scipy.special import ndtri
@@ -213,24 +214,26 @@ def _write_corpus(folder, rng, n=3):
 def test_train_ubm_augment_header_determinism_and_refusal(tmp_path, rng):
     paths = _write_corpus(tmp_path, rng)
     config = FeatureConfig(n_ceps=13, delta_order=1)
-    kwargs = {"speakers": ["a", "b", "c"], "n_components": 4, "max_iter": 3}
-    models = []
+    manifest = pd.DataFrame({"speaker": ["a", "b", "c"], "path": paths})
+    kwargs = {"n_components": 4, "max_iter": 3}
+    means = []
     for name in ("one", "two"):
         verifier = SpeakerVerifier(tmp_path / name, feature_config=config)
-        models.append(verifier.train_ubm(paths, augment=2, **kwargs))
-        header, _ = verifier.store.load("ubm.npz")
+        verifier.train(manifest, n_augment=2, **kwargs)
+        header, arrays = verifier.store.load("ubm.npz")
+        means.append(arrays["means"])
         assert header["augment"]["copies"] == 2 and header["augment"]["seed"] == 0
         assert header["n_frames"] == 3 * 3 * len(extract_ok(paths[0], config))   # 3 files, each + 2 copies
-    np.testing.assert_array_equal(models[0].ubm_.means_, models[1].ubm_.means_)
+    np.testing.assert_array_equal(means[0], means[1])
     plain = SpeakerVerifier(tmp_path / "plain", feature_config=config)
-    plain.train_ubm(paths, augment=0, **kwargs)
+    plain.train(manifest, n_augment=0, **kwargs)
     assert plain.store.load("ubm.npz")[0]["augment"]["copies"] == 0
-    assert not np.array_equal(plain.store.load("ubm.npz")[1]["means"], models[0].ubm_.means_)
+    assert not np.array_equal(plain.store.load("ubm.npz")[1]["means"], means[0])
     for bad in (-1, 1.5, True):
-        with pytest.raises(ParameterError, match="augment"):
-            plain.train_ubm(paths, augment=bad, **kwargs)
+        with pytest.raises(ParameterError, match="n_augment"):
+            plain.train(manifest, n_augment=bad, **kwargs)
     one = SpeakerVerifier(tmp_path / "one")
-    result = one.enroll("zed", paths[:1], augment=1)
+    result = one.enroll("zed", paths[:1], n_augment=1)
     assert result["n_frames"] == len(extract_ok(paths[0], config))   # the clean frames
     assert one.store.load_speaker("zed", backend=one.backend_name)[0]["augment"]["copies"] == 1
     one.enroll("yan", paths[:1])                                       # default: as the UBM (2 copies)
@@ -239,8 +242,8 @@ def test_train_ubm_augment_header_determinism_and_refusal(tmp_path, rng):
     assert "augment" not in plain.store.load_speaker("yan", backend=plain.backend_name)[0]
     models_a = [one.store.load_speaker(s, backend=one.backend_name)[1]["means"] for s in ("zed", "yan")]
     assert not np.array_equal(*models_a)   # same file, different noise -> different adaptation
-    with pytest.raises(ParameterError, match="augment"):
-        SpeakerVerifier(tmp_path / "one").enroll("zed", paths[:1], augment=-2)
+    with pytest.raises(ParameterError, match="n_augment"):
+        SpeakerVerifier(tmp_path / "one").enroll("zed", paths[:1], n_augment=-2)
 
 
 def extract_ok(path, config):

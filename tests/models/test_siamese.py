@@ -19,6 +19,7 @@ from speakerid.models.clipvec import (
 )
 from speakerid.models.pairs import sample_pairs
 from speakerid.models.siamese import SiameseMLP, embedding_scores
+from speakerid.store import ModelStore
 from speakerid.verifier import SpeakerVerifier
 
 TOLERANCE = 1e-5
@@ -232,8 +233,8 @@ def siamese_dir(synth_corpus, tmp_path_factory):
     from speakerid.backends.siamese import train_siamese
 
     model_dir = tmp_path_factory.mktemp("siamese")
-    result = train_siamese(model_dir, synth_corpus.background_csv, hidden_sizes=(32, 16), epochs=6,
-                           segment_s=1.0, val_fraction=0.34, seed=0)
+    result = train_siamese(model_dir, synth_corpus.background_csv, hidden_sizes=(32, 16), max_epochs=6,
+                           segment_s=1.0, val_fraction=0.34, random_state=0)
     return model_dir, result
 
 
@@ -267,9 +268,9 @@ def test_enroll_verify_through_the_verifier(siamese_dir, synth_corpus):
 def test_siamese_in_a_cmvn_directory_refused(synth_corpus, tmp_path):
     from speakerid.backends.siamese import train_siamese
 
-    SpeakerVerifier(tmp_path, feature_config=FeatureConfig())._save_config()
+    ModelStore(tmp_path).save_feature_config(FeatureConfig())
     with pytest.raises(ConfigMismatchError, match="cmvn"):
-        train_siamese(tmp_path, synth_corpus.background_csv, epochs=1)
+        train_siamese(tmp_path, synth_corpus.background_csv, max_epochs=1)
 
 
 def test_enroll_before_training_says_what_to_do(synth_corpus, tmp_path):

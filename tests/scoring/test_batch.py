@@ -26,7 +26,7 @@ from speakerid.verifier import SpeakerVerifier
 def model_dir(synth_corpus, tmp_path_factory):
     folder = tmp_path_factory.mktemp("score-models")
     verifier = SpeakerVerifier(folder)
-    verifier.train_ubm(synth_corpus.background_csv, n_components=8, max_iter=3)
+    verifier.train(synth_corpus.background_csv, n_components=8, max_iter=3)
     verifier.enroll_manifest(synth_corpus.enroll_csv)
     (folder / COHORT_FILE).unlink()     # raw scores by default here; the default cohort has its own tests
     return folder
@@ -34,7 +34,7 @@ def model_dir(synth_corpus, tmp_path_factory):
 
 def test_default_cohort_is_drawn_from_the_background_and_used_by_default(synth_corpus, trials, tmp_path):
     verifier = SpeakerVerifier(tmp_path / "m")
-    verifier.train_ubm(synth_corpus.background_csv, n_components=8, max_iter=3)
+    verifier.train(synth_corpus.background_csv, n_components=8, max_iter=3)
     verifier.enroll_manifest(synth_corpus.enroll_csv)
     cohort = pd.read_csv(tmp_path / "m" / COHORT_FILE, dtype=str)
     background = read_manifest(synth_corpus.background_csv)
@@ -46,8 +46,8 @@ def test_default_cohort_is_drawn_from_the_background_and_used_by_default(synth_c
     explicit = score_trials(tmp_path / "m", trials, tmp_path / "snorm.csv", norm="snorm+enrolled",
                             cohort=tmp_path / "m" / COHORT_FILE)
     raw = score_trials(tmp_path / "m", trials, tmp_path / "raw.csv", norm="none")
-    assert auto.normalisation.startswith("snorm") and raw.normalisation == "none"
-    assert auto.normalisation.endswith("T-norm over the other enrolled speakers (6 in the cohort)")
+    assert auto.normalization.startswith("snorm") and raw.normalization == "none"
+    assert auto.normalization.endswith("T-norm over the other enrolled speakers (6 in the cohort)")
     assert (tmp_path / "auto.csv").read_bytes() == (tmp_path / "snorm.csv").read_bytes()
     assert explicit.n_scored == raw.n_scored == auto.n_scored
     assert (tmp_path / "auto.csv").read_bytes() != (tmp_path / "raw.csv").read_bytes()
@@ -317,14 +317,14 @@ def test_enrolled_tnorm_equals_a_loop_over_the_other_speakers(model_dir, synth_c
     result = score_trials(model_dir, tmp_path / "one.csv", tmp_path / "out.csv", norm=method, chunksize=5,
                           **cohort)
     got = _read(tmp_path / "out.csv")
-    assert result.n_scored == len(one_claim) and "T-norm over the other enrolled speakers (6" in result.normalisation
+    assert result.n_scored == len(one_claim) and "T-norm over the other enrolled speakers (6" in result.normalization
     want = [expected.loc[p, s] for p, s in zip(got["path"], got["speaker"])]
     np.testing.assert_allclose(got["score"].astype(float), want, rtol=2e-5, atol=2e-5)
 
 
 def test_enrolled_tnorm_options(model_dir, synth_corpus, trials, tmp_path):
     auto = score_trials(model_dir, trials, tmp_path / "auto.csv")      # no cohort.csv here, 6 speakers enrolled
-    assert auto.normalisation == "T-norm over the other enrolled speakers (6 in the cohort)"
+    assert auto.normalization == "T-norm over the other enrolled speakers (6 in the cohort)"
     assert (tmp_path / "auto.csv").read_bytes() == score_trials(
         model_dir, trials, tmp_path / "e.csv", norm="enrolled").out.read_bytes()
     few = tmp_path / "few"
@@ -334,7 +334,7 @@ def test_enrolled_tnorm_options(model_dir, synth_corpus, trials, tmp_path):
         verifier.remove(speaker)
     kept = _read(trials).query("speaker in @synth_corpus.speakers[:2]")
     kept.to_csv(tmp_path / "kept.csv", index=False)
-    assert score_trials(few, tmp_path / "kept.csv", tmp_path / "k.csv").normalisation == "none"   # auto: < 6
+    assert score_trials(few, tmp_path / "kept.csv", tmp_path / "k.csv").normalization == "none"   # auto: < 6
     with pytest.raises(ParameterError, match="at least 3 enrolled speakers"):
         score_trials(few, tmp_path / "kept.csv", tmp_path / "k.csv", norm="enrolled")
     for bad in ("enrolled+snorm", "snorm+", "snorm+znorm", "fnorm+enrolled", 3):

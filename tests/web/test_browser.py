@@ -67,7 +67,7 @@ TARGET, OTHER = "spk003", "spk004"
 def server(synth_corpus, tmp_path_factory):
     """The app over a UBM-only model directory, served by werkzeug on 127.0.0.1 (free port) in a thread."""
     models = tmp_path_factory.mktemp("browser") / "models"
-    SpeakerVerifier(models).train_ubm(synth_corpus.background_csv, n_components=16, max_iter=5)
+    SpeakerVerifier(models).train(synth_corpus.background_csv, n_components=16, max_iter=5)
     httpd = make_server("127.0.0.1", 0, create_app(models), threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

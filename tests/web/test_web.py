@@ -19,9 +19,8 @@ pytest.importorskip("flask")
 from speakerid.cli._common import ExitStatus
 from speakerid.cli.main import main
 from speakerid.data.audio import load_audio
-from speakerid.verifier import SpeakerVerifier  # noqa: E402
+from speakerid.verifier import SpeakerVerifier, split_segments  # noqa: E402
 from speakerid.web import create_app  # noqa: E402
-from speakerid.web.analysis import split_segments  # noqa: E402
 
 API = {"X-Requested-With": "pytest"}
 # spk003's test clip: its own model scores it far above the threshold, spk004's far below (seeded corpus).
@@ -33,7 +32,7 @@ CLIP_SPEAKER, OTHER_SPEAKER, CLIP_NAME = "spk003", "spk004", "spk003_05.wav"
 def ubm_dir(synth_corpus, tmp_path_factory):
     """A model directory holding only a small UBM (16 Gaussians, 5 EM iterations)."""
     folder = tmp_path_factory.mktemp("web-ubm")
-    SpeakerVerifier(folder).train_ubm(synth_corpus.background_csv, n_components=16, max_iter=5)
+    SpeakerVerifier(folder).train(synth_corpus.background_csv, n_components=16, max_iter=5)
     return folder
 
 
