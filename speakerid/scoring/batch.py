@@ -29,12 +29,20 @@ from speakerid._utils.progress import progress
 from speakerid.data.manifests import check_manifest_columns
 from speakerid.data.trials import read_chunks, scan_trials, stripped_codes
 from speakerid.evaluation.metrics import trial_metrics
-from speakerid.exceptions import ParameterError, SpeakerIDError, UnknownSpeakerError
+from speakerid.exceptions import SpeakerIDError
 from speakerid.scoring.cohort import Cohort, prepare_cohort
 from speakerid.scoring.norm import leave_out_tnorm
+from speakerid.scoring.options import (
+    AUTO_ENROLLED_MIN,
+    ENROLLED,
+    ENROLLED_COHORT_MAX,
+    NORM_METHODS,
+    check_enrolled,
+    check_options,
+    enrolled_cohort,
+)
 from speakerid.scoring.parallel import TaskRunner
 from speakerid.scoring.worker import WorkerSpec, score_tasks
-from speakerid.store import COHORT_FILE
 from speakerid.verifier import SpeakerVerifier
 
 __all__ = ["score_trials", "score_frame", "trial_metrics", "ScoringResult", "TrialError", "PartialScoringError",
@@ -42,14 +50,6 @@ __all__ = ["score_trials", "score_frame", "trial_metrics", "ScoringResult", "Tri
 
 #: Rows per chunk of the trial CSV: memory grows with it, per-chunk overhead shrinks.
 DEFAULT_CHUNKSIZE = 50_000
-#: Cohort normalisations accepted by ``norm=`` (each may be followed by ``+enrolled``).
-NORM_METHODS = ("znorm", "tnorm", "ztnorm", "snorm")
-#: ``norm`` suffix (or whole value) for T-norm over the other enrolled speakers, see :func:`score_trials`.
-ENROLLED = "enrolled"
-#: At most this many enrolled speakers (a seeded draw) form the enrolled cohort.
-ENROLLED_COHORT_MAX = 200
-#: ``norm="auto"`` adds the enrolled-speaker T-norm when at least this many speakers are enrolled.
-AUTO_ENROLLED_MIN = 6
 #: At most this many failed rows are kept in :attr:`ScoringResult.errors` (all are counted and written).
 MAX_ERRORS_KEPT = 1000
 
@@ -300,7 +300,7 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
         With ``strict=True``, when some trials failed (the output is written all the same).
     """
     start = time.perf_counter()
-    norm, cohort, enrolled = _check_options(chunksize, norm, cohort, cohort_top, model_dir)
+    norm, cohort, enrolled = check_options(chunksize, norm, cohort, cohort_top, model_dir)
     params = dict(backend_params or {})
     if top_c is not None:
         params["top_c"] = int(top_c)
@@ -310,8 +310,8 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
     if is_frame:
         check_manifest_columns(trials.columns, "trials DataFrame")
     n_rows, claimed, has_target = scan_trials(trials, chunksize)
-    _check_enrolled(verifier, claimed)
-    enrolled = _enrolled_cohort(verifier, enrolled)
+    check_enrolled(verifier, claimed)
+    enrolled = enrolled_cohort(verifier, enrolled)
     base_dir = os.getcwd() if is_frame else str(Path(trials).resolve().parent)
     # cohort models are saved beside the output: a folder the workers of a cluster likely see as well
     out_dir = None if out is None else Path(out).resolve().parent
@@ -378,80 +378,6 @@ def _scored_chunks(job: _Job, trials, chunksize: int):
         finish = following
     if finish is not None:
         yield finish()
-
-
-def _parse_norm(norm) -> tuple:
-    """``(method, enrolled)`` of a ``norm`` value: method None/"auto"/a cohort method; enrolled True/False/"auto".
-
-    >>> _parse_norm("snorm+enrolled"), _parse_norm("enrolled"), _parse_norm("auto"), _parse_norm(None)
-    (('snorm', True), (None, True), ('auto', 'auto'), (None, False))
-    """
-    if norm is None or norm == "none":
-        return None, False
-    if norm == "auto":
-        return "auto", "auto"
-    if norm == ENROLLED:
-        return None, True
-    method, plus, suffix = norm.partition("+") if isinstance(norm, str) else (norm, "", "")
-    if method in NORM_METHODS and (not plus or suffix == ENROLLED):
-        return method, bool(plus)
-    raise ParameterError(f"unknown score normalisation {norm!r}; choose auto, none, {ENROLLED}, one of "
-                         f"{', '.join(NORM_METHODS)}, or one of those followed by +{ENROLLED}")
-
-
-def _check_options(chunksize, norm, cohort, cohort_top, model_dir):
-    if isinstance(chunksize, bool) or not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
-        raise ParameterError(f"chunksize must be a positive integer, got {chunksize!r}")
-    norm, enrolled = _parse_norm(norm)
-    if not Path(model_dir).is_dir():
-        raise ParameterError(f"{model_dir}: no such model directory")
-    own = Path(model_dir) / COHORT_FILE
-    if norm == "auto":
-        norm = "snorm" if cohort is not None or own.is_file() else None
-    if norm is None and cohort is not None:
-        raise ParameterError("a cohort was given but no cohort normalisation: drop the cohort or choose "
-                             f"one of {', '.join(NORM_METHODS)}")
-    if norm is not None and cohort is None:
-        if not own.is_file():
-            raise ParameterError(f"score normalisation {norm!r} needs a cohort manifest: give one, or train the "
-                                 f"UBM from a manifest so that {own} is written")
-        cohort = own
-    if cohort_top is not None and norm is None:
-        raise ParameterError("cohort_top is an option of cohort score normalisation: give a cohort too")
-    return norm, cohort, enrolled
-
-
-def _enrolled_cohort(verifier: SpeakerVerifier, enrolled) -> tuple | None:
-    """The enrolled speakers T-norm uses (``enrolled`` True or "auto"), or None."""
-    if not enrolled:
-        return None
-    speakers = sorted(verifier.speakers())
-    if enrolled == "auto" and len(speakers) < AUTO_ENROLLED_MIN:
-        return None
-    if len(speakers) < 3:
-        raise ParameterError(f"T-norm over the enrolled speakers needs at least 3 enrolled speakers (the claimed "
-                             f"one is left out of its cohort); {verifier.model_dir} has {len(speakers)}")
-    if len(speakers) > ENROLLED_COHORT_MAX:   # a seeded draw: the same cohort for every run on these models
-        keep = np.random.default_rng(0).choice(len(speakers), ENROLLED_COHORT_MAX, replace=False)
-        speakers = [speakers[i] for i in sorted(keep)]
-    return tuple(speakers)
-
-
-def _check_enrolled(verifier: SpeakerVerifier, claimed) -> None:
-    def enrolled(speaker):
-        try:
-            return verifier.store.has_speaker(speaker, verifier.backend_name)
-        except ParameterError:  # not even a valid id
-            return False
-
-    unknown = [s for s in claimed if not enrolled(s)]
-    if unknown:
-        known = verifier.speakers()
-        shown = f" ({', '.join(known[:5])}{' ...' if len(known) > 5 else ''})" if known else ""
-        raise UnknownSpeakerError(
-            f"{len(unknown)} claimed speaker(s) not enrolled in {verifier.model_dir} (backend "
-            f"{verifier.backend_name}): {', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}; "
-            f"{len(known)} enrolled{shown}")
 
 
 def score_frame(model_dir, trials: pd.DataFrame, **kwargs) -> pd.DataFrame:
