@@ -23,12 +23,18 @@ from speakerid.data.manifests import read_manifest
 from speakerid.exceptions import DataLeakWarning, ParameterError
 from speakerid.features import FeatureConfig
 from speakerid.features.pipeline import many_features
-from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG, check_neural_config
-from speakerid.models.pairs import Pairs, _rng, sample_pairs, split_speakers
+from speakerid.models.clipvec import (
+    NEURAL_FEATURE_CONFIG,
+    check_neural_config,
+    clip_examples,
+    frames_per_segment,
+)
+from speakerid.models.pairs import Pairs, _rng, check_speakers, sample_pairs, split_speakers
 from speakerid.store import ModelStore
 
-__all__ = ["open_model_dir", "read_background", "warn_overlap", "record_cohort", "check_count", "load_clips",
-           "write_history", "plot_history", "manifest_pairs", "HISTORY_COLUMNS"]
+__all__ = ["open_model_dir", "read_background", "warn_overlap", "record_cohort", "check_count",
+           "read_neural_background", "neural_examples", "neural_header", "save_neural", "write_history",
+           "plot_history", "manifest_pairs", "HISTORY_COLUMNS"]
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "val_eer", "seconds")
 
@@ -96,17 +102,28 @@ def check_count(value, name: str, minimum: int) -> int:
 
 # -------------------------------------------------------------------------------------------- neural backends
 
-def load_clips(store: ModelStore, config: FeatureConfig, frame: pd.DataFrame, n_jobs=1) -> list:
-    """The clean frames of every file of a manifest (one array each), through the one file -> frames path."""
-    return [sessions[0] for sessions, _ in many_features(frame["path"], config, n_jobs=n_jobs)]
+def read_neural_background(manifest) -> tuple[pd.DataFrame, str, np.ndarray]:
+    """``(frame, source, speakers)`` of a neural backend's training manifest, checked before any audio is read."""
+    frame, source = read_background(manifest)
+    speakers = frame["speaker"].astype(str).to_numpy()
+    check_speakers(speakers, source)
+    return frame, source, speakers
 
 
-def prepare_neural_dir(model_dir, feature_config, frame: pd.DataFrame, source: str):
-    """``(store, config)`` of a neural backend's directory; a new one defaults to ``NEURAL_FEATURE_CONFIG``."""
+def neural_examples(model_dir, feature_config, frame: pd.DataFrame, source: str, n_jobs, segment_s: float):
+    """``(store, config, X, labels, owner)``: the clip vectors of every ``segment_s`` segment of every file.
+
+    The directory's feature configuration (a new one defaults to ``NEURAL_FEATURE_CONFIG``) must not use
+    per-utterance CMVN; the clean frames come from the one file -> frames path; ``owner`` is each example's row
+    in ``frame``.
+    """
     store, config = open_model_dir(model_dir, feature_config, default=NEURAL_FEATURE_CONFIG)
     check_neural_config(config, f"model directory {store.model_dir}")
     warn_overlap(set(frame["speaker"].astype(str)) & store.enrolled_speakers(), "enrolled")
-    return store, config
+    frames_list = [sessions[0] for sessions, _ in many_features(frame["path"], config, n_jobs=n_jobs)]
+    X, labels, owner = clip_examples(frames_list, frame["speaker"].astype(str).to_numpy(),
+                                     frames_per_segment(segment_s, config))
+    return store, config, X, labels, owner
 
 
 def save_neural(store: ModelStore, config, name, arrays, header, history, stem, accuracy_label) -> dict:
@@ -120,18 +137,17 @@ def save_neural(store: ModelStore, config, name, arrays, header, history, stem, 
     return {"model": str(path), "history": str(history_path), "plot": str(plot_path)}
 
 
-def neural_header(model_class, model, config, source, speakers, n_examples, segment_s) -> dict:
-    """The header of a neural background model (what it is, what it was trained on)."""
+def neural_header(model_class, model, config, source, speakers, n_examples, segment_s, **figures) -> dict:
+    """The header of a neural background model (what it is, what it was trained on, what it measured).
+
+    ``figures`` are floats stored as such, or as ``null`` when missing or not finite (JSON holds no NaN).
+    """
     return {"model_class": model_class, "params": model.get_params(), "feature_config": config.to_dict(),
             "feature_hash": config.hash(), "manifest": source,
             "background_speakers": sorted(set(speakers)),
             "n_files": int(len(speakers)), "n_examples": int(n_examples), "segment_s": float(segment_s),
-            "best_epoch": int(model.best_epoch_), "epochs_run": len(model.history_)}
-
-
-def finite_or_none(value):
-    """``value`` as a float, or ``None`` when it is missing or not finite (JSON headers hold no NaN)."""
-    return float(value) if value is not None and math.isfinite(value) else None
+            "best_epoch": int(model.best_epoch_), "epochs_run": len(model.history_),
+            **{k: float(v) if v is not None and math.isfinite(v) else None for k, v in figures.items()}}
 
 
 # -------------------------------------------------------------------------------------------- training curves

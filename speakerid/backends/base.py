@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from speakerid.exceptions import ConfigMismatchError, ModelFormatError, ParameterError
+from speakerid.exceptions import ConfigMismatchError, ModelFormatError, NotFittedError, ParameterError
 
 __all__ = ["Backend", "BACKENDS", "register_backend", "get_backend", "available_backends"]
 
@@ -30,10 +30,15 @@ class Backend:
     background_files : tuple of str
         Model-directory files (names from :mod:`speakerid.store`) handed to :meth:`load_background`, in order,
         when present; :meth:`check_ready` says whether a missing one is fatal (so a file can be optional).
+    background_required : bool
+        Whether the default :meth:`check_ready` refuses to work until :meth:`load_background` has set ``model``.
     uses_ubm : bool
         Whether the backend depends on the directory's UBM (``ubm.npz``), to score or to train.
     train_command : str or None
         The CLI command that trains the backend (named in "train it first" messages).
+    trainer : callable or None
+        ``trainer(model_dir, manifest, **params) -> dict``: what :meth:`train` runs (e.g.
+        :func:`~speakerid.backends.gmm_ubm.train_ubm`); ``None``: nothing to train (or override :meth:`train`).
     default_threshold : float
         Decision threshold when none was given or saved.
     """
@@ -41,13 +46,16 @@ class Backend:
     name = ""
     speaker_class = ""
     background_files: tuple[str, ...] = ()
+    background_required = True
     uses_ubm = False
     train_command: str | None = None
+    trainer = None
     default_threshold = 0.0
 
     def __init__(self, params: dict | None = None):
         self.params = dict(params or {})
         self.background_hash = None
+        self.model = None          # the background model, once load_background has read it
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -80,16 +88,23 @@ class Backend:
         Raises
         ------
         ParameterError
-            When the backend has nothing to train.
+            When the backend has nothing to train, or a parameter is out of range.
         """
-        raise ParameterError(f"the {cls.name} backend has nothing to train: enroll speakers directly")
+        if cls.trainer is None:
+            raise ParameterError(f"the {cls.name} backend has nothing to train: enroll speakers directly")
+        return cls.trainer(model_dir, manifest, feature_config=feature_config, n_jobs=n_jobs,
+                           random_state=random_state, verbose=verbose, **params)
 
     # ------------------------------------------------------------------ the model directory
     def load_background(self, name: str, header: dict, arrays: dict) -> None:
         """Take the background file ``name`` (one of :attr:`background_files`) as read from the store."""
 
     def check_ready(self) -> None:
-        """Raise :class:`NotFittedError` when enrollment or scoring cannot work yet."""
+        """Raise :class:`NotFittedError` when enrollment or scoring cannot work yet (by default: a required
+        background model was not loaded)."""
+        if self.background_required and self.background_files and self.model is None:
+            how = f"run 'speakerid {self.train_command}'" if self.train_command else f"train the {self.name} backend"
+            raise NotFittedError(f"no {' or '.join(self.background_files)} in the model directory: {how} first")
 
     def check_speaker_header(self, header: dict, path) -> None:
         """Refuse a speaker model made against another background model."""

@@ -17,7 +17,6 @@ from speakerid.backends._training import (
 )
 from speakerid.backends.base import Backend, register_backend
 from speakerid.data.augment import augment_header, check_n_augment
-from speakerid.exceptions import NotFittedError
 from speakerid.features.pipeline import many_features
 from speakerid.models.gmm import DiagGMM
 from speakerid.models.gmm_ubm import GMMUBM
@@ -106,11 +105,7 @@ class _UsesUBM(Backend):
     background_files = (UBM_FILE,)
     uses_ubm = True
     train_command = "train-ubm"
-
-    @classmethod
-    def train(cls, model_dir, manifest, **params) -> dict:
-        """Train the directory's UBM: :func:`train_ubm` (same parameters)."""
-        return train_ubm(model_dir, manifest, **params)
+    trainer = staticmethod(train_ubm)
 
 
 @register_backend
@@ -120,18 +115,10 @@ class GMMUBMBackend(_UsesUBM):
     name = "gmm-ubm"
     speaker_class = "GMMUBMSpeaker"
 
-    def __init__(self, params=None):
-        super().__init__(params)
-        self.model = None
-
     def load_background(self, name, header, arrays):
         self.check_model_class(name, header, _UBM_CLASS)
         self.model = GMMUBM.from_arrays(arrays, {**header.get("params", {}), **self.params})
         self.background_hash = self.model.ubm_hash_
-
-    def check_ready(self):
-        if self.model is None:
-            raise NotFittedError(f"no UBM in the model directory: run 'speakerid {self.train_command}' first")
 
     def enroll(self, frames_list):
         self.check_ready()
@@ -149,6 +136,7 @@ class SpeakerGMMBackend(_UsesUBM):
 
     name = "gmm"
     speaker_class = "SpeakerGMM"
+    background_required = False     # the UBM only normalizes its scores
 
     def __init__(self, params=None):
         super().__init__(params)

@@ -27,75 +27,6 @@ from speakerid.store import IVECTOR_FILE, UBM_FILE, check_feature_config
 __all__ = ["IVectorBackend", "train_ivector", "segment_sessions", "training_eer"]
 
 
-@register_backend
-class IVectorBackend(Backend):
-    """i-vectors scored by PLDA (default) or cosine; see :class:`IVectorSystem`.
-
-    Backend parameters (``backend_params``): ``scoring`` (``"plda"`` or ``"cosine"``) and ``enroll``
-    (``"pool"`` or ``"average"``), both defaulting to what the model was trained with. The default decision
-    threshold is the EER threshold on pairs of training segments saved at training (training speakers, so only
-    a starting point: calibrate on development data).
-    """
-
-    name = "ivector"
-    speaker_class = "IVectorSpeaker"
-    background_files = (IVECTOR_FILE,)
-    uses_ubm = True              # to train (unless it trains its own); scoring reads ivector.npz only
-    train_command = "train-ivector"
-    model_class = "IVectorSystem"
-    default_threshold = 0.0
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        self.model = None
-
-    @classmethod
-    def train(cls, model_dir, manifest, **params) -> dict:
-        """Train the i-vector system: :func:`train_ivector` (same parameters)."""
-        return train_ivector(model_dir, manifest, **params)
-
-    def load_background(self, name, header, arrays):
-        self.check_model_class(name, header, self.model_class)
-        params = {**header.get("params", {}), **self.params}
-        try:
-            self.model = IVectorSystem.from_arrays(arrays, params)
-        except ParameterError as exc:
-            raise ParameterError(f"ivector backend: {exc}") from None
-        self.background_hash = arrays_hash(arrays)
-        threshold = (header.get("eer_thresholds") or {}).get(self.model.scoring)
-        if isinstance(threshold, (int, float)) and math.isfinite(threshold):
-            self.default_threshold = float(threshold)
-
-    def check_ready(self):
-        if self.model is None:
-            raise NotFittedError(f"no {IVECTOR_FILE} in the model directory: run "
-                                 f"'speakerid {self.train_command}' first")
-
-    def enroll(self, frames_list):
-        self.check_ready()
-        vector, count = self.model.speaker_model(list(frames_list))
-        return ({"vector": vector, "count": np.array(count, dtype=np.int64)},
-                {"enroll": self.model.enroll, "n_vectors": int(count)})
-
-    def prepare(self, frames):
-        self.check_ready()
-        return self.model.embed([frames])[0]
-
-    def score(self, prepared, speaker_models):
-        self.check_ready()
-        if not speaker_models:
-            return np.zeros(0)
-        try:
-            vectors = np.stack([np.asarray(m["vector"], dtype=np.float64) for m in speaker_models])
-            counts = np.array([int(m["count"]) for m in speaker_models])
-        except (KeyError, ValueError) as exc:
-            raise ModelFormatError(f"malformed i-vector speaker model ({exc})") from None
-        if vectors.shape[1] != len(prepared):
-            raise ModelFormatError(f"i-vector speaker models have dimension {vectors.shape[1]}, the back end "
-                                   f"{len(prepared)}: enroll them again")
-        return self.model.score_vectors(vectors, prepared[None, :], counts)[:, 0]
-
-
 def segment_sessions(frames_per_file, speakers, segment_length: int) -> tuple[list, np.ndarray]:
     """Every file's frame arrays cut into segments of ``segment_length`` frames; ``(segments, speaker labels)``."""
     segments, labels = [], []
@@ -222,3 +153,59 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
             "n_segments": len(segments), "rank": int(rank), "dim": int(system.projection_.shape[1]),
             "train_eer": out_header["train_eer"], "seconds": round(time.perf_counter() - start, 1),
             "log_likelihood_history": out_header["log_likelihood_history"]}
+
+
+@register_backend
+class IVectorBackend(Backend):
+    """i-vectors scored by PLDA (default) or cosine; see :class:`IVectorSystem`.
+
+    Backend parameters (``backend_params``): ``scoring`` (``"plda"`` or ``"cosine"``) and ``enroll``
+    (``"pool"`` or ``"average"``), both defaulting to what the model was trained with. The default decision
+    threshold is the EER threshold on pairs of training segments saved at training (training speakers, so only
+    a starting point: calibrate on development data).
+    """
+
+    name = "ivector"
+    speaker_class = "IVectorSpeaker"
+    background_files = (IVECTOR_FILE,)
+    uses_ubm = True              # to train (unless it trains its own); scoring reads ivector.npz only
+    train_command = "train-ivector"
+    trainer = staticmethod(train_ivector)
+    model_class = "IVectorSystem"
+    default_threshold = 0.0
+
+    def load_background(self, name, header, arrays):
+        self.check_model_class(name, header, self.model_class)
+        params = {**header.get("params", {}), **self.params}
+        try:
+            self.model = IVectorSystem.from_arrays(arrays, params)
+        except ParameterError as exc:
+            raise ParameterError(f"ivector backend: {exc}") from None
+        self.background_hash = arrays_hash(arrays)
+        threshold = (header.get("eer_thresholds") or {}).get(self.model.scoring)
+        if isinstance(threshold, (int, float)) and math.isfinite(threshold):
+            self.default_threshold = float(threshold)
+
+    def enroll(self, frames_list):
+        self.check_ready()
+        vector, count = self.model.speaker_model(list(frames_list))
+        return ({"vector": vector, "count": np.array(count, dtype=np.int64)},
+                {"enroll": self.model.enroll, "n_vectors": int(count)})
+
+    def prepare(self, frames):
+        self.check_ready()
+        return self.model.embed([frames])[0]
+
+    def score(self, prepared, speaker_models):
+        self.check_ready()
+        if not speaker_models:
+            return np.zeros(0)
+        try:
+            vectors = np.stack([np.asarray(m["vector"], dtype=np.float64) for m in speaker_models])
+            counts = np.array([int(m["count"]) for m in speaker_models])
+        except (KeyError, ValueError) as exc:
+            raise ModelFormatError(f"malformed i-vector speaker model ({exc})") from None
+        if vectors.shape[1] != len(prepared):
+            raise ModelFormatError(f"i-vector speaker models have dimension {vectors.shape[1]}, the back end "
+                                   f"{len(prepared)}: enroll them again")
+        return self.model.score_vectors(vectors, prepared[None, :], counts)[:, 0]

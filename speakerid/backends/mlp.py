@@ -11,49 +11,15 @@ import math
 
 import numpy as np
 
-from speakerid.backends._training import (
-    finite_or_none,
-    load_clips,
-    neural_header,
-    prepare_neural_dir,
-    read_background,
-    save_neural,
-)
+from speakerid.backends._training import neural_examples, neural_header, read_neural_background, save_neural
 from speakerid.backends.base import register_backend
 from speakerid.backends.siamese import SiameseBackend
 from speakerid.evaluation.metrics import eer
 from speakerid.exceptions import ParameterError
 from speakerid.features import FeatureConfig
-from speakerid.models.clipvec import clip_examples, frames_per_segment
 from speakerid.models.mlp import MLPSpeakerClassifier
-from speakerid.models.pairs import check_speakers, sample_pairs
+from speakerid.models.pairs import sample_pairs
 from speakerid.store import MLP_FILE
-
-
-@register_backend
-class MLPBackend(SiameseBackend):
-    """Last-hidden-layer embeddings of the MLP classifier, cosine-scored against mean enrollment embeddings.
-
-    Backend parameters: ``scoring`` (``"cosine"`` default, or ``"distance"``), ``segment_s``.
-    """
-
-    name = "mlp"
-    speaker_class = "MLPSpeaker"
-    background_files = (MLP_FILE,)
-    train_command = "train-mlp"
-    model_class = "MLPSpeakerClassifier"
-    default_threshold = 0.5
-
-    @classmethod
-    def train(cls, model_dir, manifest, **params) -> dict:
-        """Train the classifier: :func:`train_mlp` (same parameters)."""
-        return train_mlp(model_dir, manifest, **params)
-
-    @staticmethod
-    def _model_from(arrays, params):
-        model = MLPSpeakerClassifier.from_arrays(arrays, params)
-        model.scoring = params.get("scoring", "cosine")
-        return model
 
 
 def _stratified_holdout(labels, val_fraction, random_state):
@@ -95,12 +61,8 @@ def train_mlp(model_dir, manifest, *, feature_config: FeatureConfig | None = Non
     val_fraction = float(val_fraction)
     if not 0.0 <= val_fraction < 1.0:
         raise ParameterError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    frame, source = read_background(manifest)
-    speakers = frame["speaker"].astype(str).to_numpy()
-    check_speakers(speakers, source)
-    store, config = prepare_neural_dir(model_dir, feature_config, frame, source)
-    frames_list = load_clips(store, config, frame, n_jobs)
-    X, labels, _ = clip_examples(frames_list, speakers, frames_per_segment(segment_s, config))
+    frame, source, speakers = read_neural_background(manifest)
+    store, config, X, labels, _ = neural_examples(model_dir, feature_config, frame, source, n_jobs, segment_s)
     val = _stratified_holdout(labels, val_fraction, random_state)
     model = MLPSpeakerClassifier(hidden_sizes=tuple(hidden_sizes), alpha=alpha, learning_rate=learning_rate,
                                  batch_size=batch_size, max_epochs=max_epochs, patience=patience,
@@ -112,9 +74,8 @@ def train_mlp(model_dir, manifest, *, feature_config: FeatureConfig | None = Non
         top1, top5 = (model.top_n_accuracy(X[val], labels[val], n) for n in (1, 5))
         if len(set(labels[val])) >= 2:
             pair_eer, threshold = _embedding_pair_eer(model, X[val], labels[val], random_state)
-    header = neural_header("MLPSpeakerClassifier", model, config, source, speakers, len(X), segment_s)
-    header.update({"val_accuracy": finite_or_none(top1), "val_top5_accuracy": finite_or_none(top5),
-                   "val_pair_eer": finite_or_none(pair_eer), "eer_threshold": finite_or_none(threshold)})
+    header = neural_header("MLPSpeakerClassifier", model, config, source, speakers, len(X), segment_s,
+                           val_accuracy=top1, val_top5_accuracy=top5, val_pair_eer=pair_eer, eer_threshold=threshold)
     paths = save_neural(store, config, MLP_FILE, model.to_arrays(), header, model.history_, "-mlp",
                         "speaker classification accuracy")
     return {**paths, "val_accuracy": top1, "val_top5_accuracy": top5, "val_pair_eer": pair_eer,
@@ -129,3 +90,25 @@ def _embedding_pair_eer(model: MLPSpeakerClassifier, X_val, labels_val, random_s
     first, second = model.embed(X_val[pairs.first]), model.embed(X_val[pairs.second])
     norms = np.maximum(np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1), 1e-12)
     return eer(np.sum(first * second, axis=1) / norms, 1 - pairs.different, return_threshold=True)
+
+
+@register_backend
+class MLPBackend(SiameseBackend):
+    """Last-hidden-layer embeddings of the MLP classifier, cosine-scored against mean enrollment embeddings.
+
+    Backend parameters: ``scoring`` (``"cosine"`` default, or ``"distance"``), ``segment_s``.
+    """
+
+    name = "mlp"
+    speaker_class = "MLPSpeaker"
+    background_files = (MLP_FILE,)
+    train_command = "train-mlp"
+    trainer = staticmethod(train_mlp)
+    model_class = "MLPSpeakerClassifier"
+    default_threshold = 0.5
+
+    @staticmethod
+    def _model_from(arrays, params):
+        model = MLPSpeakerClassifier.from_arrays(arrays, params)
+        model.scoring = params.get("scoring", "cosine")
+        return model

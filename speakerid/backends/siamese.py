@@ -12,92 +12,15 @@ import math
 import numpy as np
 
 from speakerid._utils.hashing import arrays_hash
-from speakerid.backends._training import (
-    finite_or_none,
-    load_clips,
-    neural_header,
-    prepare_neural_dir,
-    read_background,
-    save_neural,
-)
+from speakerid.backends._training import neural_examples, neural_header, read_neural_background, save_neural
 from speakerid.backends.base import Backend, register_backend
-from speakerid.exceptions import NotFittedError
 from speakerid.features import FeatureConfig
 from speakerid.models.clipvec import (
     check_neural_config,
-    clip_examples,
-    frames_per_segment,
 )
-from speakerid.models.pairs import check_speakers, sample_pairs, split_speakers
+from speakerid.models.pairs import sample_pairs, split_speakers
 from speakerid.models.siamese import SiameseMLP, embedding_scores
 from speakerid.store import SIAMESE_FILE
-
-
-@register_backend
-class SiameseBackend(Backend):
-    """Siamese MLP embeddings: a speaker is the mean embedding of its enrollment files.
-
-    Backend parameters (``backend_params``): ``scoring`` (``"distance"`` or ``"cosine"``, default: the
-    model's), ``segment_s`` (embed an utterance as the mean over its segments of that length; default: whole
-    utterance).
-    """
-
-    name = "siamese"
-    speaker_class = "SiameseSpeaker"
-    background_files = (SIAMESE_FILE,)
-    train_command = "train-siamese"
-    model_class = "SiameseMLP"
-    default_threshold = 0.0
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        self.model = None
-        self.segment_length = 0
-
-    @classmethod
-    def train(cls, model_dir, manifest, **params) -> dict:
-        """Train the network: :func:`train_siamese` (same parameters)."""
-        return train_siamese(model_dir, manifest, **params)
-
-    def load_background(self, name, header, arrays):
-        self.check_model_class(name, header, self.model_class)
-        config = FeatureConfig.from_dict(header["feature_config"])
-        check_neural_config(config, f"the model directory of {name}")
-        self.model = self._model_from(arrays, {**header.get("params", {}), **self.params})
-        self.background_hash = arrays_hash(arrays)
-        segment_s = float(self.params.get("segment_s", 0.0) or 0.0)
-        self.segment_length = int(round(segment_s * 1000.0 / config.frame_shift_ms))
-        threshold = header.get("eer_threshold")
-        if isinstance(threshold, (int, float)) and math.isfinite(threshold) and "scoring" not in self.params:
-            self.default_threshold = float(threshold)
-
-    @staticmethod
-    def _model_from(arrays, params):
-        return SiameseMLP.from_arrays(arrays, params)
-
-    def check_ready(self):
-        if self.model is None:
-            raise NotFittedError(f"no {self.background_files[0]} in the model directory: run "
-                                 f"'speakerid {self.train_command}' first")
-
-    def _embed(self, frames) -> np.ndarray:
-        return self.model.embed_frames(frames, self.segment_length)
-
-    def enroll(self, frames_list):
-        self.check_ready()
-        embeddings = np.stack([self._embed(frames) for frames in frames_list])
-        return {"embedding": embeddings.mean(axis=0)}, {"n_embeddings": len(embeddings)}
-
-    def prepare(self, frames):
-        self.check_ready()
-        return self._embed(frames)
-
-    def score(self, prepared, speaker_models):
-        self.check_ready()
-        if not speaker_models:
-            return np.zeros(0)
-        speakers = np.stack([m["embedding"] for m in speaker_models])
-        return embedding_scores(prepared, speakers, self.model.scoring)
 
 
 def train_siamese(model_dir, manifest, *, feature_config: FeatureConfig | None = None, n_jobs=1,
@@ -135,13 +58,9 @@ def train_siamese(model_dir, manifest, *, feature_config: FeatureConfig | None =
         ``eer_threshold``, ``best_epoch``, ``best`` (that epoch's history record), ``epochs_run``, ``n_files``,
         ``n_examples``, ``n_speakers``, ``n_train_speakers``, ``n_val_speakers``.
     """
-    frame, source = read_background(manifest)
-    speakers = frame["speaker"].astype(str).to_numpy()
-    check_speakers(speakers, source)
+    frame, source, speakers = read_neural_background(manifest)
     train_mask, val_mask = split_speakers(speakers, val_fraction, random_state, source=source)
-    store, config = prepare_neural_dir(model_dir, feature_config, frame, source)
-    frames_list = load_clips(store, config, frame, n_jobs)
-    X, labels, owner = clip_examples(frames_list, speakers, frames_per_segment(segment_s, config))
+    store, config, X, labels, owner = neural_examples(model_dir, feature_config, frame, source, n_jobs, segment_s)
     train, val = train_mask[owner], val_mask[owner]
     model = SiameseMLP(hidden_sizes=tuple(hidden_sizes), l2_normalize=l2_normalize, margin=margin,
                        learning_rate=learning_rate, batch_size=batch_size, max_epochs=max_epochs,
@@ -150,15 +69,13 @@ def train_siamese(model_dir, manifest, *, feature_config: FeatureConfig | None =
     model.fit(X[train], labels[train], X[val] if val.any() else None, labels[val] if val.any() else None,
               callback=on_epoch, source=source)
     best = model.history_[model.best_epoch_ - 1]
-    header = neural_header("SiameseMLP", model, config, source, speakers, len(X), segment_s)
     val_pair_accuracy = math.nan
     if val.any():
         val_pair_accuracy = _val_pair_accuracy(model, X[val], labels[val], random_state)
-    header.update({"val_eer": finite_or_none(model.val_eer_),
-                   "eer_threshold": finite_or_none(model.val_eer_threshold_),
-                   "val_pair_accuracy": finite_or_none(val_pair_accuracy),
-                   "train_speakers": int(len(set(speakers[train_mask]))),
-                   "val_speakers": int(len(set(speakers[val_mask])))})
+    header = neural_header("SiameseMLP", model, config, source, speakers, len(X), segment_s,
+                           val_eer=model.val_eer_, eer_threshold=model.val_eer_threshold_,
+                           val_pair_accuracy=val_pair_accuracy)
+    header.update(train_speakers=len(set(speakers[train_mask])), val_speakers=len(set(speakers[val_mask])))
     paths = save_neural(store, config, SIAMESE_FILE, model.to_arrays(), header, model.history_, "",
                         f"pair accuracy (same speaker if distance < {margin / 2:g})")
     return {**paths, "val_eer": model.val_eer_, "val_pair_accuracy": val_pair_accuracy,
@@ -173,3 +90,57 @@ def _val_pair_accuracy(model: SiameseMLP, X_val, labels_val, random_state) -> fl
     pairs = sample_pairs(labels_val, model.n_val_pairs, np.random.default_rng(random_state + 1))
     scores = model.score_pairs(X_val[pairs.first], X_val[pairs.second])
     return float(np.mean((scores >= model.val_eer_threshold_) == (pairs.different == 0)))
+
+
+@register_backend
+class SiameseBackend(Backend):
+    """Siamese MLP embeddings: a speaker is the mean embedding of its enrollment files.
+
+    Backend parameters (``backend_params``): ``scoring`` (``"distance"`` or ``"cosine"``, default: the
+    model's), ``segment_s`` (embed an utterance as the mean over its segments of that length; default: whole
+    utterance).
+    """
+
+    name = "siamese"
+    speaker_class = "SiameseSpeaker"
+    background_files = (SIAMESE_FILE,)
+    train_command = "train-siamese"
+    trainer = staticmethod(train_siamese)
+    model_class = "SiameseMLP"
+    default_threshold = 0.0
+    segment_length = 0          # frames per embedded segment (0: whole utterances); set from ``segment_s``
+
+    def load_background(self, name, header, arrays):
+        self.check_model_class(name, header, self.model_class)
+        config = FeatureConfig.from_dict(header["feature_config"])
+        check_neural_config(config, f"the model directory of {name}")
+        self.model = self._model_from(arrays, {**header.get("params", {}), **self.params})
+        self.background_hash = arrays_hash(arrays)
+        segment_s = float(self.params.get("segment_s", 0.0) or 0.0)
+        self.segment_length = int(round(segment_s * 1000.0 / config.frame_shift_ms))
+        threshold = header.get("eer_threshold")
+        if isinstance(threshold, (int, float)) and math.isfinite(threshold) and "scoring" not in self.params:
+            self.default_threshold = float(threshold)
+
+    @staticmethod
+    def _model_from(arrays, params):
+        return SiameseMLP.from_arrays(arrays, params)
+
+    def _embed(self, frames) -> np.ndarray:
+        return self.model.embed_frames(frames, self.segment_length)
+
+    def enroll(self, frames_list):
+        self.check_ready()
+        embeddings = np.stack([self._embed(frames) for frames in frames_list])
+        return {"embedding": embeddings.mean(axis=0)}, {"n_embeddings": len(embeddings)}
+
+    def prepare(self, frames):
+        self.check_ready()
+        return self._embed(frames)
+
+    def score(self, prepared, speaker_models):
+        self.check_ready()
+        if not speaker_models:
+            return np.zeros(0)
+        speakers = np.stack([m["embedding"] for m in speaker_models])
+        return embedding_scores(prepared, speakers, self.model.scoring)

@@ -113,29 +113,36 @@ def _train(args, backend: str, **params) -> dict | None:
     return None
 
 
+#: Per backend: the summary line, the validation figure that may be missing, and the validation line.
+_SUMMARIES = {
+    "siamese": ("trained a Siamese MLP on {n_examples} segments of {n_files} files ({n_train_speakers} training / "
+                "{n_val_speakers} validation speakers); best epoch {best_epoch} of {epochs_run}", "val_eer",
+                "validation EER {val_eer_pct:.2f} %, pair accuracy at the EER threshold {val_pair_accuracy_pct:.1f} %"),
+    "mlp": ("trained an MLP speaker classifier on {n_examples} segments of {n_files} files ({n_speakers} speakers); "
+            "best epoch {best_epoch} of {epochs_run}", "val_accuracy",
+            "validation (held-out segments) top-1 accuracy {val_accuracy_pct:.1f} %, top-5 "
+            "{val_top5_accuracy_pct:.1f} %"),
+}
+
+
+def _print_summary(backend: str, result: dict) -> None:
+    summary, figure, validation = _SUMMARIES[backend]
+    shown = {**result, **{f"{k}_pct": 100 * v for k, v in result.items() if isinstance(v, float)}}
+    print(summary.format(**shown))
+    if math.isfinite(result[figure]):
+        print(validation.format(**shown))
+    print(f"-> {result['model']} (curves: {result['plot']}, {result['history']})")
+
+
 def _train_siamese(args):
     result = _train(args, "siamese", margin=args.margin, weight_decay=args.weight_decay,
                     hard_negatives=args.hard_negatives, scoring=args.scoring,
                     l2_normalize=not args.no_l2_normalize)
-    if result is None:
-        return
-    print(f"trained a Siamese MLP on {result['n_examples']} segments of {result['n_files']} files "
-          f"({result['n_train_speakers']} training / {result['n_val_speakers']} validation speakers); "
-          f"best epoch {result['best_epoch']} of {result['epochs_run']}")
-    if math.isfinite(result["val_eer"]):
-        print(f"validation EER {100 * result['val_eer']:.2f} %, pair accuracy at the EER threshold "
-              f"{100 * result['val_pair_accuracy']:.1f} %")
-    print(f"-> {result['model']} (curves: {result['plot']}, {result['history']})")
+    if result is not None:
+        _print_summary("siamese", result)
 
 
 def _train_mlp(args):
     result = _train(args, "mlp", alpha=args.alpha)
-    if result is None:
-        return
-    print(f"trained an MLP speaker classifier on {result['n_examples']} segments of {result['n_files']} "
-          f"files ({result['n_speakers']} speakers); best epoch {result['best_epoch']} of "
-          f"{result['epochs_run']}")
-    if math.isfinite(result["val_accuracy"]):
-        print(f"validation (held-out segments) top-1 accuracy {100 * result['val_accuracy']:.1f} %, "
-              f"top-5 {100 * result['val_top5_accuracy']:.1f} %")
-    print(f"-> {result['model']} (curves: {result['plot']}, {result['history']})")
+    if result is not None:
+        _print_summary("mlp", result)
