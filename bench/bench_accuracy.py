@@ -77,7 +77,7 @@ FUSED = ("GMM-UBM clean+Snorm+enrolled", "GMM-UBM multi, default", "i-vector cos
          "i-vector PLDA+enrolled", "Siamese+enrolled")
 FUSIONS = {"fusion, cohort norm only": FUSED_COHORT, "fusion": FUSED}
 #: i-vector settings chosen on the dev protocol by bench/eval_ivector.py
-IVECTOR = {"ubm_components": 32, "rank": 200, "segment_s": 1.5, "augment": 2, "lda_dim": 0}
+IVECTOR = {"ubm_components": 32, "rank": 200, "segment_s": 1.5, "n_augment": 2, "lda_dim": 0}
 TARGETS = {"test-other": 0.0, "test-other-short": 2.0, "test-other-noisy": 12.0, "fsdd": 5.0}
 
 
@@ -104,7 +104,7 @@ def train_background(work: Path, rate: int, bg_train: Path, jobs: int) -> dict:
         if not (dirs[kind] / "ubm.npz").exists():
             start = time.perf_counter()
             verifier = SpeakerVerifier(dirs[kind], feature_config=FeatureConfig(sample_rate=rate), n_jobs=jobs)
-            verifier.train_ubm(bg_train, **({} if augment is None else {"augment": augment}))
+            verifier.train(bg_train, **({} if augment is None else {"n_augment": augment}))
             timings[f"ubm_{kind}_s"] = round(time.perf_counter() - start, 1)
     if not (dirs["clean"] / "ivector.npz").exists():
         start = time.perf_counter()

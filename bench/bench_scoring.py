@@ -51,7 +51,7 @@ def build(folder: Path, n_speakers: int, n_components: int):
                          show_progress=False)
     model_dir = folder / "models"
     verifier = SpeakerVerifier(model_dir)
-    verifier.train_ubm(corpus.background_csv, n_components=n_components, max_iter=5)
+    verifier.train(corpus.background_csv, n_components=n_components, max_iter=5)
     verifier.enroll_manifest(corpus.enroll_csv)
     return corpus, model_dir
 

@@ -35,10 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dev_protocol import build as build_dev  # noqa: E402
 
-from speakerid.backends.ivector import file_sessions, segment_sessions, train_ivector
+from speakerid.backends.ivector import segment_sessions, train_ivector
 from speakerid.data.manifests import read_manifest
 from speakerid.evaluation import metrics
 from speakerid.features import FeatureConfig  # noqa: E402
+from speakerid.features.pipeline import file_sessions
 from speakerid.models.clipvec import frames_per_segment  # noqa: E402
 from speakerid.models.gmm_ubm import GMMUBM  # noqa: E402
 from speakerid.models.ivector_system import IVectorSystem  # noqa: E402
@@ -83,8 +84,9 @@ class DevData:
         self.config = config_at(rate)
         bg = read_manifest(dev_dir / "bg-train.csv")
         self.speakers = bg["speaker"].astype(str).tolist()
-        self.per_file = Parallel(n_jobs=jobs)(delayed(file_sessions)(p, self.config, max_augment, i)
-                                              for i, p in enumerate(bg["path"]))
+        # the seeding rule of features.pipeline.many_features: file i gets [random_state, i]
+        self.per_file = [sessions for sessions, _ in Parallel(n_jobs=jobs)(
+            delayed(file_sessions)(p, self.config, max_augment, [0, i]) for i, p in enumerate(bg["path"]))]
         self.conditions = {}
         for cond in conditions:
             enroll = read_manifest(dev_dir / f"dev-{cond}-enroll.csv")
@@ -229,8 +231,8 @@ def run_eval(args, chosen: dict, work: Path) -> dict:
             print(f"# i-vector system at {rate} Hz: kept from an earlier run with the same setting")
             continue
         train_ivector(work / f"sr{rate}", background, feature_config=config_at(rate), rank=chosen["rank"],
-                      lda_dim=chosen["lda_dim"], segment_s=chosen["segment_s"], augment=chosen["augment"],
-                      iterations=args.iterations, scoring=chosen["scoring"], enroll=chosen["enroll"],
+                      lda_dim=chosen["lda_dim"], segment_s=chosen["segment_s"], n_augment=chosen["augment"],
+                      max_iter=args.iterations, scoring=chosen["scoring"], enroll=chosen["enroll"],
                       n_jobs=args.jobs, ubm_components=chosen["components"])
         print(f"# i-vector system at {rate} Hz on the whole background: {time.perf_counter() - tic:.1f} s",
               flush=True)

@@ -82,14 +82,14 @@ def train_neural(work: Path, background, args, seed: int) -> tuple[dict, dict]:
                                       (" all-feat", work / f"seed{seed}" / "neural-all", all_features)):
         start = time.perf_counter()
         siamese = train_siamese(model_dir, background, feature_config=config, segment_s=args.segment_s,
-                                epochs=args.epochs, patience=15, seed=seed, n_jobs=args.jobs)
+                                max_epochs=args.epochs, patience=15, random_state=seed, n_jobs=args.jobs)
         training[f"siamese{suffix}"] = {
             "seconds": round(time.perf_counter() - start, 1), "best_epoch": siamese["best_epoch"],
             "epochs_run": siamese["epochs_run"], "n_examples": siamese["n_examples"],
             "val_eer_pct": round(100 * siamese["val_eer"], 2),
             "val_pair_accuracy_pct": round(100 * siamese["val_pair_accuracy"], 2), "plot": siamese["plot"]}
         start = time.perf_counter()
-        mlp = train_mlp(model_dir, background, segment_s=args.segment_s, epochs=args.epochs, seed=seed,
+        mlp = train_mlp(model_dir, background, segment_s=args.segment_s, max_epochs=args.epochs, random_state=seed,
                         n_jobs=args.jobs)
         training[f"mlp-embedding{suffix}"] = {
             "seconds": round(time.perf_counter() - start, 1), "best_epoch": mlp["best_epoch"],
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         runs += [(system, seed, model_dir, backend) for system, (model_dir, backend) in systems.items()]
     if args.components:
         start = time.perf_counter()
-        SpeakerVerifier(work / "gmm-ubm").train_ubm(background, n_components=args.components)
+        SpeakerVerifier(work / "gmm-ubm").train(background, n_components=args.components)
         print(f"# gmm-ubm: {time.perf_counter() - start:.1f} s")
         runs.append((f"gmm-ubm {args.components}", None, work / "gmm-ubm", "gmm-ubm"))
     sys.stdout.flush()

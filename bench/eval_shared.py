@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         config = FeatureConfig(sample_rate=rate)
         if rate not in ubms:
             start = time.perf_counter()
-            SpeakerVerifier(model_dir, feature_config=config).train_ubm(background, n_components=args.components)
+            SpeakerVerifier(model_dir, feature_config=config).train(background, n_components=args.components)
             ubms[rate] = time.perf_counter() - start
             print(f"# UBM at {rate} Hz: {args.components} components in {ubms[rate]:.1f} s")
         systems = {

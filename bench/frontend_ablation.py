@@ -37,7 +37,7 @@ import numpy as np
 from speakerid.data.manifests import read_manifest
 from speakerid.evaluation import metrics
 from speakerid.features import FeatureConfig, extract_file
-from speakerid.features.pipeline import augmented_features
+from speakerid.features.pipeline import file_sessions
 from speakerid.models.gmm_ubm import GMMUBM
 from speakerid.verifier import SpeakerVerifier
 
@@ -71,12 +71,13 @@ MAX_STEPS = 3
 _CACHE: dict = {}
 
 
-def _features(path, config, copies=0, seed=0, cache=True) -> list:
+def _features(path, config, n_augment=0, random_state=0, cache=True) -> list:
     """Frames of a file (and of its noisy copies), cached per configuration and noise seed when ``cache``."""
-    key = (config.hash(), str(path), copies, tuple(np.atleast_1d(seed).tolist()) if copies else None)
+    key = (config.hash(), str(path), n_augment, tuple(np.atleast_1d(random_state).tolist()) if n_augment else None)
     if key in _CACHE:
         return _CACHE[key]
-    frames = augmented_features(path, config, copies, seed)[0] if copies else [extract_file(path, config)]
+    frames = (file_sessions(path, config, n_augment, random_state)[0] if n_augment
+              else [extract_file(path, config)])
     if cache:
         _CACHE[key] = frames
     return frames
@@ -171,14 +172,14 @@ def run_eval(changes, ubm_copies, enroll_copies, shared, components, work) -> di
         verifier = SpeakerVerifier(model_dir, feature_config=FeatureConfig(**{**BASELINE, **changes},
                                                                            sample_rate=rate))
         if not (model_dir / "ubm.npz").is_file():
-            verifier.train_ubm(background, n_components=components, augment=ubm_copies)
+            verifier.train(background, n_components=components, n_augment=ubm_copies)
         for speaker in verifier.speakers():
             verifier.remove(speaker)
         enroll = read_manifest(protocols / enroll_csv)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a data leak or bandwidth problem must not pass silently
             for speaker, paths in enroll.groupby("speaker", sort=True)["path"]:
-                verifier.enroll(speaker, list(paths), augment=enroll_copies)
+                verifier.enroll(speaker, list(paths), n_augment=enroll_copies)
         trials = read_manifest(protocols / trials_csv, require_target=True)
         scores = np.empty(len(trials))
         for path, rows in trials.groupby("path", sort=False):
