@@ -16,7 +16,7 @@ import numpy as np
 
 from speakerid._utils.files import atomic_write
 from speakerid._utils.progress import progress
-from speakerid.backends._training import record_cohort, warn_overlap
+from speakerid.backends._training import DEFAULT_COHORT_SPEAKERS, record_cohort, warn_overlap
 from speakerid.backends.base import get_backend
 from speakerid.data.augment import augment_header, check_n_augment
 from speakerid.data.manifests import read_manifest, validate_speaker_id
@@ -26,10 +26,8 @@ from speakerid.features.config import FeatureConfig
 from speakerid.features.pipeline import file_features, many_features
 from speakerid.store import DEFAULT_BACKEND, THRESHOLDS_FILE, ModelStore, check_feature_config
 
-__all__ = ["SpeakerVerifier", "split_segments", "SEGMENT_S", "DEFAULT_COHORT_SPEAKERS"]
+__all__ = ["SpeakerVerifier", "split_segments", "SEGMENT_S"]
 
-#: Background speakers drawn into a cohort by :meth:`SpeakerVerifier.set_cohort`.
-DEFAULT_COHORT_SPEAKERS = 100
 #: Length of one segment of :meth:`SpeakerVerifier.identify_segments`, in seconds.
 SEGMENT_S = 2.0
 _MIN_LAST_S = 1.0

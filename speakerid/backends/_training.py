@@ -36,6 +36,8 @@ __all__ = ["open_model_dir", "read_background", "warn_overlap", "record_cohort",
            "read_neural_background", "neural_examples", "neural_header", "save_neural", "write_history",
            "plot_history", "manifest_pairs", "HISTORY_COLUMNS"]
 
+#: Background speakers drawn into a model directory's default score-normalization cohort.
+DEFAULT_COHORT_SPEAKERS = 100
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "val_eer", "seconds")
 
 

@@ -9,6 +9,7 @@ a draw of the background speakers as the directory's default score-normalisation
 from __future__ import annotations
 
 from speakerid.backends._training import (
+    DEFAULT_COHORT_SPEAKERS,
     check_count,
     open_model_dir,
     read_background,
@@ -30,8 +31,6 @@ __all__ = ["GMMUBMBackend", "SpeakerGMMBackend", "train_ubm", "DEFAULT_UBM_AUGME
 #: following the UBM it cut the dev noisy EER from 30.3 % to 14.9 % and the mean dev EER over clean/short/noisy/8k
 #: from 15.7 % to 12.8 %).
 DEFAULT_UBM_AUGMENT = 1
-#: Background speakers drawn into the default cohort.
-DEFAULT_COHORT_SPEAKERS = 100
 _UBM_CLASS = "GMMUBM"
 
 
