@@ -45,7 +45,7 @@ from eval_shared import PROTOCOLS  # noqa: E402
 
 from speakerid.data.manifests import read_manifest
 from speakerid.evaluation import metrics
-from speakerid.evaluation.calibration import LinearFusion, fuse_score_files
+from speakerid.evaluation.fusion import LinearFusion, fuse_score_files
 from speakerid.exceptions import BandwidthWarning, DataLeakWarning  # noqa: E402
 from speakerid.features import FeatureConfig  # noqa: E402
 from speakerid.features.quality import file_energy_spread_db

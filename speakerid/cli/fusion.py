@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from speakerid.cli._common import print_json
-from speakerid.evaluation.calibration import fuse_score_files
+from speakerid.cli._common import add_json, print_json
+from speakerid.evaluation.fusion import fuse_score_files
 from speakerid.exceptions import ParameterError
 
 
@@ -24,7 +24,7 @@ def register(sub) -> None:
                    help="a system's name for the score_<name> columns (repeat; default the file names)")
     p.add_argument("--out", required=True, metavar="CSV", help="fused score file to write")
     p.add_argument("--p-target", type=float, default=0.5, help="effective target prior of the fit (default 0.5)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(p)
     p.set_defaults(handler=_fuse)
 
 

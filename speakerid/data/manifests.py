@@ -11,25 +11,28 @@ import re
 import unicodedata
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from speakerid._utils.validation import shorten
 from speakerid.data.audio import _one_line
+from speakerid.data.trials import check_targets, check_unique_trials
 from speakerid.exceptions import ManifestError, ParameterError
 
 MANIFEST_COLUMNS = ("speaker", "path")
 
 
 
-def read_manifest(path, *, require_target: bool = False, check_files: bool = True) -> pd.DataFrame:
+def read_manifest(path, *, require_target: bool = False, check_files: bool = True,
+                  for_enrollment: bool = False) -> pd.DataFrame:
     """Read a ``speaker,path[,target]`` CSV manifest.
 
     Paths are resolved relative to the manifest's folder (absolute paths are kept). Paths may lead outside
     that folder (``../data/x.wav``): a manifest is trusted local input, read with the rights of the user who
     runs speakerid (see SECURITY.md). Extra columns are kept. ``speaker`` is read as text (so ``007`` stays
-    ``007``) and must be a valid speaker id (:func:`speakerid.data.manifests.validate_speaker_id`); ``target``, when
-    present, must be 0 or 1. A row that repeats the speaker and path of an earlier row is an error (it would
-    silently weigh a file twice).
+    ``007``), must be a valid speaker id and is returned in Unicode NFC form (:func:`validate_speaker_id`);
+    ``target``, when present, must be 0 or 1 (:func:`speakerid.data.trials.check_targets`). A row that repeats the
+    speaker and path of an earlier row is an error (it would silently weigh a file twice), and so is the same
+    speaker and path given both targets (:func:`speakerid.data.trials.check_unique_trials`).
 
     Parameters
     ----------
@@ -39,6 +42,8 @@ def read_manifest(path, *, require_target: bool = False, check_files: bool = Tru
         Demand a ``target`` column (trial lists).
     check_files : bool
         Check that every audio file exists; all missing files are listed in one error.
+    for_enrollment : bool
+        The speakers are to be enrolled: refuse the reserved ids of :data:`RESERVED_SPEAKER_IDS`.
 
     Returns
     -------
@@ -54,7 +59,7 @@ def read_manifest(path, *, require_target: bool = False, check_files: bool = Tru
     """
     path = Path(path)
     frame = _clean_manifest(_read_csv(path), path, require_target=require_target, check_files=check_files,
-                            first_line=2)
+                            first_line=2, for_enrollment=for_enrollment)
     if frame.empty:
         raise ManifestError("the manifest has a header but no rows", path)
     return frame
@@ -77,7 +82,7 @@ def iter_manifest(path, chunksize: int = 10000, *, require_target: bool = False,
                              skipinitialspace=True, encoding="utf-8-sig")
         for chunk in reader:
             yield _clean_manifest(chunk, path, require_target=require_target, check_files=check_files,
-                                  first_line=first_line)
+                                  first_line=first_line, for_enrollment=False)
             first_line += len(chunk)
     except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as exc:
         raise ManifestError(f"not a readable CSV ({_one_line(exc)})", path) from None
@@ -118,15 +123,8 @@ def check_manifest_columns(columns, path, *, require_target: bool = False) -> No
 
 
 
-def _rows(lines, limit: int = 10) -> str:
-    lines = [str(int(x)) for x in lines]
-    more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
-    return ", ".join(lines[:limit]) + more
-
-
-
 def _clean_manifest(frame: pd.DataFrame, path: Path, *, require_target: bool, check_files: bool,
-                    first_line: int) -> pd.DataFrame:
+                    first_line: int, for_enrollment: bool) -> pd.DataFrame:
     frame = frame.rename(columns=lambda c: str(c).strip())
     check_manifest_columns(frame.columns, path, require_target=require_target)
     frame = frame.copy()
@@ -138,22 +136,17 @@ def _clean_manifest(frame: pd.DataFrame, path: Path, *, require_target: bool, ch
     frame["path"] = frame["path"].astype(str).str.strip()
     empty_speaker = frame.index[frame["speaker"] == ""]
     if len(empty_speaker):
-        raise ManifestError(f"empty speaker id on line(s) {_rows(empty_speaker)}", path)
+        raise ManifestError(f"empty speaker id on line(s) {shorten(empty_speaker)}", path)
     empty_path = frame.index[frame["path"] == ""]
     if len(empty_path):
-        raise ManifestError(f"empty path on line(s) {_rows(empty_path)}", path)
+        raise ManifestError(f"empty path on line(s) {shorten(empty_path)}", path)
     if "target" in frame.columns:
-        raw = frame["target"].astype(str).str.strip().str.lower()
-        mapping = {"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0, "target": 1, "nontarget": 0}
-        bad = frame.index[~raw.isin(list(mapping))]
-        if len(bad):
-            examples = ", ".join(repr(frame.at[i, "target"]) for i in bad[:3])
-            raise ManifestError(f"target must be 0 or 1; line(s) {_rows(bad)} hold {examples}", path)
-        frame["target"] = raw.map(mapping).astype(np.int8)
-    _check_speaker_ids(frame, path)
+        frame["target"] = check_targets(frame["target"].astype(str).to_numpy(), frame.index, path)
+    frame["speaker"] = _checked_speaker_ids(frame, path, for_enrollment)
     base = path.resolve().parent
     frame["path"] = [p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p)) for p in frame["path"]]
-    _check_duplicates(frame, path)
+    check_unique_trials(frame["speaker"], frame["path"], frame["target"] if "target" in frame.columns else None,
+                        rows=frame.index, source=path)
     if check_files:
         missing = [(line, p) for line, p in zip(frame.index, frame["path"]) if not os.path.isfile(p)]
         if missing:
@@ -164,55 +157,64 @@ def _clean_manifest(frame: pd.DataFrame, path: Path, *, require_target: bool, ch
 
 
 
-def _check_speaker_ids(frame: pd.DataFrame, path: Path) -> None:
-
+def _checked_speaker_ids(frame: pd.DataFrame, path: Path, for_enrollment: bool) -> list:
+    """The speaker column as valid ids (NFC), or a ManifestError naming the lines of the first bad one."""
+    clean = {}
     for speaker in frame["speaker"].unique():
         try:
-            validate_speaker_id(speaker)
+            clean[speaker] = validate_speaker_id(speaker, for_enrollment=for_enrollment)
         except ParameterError as exc:
             lines = frame.index[frame["speaker"] == speaker]
-            raise ManifestError(f"line(s) {_rows(lines)}: {exc}", path) from None
-
-
-
-def _check_duplicates(frame: pd.DataFrame, path: Path) -> None:
-    repeated = frame.duplicated(subset=["speaker", "path"], keep="first")
-    if not repeated.any():
-        return
-    first = {}
-    pairs = []
-    for line, key in zip(frame.index, zip(frame["speaker"], frame["path"])):
-        if key in first:
-            pairs.append(f"line {line} repeats line {first[key]}")
-        else:
-            first[key] = line
-    more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
-    raise ManifestError(f"duplicate row(s) (same speaker and path): {'; '.join(pairs[:5])}{more}", path)
+            raise ManifestError(f"line(s) {shorten(lines)}: {exc}", path) from None
+    return [clean[s] for s in frame["speaker"]]
 
 
 MAX_SPEAKER_ID_LENGTH = 128
-
-
+#: Ids no speaker may be enrolled under (compared ignoring case): ``identify`` answers in these words.
+RESERVED_SPEAKER_IDS = ("unknown",)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def validate_speaker_id(speaker) -> str:
-    """Return ``speaker`` as a clean id, or raise :class:`ParameterError` saying what is wrong.
+def validate_speaker_id(speaker, *, for_enrollment: bool = False) -> str:
+    """Return ``speaker`` as a clean id in Unicode NFC form, or raise :class:`ParameterError` saying what is wrong.
 
-    Unicode letters, digits, spaces and punctuation are fine; path separators, ``.``/``..``, control
+    Every id that enters speakerid (manifests, the store, the verifier, the command line, the web page) passes
+    here, so an id typed in decomposed form (NFD: ``"Zoe\u0308"``) and in composed form (NFC: ``"Zo\u00eb"``)
+    is the same speaker. Compatibility variants (NFKC: full-width ``"Ｚoë"``, the ligature ``"ﬁ"``) stay distinct
+    ids. Unicode letters, digits, spaces and punctuation are fine; path separators, ``.``/``..``, control
     characters, surrounding blanks and ids over 128 characters are not.
+
+    Parameters
+    ----------
+    speaker : str
+    for_enrollment : bool
+        The id is about to be enrolled: also refuse :data:`RESERVED_SPEAKER_IDS` (``unknown``, in any case).
+
+    Raises
+    ------
+    ParameterError
+        Naming the id and the rule it breaks.
 
     Examples
     --------
     >>> validate_speaker_id("Zoë-01")
     'Zoë-01'
+    >>> validate_speaker_id("Zoe\u0308") == "Zo\u00eb"
+    True
     >>> validate_speaker_id("../x")
     Traceback (most recent call last):
     ...
     speakerid.exceptions.ParameterError: invalid speaker id '../x': must not contain '/' or '\\\\'
+    >>> validate_speaker_id("Unknown", for_enrollment=True)
+    Traceback (most recent call last):
+    ...
+    speakerid.exceptions.ParameterError: invalid speaker id 'Unknown': reserved (identify answers 'unknown' when no enrolled speaker matches); choose another id
     """
     if not isinstance(speaker, str):
         raise ParameterError(f"invalid speaker id {speaker!r}: must be text")
+    if any(unicodedata.category(ch) in ("Cs", "Co", "Cn") for ch in speaker):
+        raise ParameterError(f"invalid speaker id {speaker!r}: holds unassigned or surrogate code points")
+    speaker = unicodedata.normalize("NFC", speaker)
     if speaker == "":
         raise ParameterError("invalid speaker id '': must not be empty")
     if speaker != speaker.strip():
@@ -226,6 +228,7 @@ def validate_speaker_id(speaker) -> str:
     if len(speaker) > MAX_SPEAKER_ID_LENGTH:
         raise ParameterError(f"invalid speaker id {speaker[:20]!r}...: longer than {MAX_SPEAKER_ID_LENGTH} "
                              "characters")
-    if any(unicodedata.category(ch) in ("Cs", "Co", "Cn") for ch in speaker):
-        raise ParameterError(f"invalid speaker id {speaker!r}: holds unassigned or surrogate code points")
+    if for_enrollment and speaker.casefold() in RESERVED_SPEAKER_IDS:
+        raise ParameterError(f"invalid speaker id {speaker!r}: reserved (identify answers 'unknown' when no "
+                             "enrolled speaker matches); choose another id")
     return speaker

@@ -1,15 +1,16 @@
-"""Score calibration: map raw scores to log-likelihood ratios (LLRs), and fuse several systems into one LLR.
+"""Score calibration: map raw scores to log-likelihood ratios (LLRs); the base of the fusion of several systems.
 
-Both models are affine and fitted by prior-weighted logistic regression, the BOSARIS recipe [1]_, [2]_: the
-target trials get total weight ``p_target`` and the non-target trials ``1 - p_target``, so the fit minimises
-Cllr at the effective prior ``p_target``; the regression then outputs log *posterior* odds at that prior, and
-``logit(p_target)`` is subtracted so that the result is an LLR, usable with any prior afterwards (e.g. with the
-Bayes threshold of :func:`speakerid.evaluation.metrics.bayes_threshold`). Being monotone, a calibration never changes
-EER, minDCF or min Cllr; it makes actual DCF and Cllr approach them.
+Calibration and fusion (:mod:`speakerid.evaluation.fusion`) are affine and fitted by prior-weighted logistic
+regression, the BOSARIS recipe [1]_, [2]_: the target trials get total weight ``p_target`` and the non-target
+trials ``1 - p_target``, so the fit minimises Cllr at the effective prior ``p_target``; the regression then outputs
+log *posterior* odds at that prior, and ``logit(p_target)`` is subtracted so that the result is an LLR, usable
+with any prior afterwards (e.g. with the Bayes threshold of :func:`speakerid.evaluation.metrics.bayes_threshold`).
+Being monotone, a calibration never changes EER, minDCF or min Cllr; it makes actual DCF and Cllr approach them.
 
 Models are saved as small JSON files (format name, format version, speakerid version, class, parameters),
-written atomically; :func:`load_calibration` reads either kind back. :func:`fit_score_file` and
-:func:`apply_score_file` do the same on score CSV files (``speakerid calibrate``).
+written atomically; :func:`speakerid.evaluation.fusion.load_calibration` reads either kind back.
+:func:`fit_score_file` and :func:`apply_score_file` do the same on score CSV files (``speakerid calibrate``), read
+by :func:`speakerid.data.trials.read_score_file`.
 
 References
 ----------
@@ -21,23 +22,22 @@ References
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import warnings
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from speakerid._utils.files import atomic_write
+from speakerid._utils.validation import check_is_fitted
 from speakerid._version import __version__
-from speakerid.evaluation.metrics import _check_trials
-from speakerid.exceptions import ManifestError, ModelFormatError, NotFittedError, ParameterError
+from speakerid.data.trials import read_score_file
+from speakerid.evaluation._sweep import check_trials
+from speakerid.evaluation.metrics import cllr, min_cllr
+from speakerid.exceptions import ManifestError, ModelFormatError, ParameterError
 
-__all__ = ["LinearCalibration", "LinearFusion", "load_calibration", "read_score_file", "fit_score_file",
-           "apply_score_file", "fuse_score_files", "ScoreFile", "FORMAT_VERSION"]
+__all__ = ["LinearCalibration", "fit_score_file", "apply_score_file", "FORMAT_VERSION"]
 
 #: Version of the calibration JSON layout; files from a newer version are refused.
 FORMAT_VERSION = 1
@@ -98,8 +98,7 @@ class _AffineLLR:
         return weights, bias
 
     def _check_fitted(self):
-        if not hasattr(self, "n_target_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(...) first")
+        check_is_fitted(self, "n_target_", hint="call fit(...) first")
 
     # -------------------------------------------------------------------------------------------- persistence
 
@@ -157,7 +156,6 @@ def _finite(value, what: str) -> float:
         raise ValueError(f"{what} is not finite")
     return value
 
-
 class LinearCalibration(_AffineLLR):
     """Affine calibration of one system's scores: ``llr = a_ * score + b_``.
 
@@ -187,7 +185,7 @@ class LinearCalibration(_AffineLLR):
 
     def fit(self, scores, labels):
         """Fit on ``scores`` (n_trials,) and ``labels`` (1 target, 0 non-target); return ``self``."""
-        scores, labels = _check_trials(scores, labels)
+        scores, labels = check_trials(scores, labels)
         weights, bias = self._fit(scores[:, None], labels)
         self.a_, self.b_ = float(weights[0]), bias
         return self
@@ -204,63 +202,6 @@ class LinearCalibration(_AffineLLR):
         self.a_, self.b_ = _finite(data["a"], "a"), _finite(data["b"], "b")
 
 
-class LinearFusion(_AffineLLR):
-    """Linear fusion of several systems into one LLR: ``llr = score_matrix @ weights_ + bias_``.
-
-    Fitted like :class:`LinearCalibration` (which is the one-system case), so the output is calibrated too.
-
-    Attributes
-    ----------
-    weights_ : numpy.ndarray, shape (n_systems,)
-    bias_ : float
-    n_systems_ : int
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> labels = np.r_[np.ones(2000), np.zeros(2000)]
-    >>> clean = np.where(labels == 1, 1.0, -1.0)
-    >>> systems = np.c_[clean + rng.normal(0, 1, 4000), clean + rng.normal(0, 1, 4000)]
-    >>> fusion = LinearFusion().fit(systems, labels)
-    >>> fusion.weights_.round(0).tolist()                 # equal noise: equal weights (2 each, in theory)
-    [2.0, 2.0]
-    """
-
-    def fit(self, score_matrix, labels):
-        """Fit on ``score_matrix`` (n_trials, n_systems) and ``labels``; return ``self``."""
-        matrix = _check_matrix(score_matrix, None)
-        _, labels = _check_trials(matrix[:, 0], labels)
-        self.weights_, self.bias_ = self._fit(matrix, labels)
-        self.n_systems_ = matrix.shape[1]
-        return self
-
-    def transform(self, score_matrix) -> np.ndarray:
-        """Fused LLRs, shape (n_trials,), of a (n_trials, n_systems) matrix."""
-        self._check_fitted()
-        return _check_matrix(score_matrix, self.n_systems_) @ self.weights_ + self.bias_
-
-    def _params(self) -> dict:
-        if not hasattr(self, "weights_"):
-            return {}
-        params = {"weights": [float(w) for w in self.weights_], "bias": self.bias_}
-        if getattr(self, "system_names_", None):
-            params["systems"] = list(self.system_names_)
-        return params
-
-    def _set_params(self, data: dict) -> None:
-        weights = data["weights"]
-        if not isinstance(weights, list) or not weights:
-            raise ValueError("weights must be a non-empty list")
-        self.weights_ = np.array([_finite(w, "a weight") for w in weights], dtype=np.float64)
-        self.bias_ = _finite(data["bias"], "bias")
-        self.n_systems_ = len(self.weights_)
-        systems = data.get("systems")
-        if systems is not None:
-            if not isinstance(systems, list) or len(systems) != self.n_systems_:
-                raise ValueError("systems must list one name per weight")
-            self.system_names_ = [str(n) for n in systems]
-
-
 def _check_scores(scores, name: str) -> np.ndarray:
     try:
         scores = np.asarray(scores, dtype=np.float64)
@@ -271,16 +212,6 @@ def _check_scores(scores, name: str) -> np.ndarray:
         raise ParameterError(f"{name} hold {int(bad.sum())} NaN or infinite value(s), first at index "
                              f"{tuple(int(i) for i in np.argwhere(bad)[0])}")
     return scores
-
-
-def _check_matrix(score_matrix, n_systems: int | None) -> np.ndarray:
-    matrix = _check_scores(score_matrix, "score_matrix")
-    if matrix.ndim != 2 or matrix.shape[1] == 0:
-        raise ParameterError(f"score_matrix must be 2-D (n_trials, n_systems), got shape {matrix.shape}")
-    if n_systems is not None and matrix.shape[1] != n_systems:
-        raise ParameterError(f"score_matrix has {matrix.shape[1]} column(s) but the fusion was fitted on "
-                             f"{n_systems} systems")
-    return matrix
 
 
 def _read_json(path) -> dict:
@@ -295,78 +226,6 @@ def _read_json(path) -> dict:
         raise ModelFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def load_calibration(path):
-    """Read a :class:`LinearCalibration` or :class:`LinearFusion` saved with ``save``, whichever it is."""
-    data = _read_json(path)
-    kinds = {cls.__name__: cls for cls in (LinearCalibration, LinearFusion)}
-    name = data.get("class") if isinstance(data, dict) else None
-    if name not in kinds and isinstance(data, dict) and data.get("format") == _FORMAT:
-        raise ModelFormatError(f"{path}: holds a {name!r}, expected one of {', '.join(map(repr, kinds))}")
-    return kinds.get(name, LinearCalibration).from_dict(data, source=str(path))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# score files (speaker,path,target,score[,error] as written by ``speakerid score``)
-# ---------------------------------------------------------------------------------------------------------------
-
-class ScoreFile(NamedTuple):
-    """A score CSV read by :func:`read_score_file`."""
-
-    frame: pd.DataFrame      # every row, every column, as text
-    usable: np.ndarray       # bool per row: has a score and no error
-    scores: np.ndarray       # float64 scores of the usable rows
-    labels: np.ndarray | None  # int64 labels of the usable rows, when the file has a target column
-
-
-def read_score_file(path, *, require_target: bool = True) -> ScoreFile:
-    """Read a ``speaker,path,target,score[,error]`` file; rows without a score, or with an error, are unusable.
-
-    Raises
-    ------
-    ManifestError
-        Missing or unreadable file, no ``score`` column (or no ``target`` column with ``require_target``),
-        a score that is not a finite number or a target that is not 0/1 (the message names the file and lines).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError("no such score file", path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError:
-        raise ManifestError("the score file is empty (expected a header with 'target,score')", path) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error, OSError) as exc:
-        raise ManifestError(f"not a readable CSV ({' '.join(str(exc).split())})", path) from None
-    frame = frame.rename(columns=lambda c: str(c).strip())
-    wanted = ["score"] + (["target"] if require_target else [])
-    missing = [c for c in wanted if c not in frame.columns]
-    if missing:
-        raise ManifestError(f"missing column(s) {', '.join(missing)}; found header '{','.join(frame.columns)}' "
-                            "(expected a score file as written by 'speakerid score')", path)
-    raw = frame["score"].str.strip()
-    usable = np.array(raw != "", dtype=bool)
-    if "error" in frame.columns:
-        usable &= (frame["error"].str.strip() == "").to_numpy()
-    lines = np.arange(2, len(frame) + 2)[usable]   # CSV line numbers, header being line 1
-    scores = pd.to_numeric(raw[usable], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(scores)
-    if bad.any():
-        raise ManifestError(f"score is not a finite number on line(s) {_lines(lines[bad])}", path)
-    labels = None
-    if "target" in frame.columns:
-        mapping = {"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0, "target": 1, "nontarget": 0}
-        target = frame["target"].str.strip().str.lower()[usable].map(mapping)
-        if target.isna().any():
-            raise ManifestError(f"target must be 0 or 1 on line(s) {_lines(lines[target.isna().to_numpy()])}",
-                                path)
-        labels = target.to_numpy(dtype=np.int64)
-    return ScoreFile(frame, usable, scores, labels)
-
-
-def _lines(lines, limit: int = 10) -> str:
-    more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
-    return ", ".join(str(int(x)) for x in lines[:limit]) + more
-
-
 def fit_score_file(scores_path, out_path, p_target: float = 0.5) -> dict:
     """Fit a :class:`LinearCalibration` on a score file, save it to ``out_path``, and report how it did.
 
@@ -376,8 +235,6 @@ def fit_score_file(scores_path, out_path, p_target: float = 0.5) -> dict:
         ``a``, ``b``, ``cllr_before`` (the raw scores read as LLRs), ``cllr_after``, ``min_cllr`` (in bits),
         ``n_target``, ``n_nontarget``, ``n_skipped`` (rows without a score or with an error), ``out``.
     """
-    from speakerid.evaluation.metrics import cllr, min_cllr
-
     calibration = LinearCalibration(p_target=p_target)
     calibration._check_params()
     data = read_score_file(scores_path, require_target=True)
@@ -391,7 +248,7 @@ def fit_score_file(scores_path, out_path, p_target: float = 0.5) -> dict:
             "cllr_after": cllr(calibration.transform(data.scores), data.labels),
             "min_cllr": min_cllr(data.scores, data.labels),
             "n_target": calibration.n_target_, "n_nontarget": calibration.n_nontarget_,
-            "n_skipped": int((~data.usable).sum()), "out": str(out_path)}
+            "n_skipped": data.n_skipped, "out": str(out_path)}
 
 
 def apply_score_file(calibration_path, scores_path, out_path) -> dict:
@@ -411,149 +268,4 @@ def apply_score_file(calibration_path, scores_path, out_path) -> dict:
     frame["score"] = llr
     with atomic_write(out_path, "w") as fh:
         frame.to_csv(fh, index=False, lineterminator="\n")
-    return {"n_calibrated": int(data.usable.sum()), "n_skipped": int((~data.usable).sum()), "out": str(out_path)}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# fusion of score files (``speakerid fuse``)
-# ---------------------------------------------------------------------------------------------------------------
-
-def _trial_keys(frame: pd.DataFrame, path) -> pd.Index:
-    """One key per row: claimed speaker, test path and the occurrence number of that pair (duplicates allowed)."""
-    missing = [c for c in ("speaker", "path") if c not in frame.columns]
-    if missing:
-        raise ManifestError(f"missing column(s) {', '.join(missing)} (needed to line up the systems' trials)", path)
-    speaker, test = frame["speaker"].str.strip(), frame["path"].str.strip()
-    occurrence = frame.groupby([speaker, test], sort=False).cumcount()
-    return pd.MultiIndex.from_arrays([speaker, test, occurrence])
-
-
-def _score_matrix(paths, *, require_target: bool, names=None):
-    """Line the score files up trial by trial (by speaker, path) in the first file's order.
-
-    Returns the first file's frame, the matrix (n_rows, n_systems; NaN where a system has no usable score),
-    the labels of the first file (or None) and the system names.
-    """
-    paths = [Path(p) for p in paths]
-    files = [read_score_file(p, require_target=require_target and i == 0) for i, p in enumerate(paths)]
-    first = files[0]
-    keys = _trial_keys(first.frame, paths[0])
-    matrix = np.full((len(keys), len(files)), np.nan)
-    for j, (path, data) in enumerate(zip(paths, files)):
-        own = _trial_keys(data.frame, path)
-        column = pd.Series(np.nan, index=own)
-        column[data.usable] = data.scores
-        if j == 0:
-            matrix[:, 0] = column.to_numpy()
-            continue
-        absent = keys.difference(own)
-        if len(absent):
-            example = absent[0]
-            raise ManifestError(f"has no row for {len(absent)} trial(s) of {paths[0]} (e.g. speaker "
-                                f"{example[0]!r}, path {example[1]!r}); fused files must score the same trials",
-                                path)
-        matrix[:, j] = column.reindex(keys).to_numpy()
-    labels = None
-    if first.labels is not None:
-        labels = np.full(len(keys), -1, dtype=np.int64)
-        labels[first.usable] = first.labels
-    if names is None:
-        names = [p.stem for p in paths]
-    if len(set(names)) != len(names):
-        names = [f"{i + 1}:{n}" for i, n in enumerate(names)]
-    return first.frame, matrix, labels, list(names)
-
-
-def _system_figures(scores: np.ndarray, labels: np.ndarray) -> dict:
-    from speakerid.evaluation.metrics import cllr, eer, min_dcf
-    return {"eer": float(eer(scores, labels)), "min_dcf": float(min_dcf(scores, labels, p_target=0.01)),
-            "cllr": float(cllr(scores, labels))}
-
-
-def fuse_score_files(score_paths, out_path, *, train_paths=None, fusion=None, fusion_out=None,
-                     p_target: float = 0.5, names=None) -> dict:
-    """Fuse several systems' score files into one calibrated LLR per trial.
-
-    Either learn the fusion on development score files of the same systems (``train_paths``, one per
-    system, in the same order as ``score_paths``, with a ``target`` column; trials of the development and
-    evaluation files need not be the same) or apply a saved one (``fusion``: a JSON path written through
-    ``fusion_out`` earlier). With one system this is plain calibration.
-
-    The output keeps the first score file's rows and columns; ``score`` becomes the fused LLR and each
-    system's raw score is added as ``score_<name>``. Rows where any system has no usable score get an empty
-    score and an ``error`` naming the systems that lack one.
-
-    Returns
-    -------
-    dict
-        ``systems`` (names), ``weights``, ``bias``, ``n_fused``, ``n_skipped``, ``out``; with training,
-        ``train`` (EER, minDCF(0.01), Cllr of each system and of the fusion on the development trials); when
-        the scored files have a ``target`` column, ``eval`` with the same figures on them.
-    """
-    score_paths = [Path(p) for p in score_paths]
-    if not score_paths:
-        raise ParameterError("give at least one score file to fuse")
-    if (train_paths is None) == (fusion is None):
-        raise ParameterError("give either development score files to learn the fusion from, or a saved fusion")
-    result = {}
-    if fusion is None:
-        train_paths = [Path(p) for p in train_paths]
-        if len(train_paths) != len(score_paths):
-            raise ParameterError(f"{len(score_paths)} score file(s) but {len(train_paths)} development file(s): "
-                                 "give one development score file per system, in the same order")
-        _, dev, dev_labels, names = _score_matrix(train_paths, require_target=True,
-                                                  names=names or [p.stem for p in score_paths])
-        usable = np.isfinite(dev).all(axis=1) & (dev_labels >= 0)
-        if not usable.any():
-            raise ManifestError("no trial has a usable score in every development file", train_paths[0])
-        model = LinearFusion(p_target=p_target)
-        model._check_params()
-        try:
-            model.fit(dev[usable], dev_labels[usable])
-        except ParameterError as exc:
-            raise ManifestError(f"cannot learn a fusion: {exc}", train_paths[0]) from None
-        model.system_names_ = names
-        result["train"] = {name: _system_figures(dev[usable, j], dev_labels[usable])
-                           for j, name in enumerate(names)}
-        result["train"]["fusion"] = _system_figures(model.transform(dev[usable]), dev_labels[usable])
-        if fusion_out is not None:
-            model.save(fusion_out)
-    else:
-        model = load_calibration(fusion)
-        if not isinstance(model, LinearFusion):
-            model_as_fusion = LinearFusion(p_target=model.p_target)
-            model_as_fusion.weights_, model_as_fusion.bias_ = np.array([model.a_]), model.b_
-            model_as_fusion.n_systems_, model_as_fusion.n_target_ = 1, model.n_target_
-            model_as_fusion.n_nontarget_ = model.n_nontarget_
-            model = model_as_fusion
-        if model.n_systems_ != len(score_paths):
-            raise ParameterError(f"the fusion in {fusion} combines {model.n_systems_} system(s) but "
-                                 f"{len(score_paths)} score file(s) were given")
-        names = names or getattr(model, "system_names_", None) or [p.stem for p in score_paths]
-
-    frame, matrix, labels, names = _score_matrix(score_paths, require_target=False, names=names)
-    usable = np.isfinite(matrix).all(axis=1)
-    fused = np.full(len(frame), "", dtype=object)
-    if usable.any():
-        fused[usable] = [repr(float(x)) for x in model.transform(matrix[usable])]
-    out = frame.copy()
-    for j, name in enumerate(names):
-        column = f"score_{name}"
-        out[column] = ["" if not np.isfinite(v) else repr(float(v)) for v in matrix[:, j]]
-    out["score"] = fused
-    if not usable.all():
-        lacking = [", ".join(n for n, ok in zip(names, np.isfinite(row)) if not ok) for row in matrix]
-        errors = out["error"] if "error" in out.columns else pd.Series("", index=out.index)
-        out["error"] = [e if ok or e else f"no score from {lack}"
-                        for e, ok, lack in zip(errors, usable, lacking)]
-    with atomic_write(out_path, "w") as fh:
-        out.to_csv(fh, index=False, lineterminator="\n")
-    result.update({"systems": names, "weights": [float(w) for w in model.weights_], "bias": float(model.bias_),
-                   "n_fused": int(usable.sum()), "n_skipped": int((~usable).sum()), "out": str(out_path)})
-    if labels is not None:
-        ok = usable & (labels >= 0)
-        if ok.any() and len(np.unique(labels[ok])) == 2:
-            result["eval"] = {name: _system_figures(matrix[ok, j], labels[ok])
-                              for j, name in enumerate(names)}
-            result["eval"]["fusion"] = _system_figures(model.transform(matrix[ok]), labels[ok])
-    return result
+    return {"n_calibrated": int(data.usable.sum()), "n_skipped": data.n_skipped, "out": str(out_path)}

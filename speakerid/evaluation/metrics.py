@@ -18,158 +18,28 @@ References
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
-import pandas as pd
 
-from speakerid.data.trials import target_labels
+from speakerid.data.trials import read_score_file
+from speakerid.evaluation._sweep import (
+    act_dcf_at,
+    best_point,
+    check_cost,
+    check_threshold,
+    check_trials,
+    cllr_bits,
+    crossing,
+    dcf_at_points,
+    pav_llr,
+    rates_at,
+    sweep_of,
+)
 from speakerid.exceptions import ParameterError
 
 __all__ = [
     "eer", "det_curve", "rates", "roc", "min_dcf", "act_dcf", "bayes_threshold", "cllr", "min_cllr",
     "threshold_at_far", "far_frr_at", "summary",
 ]
-
-_MAX_POSITIONS_SHOWN = 10
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# validation at the public edge
-# ---------------------------------------------------------------------------------------------------------------
-
-def _positions(mask) -> str:
-    where = np.flatnonzero(mask)
-    shown = ", ".join(str(i) for i in where[:_MAX_POSITIONS_SHOWN])
-    more = f", ... ({len(where)} in all)" if len(where) > _MAX_POSITIONS_SHOWN else ""
-    return f"[{shown}{more}]"
-
-
-def _check_trials(scores, labels, *, allow_inf: bool = False):
-    """Return ``(scores float64, labels int64)`` or raise :class:`ParameterError` saying what is wrong."""
-    try:
-        scores = np.asarray(scores, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ParameterError("scores must be numbers (could not convert them to floats)") from None
-    if scores.ndim != 1:
-        raise ParameterError(f"scores must be a 1-D array (one score per trial), got shape {scores.shape}")
-    labels_in = np.asarray(labels)
-    if labels_in.ndim != 1:
-        raise ParameterError(f"labels must be a 1-D array (one label per trial), got shape {labels_in.shape}")
-    if len(scores) != len(labels_in):
-        raise ParameterError(f"scores and labels differ in length: {len(scores)} scores, {len(labels_in)} labels")
-    if len(scores) == 0:
-        raise ParameterError("no trials: scores and labels are empty")
-    nan = np.isnan(scores)
-    if nan.any():
-        raise ParameterError(f"NaN scores at positions {_positions(nan)}")
-    if not allow_inf:
-        inf = np.isinf(scores)
-        if inf.any():
-            raise ParameterError(f"infinite scores at positions {_positions(inf)} (only cllr/min_cllr accept "
-                                 "infinite log-likelihood ratios; clip the scores first)")
-    if labels_in.dtype.kind not in "biuf":
-        raise ParameterError(f"labels must be 0 (non-target) or 1 (target), got dtype {labels_in.dtype}")
-    bad = (labels_in != 0) & (labels_in != 1)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise ParameterError(f"labels must be 0 (non-target) or 1 (target); found {labels_in[first]!r} "
-                             f"at positions {_positions(bad)}")
-    labels_out = labels_in.astype(np.int64)
-    n_tar = int(labels_out.sum())
-    if n_tar == 0 or n_tar == len(labels_out):
-        kind = "target (1)" if n_tar else "non-target (0)"
-        raise ParameterError(f"only one class in labels: all {len(labels_out)} trials are {kind}; "
-                             "need both target and non-target trials")
-    return scores, labels_out
-
-
-def _check_cost(p_target, c_miss, c_fa):
-    p_target, c_miss, c_fa = float(p_target), float(c_miss), float(c_fa)
-    if not 0.0 < p_target < 1.0:
-        raise ParameterError(f"p_target must be strictly between 0 and 1, got {p_target}")
-    if not (np.isfinite(c_miss) and c_miss > 0 and np.isfinite(c_fa) and c_fa > 0):
-        raise ParameterError(f"c_miss and c_fa must be positive and finite, got {c_miss} and {c_fa}")
-    return p_target, c_miss, c_fa
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the one sort every metric shares
-# ---------------------------------------------------------------------------------------------------------------
-
-class _Sweep(NamedTuple):
-    """All operating points, thresholds ascending: the distinct scores, then +inf (reject everything)."""
-
-    thresholds: np.ndarray   # (G + 1,)
-    n_miss: np.ndarray       # targets with score < threshold
-    n_fa: np.ndarray         # non-targets with score >= threshold
-    tar_per_score: np.ndarray  # (G,) target count at each distinct score
-    non_per_score: np.ndarray  # (G,) non-target count at each distinct score
-    n_tar: int
-    n_non: int
-
-
-def _sweep(scores: np.ndarray, labels: np.ndarray) -> _Sweep:
-    order = np.argsort(scores)
-    sorted_scores = scores[order]
-    sorted_labels = labels[order]
-    # `!=` rather than np.diff so that equal infinite scores form one group
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    tar_per = np.add.reduceat(sorted_labels, starts)
-    non_per = np.diff(np.r_[starts, len(scores)]) - tar_per
-    n_tar, n_non = int(tar_per.sum()), int(non_per.sum())
-    n_miss = np.r_[0, np.cumsum(tar_per)]
-    n_fa = n_non - np.r_[0, np.cumsum(non_per)]
-    thresholds = np.r_[sorted_scores[starts], np.inf]
-    return _Sweep(thresholds, n_miss, n_fa, tar_per, non_per, n_tar, n_non)
-
-
-def _crossing(thresholds, n_miss, n_fa, n_tar, n_non):
-    """Where the piecewise-linear (P_fa, P_miss) curve meets P_miss = P_fa; see :func:`eer`."""
-    # sign of P_miss - P_fa in exact integer arithmetic; it never decreases along the sweep
-    diff = n_miss * n_non - n_fa * n_tar
-    i = int(np.argmax(diff >= 0))      # exists: the last point (reject all) has P_miss = 1, P_fa = 0
-    p_miss_i, p_fa_i = n_miss[i] / n_tar, n_fa[i] / n_non
-    if diff[i] == 0:
-        return float(p_miss_i), float(thresholds[i])
-    p_miss_h, p_fa_h = n_miss[i - 1] / n_tar, n_fa[i - 1] / n_non
-    d_lo, d_hi = p_miss_h - p_fa_h, p_miss_i - p_fa_i
-    alpha = -d_lo / (d_hi - d_lo)
-    rate = p_miss_h + alpha * (p_miss_i - p_miss_h)
-    # report the real operating point nearer the crossing (smaller worse error); ties go to the lower threshold
-    threshold = thresholds[i] if p_miss_i < p_fa_h else thresholds[i - 1]
-    return float(rate), float(threshold)
-
-
-def _rates_at(sweep: _Sweep, threshold):
-    """(P_fa, P_miss) at arbitrary thresholds, by binary search among the operating points."""
-    point = np.searchsorted(sweep.thresholds[:-1], threshold, side="left")
-    return sweep.n_fa[point] / sweep.n_non, sweep.n_miss[point] / sweep.n_tar
-
-
-def _act_dcf(sweep: _Sweep, threshold, p_target, c_miss, c_fa) -> float:
-    far, frr = _rates_at(sweep, threshold)
-    weight_miss, weight_fa = p_target * c_miss, (1.0 - p_target) * c_fa
-    return float((weight_miss * frr + weight_fa * far) / min(weight_miss, weight_fa))
-
-
-def _check_threshold(threshold):
-    threshold = np.asarray(threshold, dtype=np.float64)
-    if np.isnan(threshold).any():
-        raise ParameterError("threshold must not be NaN")
-    return threshold
-
-
-def _pav_llr(sweep: _Sweep) -> np.ndarray:
-    """Optimal (PAV-calibrated) LLR at each distinct score, ascending; may hold -inf / +inf [1]_, [3]_."""
-    from sklearn.isotonic import isotonic_regression
-
-    sizes = sweep.tar_per_score + sweep.non_per_score
-    posterior = isotonic_regression(sweep.tar_per_score / sizes, sample_weight=sizes, increasing=True)
-    posterior = np.clip(posterior, 0.0, 1.0)
-    with np.errstate(divide="ignore"):
-        return np.log(posterior) - np.log1p(-posterior) - np.log(sweep.n_tar / sweep.n_non)
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # curves
@@ -200,7 +70,7 @@ def det_curve(scores, labels):
     >>> t.tolist(), p_miss.tolist(), p_fa.tolist()
     ([0.1, 0.35, 0.4, 0.8, inf], [0.0, 0.0, 0.5, 0.5, 1.0], [1.0, 0.5, 0.5, 0.0, 0.0])
     """
-    sweep = _sweep(*_check_trials(scores, labels))
+    sweep = sweep_of(*check_trials(scores, labels))
     return sweep.thresholds, sweep.n_miss / sweep.n_tar, sweep.n_fa / sweep.n_non
 
 
@@ -234,7 +104,7 @@ def roc(scores, labels, drop_intermediate: bool = True):
     >>> fpr.tolist(), tpr.tolist(), t.tolist()
     ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0], [inf, 0.8, 0.4, 0.35, 0.1])
     """
-    sweep = _sweep(*_check_trials(scores, labels))
+    sweep = sweep_of(*check_trials(scores, labels))
     fps = sweep.n_fa[::-1]
     tps = (sweep.n_tar - sweep.n_miss)[::-1]
     thresholds = sweep.thresholds[::-1]
@@ -292,24 +162,16 @@ def eer(scores, labels, return_threshold: bool = False, *, convex_hull: bool = F
     >>> eer([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1], return_threshold=True)
     (0.0, 0.8)
     """
-    sweep = _sweep(*_check_trials(scores, labels))
+    sweep = sweep_of(*check_trials(scores, labels))
     if convex_hull:
-        llr = _pav_llr(sweep)
+        llr = pav_llr(sweep)
         vertex = np.flatnonzero(np.r_[True, llr[1:] != llr[:-1]])   # first distinct score of each PAV block
         vertex = np.r_[vertex, len(llr)]                               # ... and the reject-all point
-        result = _crossing(sweep.thresholds[vertex], sweep.n_miss[vertex], sweep.n_fa[vertex],
+        result = crossing(sweep.thresholds[vertex], sweep.n_miss[vertex], sweep.n_fa[vertex],
                            sweep.n_tar, sweep.n_non)
     else:
-        result = _crossing(sweep.thresholds, sweep.n_miss, sweep.n_fa, sweep.n_tar, sweep.n_non)
+        result = crossing(sweep.thresholds, sweep.n_miss, sweep.n_fa, sweep.n_tar, sweep.n_non)
     return result if return_threshold else result[0]
-
-
-def _dcf_at_points(sweep: _Sweep, p_target, c_miss, c_fa):
-    """Normalised DCF at every operating point [4]_."""
-    weight_miss = p_target * c_miss
-    weight_fa = (1.0 - p_target) * c_fa
-    dcf = weight_miss * (sweep.n_miss / sweep.n_tar) + weight_fa * (sweep.n_fa / sweep.n_non)
-    return dcf / min(weight_miss, weight_fa)
 
 
 def min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0,
@@ -344,19 +206,12 @@ def min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: f
     >>> round(min_dcf([0.1, 0.3, 0.2, 0.9], [0, 0, 1, 1], p_target=0.5), 6)
     0.5
     """
-    p_target, c_miss, c_fa = _check_cost(p_target, c_miss, c_fa)
-    sweep = _sweep(*_check_trials(scores, labels))
-    dcf = _dcf_at_points(sweep, p_target, c_miss, c_fa)
-    best = _best_point(dcf, sweep)
+    p_target, c_miss, c_fa = check_cost(p_target, c_miss, c_fa)
+    sweep = sweep_of(*check_trials(scores, labels))
+    dcf = dcf_at_points(sweep, p_target, c_miss, c_fa)
+    best = best_point(dcf, sweep)
     value = float(dcf[best])
     return (value, float(sweep.thresholds[best])) if return_threshold else value
-
-
-def _best_point(dcf, sweep: _Sweep) -> int:
-    """Index of the lowest cost; ties (to rounding) go to the lowest threshold, whatever the sweep's order."""
-    value = float(dcf.min())
-    tied = np.flatnonzero(dcf <= value + 1e-12 * max(1.0, abs(value)))
-    return int(tied[np.argmin(sweep.thresholds[tied])])
 
 
 def bayes_threshold(p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
@@ -369,7 +224,7 @@ def bayes_threshold(p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1
     >>> round(bayes_threshold(0.01), 4)
     4.5951
     """
-    p_target, c_miss, c_fa = _check_cost(p_target, c_miss, c_fa)
+    p_target, c_miss, c_fa = check_cost(p_target, c_miss, c_fa)
     return float(np.log((1.0 - p_target) * c_fa / (p_target * c_miss)))
 
 
@@ -399,19 +254,11 @@ def act_dcf(scores, labels, threshold: float | None = None, p_target: float = 0.
     >>> act_dcf([-3.0, -1.0, 2.0, 6.0], [0, 0, 1, 1], threshold=3.0, p_target=0.5)
     0.5
     """
-    p_target, c_miss, c_fa = _check_cost(p_target, c_miss, c_fa)
+    p_target, c_miss, c_fa = check_cost(p_target, c_miss, c_fa)
     if threshold is None:
         threshold = bayes_threshold(p_target, c_miss, c_fa)
-    threshold = float(_check_threshold(threshold))
-    return _act_dcf(_sweep(*_check_trials(scores, labels)), threshold, p_target, c_miss, c_fa)
-
-
-def _cllr_bits(tar_llr, tar_count, non_llr, non_count, n_tar, n_non) -> float:
-    # log(1 + e^x) via logaddexp: exact for +-inf, no overflow; entries with a zero count are left out
-    tar_mask, non_mask = tar_count > 0, non_count > 0
-    tar_cost = np.sum(tar_count[tar_mask] * np.logaddexp(0.0, -tar_llr[tar_mask])) / n_tar
-    non_cost = np.sum(non_count[non_mask] * np.logaddexp(0.0, non_llr[non_mask])) / n_non
-    return float((tar_cost + non_cost) / (2.0 * np.log(2.0)))
+    threshold = float(check_threshold(threshold))
+    return act_dcf_at(sweep_of(*check_trials(scores, labels)), threshold, p_target, c_miss, c_fa)
 
 
 def cllr(llr_scores, labels) -> float:
@@ -430,10 +277,10 @@ def cllr(llr_scores, labels) -> float:
     >>> round(cllr([-2.0, 1.0, 3.0], [0, 0, 1]), 4)
     0.5545
     """
-    scores, labels = _check_trials(llr_scores, labels, allow_inf=True)
+    scores, labels = check_trials(llr_scores, labels, allow_inf=True)
     is_tar = labels == 1
     ones = np.ones(len(scores))
-    return _cllr_bits(scores[is_tar], ones[is_tar], scores[~is_tar], ones[~is_tar], is_tar.sum(), (~is_tar).sum())
+    return cllr_bits(scores[is_tar], ones[is_tar], scores[~is_tar], ones[~is_tar], is_tar.sum(), (~is_tar).sum())
 
 
 def min_cllr(scores, labels) -> float:
@@ -445,14 +292,12 @@ def min_cllr(scores, labels) -> float:
 
     Examples
     --------
-    >>> min_cllr([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1])
-    0.0
-    >>> min_cllr([0.8, 0.9, 0.1, 0.2], [0, 0, 1, 1])
-    1.0
+    >>> min_cllr([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]), min_cllr([0.8, 0.9, 0.1, 0.2], [0, 0, 1, 1])
+    (0.0, 1.0)
     """
-    sweep = _sweep(*_check_trials(scores, labels, allow_inf=True))
-    llr = _pav_llr(sweep)
-    return _cllr_bits(llr, sweep.tar_per_score, llr, sweep.non_per_score, sweep.n_tar, sweep.n_non)
+    sweep = sweep_of(*check_trials(scores, labels, allow_inf=True))
+    llr = pav_llr(sweep)
+    return cllr_bits(llr, sweep.tar_per_score, llr, sweep.non_per_score, sweep.n_tar, sweep.n_non)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -476,7 +321,7 @@ def threshold_at_far(scores, labels, far: float) -> float:
     far = float(far)
     if not 0.0 <= far <= 1.0:
         raise ParameterError(f"far must be a rate between 0 and 1, got {far}")
-    sweep = _sweep(*_check_trials(scores, labels))
+    sweep = sweep_of(*check_trials(scores, labels))
     first_ok = int(np.argmax(sweep.n_fa / sweep.n_non <= far))
     return float(sweep.thresholds[first_ok])
 
@@ -494,8 +339,8 @@ def far_frr_at(scores, labels, threshold):
     >>> far.tolist(), frr.tolist()
     ([1.0, 0.0], [0.0, 1.0])
     """
-    threshold = _check_threshold(threshold)
-    far, frr = _rates_at(_sweep(*_check_trials(scores, labels)), threshold)
+    threshold = check_threshold(threshold)
+    far, frr = rates_at(sweep_of(*check_trials(scores, labels)), threshold)
     if threshold.ndim == 0:
         return float(far), float(frr)
     return far, frr
@@ -530,13 +375,13 @@ def summary(scores, labels, p_target: float = 0.01, *, c_miss: float = 1.0, c_fa
     >>> s["eer"], s["min_dcf"], s["n_target"], s["n_nontarget"], "cllr" in s
     (0.0, 0.0, 2, 2, False)
     """
-    p_target, c_miss, c_fa = _check_cost(p_target, c_miss, c_fa)
-    scores, labels = _check_trials(scores, labels)
-    sweep = _sweep(scores, labels)
-    eer_value, eer_threshold = _crossing(sweep.thresholds, sweep.n_miss, sweep.n_fa, sweep.n_tar, sweep.n_non)
-    dcf = _dcf_at_points(sweep, p_target, c_miss, c_fa)
-    best = _best_point(dcf, sweep)
-    llr_opt = _pav_llr(sweep)
+    p_target, c_miss, c_fa = check_cost(p_target, c_miss, c_fa)
+    scores, labels = check_trials(scores, labels)
+    sweep = sweep_of(scores, labels)
+    eer_value, eer_threshold = crossing(sweep.thresholds, sweep.n_miss, sweep.n_fa, sweep.n_tar, sweep.n_non)
+    dcf = dcf_at_points(sweep, p_target, c_miss, c_fa)
+    best = best_point(dcf, sweep)
+    llr_opt = pav_llr(sweep)
     result = {
         "n_target": sweep.n_tar,
         "n_nontarget": sweep.n_non,
@@ -544,17 +389,17 @@ def summary(scores, labels, p_target: float = 0.01, *, c_miss: float = 1.0, c_fa
         "eer_threshold": eer_threshold,
         "min_dcf": float(dcf[best]),
         "min_dcf_threshold": float(sweep.thresholds[best]),
-        "min_cllr": _cllr_bits(llr_opt, sweep.tar_per_score, llr_opt, sweep.non_per_score,
+        "min_cllr": cllr_bits(llr_opt, sweep.tar_per_score, llr_opt, sweep.non_per_score,
                                sweep.n_tar, sweep.n_non),
         "p_target": p_target,
     }
     if threshold is None and llr:
         threshold = bayes_threshold(p_target, c_miss, c_fa)
     if threshold is not None:
-        threshold = float(_check_threshold(threshold))
-        far, frr = _rates_at(sweep, threshold)
+        threshold = float(check_threshold(threshold))
+        far, frr = rates_at(sweep, threshold)
         result["act_dcf_threshold"] = threshold
-        result["act_dcf"] = _act_dcf(sweep, threshold, p_target, c_miss, c_fa)
+        result["act_dcf"] = act_dcf_at(sweep, threshold, p_target, c_miss, c_fa)
         result["far"], result["frr"] = float(far), float(frr)
     if llr:
         result["cllr"] = cllr(scores, labels)
@@ -562,24 +407,21 @@ def summary(scores, labels, p_target: float = 0.01, *, c_miss: float = 1.0, c_fa
 
 
 def trial_metrics(scores, p_target: float = 0.01) -> dict | None:
-    """EER and minDCF of the scored rows of a scored trial list (CSV path or frame) with a ``target`` column.
+    """:func:`summary` of the scored rows of a score file (CSV path or frame), or ``None`` when it cannot have one.
 
-    Returns ``None`` when there is no target column or not both target and non-target scored trials.
+    Rows without a score or with an error are left out (see :func:`speakerid.data.trials.read_score_file`).
+
+    Returns
+    -------
+    dict or None
+        ``None`` when there is no ``target`` column, or not both target and non-target scored trials.
+
+    Raises
+    ------
+    ManifestError, ParameterError
+        As :func:`speakerid.data.trials.read_score_file`.
     """
-    from speakerid.evaluation import metrics
-
-    frame = scores if isinstance(scores, pd.DataFrame) else pd.read_csv(
-        scores, usecols=lambda c: c.strip() in ("target", "score"), dtype={"target": str},
-        keep_default_na=False, na_values={"score": [""]})
-    frame = frame.rename(columns=lambda c: str(c).strip())
-    if "target" not in frame.columns or "score" not in frame.columns:
+    data = read_score_file(scores, require_target=False, all_columns=False)
+    if data.labels is None or len(np.unique(data.labels)) < 2:
         return None
-    values = pd.to_numeric(frame["score"], errors="coerce").to_numpy(dtype=float)
-    labels = target_labels(frame["target"])
-    ok = np.isfinite(values) & (labels >= 0)
-    values, labels = values[ok], labels[ok]
-    n_target = int(labels.sum())
-    if n_target == 0 or n_target == len(labels):
-        return None
-    return {"eer": float(metrics.eer(values, labels)), "min_dcf": float(metrics.min_dcf(values, labels, p_target)),
-            "p_target": p_target, "n_target": n_target, "n_nontarget": int(len(labels) - n_target)}
+    return summary(data.scores, data.labels, p_target)

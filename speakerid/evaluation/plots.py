@@ -131,10 +131,8 @@ def plot_det(systems, ax=None, *, limits=(0.0005, 0.5), figsize=(5.5, 5.0)):
 
     Parameters
     ----------
-    systems : mapping or sequence
-        ``{name: (scores, labels)}`` or ``[(name, scores, labels), ...]``.
-    ax : matplotlib.axes.Axes, optional
-        Draw on these axes instead of a new figure.
+    systems, ax
+        See :func:`plot_roc`.
     limits : (float, float)
         Smallest and largest rate shown on both axes, in (0, 1).
     figsize : tuple of float

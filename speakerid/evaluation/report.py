@@ -2,11 +2,13 @@
 HTML report.
 
 A score file is a CSV (or a :class:`pandas.DataFrame`) with at least the columns ``score`` and ``target``
-(1 = target trial, 0 = non-target trial), usually also ``speaker``, ``path`` and ``error``. A row whose score
-is *missing* (an empty cell; ``None``/NaN in a DataFrame) is a trial that could not be scored: it is skipped and
-counted in ``n_skipped``, its ``error`` text kept as an example; so is a row with a non-empty ``error`` (as
-:mod:`speakerid.scoring.batch` writes for trials it could not score, whatever their score cell holds). A literal
-``nan`` score in a row without an error is an error.
+(1 = target trial, 0 = non-target trial), usually also ``speaker``, ``path`` and ``error``, read by
+:func:`speakerid.data.trials.read_score_file`: a row whose score is *missing* (an empty cell; ``None``/NaN in a
+DataFrame) is a trial that could not be scored: it is skipped and counted in ``n_skipped``, its ``error`` text
+kept as an example; so is a row with a non-empty ``error`` (as :mod:`speakerid.scoring.batch` writes for trials it
+could not score, whatever their score cell holds). A literal ``nan`` or ``inf`` score in a row without an error
+is an error, and so is a trial (speaker, path) listed twice or as both a target and a non-target. The figures of
+each system are :func:`speakerid.evaluation.metrics.summary`.
 
 ``act_dcf`` and ``cllr`` treat the scores as calibrated natural-log likelihood ratios: ``act_dcf`` is the cost
 at the Bayes threshold ``log((1 - p_target) / p_target)`` (4.595 at ``p_target=0.01``). Raw GMM-UBM scores are
@@ -16,7 +18,6 @@ not calibrated, so for them only EER, minDCF and minCllr are meaningful.
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as _dt
 import hashlib
 import html
@@ -25,154 +26,20 @@ import math
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from speakerid._utils.files import atomic_write
+from speakerid._utils.jsontext import json_safe
 from speakerid._version import __version__
+from speakerid.data.trials import read_score_file
 from speakerid.evaluation import metrics
 from speakerid.evaluation.plots import figure_bytes, plot_det, plot_roc, plot_score_histograms
-from speakerid.exceptions import ManifestError, ParameterError
+from speakerid.exceptions import ParameterError
 
-__all__ = ["evaluate", "read_scores", "system_metrics", "json_safe", "ACT_DCF_NOTE"]
+__all__ = ["evaluate", "ACT_DCF_NOTE"]
 
 ACT_DCF_NOTE = ("actDCF and Cllr treat the scores as calibrated natural-log likelihood ratios; actDCF is the "
                 "cost at the Bayes threshold log((1 - p_target) / p_target)")
-_TARGET_VALUES = {"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0, "target": 1, "nontarget": 0}
-_MAX_ERRORS_KEPT = 5
-_USED_COLUMNS = ("score", "target", "error")
-
-
-def _rows(positions, limit: int = 10) -> str:
-    shown = ", ".join(str(p) for p in positions[:limit])
-    return shown + (f" and {len(positions) - limit} more" if len(positions) > limit else "")
-
-
-def read_scores(source, name: str | None = None):
-    """Read one score file (CSV path or DataFrame) into ``(scores, labels, n_skipped, error_examples)``.
-
-    Parameters
-    ----------
-    source : str, os.PathLike or pandas.DataFrame
-        A CSV with columns ``score`` and ``target`` (others are ignored), or such a DataFrame.
-    name : str, optional
-        How to name a DataFrame in error messages (default ``"<DataFrame>"``).
-
-    Returns
-    -------
-    scores : numpy.ndarray of float64
-    labels : numpy.ndarray of int8
-    n_skipped : int
-        Rows without a score, or with a non-empty ``error``.
-    errors : list of str
-        Up to five distinct ``error`` texts of the skipped rows.
-
-    Raises
-    ------
-    ManifestError
-        Unreadable CSV, missing ``score``/``target`` columns, bad target values, non-numeric scores.
-    ParameterError
-        NaN scores (the message names the file and its lines).
-
-    Examples
-    --------
-    >>> frame = pd.DataFrame({"score": [0.5, None, -1.0], "target": [1, 0, 0], "error": ["", "no speech", ""]})
-    >>> scores, labels, n_skipped, errors = read_scores(frame)
-    >>> scores.tolist(), labels.tolist(), n_skipped, errors
-    ([0.5, -1.0], [1, 0], 1, ['no speech'])
-    """
-    if isinstance(source, pd.DataFrame):
-        where, frame, first_row, unit = name or "<DataFrame>", source, None, "row"
-    else:
-        where, unit = str(source), "line"
-        frame = _read_csv(Path(source))
-        first_row = 2
-    frame = frame.rename(columns=lambda c: str(c).strip())
-    missing = [c for c in ("score", "target") if c not in frame.columns]
-    if missing:
-        found = ",".join(str(c) for c in frame.columns) or "(none)"
-        raise ManifestError(f"{where}: missing column(s) {', '.join(missing)} in a score file; found header "
-                            f"'{found}' (expected at least 'score,target')")
-    row_ids = (np.arange(first_row, first_row + len(frame)) if first_row is not None else np.asarray(frame.index))
-
-    raw_target = _as_text(frame["target"]).str.lower()
-    bad = ~raw_target.isin(list(_TARGET_VALUES)).to_numpy()
-    if bad.any():
-        examples = ", ".join(repr(v) for v in frame["target"].to_numpy()[bad][:3])
-        raise ManifestError(f"{where}: target must be 0 or 1; {unit}(s) {_rows(row_ids[bad])} hold {examples}")
-    labels = raw_target.map(_TARGET_VALUES).to_numpy(dtype=np.int8)
-
-    raw_score = _as_text(frame["score"])
-    error_text = _as_text(frame["error"]) if "error" in frame.columns else pd.Series("", index=frame.index)
-    absent = ((raw_score == "") | (error_text != "")).to_numpy()
-    numbers = pd.to_numeric(raw_score.where(~absent, "0"), errors="coerce").to_numpy(dtype=np.float64)
-    unparsed = np.isnan(numbers) & ~absent
-    not_number = unparsed.copy()
-    not_number[unparsed] = ~raw_score[unparsed].str.lower().isin(["nan", "+nan", "-nan"]).to_numpy()
-    if not_number.any():
-        examples = ", ".join(repr(v) for v in raw_score.to_numpy()[not_number][:3])
-        raise ManifestError(f"{where}: score must be a number or empty; {unit}(s) {_rows(row_ids[not_number])} "
-                            f"hold {examples}")
-    nan = np.isnan(numbers) & ~absent
-    if nan.any():
-        raise ParameterError(f"{where}: NaN scores on {unit}(s) {_rows(row_ids[nan])} (leave the score empty "
-                             "for a trial that could not be scored)")
-    errors = []
-    for value in error_text.to_numpy()[absent]:
-        value = " ".join(value.split())
-        if value and value not in errors:
-            errors.append(value)
-            if len(errors) == _MAX_ERRORS_KEPT:
-                break
-    return numbers[~absent], labels[~absent], int(absent.sum()), errors
-
-
-def _as_text(column: pd.Series) -> pd.Series:
-    """Every cell as stripped text; "" for a missing cell (empty, None, or NaN in a DataFrame)."""
-    missing = column.isna().to_numpy()
-    text = column.astype(str).str.strip()
-    text[missing] = ""
-    return text
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise ManifestError(f"{path}: no such score file" if not path.exists() else f"{path}: not a file")
-    options = {"dtype": str, "keep_default_na": False, "skipinitialspace": True, "encoding": "utf-8-sig"}
-    try:
-        header = [str(c).strip() for c in pd.read_csv(path, nrows=0, **options).columns]
-        if not {"score", "target"} <= set(header):
-            return pd.DataFrame(columns=header)  # the caller names what is missing
-        # only the columns used: score files often carry long paths in other columns
-        return pd.read_csv(path, usecols=lambda c: str(c).strip() in _USED_COLUMNS, **options)
-    except pd.errors.EmptyDataError:
-        raise ManifestError(f"{path}: the score file is empty (expected a header with score,target)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error, OSError) as exc:
-        raise ManifestError(f"{path}: not a readable CSV ({' '.join(str(exc).split())})") from None
-
-
-def system_metrics(scores, labels, p_target: float = 0.01) -> dict:
-    """EER, minDCF, actDCF (scores as LLRs, Bayes threshold), Cllr and minCllr of one score set.
-
-    Every value is computed by the function of the same name in :mod:`speakerid.evaluation.metrics`.
-
-    Examples
-    --------
-    >>> m = system_metrics([-3.0, -1.0, 2.0, 6.0], [0, 0, 1, 1], p_target=0.5)
-    >>> m["eer"], m["eer_percent"], m["min_dcf"], m["act_dcf"], m["act_dcf_threshold"], m["min_cllr"]
-    (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    """
-    eer, eer_threshold = metrics.eer(scores, labels, return_threshold=True)
-    min_dcf, min_dcf_threshold = metrics.min_dcf(scores, labels, p_target, return_threshold=True)
-    labels = np.asarray(labels)
-    return {
-        "n_target": int((labels == 1).sum()), "n_nontarget": int((labels == 0).sum()),
-        "eer": eer, "eer_percent": 100.0 * eer, "eer_threshold": eer_threshold,
-        "min_dcf": min_dcf, "min_dcf_threshold": min_dcf_threshold,
-        "act_dcf": metrics.act_dcf(scores, labels, None, p_target),
-        "act_dcf_threshold": metrics.bayes_threshold(p_target),
-        "cllr": metrics.cllr(scores, labels), "min_cllr": metrics.min_cllr(scores, labels),
-    }
 
 
 def _system_names(sources, names) -> list:
@@ -212,23 +79,6 @@ def _source_info(source) -> dict:
     return {"file": str(path.resolve()), "bytes": path.stat().st_size, "sha256": digest}
 
 
-def json_safe(value):
-    """A copy with ±inf (e.g. a "reject everything" threshold) as the strings "inf" / "-inf": JSON has no infinity.
-
-    Examples
-    --------
-    >>> json_safe({"t": [float("inf"), 1.5]})
-    {'t': ['inf', 1.5]}
-    """
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
 def evaluate(score_files, out_dir, p_target: float = 0.01, names=None, *, dpi: int = 100) -> dict:
     """Evaluate one or more systems' score files and write a report folder.
 
@@ -255,18 +105,20 @@ def evaluate(score_files, out_dir, p_target: float = 0.01, names=None, *, dpi: i
     dict
         What ``metrics.json`` holds: ``speakerid_version``, ``created`` (UTC, ISO 8601), ``p_target``,
         ``note`` (how actDCF / Cllr read the scores), ``files`` (report file names) and ``systems``: per system
-        ``name``, ``source``, ``n_trials``, ``n_target``, ``n_nontarget``, ``n_skipped``, ``skipped_errors``,
-        ``eer`` (fraction), ``eer_percent``, ``eer_threshold``, ``min_dcf``, ``min_dcf_threshold``, ``act_dcf``,
-        ``act_dcf_threshold``, ``cllr``, ``min_cllr``; plus ``out_dir`` (absolute). Infinite thresholds are
-        written as the string ``"inf"``.
+        ``name``, ``source``, ``input``, ``n_trials``, ``n_skipped``, ``skipped_errors``, ``eer_percent`` and
+        the :func:`~speakerid.evaluation.metrics.summary` of its scores read as LLRs (``n_target``,
+        ``n_nontarget``, ``eer`` as a fraction, ``eer_threshold``, ``min_dcf``, ``min_dcf_threshold``,
+        ``act_dcf``, ``act_dcf_threshold``, ``far``, ``frr``, ``cllr``, ``min_cllr``, ``p_target``); plus
+        ``out_dir`` (absolute). Infinite thresholds are written as the string ``"inf"``.
 
     Raises
     ------
     ManifestError
-        A score file is unreadable or lacks the ``score`` / ``target`` columns (the message names it).
+        A score file is unreadable, lacks the ``score`` / ``target`` columns, or lists a trial twice or as both
+        a target and a non-target (the message names it and its lines).
     ParameterError
-        A score file has NaN scores or only one class of trials, or the names are wrong (the message names the
-        file).
+        A score file has NaN or infinite scores or only one class of trials, or the names are wrong (the message
+        names the file).
     """
     sources = list(score_files) if isinstance(score_files, (list, tuple)) else [score_files]
     if not sources:
@@ -281,16 +133,16 @@ def evaluate(score_files, out_dir, p_target: float = 0.01, names=None, *, dpi: i
     systems, data = [], []
     for name, source in zip(names, sources):
         where = name if isinstance(source, pd.DataFrame) else str(source)
-        scores, labels, n_skipped, errors = read_scores(source, name=f"system {name!r}")
+        scores = read_score_file(source, name=f"system {name!r}", all_columns=False)
         try:
-            values = system_metrics(scores, labels, p_target)
+            values = metrics.summary(scores.scores, scores.labels, p_target, llr=True)
         except ParameterError as exc:
             raise ParameterError(f"{where}: {exc}") from None
         source_info = _source_info(source)
         systems.append({"name": name, "source": source_info["file"] or "<DataFrame>", "input": source_info,
-                        "n_trials": len(scores) + n_skipped, **values, "n_skipped": n_skipped,
-                        "skipped_errors": errors})
-        data.append((name, scores, labels))
+                        "n_trials": len(scores.usable), **values, "eer_percent": 100.0 * values["eer"],
+                        "n_skipped": scores.n_skipped, "skipped_errors": scores.errors})
+        data.append((name, scores.scores, scores.labels))
 
     taken = set()
     figures = {"roc.png": plot_roc(data), "det.png": plot_det(data)}

@@ -345,7 +345,8 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
     result.out, result.has_target = (None if out is None else Path(out)), has_target
     parts = [f"{norm}{'' if cohort_top is None else f' top {int(cohort_top)}'} (cohort {cohort})"] if norm else []
     if enrolled:
-        parts.append(f"T-norm over the other enrolled speakers ({len(enrolled)} in the cohort)")
+        per_trial = " or ".join(map(str, sorted({len(enrolled) - (s in enrolled) for s in claimed})))
+        parts.append(f"T-norm over the other enrolled speakers ({per_trial} per trial, the claimed one left out)")
     result.normalization = " + ".join(parts) or "none"
     result.seconds = time.perf_counter() - start
     if strict and result.n_errors:

@@ -9,12 +9,9 @@ import pytest
 
 from speakerid.cli._common import ExitStatus
 from speakerid.cli.main import main
-from speakerid.evaluation.calibration import (
-    LinearCalibration,
-    LinearFusion,
-    load_calibration,
-    read_score_file,
-)
+from speakerid.data.trials import read_score_file
+from speakerid.evaluation.calibration import LinearCalibration
+from speakerid.evaluation.fusion import LinearFusion, load_calibration
 from speakerid.evaluation.metrics import cllr, eer, min_cllr
 from speakerid.exceptions import ManifestError, ModelFormatError, NotFittedError, ParameterError
 

@@ -9,7 +9,8 @@ import pytest
 
 from speakerid.cli._common import ExitStatus
 from speakerid.cli.main import main
-from speakerid.evaluation.calibration import LinearFusion, fuse_score_files, read_score_file
+from speakerid.data.trials import read_score_file
+from speakerid.evaluation.fusion import LinearFusion, fuse_score_files
 from speakerid.evaluation.metrics import eer
 from speakerid.exceptions import ManifestError, ParameterError
 

@@ -1,7 +1,7 @@
-"""speakerid.evaluation.metrics, beyond test_metrics.py: more scikit-learn cross-checks, the ROC and summary hand cases, and
-the error contract shown as a doctest.
+"""speakerid.evaluation.metrics, beyond test_metrics.py: more scikit-learn cross-checks, the ROC and summary hand
+cases, and the error contract shown as a doctest.
 
->>> from speakerid import metrics
+>>> from speakerid.evaluation import metrics
 >>> metrics.eer([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]), metrics.eer([0.8, 0.9, 0.1, 0.2], [0, 0, 1, 1])
 (0.0, 1.0)
 >>> metrics.eer([0.5, 0.5, 0.5, 0.5], [0, 0, 1, 1])

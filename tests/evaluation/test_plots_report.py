@@ -15,6 +15,7 @@ from scipy.stats import norm
 
 from speakerid.cli._common import ExitStatus
 from speakerid.cli.main import main
+from speakerid.data.trials import read_score_file
 from speakerid.evaluation import metrics, plots, report
 from speakerid.exceptions import ManifestError, ParameterError
 
@@ -27,7 +28,8 @@ def _trials(rng, n=400, shift=2.0):
 
 def _score_csv(path, scores, labels, skipped=()):
     """A score file as the scoring step writes it: failed trials have an empty score and an error text."""
-    frame = pd.DataFrame({"speaker": "spk", "path": "x.wav", "target": labels, "score": scores, "error": ""})
+    frame = pd.DataFrame({"speaker": "spk", "path": [f"x{i}.wav" for i in range(len(scores))], "target": labels,
+                          "score": scores, "error": ""})
     frame["score"] = frame["score"].astype(object)
     for i in skipped:
         frame.loc[i, "score"] = ""
@@ -210,9 +212,9 @@ def test_rows_with_an_error_are_skipped_whatever_their_score(tmp_path):
                     "b,z.wav,0,inf,not scored\n"
                     "b,w.wav,1,nan,cannot decode audio\n"
                     "b,v.wav,0,,cannot decode audio\n")
-    scores, labels, n_skipped, errors = report.read_scores(path)
-    assert scores.tolist() == [2.5, -1.0] and labels.tolist() == [1, 0]
-    assert n_skipped == 3 and errors == ["not scored", "cannot decode audio"]
+    data = read_score_file(path)
+    assert data.scores.tolist() == [2.5, -1.0] and data.labels.tolist() == [1, 0]
+    assert data.n_skipped == 3 and data.errors == ["not scored", "cannot decode audio"]
 
 
 def test_single_path_and_default_names(rng, tmp_path):

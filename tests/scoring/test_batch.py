@@ -47,7 +47,8 @@ def test_default_cohort_is_drawn_from_the_background_and_used_by_default(synth_c
                             cohort=tmp_path / "m" / COHORT_FILE)
     raw = score_trials(tmp_path / "m", trials, tmp_path / "raw.csv", norm="none")
     assert auto.normalization.startswith("snorm") and raw.normalization == "none"
-    assert auto.normalization.endswith("T-norm over the other enrolled speakers (6 in the cohort)")
+    assert auto.normalization.endswith("T-norm over the other enrolled speakers (5 per trial, the claimed one "
+                                       "left out)")
     assert (tmp_path / "auto.csv").read_bytes() == (tmp_path / "snorm.csv").read_bytes()
     assert explicit.n_scored == raw.n_scored == auto.n_scored
     assert (tmp_path / "auto.csv").read_bytes() != (tmp_path / "raw.csv").read_bytes()
@@ -148,6 +149,8 @@ def _with_bad_audio(trials, tmp_path):
     broken.write_bytes(b"RIFF not really a wave file" * 10)
     frame.loc[1, "path"] = str(tmp_path / "missing.wav")
     frame.loc[[2, 7], "path"] = str(broken)
+    # two claims on the broken file: another speaker on row 7 (the same trial twice would be refused)
+    frame.loc[7, ["speaker", "target"]] = ["spk001" if frame.loc[2, "speaker"] != "spk001" else "spk002", "0"]
     path = tmp_path / "bad-audio.csv"
     frame.to_csv(path, index=False)
     return path, broken
@@ -317,14 +320,15 @@ def test_enrolled_tnorm_equals_a_loop_over_the_other_speakers(model_dir, synth_c
     result = score_trials(model_dir, tmp_path / "one.csv", tmp_path / "out.csv", norm=method, chunksize=5,
                           **cohort)
     got = _read(tmp_path / "out.csv")
-    assert result.n_scored == len(one_claim) and "T-norm over the other enrolled speakers (6" in result.normalization
+    assert result.n_scored == len(one_claim)
+    assert "T-norm over the other enrolled speakers (5 per trial" in result.normalization
     want = [expected.loc[p, s] for p, s in zip(got["path"], got["speaker"])]
     np.testing.assert_allclose(got["score"].astype(float), want, rtol=2e-5, atol=2e-5)
 
 
 def test_enrolled_tnorm_options(model_dir, synth_corpus, trials, tmp_path):
     auto = score_trials(model_dir, trials, tmp_path / "auto.csv")      # no cohort.csv here, 6 speakers enrolled
-    assert auto.normalization == "T-norm over the other enrolled speakers (6 in the cohort)"
+    assert auto.normalization == "T-norm over the other enrolled speakers (5 per trial, the claimed one left out)"
     assert (tmp_path / "auto.csv").read_bytes() == score_trials(
         model_dir, trials, tmp_path / "e.csv", norm="enrolled").out.read_bytes()
     few = tmp_path / "few"

@@ -106,14 +106,14 @@ def test_feature_cache_without_folder_or_unwritable(tmp_path):
 
 def test_scan_and_chunks_keep_values_and_lines(tmp_path):
     path = tmp_path / "t.csv"
-    path.write_text("speaker , path,target,extra\nb, x.wav ,1,007\n,,,\na,y.wav,false,\nb,x.wav,0,z\n")
+    path.write_text("speaker , path,target,extra\nb, x.wav ,1,007\n,,,\na,y.wav,false,\nb,z.wav,0,z\n")
     assert scan_trials(path, 2) == (3, ["a", "b"], True)
     chunks = list(read_chunks(path, 2))
     assert [list(c.index) for c, _ in chunks] == [[2, 3], [4, 5]]
     first = chunks[0][0]
     assert list(first.columns) == ["speaker", "path", "target", "extra"] and first.loc[2, "extra"] == "007"
     frame = pd.DataFrame({"speaker": ["a", "b"], "path": ["p", "q"], "target": [1, "maybe"]})
-    with pytest.raises(ManifestError, match=r"bad value on row\(s\) 1"):
+    with pytest.raises(ManifestError, match=r"target must be 0 or 1; row\(s\) 1 hold 'maybe'"):
         scan_trials(frame, 10)
 
 
