@@ -105,7 +105,8 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
                   f"(threshold {claim['threshold']:+.3f}) -> {claim['decision']}")
     identified = verifier.identify(target_row["path"], top=3)
     ranked = ", ".join(f"{c['speaker']} {c['score']:+.3f}" for c in identified["candidates"])
-    _say(out, f"      identify {name}: best {identified['best']} (true speaker {target_row['speaker']}); "
+    best = "no match" if identified["rejected"] else identified["best"]
+    _say(out, f"      identify {name}: best {best} (true speaker {target_row['speaker']}); "
               f"top 3: {ranked}")
     timings["verify"] = time.perf_counter() - start
 

@@ -199,7 +199,7 @@ class SpeakerVerifier:
         """
         if n_augment is not None:
             n_augment = check_n_augment(n_augment)
-        speaker = validate_speaker_id(speaker)
+        speaker = validate_speaker_id(speaker, for_enrollment=True)
         files = [str(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
         if not files:
             raise ParameterError(f"no enrollment files for speaker {speaker!r}")
@@ -230,7 +230,7 @@ class SpeakerVerifier:
 
     def enroll_manifest(self, manifest, n_augment: int | None = None) -> list[dict]:
         """Enroll every speaker of a ``speaker,path`` manifest (grouped by speaker); ``n_augment`` as :meth:`enroll`."""
-        frame = read_manifest(manifest)
+        frame = read_manifest(manifest, for_enrollment=True)
         groups = list(frame.groupby("speaker", sort=True)["path"])
         return [self.enroll(speaker, list(paths), n_augment=n_augment)
                 for speaker, paths in progress(groups, desc="enroll", unit="speaker")]
@@ -313,7 +313,8 @@ class SpeakerVerifier:
                 "backend": self.backend_name}
 
     def identify(self, audio, top: int = 5, threshold: float | None = None, frames=None) -> dict:
-        """Rank enrolled speakers by score for ``audio``; ``best`` is ``"unknown"`` below the threshold."""
+        """Rank enrolled speakers by score for ``audio``; below the threshold ``best`` is None and ``rejected``
+        True (the top candidate is still listed first)."""
         if int(top) < 1:
             raise ParameterError(f"top must be >= 1, got {top}")
         speakers = self.speakers()
@@ -324,9 +325,9 @@ class SpeakerVerifier:
         order = np.argsort(-scores, kind="stable")[: int(top)]
         threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
         ranked = [{"speaker": speakers[i], "score": float(scores[i])} for i in order]
-        best = ranked[0]["speaker"] if ranked[0]["score"] >= threshold else "unknown"
-        return {"file": str(audio), "best": best, "threshold": threshold, "candidates": ranked,
-                "backend": self.backend_name}
+        rejected = bool(ranked[0]["score"] < threshold)
+        return {"file": str(audio), "best": None if rejected else ranked[0]["speaker"], "rejected": rejected,
+                "threshold": threshold, "candidates": ranked, "backend": self.backend_name}
 
     def identify_segments(self, audio, threshold: float | None = None, *, segment_s: float = SEGMENT_S,
                           signal=None, speakers=None) -> list[dict]:

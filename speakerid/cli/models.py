@@ -55,11 +55,11 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_verify)
 
-    p = sub.add_parser("identify", help="rank the enrolled speakers for FILE (open set: 'unknown' below threshold)")
+    p = sub.add_parser("identify", help="rank the enrolled speakers for FILE (open set: no match below the threshold)")
     add_model_dir(p)
     p.add_argument("file", metavar="FILE", help="audio file")
     p.add_argument("--top", type=int, default=5, help="how many speakers to list (default 5)")
-    p.add_argument("--threshold", type=finite_float, default=None, help="below it the best is 'unknown'")
+    p.add_argument("--threshold", type=finite_float, default=None, help="below it no enrolled speaker matches")
     add_backend(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_identify)
@@ -132,7 +132,11 @@ def _identify(args):
     if args.json:
         print_json(result)
         return
-    print(f"{args.file}: best match {result['best']} (threshold {result['threshold']:.4f})")
+    if result["rejected"]:
+        print(f"{args.file}: no enrolled speaker matches (every score is below the threshold "
+              f"{result['threshold']:.4f})")
+    else:
+        print(f"{args.file}: best match {result['best']} (threshold {result['threshold']:.4f})")
     for rank, c in enumerate(result["candidates"], 1):
         print(f"  {rank:>2}. {c['speaker']:<24} {c['score']:9.4f}")
 
