@@ -171,9 +171,10 @@ def write_history(path, history) -> None:
 
 
 def plot_history(path, history, title: str = "training", accuracy_label: str = "accuracy",
-                 best_epoch: int | None = None) -> None:
+                 best_epoch: int | None = None):
     """Loss and pair/classification accuracy per epoch (train and validation) as a PNG, atomically; a dotted
-    vertical line marks ``best_epoch`` (the kept weights)."""
+    vertical line marks ``best_epoch`` (the kept weights). The validation EER, when recorded (a fraction in
+    ``history``), is drawn in percent on its own right-hand axis. Returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,9 +191,12 @@ def plot_history(path, history, title: str = "training", accuracy_label: str = "
         ax.set_xlabel("epoch")
         ax.set_title(label)
         ax.grid(alpha=0.3)
-    eers = [r.get("val_eer", math.nan) for r in history]
+    eers = [100.0 * r.get("val_eer", math.nan) for r in history]   # a fraction in the history, % on the plot
     if any(math.isfinite(v) for v in eers):
-        acc_ax.plot(epochs, eers, ":", label="val EER")
+        eer_ax = acc_ax.twinx()   # its own axis: an error rate in % is not an accuracy
+        eer_ax.plot(epochs, eers, ":", color="tab:red", label="val EER (%)")
+        eer_ax.set_ylabel("validation EER (%)")
+        eer_ax.legend(fontsize=8, loc="center right")
     for ax in (loss_ax, acc_ax):
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1,
@@ -203,6 +207,7 @@ def plot_history(path, history, title: str = "training", accuracy_label: str = "
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     atomic_write_bytes(path, buffer.getvalue())
+    return figure
 
 
 def manifest_pairs(manifest, n_pairs: int, *, val_fraction: float = 0.2, n_val_pairs: int | None = None,

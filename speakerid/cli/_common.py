@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -41,17 +42,18 @@ def seed_value(text: str) -> int:
 
 def positive_int(text: str) -> int:
     """argparse type: a whole number >= 1."""
-    value = _whole_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return _at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number >= 0."""
+    return _at_least(text, 0)
+
+
+def _at_least(text: str, minimum: int) -> int:
     value = _whole_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
     return value
 
 
@@ -127,23 +129,47 @@ def feature_config_from(args):
     return FeatureConfig(**changes) if changes else None
 
 
+def add_json(parser, what: str = "one JSON object") -> None:
+    """The ``--json`` switch: print ``what`` (valid JSON, on stdout) instead of text."""
+    parser.add_argument("--json", action="store_true", help=f"print {what}")
+
+
 def print_json(obj) -> None:
-    json.dump(obj, sys.stdout, ensure_ascii=False, sort_keys=False)
+    """Print ``obj`` as one line of standard JSON on stdout (infinities as "inf"/"-inf", NaN as null)."""
+    from speakerid._utils.jsontext import json_safe
+
+    json.dump(json_safe(obj), sys.stdout, ensure_ascii=False, sort_keys=False, allow_nan=False)
     sys.stdout.write("\n")
 
 
+_SHOWN_WARNINGS: set = set()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    text = " ".join(str(message).split())
+    if text not in _SHOWN_WARNINGS:
+        _SHOWN_WARNINGS.add(text)
+        print(f"speakerid: warning: {text}", file=sys.stderr)
+
+
 def show_warnings() -> None:
-    """Print warnings as one line each on stderr (``speakerid: warning: ...``), each text once."""
-    seen = set()
+    """Print warnings as one line each on stderr (``speakerid: warning: ...``), each text once per command.
 
-    def _show(message, category, filename, lineno, file=None, line=None):
-        text = " ".join(str(message).split())
-        if text not in seen:
-            seen.add(text)
-            print(f"speakerid: warning: {text}", file=sys.stderr)
-
-    warnings.showwarning = _show
+    :func:`speakerid.cli.main.main` installs this around every command (see :func:`one_line_warnings`);
+    stdout stays free for the command's output (e.g. ``--json``).
+    """
+    warnings.showwarning = _show_warning
     warnings.simplefilter("default")
+
+
+@contextlib.contextmanager
+def one_line_warnings():
+    """Within the block, warnings print as :func:`show_warnings` prints them; the previous handling is restored
+    after it (so in-process callers of ``main`` keep their own)."""
+    with warnings.catch_warnings():
+        _SHOWN_WARNINGS.clear()
+        show_warnings()
+        yield
 
 
 class ExitStatus(IntEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from speakerid.cli._common import print_json
+from speakerid.cli._common import add_json, print_json
 from speakerid.evaluation.calibration import apply_score_file, fit_score_file
 from speakerid.exceptions import ParameterError
 
@@ -17,7 +17,7 @@ def register(sub) -> None:
                    help="apply this calibration: write the rows with score = LLR and the raw score in raw_score")
     p.add_argument("--p-target", type=float, default=None,
                    help="effective target prior the fit optimises for (default 0.5; fitting only)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(p)
     p.set_defaults(handler=_calibrate)
 
 

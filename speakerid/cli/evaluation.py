@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from speakerid.cli._common import print_json, show_warnings
+from speakerid.cli._common import add_json, print_json
 
 
 def register(sub) -> None:
@@ -13,7 +13,7 @@ def register(sub) -> None:
                    help="system name, one per --scores in the same order (default: file names)")
     p.add_argument("--out-dir", required=True, metavar="DIR", help="report folder")
     p.add_argument("--p-target", type=float, default=0.01, help="target prior of minDCF/actDCF (default 0.01)")
-    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    add_json(p, "the metrics as one JSON object")
     p.set_defaults(handler=_evaluate)
 
     from speakerid.data.layouts import LAYOUTS
@@ -31,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the split (default 0)")
     p.add_argument("--nontarget-per-test", type=int, default=None, metavar="K",
                    help="impostor claims per test file (default: every other speaker)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(p)
     p.set_defaults(handler=_manifest)
 
 
@@ -40,13 +40,10 @@ def _evaluate(args):
 
     from speakerid.evaluation.report import evaluate
 
-    show_warnings()
     result = evaluate(args.scores, args.out_dir, p_target=args.p_target, names=args.name)
     report = str(Path(result["out_dir"]) / result["files"]["report"])
     if args.json:
-        from speakerid.evaluation.report import json_safe
-
-        print_json(json_safe({**result, "report": report}))
+        print_json({**result, "report": report})
         return
     width = max(12, *(len(s["name"]) for s in result["systems"]))
     header = (f"{'system':<{width}} {'trials tar/non':>16} {'EER %':>7} {'minDCF':>7} {'actDCF':>7} {'Cllr':>7} "
@@ -69,7 +66,6 @@ def _evaluate(args):
 def _manifest(args):
     from speakerid.data.layouts import make_manifests
 
-    show_warnings()
     result = make_manifests(args.root, layout=args.layout, enroll=args.enroll, out_prefix=args.out,
                             seed=args.seed, background=args.background,
                             nontarget_per_test=args.nontarget_per_test)

@@ -2,6 +2,8 @@
 
 ``main(argv)`` returns an :class:`ExitStatus` instead of exiting, so the CLI is testable in-process. Errors are one
 line on stderr (``speakerid: error: ...``) and a documented exit code; ``--traceback`` shows the stack instead.
+Warnings are one line each on stderr (``speakerid: warning: ...``, also those raised in worker processes), so
+``--json`` output on stdout stays one valid JSON object.
 
 Exit codes
 ----------
@@ -20,12 +22,10 @@ import sys
 import traceback
 
 from speakerid._version import __version__
-from speakerid.cli._common import ExitStatus
+from speakerid.cli._common import ExitStatus, one_line_warnings
 from speakerid.exceptions import SpeakerIDError
 
 __all__ = ["ExitStatus", "main", "run", "build_parser"]
-
-
 
 
 class _UsageError(Exception):
@@ -65,12 +65,13 @@ def main(argv=None) -> ExitStatus:
     argv = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in argv
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if not getattr(args, "handler", None):
-            parser.print_help(sys.stderr)
-            return ExitStatus.USAGE
-        status = args.handler(args)
+        with one_line_warnings():
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            if not getattr(args, "handler", None):
+                parser.print_help(sys.stderr)
+                return ExitStatus.USAGE
+            status = args.handler(args)
         return ExitStatus(status if status is not None else ExitStatus.OK)
     except SystemExit as exc:  # --help / --version
         return ExitStatus(exc.code or 0) if isinstance(exc.code, int) else ExitStatus.OK

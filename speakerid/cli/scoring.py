@@ -7,10 +7,10 @@ import sys
 from speakerid.cli._common import (
     ExitStatus,
     add_backend,
+    add_json,
     add_model_dir,
     jobs_count,
     print_json,
-    show_warnings,
 )
 
 #: Failed files listed in the summary; the rest are counted.
@@ -49,14 +49,14 @@ def register(sub) -> None:
                             "speakers are enrolled")
     group.add_argument("--cohort-top", type=int, default=None, metavar="N",
                        help="adaptive: use the N highest cohort scores only (e.g. AS-norm with snorm)")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_json(p, "the summary as one JSON object")
     p.set_defaults(handler=_score)
 
 
 def _score(args):
-    from speakerid.scoring.batch import PartialScoringError, score_trials, trial_metrics
+    from speakerid.evaluation.metrics import trial_metrics
+    from speakerid.scoring.batch import PartialScoringError, score_trials
 
-    show_warnings()
     try:
         result = score_trials(args.model_dir, args.trials, args.out, backend=args.backend, n_jobs=args.jobs,
                               scheduler=args.scheduler, chunksize=args.chunksize, cache_dir=args.cache,

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 from speakerid._utils.validation import resolve_jobs
 from speakerid.exceptions import ParameterError
 
 __all__ = ["TaskRunner", "Pending", "resolve_jobs", "split_batches"]
-
-
 
 
 def split_batches(items: list, n_batches: int) -> list[list]:
@@ -37,6 +36,24 @@ def split_batches(items: list, n_batches: int) -> list[list]:
         batches.append(items[start:stop])
         start = stop
     return [b for b in batches if b]
+
+
+def _catching_warnings(func, shared, batch):
+    """Worker side: ``(func(shared, batch), [(text, category), ...])``. A worker process prints its warnings in
+    Python's raw two-line format; returned, they are raised again in the calling process, which prints them its
+    own way (the command line: one ``speakerid: warning:`` line each)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        output = func(shared, batch)
+    return output, [(str(w.message), w.category) for w in caught]
+
+
+def _warn_again(results: list) -> list:
+    """Caller side of :func:`_catching_warnings`: raise the workers' warnings here; the outputs."""
+    for _, caught in results:
+        for text, category in caught:
+            warnings.warn(text, category, stacklevel=2)
+    return [output for output, _ in results]
 
 
 def _is_client(obj) -> bool:
@@ -149,11 +166,12 @@ class TaskRunner:
         n_batches = self.n_workers * self.batches_per_worker if self.n_workers > 1 else 1
         batches = split_batches(tasks, n_batches) if tasks else []
         if self._client is not None and batches:
-            futures = self._client.map(func, [shared] * len(batches), batches, pure=False)
-            return Pending(lambda: self._client.gather(futures), futures)
+            futures = self._client.map(_catching_warnings, [func] * len(batches), [shared] * len(batches), batches,
+                                       pure=False)
+            return Pending(lambda: _warn_again(self._client.gather(futures)), futures)
         if self._executor is not None and batches:
-            futures = [self._executor.submit(func, shared, batch) for batch in batches]
-            return Pending(lambda: [f.result() for f in futures], futures)
+            futures = [self._executor.submit(_catching_warnings, func, shared, batch) for batch in batches]
+            return Pending(lambda: _warn_again([f.result() for f in futures]), futures)
         outputs = [func(shared, batch) for batch in batches]
         return Pending(lambda: outputs)
 
