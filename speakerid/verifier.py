@@ -245,6 +245,7 @@ class SpeakerVerifier:
                 for h in sorted(self.store.speaker_headers(self.backend_name), key=lambda h: h["speaker"])]
 
     def remove(self, speaker: str) -> None:
+        speaker = validate_speaker_id(speaker)
         self.store.remove_speaker(speaker, backend=self.backend_name)
         self._speaker_cache.pop(speaker, None)
 

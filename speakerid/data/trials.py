@@ -83,19 +83,24 @@ def _refuse_targets(rows, n_bad: int, values, source, unit: str):
     raise ManifestError(f"target must be 0 or 1; {unit}(s) {_first(rows, n_bad)} hold {examples}", source)
 
 
-def stripped_codes(values):
+def stripped_codes(values, *, speaker_ids: bool = False):
     """``(codes, uniques)`` of the values as stripped text: ``uniques[codes]`` is the stripped column.
 
-    Stripping the distinct values only is much faster than stripping every row of a long trial list.
+    Stripping the distinct values only is much faster than stripping every row of a long trial list. With
+    ``speaker_ids``, the values are also put in Unicode NFC form (as
+    :func:`~speakerid.data.manifests.validate_speaker_id` does), so the two spellings of "Zoë" are one code.
 
     Examples
     --------
     >>> codes, uniques = stripped_codes(["a", " b", "a ", "b"])
     >>> codes.tolist(), list(uniques)
     ([0, 1, 0, 1], ['a', 'b'])
+    >>> stripped_codes(["Zo\u00eb", "Zoe\u0308"], speaker_ids=True)[0].tolist()
+    [0, 0]
     """
+    clean = speaker_key if speaker_ids else (lambda u: str(u).strip())
     codes, uniques = pd.factorize(np.asarray(values, dtype=object))
-    stripped_codes_, stripped = pd.factorize(np.array([str(u).strip() for u in uniques], dtype=object))
+    stripped_codes_, stripped = pd.factorize(np.array([clean(u) for u in uniques], dtype=object))
     return stripped_codes_[codes] if len(codes) else codes, np.asarray(stripped, dtype=object)
 
 
@@ -146,6 +151,7 @@ def check_unique_trials(speakers, paths, targets=None, *, rows=None, source="tri
     speakerid.exceptions.ManifestError: t.csv: 1 repeated trial row(s) (same speaker and path; list each trial once): line 3 repeats line 2
     """
     speakers, paths = np.asarray(speakers, dtype=object), np.asarray(paths, dtype=object)
+    targets = None if targets is None else np.asarray(targets, dtype=np.int8)
     rows = np.arange(1, len(speakers) + 1) if rows is None else np.asarray(rows)
     index = KeyIndex()
     index.add(speakers, paths, targets)
@@ -215,7 +221,7 @@ def scan_trials(trials, chunksize: int):
     n_rows, claimed, index = 0, set(), KeyIndex()
     empty, n_empty, bad_rows, bad_values, n_bad = [], 0, [], [], 0
     for chunk in chunks():
-        codes, speakers = stripped_codes(chunk["speaker"])
+        codes, speakers = stripped_codes(chunk["speaker"], speaker_ids=True)
         path_codes, paths = stripped_codes(chunk["path"])
         no_speaker = speakers[codes] == "" if len(codes) else np.zeros(0, bool)
         blank = no_speaker & (paths[path_codes] == "") if len(codes) else no_speaker
@@ -233,7 +239,7 @@ def scan_trials(trials, chunksize: int):
         no_speaker &= kept
         empty.extend(chunk.index[no_speaker][: 10 - len(empty)])
         n_empty += int(no_speaker.sum())
-        claimed.update(speaker_key(s) for s in speakers if s)
+        claimed.update(s for s in speakers if s)
         index.add(speakers[codes][kept], paths[path_codes][kept], labels)
     if n_empty:
         raise ManifestError(f"empty speaker id on {unit}(s) {_first(empty, n_empty)}", source)

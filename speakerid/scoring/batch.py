@@ -132,7 +132,7 @@ class _Job:
 
     def submit_chunk(self, chunk: pd.DataFrame, first_row: int):
         """Send a chunk's tasks to the workers; returns ``finish()``, which waits and returns the scored chunk."""
-        speaker_codes, unique_speakers = stripped_codes(chunk["speaker"])
+        speaker_codes, unique_speakers = stripped_codes(chunk["speaker"], speaker_ids=True)
         path_codes, unique_paths = stripped_codes(chunk["path"])
         # rows of empty fields are blank lines, as in read_manifest
         keep = (unique_speakers[speaker_codes] != "") | (unique_paths[path_codes] != "")

@@ -54,3 +54,30 @@ def test_iter_manifest_chunks_keep_line_numbers(tmp_path):
     whole = pd.concat(chunks)
     assert list(whole["speaker"]) == [f"s{i}" for i in range(25)]
 
+
+
+def test_manifest_ids_come_back_in_nfc_and_forms_are_one_speaker(tmp_path):
+    write_tone(tmp_path / "a.wav")
+    write_tone(tmp_path / "b.wav")
+    (tmp_path / "m.csv").write_text("speaker,path\nZoe\u0308,a.wav\nZo\u00eb,b.wav\n", encoding="utf-8")
+    frame = read_manifest(tmp_path / "m.csv")
+    assert list(frame["speaker"]) == ["Zo\u00eb", "Zo\u00eb"] and frame["speaker"].nunique() == 1
+    (tmp_path / "m.csv").write_text("speaker,path\nZoe\u0308,a.wav\nZo\u00eb,./a.wav\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="line 3 repeats line 2"):
+        read_manifest(tmp_path / "m.csv")
+
+
+def test_manifest_refuses_contradictory_targets(tmp_path):
+    write_tone(tmp_path / "a.wav")
+    (tmp_path / "t.csv").write_text("speaker,path,target\nx,a.wav,1\ny,a.wav,0\nx,a.wav,false\n")
+    with pytest.raises(ManifestError, match="'x' with .*a.wav' is a target on line 2 and a non-target on line 4"):
+        read_manifest(tmp_path / "t.csv", require_target=True)
+
+
+@pytest.mark.parametrize("speaker", ["unknown", "Unknown", "UNKNOWN"])
+def test_reserved_id_only_refused_for_enrollment(tmp_path, speaker):
+    write_tone(tmp_path / "a.wav")
+    (tmp_path / "m.csv").write_text(f"speaker,path\nann,a.wav\n{speaker},a.wav\n")
+    assert list(read_manifest(tmp_path / "m.csv")["speaker"]) == ["ann", speaker]   # e.g. background lists
+    with pytest.raises(ManifestError, match=r"line\(s\) 3: invalid speaker id .*: reserved"):
+        read_manifest(tmp_path / "m.csv", for_enrollment=True)

@@ -120,3 +120,40 @@ def test_cli_fuse(files, tmp_path, capsys):
     status, _, err = _run(capsys, "fuse", "--scores", tmp_path / "nope.csv", "--train", da, "--out",
                           tmp_path / "x.csv")
     assert status == ExitStatus.MANIFEST and "nope.csv" in err and len(err.strip().splitlines()) == 1
+
+
+def test_figures_are_the_one_metrics_summary(files, tmp_path):
+    from speakerid.evaluation.metrics import summary
+
+    result = fuse_score_files(files["eval"], tmp_path / "o.csv", train_paths=files["dev"])
+    labels, scores = files["eval_labels"], files["eval_scores"]
+    usable = np.arange(labels.size) != 5                        # eval_a has no score on row 5
+    assert result["eval"]["eval_b"] == summary(scores[1][usable], labels[usable], p_target=0.01, llr=True)
+    assert {"eer", "min_dcf", "cllr", "act_dcf", "min_cllr"} <= set(result["train"]["fusion"])
+
+
+def test_trials_line_up_whatever_the_spelling_of_their_key(tmp_path):
+    first = tmp_path / "a.csv"
+    first.write_text("speaker,path,target,score\nZo\u00eb,x.wav,1,2.0\nbob,x.wav,0,-1.0\nZo\u00eb,y.wav,0,-2.0\n",
+                     encoding="utf-8")
+    second = tmp_path / "b.csv"
+    second.write_text("speaker,path,score\n Zoe\u0308,./y.wav,-3.0\nbob,sub/../x.wav,-0.5\nZoe\u0308,x.wav,1.5\n",
+                      encoding="utf-8")
+    result = fuse_score_files([first, second], tmp_path / "f.csv", fusion=_saved_fusion(tmp_path))
+    fused = read_score_file(tmp_path / "f.csv")
+    assert fused.frame["score_b"].astype(float).tolist() == [1.5, -0.5, -3.0] and result["n_fused"] == 3
+
+
+def _saved_fusion(tmp_path):
+    systems = np.array([[1.0, 2.0], [-1.0, -1.0], [0.5, 1.5], [-2.0, 0.0], [-0.5, -0.5], [0.8, 1.8]])
+    model = LinearFusion().fit(systems, [1, 0, 1, 0, 1, 0])      # not separable: no warning
+    return model.save(tmp_path / "fusion.json")
+
+
+def test_score_files_listing_a_trial_twice_are_refused(files, tmp_path):
+    doubled = tmp_path / "doubled.csv"
+    lines = files["dev"][0].read_text().splitlines()
+    doubled.write_text("\n".join(lines + [lines[7]]) + "\n")
+    with pytest.raises(ManifestError, match=rf"doubled\.csv: 1 repeated .*line {len(lines) + 1} repeats line 8"):
+        fuse_score_files([doubled, files["dev"][1]], tmp_path / "o.csv", train_paths=files["dev"])
+    assert not (tmp_path / "o.csv").exists()

@@ -368,3 +368,19 @@ def test_bad_far_and_threshold():
         metrics.far_frr_at([0.1, 0.9], [0, 1], np.nan)
     with pytest.raises(ParameterError, match="NaN"):
         metrics.act_dcf([0.1, 0.9], [0, 1], threshold=np.nan)
+
+
+def test_trial_metrics_of_a_score_file_is_its_summary(rng, tmp_path):
+    import pandas as pd
+
+    scores, labels = random_trials(rng, n=60)
+    frame = pd.DataFrame({"speaker": "s", "path": [f"t{i}.wav" for i in range(len(scores))], "target": labels,
+                          "score": scores, "error": ""})
+    frame.loc[3, ["score", "error"]] = [np.nan, "file not found"]
+    keep = np.arange(len(scores)) != 3
+    assert metrics.trial_metrics(frame, p_target=0.05) == metrics.summary(scores[keep], labels[keep], 0.05)
+    path = tmp_path / "scored.csv"
+    frame.assign(score=[repr(float(s)) if k else "" for s, k in zip(scores, keep)]).to_csv(path, index=False)
+    assert metrics.trial_metrics(path, p_target=0.05) == metrics.summary(scores[keep], labels[keep], 0.05)
+    assert metrics.trial_metrics(frame.drop(columns="target")) is None          # nothing to measure against
+    assert metrics.trial_metrics(frame.assign(target=1)) is None                # one class only
