@@ -31,47 +31,61 @@ def key_hashes(speakers, paths) -> np.ndarray:
     """A 64-bit hash per row of its (speaker, path) key; equal keys give equal hashes."""
     s_codes, s_uniques = pd.factorize(np.asarray(speakers, dtype=object))
     p_codes, p_uniques = pd.factorize(np.asarray(paths, dtype=object))
-    s_hash = pd.util.hash_array(np.array([speaker_key(s) for s in s_uniques], dtype=object))
-    p_hash = pd.util.hash_array(np.array([path_key(p) for p in p_uniques], dtype=object))
+    return coded_key_hashes(s_codes, s_uniques, p_codes, p_uniques)
+
+
+def coded_key_hashes(s_codes, s_uniques, p_codes, p_uniques) -> np.ndarray:
+    """:func:`key_hashes` of factorised columns (``s_uniques[s_codes]`` the speakers): only the distinct values
+    are normalised and hashed, the rows are mixed by index."""
     if not len(s_codes):
         return np.zeros(0, dtype=np.uint64)
+    s_hash = pd.util.hash_array(np.array([speaker_key(s) for s in s_uniques], dtype=object))
+    p_hash = pd.util.hash_array(np.array([path_key(p) for p in p_uniques], dtype=object))
     return (s_hash[s_codes] * np.uint64(0x9E3779B97F4A7C15)) ^ p_hash[p_codes]   # wraps around: a hash mix
 
 
 class KeyIndex:
     """The (speaker, path) keys of a trial list, added chunk by chunk as 8-byte hashes plus a 1-byte target, so
-    that repeated and contradictory trials are found in 9 bytes a row without keeping the list."""
+    that repeated and contradictory trials are found in 9 bytes a row without keeping the list (about twice
+    that for a moment at the end, to sort the hashes)."""
 
     def __init__(self):
         self._hashes, self._targets = [], []
 
-    def add(self, speakers, paths, targets=None) -> None:
-        hashes = key_hashes(speakers, paths)
-        self._hashes.append(hashes)
+    def add(self, hashes, targets=None) -> None:
+        """Add the rows of a chunk: their :func:`key_hashes` and 0/1 targets (None: no target column)."""
+        self._hashes.append(np.asarray(hashes, dtype=np.uint64))
         self._targets.append(np.full(len(hashes), -1, np.int8) if targets is None
                              else np.asarray(targets, dtype=np.int8))
 
     def suspects(self):
-        """``(contradictory, repeated)``: the hashes of the first few keys listed with both targets, and of the
-        first few listed twice with one target, in the order their second row comes; plus the two counts."""
+        """``(contradictory, repeated, n_contradictory, n_repeated)``: the hashes of the first few keys listed
+        with both targets, and of the first few listed twice with one target, in the order their second row
+        comes; and how many keys are contradictory, how many rows repeat a key with its target."""
         hashes = np.concatenate(self._hashes) if self._hashes else np.zeros(0, np.uint64)
         targets = np.concatenate(self._targets) if self._targets else np.zeros(0, np.int8)
         self._hashes, self._targets = [hashes], [targets]
-        order = np.argsort(hashes, kind="stable")
-        sorted_hashes, sorted_targets = hashes[order], targets[order]
-        starts = np.flatnonzero(np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]])
-        sizes = np.diff(np.r_[starts, len(hashes)])
-        groups = np.flatnonzero(sizes > 1)
-        if not len(groups):
+        ordered = np.sort(hashes)
+        repeated_values = ordered[1:][ordered[1:] == ordered[:-1]]     # sorted, with repeats
+        del ordered
+        if not len(repeated_values):
             return [], [], 0, 0
+        repeated_values = repeated_values[np.r_[True, repeated_values[1:] != repeated_values[:-1]]]
+        at = np.minimum(np.searchsorted(repeated_values, hashes), len(repeated_values) - 1)
+        rows = np.flatnonzero(repeated_values[at] == hashes)         # the rows of repeated keys, in order
+        del at
+        order = np.argsort(hashes[rows], kind="stable")
+        rows = rows[order]
+        sorted_hashes, sorted_targets = hashes[rows], targets[rows]
+        starts = np.flatnonzero(np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]])
+        sizes = np.diff(np.r_[starts, len(rows)])
         both = (np.maximum.reduceat(sorted_targets, starts) == 1) & \
                (np.minimum.reduceat(np.where(sorted_targets < 0, 2, sorted_targets), starts) == 0)
-        second = order[starts[groups] + 1]             # where each repeated key comes back
-        by_position = np.argsort(second, kind="stable")
-        contradictory = [int(sorted_hashes[starts[g]]) for g in groups[by_position] if both[g]]
-        repeated = [int(sorted_hashes[starts[g]]) for g in groups[by_position] if not both[g]]
-        return contradictory[:_MAX_SHOWN], repeated[:_MAX_SHOWN], len(contradictory), \
-            int((sizes[groups] - 1)[~both[groups]].sum())
+        by_position = np.argsort(rows[starts + 1], kind="stable")    # where each repeated key comes back
+        first_hash = sorted_hashes[starts[by_position]]
+        contradictory, repeated = first_hash[both[by_position]], first_hash[~both[by_position]]
+        return ([int(h) for h in contradictory[:_MAX_SHOWN]], [int(h) for h in repeated[:_MAX_SHOWN]],
+                len(contradictory), int((sizes - 1)[~both].sum()))
 
 
 def refuse_repeated(index: KeyIndex, chunks, source, unit: str) -> None:

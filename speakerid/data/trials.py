@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from speakerid._utils.validation import shorten
-from speakerid.data._keys import KeyIndex, path_key, refuse_repeated, speaker_key
+from speakerid.data._keys import (
+    KeyIndex,
+    coded_key_hashes,
+    key_hashes,
+    path_key,
+    refuse_repeated,
+    speaker_key,
+)
 from speakerid.exceptions import ManifestError, ParameterError
 
 __all__ = ["TARGET_VALUES", "target_labels", "check_targets", "stripped_codes", "scan_trials", "read_chunks",
@@ -154,7 +161,7 @@ def check_unique_trials(speakers, paths, targets=None, *, rows=None, source="tri
     targets = None if targets is None else np.asarray(targets, dtype=np.int8)
     rows = np.arange(1, len(speakers) + 1) if rows is None else np.asarray(rows)
     index = KeyIndex()
-    index.add(speakers, paths, targets)
+    index.add(key_hashes(speakers, paths), targets)
     refuse_repeated(index, lambda: [(speakers, paths, targets, rows)], source, unit)
 
 
@@ -221,26 +228,19 @@ def scan_trials(trials, chunksize: int):
     n_rows, claimed, index = 0, set(), KeyIndex()
     empty, n_empty, bad_rows, bad_values, n_bad = [], 0, [], [], 0
     for chunk in chunks():
-        codes, speakers = stripped_codes(chunk["speaker"], speaker_ids=True)
-        path_codes, paths = stripped_codes(chunk["path"])
-        no_speaker = speakers[codes] == "" if len(codes) else np.zeros(0, bool)
-        blank = no_speaker & (paths[path_codes] == "") if len(codes) else no_speaker
-        labels = None
-        if "target" in chunk.columns:
-            target_codes, targets = stripped_codes(chunk["target"])
-            blank &= targets[target_codes] == ""
-            labels = target_labels(targets)[target_codes][~blank]
+        codes, speakers, path_codes, paths, labels, kept = _coded(chunk)
+        lines = chunk.index[kept]
+        if labels is not None:
             bad = labels < 0
-            bad_rows.extend(chunk.index[~blank][bad][: 10 - len(bad_rows)])
-            bad_values.extend(targets[target_codes][~blank][bad][: 3 - len(bad_values)])
+            bad_rows.extend(lines[bad][: 10 - len(bad_rows)])
+            bad_values.extend(_stripped(chunk["target"].to_numpy()[kept][bad][: 3 - len(bad_values)]))
             n_bad += int(bad.sum())
-        kept = ~blank
-        n_rows += int(kept.sum())
-        no_speaker &= kept
-        empty.extend(chunk.index[no_speaker][: 10 - len(empty)])
+        n_rows += len(lines)
+        no_speaker = speakers[codes] == ""
+        empty.extend(lines[no_speaker][: 10 - len(empty)])
         n_empty += int(no_speaker.sum())
         claimed.update(s for s in speakers if s)
-        index.add(speakers[codes][kept], paths[path_codes][kept], labels)
+        index.add(coded_key_hashes(codes, speakers, path_codes, paths), labels)
     if n_empty:
         raise ManifestError(f"empty speaker id on {unit}(s) {_first(empty, n_empty)}", source)
     if n_bad:
@@ -248,14 +248,32 @@ def scan_trials(trials, chunksize: int):
 
     def again():
         for chunk in chunks():
-            keep = ~((chunk["speaker"].str.strip() == "") & (chunk["path"].str.strip() == "")
-                     & (chunk["target"].str.strip() == "" if "target" in chunk.columns else True))
-            chunk = chunk.loc[keep.to_numpy()]
-            targets = target_labels(chunk["target"]) if "target" in chunk.columns else None
-            yield chunk["speaker"].to_numpy(), chunk["path"].to_numpy(), targets, chunk.index.to_numpy()
+            codes, speakers, path_codes, paths, labels, kept = _coded(chunk)
+            yield speakers[codes], paths[path_codes], labels, chunk.index[kept].to_numpy()
 
     refuse_repeated(index, again, source, unit)
     return n_rows, sorted(claimed), "target" in columns
+
+
+def _stripped(values) -> list:
+    return [str(v).strip() for v in values]
+
+
+def _coded(chunk: pd.DataFrame):
+    """``(speaker_codes, speakers, path_codes, paths, labels, kept)`` of a raw chunk's rows that are not blank
+    (``kept``): stripped speakers (NFC) and paths as codes into their distinct values, and the target labels
+    (-1 for a bad value; None without a target column)."""
+    codes, speakers = stripped_codes(chunk["speaker"], speaker_ids=True)
+    path_codes, paths = stripped_codes(chunk["path"])
+    blank = (speakers[codes] == "") & (paths[path_codes] == "") if len(codes) else np.zeros(0, bool)
+    labels = None
+    if "target" in chunk.columns:
+        target_codes, targets = stripped_codes(chunk["target"])
+        if len(codes):
+            blank &= targets[target_codes] == ""
+        labels = target_labels(targets)[target_codes][~blank]
+    kept = ~blank
+    return codes[kept], speakers, path_codes[kept], paths, labels, kept
 
 
 def _first(shown, total: int) -> str:

@@ -70,7 +70,7 @@ def test_check_unique_trials_messages():
 
 
 def test_key_hash_collisions_are_confirmed_before_refusing(monkeypatch):
-    monkeypatch.setattr(_keys, "key_hashes", lambda speakers, paths: np.zeros(len(speakers), np.uint64))
+    monkeypatch.setattr(_keys, "coded_key_hashes", lambda s_codes, *_: np.zeros(len(s_codes), np.uint64))
     check_unique_trials(["a", "b", "c"], ["x", "y", "z"], [1, 0, 1])   # every hash equal, no key equal
     with pytest.raises(ManifestError, match="line 4 repeats line 2"):
         check_unique_trials(["a", "b", "a"], ["x", "y", "x"], rows=[2, 3, 4])
@@ -79,8 +79,8 @@ def test_key_hash_collisions_are_confirmed_before_refusing(monkeypatch):
 def test_key_index_keeps_nine_bytes_a_row():
     index = _keys.KeyIndex()
     for start in range(0, 3000, 1000):
-        index.add([f"s{i % 7}" for i in range(start, start + 1000)], [f"f{i}.wav" for i in range(start, start + 1000)],
-                  np.ones(1000, np.int8))
+        index.add(_keys.key_hashes([f"s{i % 7}" for i in range(start, start + 1000)],
+                                   [f"f{i}.wav" for i in range(start, start + 1000)]), np.ones(1000, np.int8))
     assert sum(h.nbytes for h in index._hashes) + sum(t.nbytes for t in index._targets) == 9 * 3000
     assert index.suspects() == ([], [], 0, 0)
 
