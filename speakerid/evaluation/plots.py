@@ -82,6 +82,17 @@ def _thin(x, y, resolution: float):
     return x[keep], y[keep]
 
 
+def _frame(ax, title: str, labels, limits, legend_loc: str) -> None:
+    """What every curve plot sets around its curves: limits, axis labels, title, grid and legend."""
+    ax.set_xlim(*limits[0])
+    ax.set_ylim(*limits[1])
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc=legend_loc, fontsize="small")
+
+
 def plot_roc(systems, ax=None, *, figsize=(5.5, 5.0)):
     """ROC curves (true-positive rate against false-positive rate), one per system, EER points marked.
 
@@ -112,13 +123,8 @@ def plot_roc(systems, ax=None, *, figsize=(5.5, 5.0)):
         eer = metrics.eer(scores, labels)
         (line,) = ax.plot(fpr, tpr, linewidth=1.5, label=f"{name} (EER {_pct(eer)})", gid=f"roc:{name}")
         ax.scatter([eer], [1.0 - eer], color=line.get_color(), marker="o", s=25, zorder=3)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false acceptance rate (non-target trials accepted)")
-    ax.set_ylabel("true acceptance rate (target trials accepted)")
-    ax.set_title("ROC")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    _frame(ax, "ROC", ("false acceptance rate (non-target trials accepted)",
+                       "true acceptance rate (target trials accepted)"), ((0, 1), (0, 1.01)), "lower right")
     return fig
 
 
@@ -170,14 +176,8 @@ def plot_det(systems, ax=None, *, limits=(0.0005, 0.5), figsize=(5.5, 5.0)):
     labels_pct = [f"{100 * t:g}" for t in ticks]
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_ticks(probit(ticks), labels_pct)
-    ax.set_xlim(lo_dev, hi_dev)
-    ax.set_ylim(lo_dev, hi_dev)
-    ax.set_xlabel("false alarm rate (%)")
-    ax.set_ylabel("miss rate (%)")
-    ax.set_title("DET")
+    _frame(ax, "DET", ("false alarm rate (%)", "miss rate (%)"), ((lo_dev, hi_dev), (lo_dev, hi_dev)), "upper right")
     ax.set_aspect("equal")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize="small")
     return fig
 
 
