@@ -25,6 +25,7 @@ from speakerid.data.augment import check_n_augment, noisy_copies
 from speakerid.exceptions import BandwidthWarning
 from speakerid.features import extract
 from speakerid.features.config import FeatureConfig
+from speakerid.features.speech import check_speech
 
 __all__ = ["file_features", "file_sessions", "many_features"]
 
@@ -43,6 +44,7 @@ def _load(path, config: FeatureConfig) -> tuple[np.ndarray, int]:
         warnings.warn(f"{path}: {native_rate} Hz audio upsampled to the model's {config.sample_rate} Hz; the band "
                       f"above {native_rate // 2} Hz is empty (consider a model at --sample-rate {native_rate})",
                       BandwidthWarning, stacklevel=3)
+    check_speech(signal, config, path)  # a tone, a constant or 50 ms of a word is refused, not scored
     return signal, rate
 
 
