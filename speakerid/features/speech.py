@@ -14,7 +14,8 @@ keeps (within ``vad_threshold_db`` of the loudest frame; the GMM VAD's frames wi
   sinusoid, a sweep or a siren puts nearly all of it there, speech spreads it over its harmonics and formants.
 * **voiced fraction** -- the share of frames whose autocorrelation, corrected for the window (Boersma 1993),
   peaks at >= 0.45 at a lag of 2.5-16 ms (a 62-400 Hz voice). Stationary noise has no voiced frames and a
-  steady spectrum; noisy speech keeps a moving spectrum even where the noise hides its periodicity.
+  steady spectrum; noisy speech keeps a moving spectrum even where the noise hides its periodicity. A chord or
+  DTMF is voiced throughout with a steady spectrum; speech is not.
 
 The thresholds were chosen on every file of the shared protocols (LibriSpeech clean, 2-s crops, crops in pink
 noise at 5 dB SNR, background set, FSDD 8 kHz digits) against generated tones, noises and clicks; the margins
@@ -43,7 +44,8 @@ from speakerid.features.mfcc import mel_filterbank, power_spectrum
 from speakerid.features.vad import _speech_posterior, _vad_mask
 
 __all__ = ["SpeechMeasures", "measure_speech", "check_speech", "MIN_SPECTRAL_CHANGE_DB", "MAX_TONALITY",
-           "NOISE_VOICED_FRACTION", "NOISE_SPECTRAL_CHANGE_DB"]
+           "NOISE_VOICED_FRACTION", "NOISE_SPECTRAL_CHANGE_DB", "PERIODIC_VOICED_FRACTION",
+           "PERIODIC_SPECTRAL_CHANGE_DB"]
 
 #: Below this spectral change (dB) nothing is articulated: a tone, hum, a pulse train, a constant. Real speech
 #: on the shared protocols: >= 1.18 dB (an FSDD digit); pure tones and hum <= 0.2 dB.
@@ -55,6 +57,11 @@ MAX_TONALITY = 0.7
 #: the 5 dB SNR crops go down to 0.05 voiced but keep >= 2.07 dB of spectral change.
 NOISE_VOICED_FRACTION = 0.1
 NOISE_SPECTRAL_CHANGE_DB = 1.5
+#: At least this share of voiced frames, together with a spectral change under PERIODIC_SPECTRAL_CHANGE_DB, is a
+#: steady periodic sound (a chord, DTMF: 100 % voiced, ~0.8 dB). Speech is not voiced throughout while its
+#: spectrum stands still: the least-changing file of the shared protocols (an FSDD "six") has 1.35 dB.
+PERIODIC_VOICED_FRACTION = 0.9
+PERIODIC_SPECTRAL_CHANGE_DB = 1.0
 
 #: Voicing: lag range (s) and the autocorrelation peak that counts as voiced (Praat's default voicing threshold).
 _PITCH_LAGS_S = (1 / 400, 1 / 62.5)
@@ -138,6 +145,9 @@ def _no_speech_reason(m: SpeechMeasures) -> str:
     if m.voiced_fraction < NOISE_VOICED_FRACTION and m.spectral_change_db < NOISE_SPECTRAL_CHANGE_DB:
         return (f"steady noise ({m.voiced_fraction:.0%} voiced frames and {m.spectral_change_db:.2f} dB of "
                 f"spectral change; speech has a voice or a moving spectrum)")
+    if m.voiced_fraction >= PERIODIC_VOICED_FRACTION and m.spectral_change_db < PERIODIC_SPECTRAL_CHANGE_DB:
+        return (f"a steady periodic sound such as a chord or DTMF ({m.voiced_fraction:.0%} voiced frames and "
+                f"{m.spectral_change_db:.2f} dB of spectral change)")
     return ""
 
 
