@@ -306,7 +306,7 @@ def test_below_the_level_floor_is_too_quiet(system, tmp_path, peak_db):
     verifier, speaker, clean = system
     path = tmp_path / f"peak{peak_db}.wav"
     sf.write(path, clean / np.abs(clean).max() * 10 ** (peak_db / 20), SR, subtype="FLOAT")
-    with pytest.raises(AudioError, match=rf"too quiet: peak -\d+\.\d dBFS.*-61 dBFS floor") as info:
+    with pytest.raises(AudioError, match=r"too quiet: peak -\d+\.\d dBFS.*-61 dBFS floor") as info:
         verifier.verify(speaker, path)
     assert str(path) in str(info.value)
 
