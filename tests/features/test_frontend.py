@@ -216,7 +216,7 @@ def test_frame_energy_values():
     for offset in (0.0, 0.1, -0.5):
         energy = frame_energy(tone + np.float32(offset))
         assert energy.shape == (98,)
-        np.testing.assert_allclose(energy[5:-5], np.log(400.0), atol=2e-3)
+        np.testing.assert_allclose(energy[5:-5], np.log(400.0), atol=5e-3)   # 6.25 periods per frame
     silent = frame_energy(np.zeros(SR, dtype=np.float32))
     assert np.all(np.isfinite(silent))  # floored, never -inf
 
