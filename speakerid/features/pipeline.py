@@ -34,7 +34,8 @@ _MIN_FILES_PARALLEL = 4
 
 
 def _load(path, config: FeatureConfig) -> tuple[np.ndarray, int]:
-    """The signal of ``path`` at the configuration's rate; warns when the file's own rate is lower."""
+    """The signal of ``path`` at the configuration's rate; warns when the file's own rate is lower; refuses
+    (AudioError) a file with too little speech or none (:func:`speakerid.features.speech.check_speech`)."""
     signal, rate = load_audio(path, sample_rate=config.sample_rate)  # first: it refuses pipes, devices, ...
     try:
         native_rate = sf.info(str(path)).samplerate
