@@ -34,6 +34,7 @@ __all__ = [
     "UnknownSpeakerError",
     "DataLeakWarning",
     "BandwidthWarning",
+    "AudioWarning",
 ]
 
 
@@ -112,3 +113,8 @@ class DataLeakWarning(UserWarning):
 
 class BandwidthWarning(UserWarning):
     """Audio was upsampled to the model's rate: the band above the file's Nyquist frequency is empty."""
+
+
+class AudioWarning(UserWarning):
+    """Audio was read in a way the file did not plainly say: a header repaired, or one channel taken because the
+    channels cancel when mixed."""

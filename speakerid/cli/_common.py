@@ -114,7 +114,9 @@ def add_feature_options(parser):
     group.add_argument("--sample-rate", type=int, default=None, help="analysis rate in Hz (default 16000)")
     group.add_argument("--n-ceps", type=int, default=None, help="cepstral coefficients (default 20)")
     group.add_argument("--feature-config", metavar="JSON", default=None,
-                       help="a FeatureConfig as a JSON file (overrides the two options above)")
+                       help="a FeatureConfig as a JSON file (overrides the options above and below)")
+    group.add_argument("--min-speech", type=non_negative_seconds, default=None, metavar="SECONDS",
+                       help="refuse files with less detected speech than this (default 0.1 s; 0 disables)")
 
 
 def feature_config_from(args):
@@ -126,6 +128,8 @@ def feature_config_from(args):
         changes["sample_rate"] = args.sample_rate
     if getattr(args, "n_ceps", None):
         changes["n_ceps"] = args.n_ceps
+    if getattr(args, "min_speech", None) is not None:
+        changes["min_speech_s"] = args.min_speech
     return FeatureConfig(**changes) if changes else None
 
 

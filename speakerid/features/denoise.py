@@ -81,7 +81,13 @@ def denoise_power(power, log_energy, method: str = "specsub", *, noise_fraction:
     if method == "specsub":
         cleaned = np.maximum(power - over_subtraction * noise, spectral_floor * power)
     else:
-        snr_prior = np.maximum(power / np.maximum(noise, 1e-20) - 1.0, 0.0)
+        # the floor follows the level (100 dB below the loudest bin), so the gain does not depend on it
+        snr_prior = np.maximum(power / np.maximum(noise, _relative_floor(power)) - 1.0, 0.0)
         gain = np.maximum(snr_prior / (1.0 + snr_prior), gain_floor)
         cleaned = np.square(gain) * power
     return cleaned.astype(power.dtype, copy=False)
+
+
+def _relative_floor(power: np.ndarray) -> float:
+    dtype = power.dtype if power.dtype.kind == "f" else np.dtype(np.float64)
+    return max(1e-10 * float(power.max()), float(np.finfo(dtype).tiny))

@@ -3,22 +3,28 @@
 
 :func:`extract` runs, in this order::
 
-    dither -> pre-emphasis -> framing -> window -> rfft [-> denoise] -> mel filterbank -> log [-> RASTA]
+    [DC/rumble high-pass ->] dither -> pre-emphasis -> framing -> window -> rfft [-> denoise] -> mel filterbank -> log [-> RASTA]
            -> DCT + lifter                                                                   (mfcc, logmel)
     frame log-energy, zero-crossing rate, roll-off, flux, chroma                            (other features)
     -> deltas (on every frame) -> stack in FEATURE_NAMES order -> VAD (drop frames) -> CMVN or warping
 
 Two modes:
 
-* **default** -- the configured window (Hamming by default), true triangular mel filters evaluated at the exact
-  FFT bin frequencies, whole frames only (no padding), float32 arithmetic. The frame log-energy (the VAD input,
-  the ``energy`` feature and c0 when ``use_energy``) is ``log(sum(x ** 2))`` of the raw frame, before
-  pre-emphasis and window, floored at :data:`~speakerid.features.framing.LOG_FLOOR`; mel energies are floored
-  there too before the log.
+* **default** -- a DC offset and sub-audio drift are removed first
+  (:func:`~speakerid.features.framing.remove_dc_offset`, a zero-phase 20 Hz high-pass: unconditional, since a DC
+  component is never speech, and on recordings without one it changes the features by float rounding), then the
+  configured window (Hamming by default), true triangular mel filters evaluated at the exact FFT bin
+  frequencies, whole frames only (no padding), float32 arithmetic. The frame log-energy (the VAD input, the
+  ``energy`` feature and c0 when ``use_energy``) is ``log(sum(x ** 2))`` of the frame before pre-emphasis and
+  window, floored 100 dB below the loudest frame (:func:`~speakerid.features.framing.floored_log`); mel energies
+  are floored 100 dB below the utterance's largest. Every floor being relative, a gain applied to the recording
+  shifts each log-energy by a constant that CMVN removes: the features do not depend on the level.
 * **psf_compat** -- ``python_speech_features.mfcc`` to 1e-4 relative: its zero padding of the last frame,
   rectangular window (the default ``window="hamming"`` counts as "not set"; ``"hann"``/``"povey"`` are
   honoured, like passing ``winfunc``), filter edges floored to integer FFT bins, frame energy = the sum of the
   power spectrum ``|X|^2 / n_fft`` of the pre-emphasised frame, exact zeros replaced by machine epsilon, float64.
+  No DC removal and python_speech_features' absolute floor: that is what it computes (a DC offset then changes
+  the features; use the default mode for real-world recordings).
 
 The spectral shape features (roll-off, flux, chroma) use the windowed spectrum of the signal *without*
 pre-emphasis. CMVN or feature warping, when on, normalises every stacked column. The VAD always decides on the
@@ -39,11 +45,12 @@ from speakerid.exceptions import AudioError, ParameterError
 from speakerid.features.config import FEATURE_NAMES, FeatureConfig
 from speakerid.features.denoise import denoise_power
 from speakerid.features.framing import (
-    LOG_FLOOR,
     analysis_window,
+    floored_log,
     frame_log_energy,
     frame_signal,
     preemphasis,
+    remove_dc_offset,
     round_half_up,
 )
 from speakerid.features.mfcc import dct_matrix, delta, filterbank_energies, mel_filterbank, power_spectrum
@@ -174,9 +181,11 @@ def frame_energy(signal, config: FeatureConfig | None = None) -> np.ndarray:
 
     Examples
     --------
-    >>> e = frame_energy(np.ones(16000, dtype=np.float32))
-    >>> e.shape, round(float(e[0]), 3)    # log(400 samples * 1.0 ** 2)
-    ((98,), 5.991)
+    >>> t = np.arange(16000) / 16000
+    >>> tone = (0.5 * np.sin(2 * np.pi * 250 * t)).astype(np.float32)
+    >>> e, e_offset = frame_energy(tone), frame_energy(tone + np.float32(0.1))   # a 10 % DC offset: no change
+    >>> e.shape, round(float(e[50]), 2), bool(np.allclose(e, e_offset, atol=1e-3))  # log(400 * 0.5 ** 2 / 2)
+    ((98,), 3.91, True)
     """
     config = FeatureConfig() if config is None else config
     _check_config(config)
@@ -184,6 +193,7 @@ def frame_energy(signal, config: FeatureConfig | None = None) -> np.ndarray:
     plan = _plan(config)
     if plan.psf:
         return _psf_mel_and_energy(_emphasised_frames(signal, config, plan), plan)[1]
+    signal = remove_dc_offset(signal.astype(plan.dtype, copy=False), config.sample_rate)
     return frame_log_energy(frame_signal(signal, plan.frame_length, plan.frame_shift))
 
 
@@ -296,8 +306,8 @@ def _log_mel(signal, log_energy, config, plan):
         power = denoise_power(power_spectrum(frames, plan.n_fft, plan.window, dtype=plan.dtype), log_energy,
                               config.denoise)
         mel = power @ plan.filterbank.T.astype(plan.dtype)
-        c0_energy = np.log(np.maximum(power.sum(axis=1, dtype=np.float64), LOG_FLOOR)).astype(plan.dtype)
-    log_mel = np.log(np.maximum(mel, LOG_FLOOR, out=mel), out=mel)
+        c0_energy = floored_log(power.sum(axis=1, dtype=np.float64)).astype(plan.dtype)
+    log_mel = floored_log(mel)
     if config.rasta:
         log_mel = rasta_filter(log_mel)
         c0_energy = rasta_filter(np.asarray(c0_energy)[:, None])[:, 0]
@@ -307,7 +317,7 @@ def _log_mel(signal, log_energy, config, plan):
 def _extract(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
     plan = _plan(config)
     if not plan.psf:  # python_speech_features pre-emphasises in the input's own precision; so do we there
-        signal = signal.astype(plan.dtype, copy=False)
+        signal = remove_dc_offset(signal.astype(plan.dtype, copy=False), config.sample_rate)
     if config.dither:
         noise = np.random.default_rng(_DITHER_SEED).standard_normal(signal.size)
         signal = signal + (config.dither * noise).astype(signal.dtype)

@@ -10,10 +10,21 @@ import numpy as np
 
 from speakerid.exceptions import ParameterError
 
-__all__ = ["cmvn", "sliding_cmvn", "STD_FLOOR"]
+__all__ = ["cmvn", "sliding_cmvn", "STD_FLOOR", "RELATIVE_STD_FLOOR"]
 
-#: Standard deviations are floored here, so a constant dimension becomes 0 instead of NaN.
+#: Absolute last resort under the relative floor, so an all-zero matrix becomes 0 instead of NaN.
 STD_FLOOR = 1e-8
+#: Standard deviations are floored at this fraction of the RMS value of the whole feature matrix. A column that
+#: varies less than that (a tone's cepstra, the deltas of near-identical frames: float rounding, not signal) has
+#: its mean removed but is not blown up to unit variance, which would turn rounding noise into confident
+#: "speech" features. Real speech columns vary by 1e-1 of the matrix RMS or more.
+RELATIVE_STD_FLOOR = 1e-4
+
+
+def _std_floor(values: np.ndarray) -> float:
+    """:data:`RELATIVE_STD_FLOOR` times the RMS value of ``values`` (at least :data:`STD_FLOOR`)."""
+    rms = float(np.sqrt(np.mean(np.square(values, dtype=np.float64))))
+    return max(RELATIVE_STD_FLOOR * rms, STD_FLOOR)
 
 
 def _check_frames(features) -> np.ndarray:
@@ -28,7 +39,9 @@ def _check_frames(features) -> np.ndarray:
 def cmvn(features, *, variance: bool = True) -> np.ndarray:
     """Per-utterance CMVN: subtract each dimension's mean (and divide by its standard deviation).
 
-    Statistics are accumulated in float64; the result keeps the input's float dtype.
+    Statistics are accumulated in float64; the result keeps the input's float dtype. Standard deviations are
+    floored relative to the matrix (:data:`RELATIVE_STD_FLOOR`), so a column of near-identical values is centred,
+    not amplified.
 
     Examples
     --------
@@ -36,6 +49,8 @@ def cmvn(features, *, variance: bool = True) -> np.ndarray:
     >>> cmvn(x)                   # the constant column becomes 0, not NaN
     array([[-1.,  0.],
            [ 1.,  0.]])
+    >>> cmvn(np.array([[5.0, 1.0], [5.0 + 1e-6, -1.0]]))[:, 0].round(3)   # rounding noise stays ~0
+    array([-0.001,  0.001])
     >>> cmvn(x, variance=False)
     array([[-2.,  0.],
            [ 2.,  0.]])
@@ -45,7 +60,7 @@ def cmvn(features, *, variance: bool = True) -> np.ndarray:
     out = features - mean.astype(features.dtype)
     if variance:
         std = np.sqrt(np.mean(np.square(out, dtype=np.float64), axis=0))
-        out *= (1.0 / np.maximum(std, STD_FLOOR)).astype(features.dtype)
+        out *= (1.0 / np.maximum(std, _std_floor(features))).astype(features.dtype)
     return out
 
 
@@ -80,5 +95,5 @@ def sliding_cmvn(features, window_frames: int = 301, *, variance: bool = True) -
     if variance:
         np.cumsum(np.square(values), axis=0, out=sums[1:])
         var = (sums[stop] - sums[start]) / width - np.square(mean)
-        out /= np.maximum(np.sqrt(np.maximum(var, 0.0)), STD_FLOOR)
+        out /= np.maximum(np.sqrt(np.maximum(var, 0.0)), _std_floor(values))
     return out.astype(features.dtype, copy=False)

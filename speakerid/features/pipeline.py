@@ -25,6 +25,7 @@ from speakerid.data.augment import check_n_augment, noisy_copies
 from speakerid.exceptions import BandwidthWarning
 from speakerid.features import extract
 from speakerid.features.config import FeatureConfig
+from speakerid.features.speech import check_speech
 
 __all__ = ["file_features", "file_sessions", "many_features"]
 
@@ -33,7 +34,8 @@ _MIN_FILES_PARALLEL = 4
 
 
 def _load(path, config: FeatureConfig) -> tuple[np.ndarray, int]:
-    """The signal of ``path`` at the configuration's rate; warns when the file's own rate is lower."""
+    """The signal of ``path`` at the configuration's rate; warns when the file's own rate is lower; refuses
+    (AudioError) a file with too little speech or none (:func:`speakerid.features.speech.check_speech`)."""
     signal, rate = load_audio(path, sample_rate=config.sample_rate)  # first: it refuses pipes, devices, ...
     try:
         native_rate = sf.info(str(path)).samplerate
@@ -43,6 +45,7 @@ def _load(path, config: FeatureConfig) -> tuple[np.ndarray, int]:
         warnings.warn(f"{path}: {native_rate} Hz audio upsampled to the model's {config.sample_rate} Hz; the band "
                       f"above {native_rate // 2} Hz is empty (consider a model at --sample-rate {native_rate})",
                       BandwidthWarning, stacklevel=3)
+    check_speech(signal, config, path)  # a tone, a constant or 50 ms of a word is refused, not scored
     return signal, rate
 
 

@@ -161,7 +161,7 @@ def test_extract_file_errors_name_the_file(tmp_path):
     assert str(short) in str(info.value)
     # exactly 25 ms at 8 kHz: one whole frame once resampled to the config's 16 kHz
     edge = tmp_path / "edge.wav"
-    sf.write(edge, np.full(200, 0.3), 8000)
+    sf.write(edge, 0.3 * np.sin(np.arange(200) * 0.7), 8000)   # a constant would be refused as silent
     assert extract_file(edge, FeatureConfig(vad="none")).shape[0] == 1
     missing = tmp_path / "missing.wav"
     with pytest.raises(AudioError, match="no such file"):

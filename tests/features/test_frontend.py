@@ -211,10 +211,12 @@ def test_n_fft_none_picks_next_power_of_two(rng):
 
 
 def test_frame_energy_values():
-    ones = np.ones(SR, dtype=np.float32)
-    energy = frame_energy(ones)
-    assert energy.shape == (98,)
-    np.testing.assert_allclose(energy, np.log(400.0), rtol=1e-6)
+    # a constant is a DC offset, not sound: the energy is that of the tone alone, whatever the offset
+    tone = (np.sqrt(2) * np.sin(2 * np.pi * 250 * np.arange(SR) / SR)).astype(np.float32)   # unit power
+    for offset in (0.0, 0.1, -0.5):
+        energy = frame_energy(tone + np.float32(offset))
+        assert energy.shape == (98,)
+        np.testing.assert_allclose(energy[5:-5], np.log(400.0), atol=5e-3)   # 6.25 periods per frame
     silent = frame_energy(np.zeros(SR, dtype=np.float32))
     assert np.all(np.isfinite(silent))  # floored, never -inf
 

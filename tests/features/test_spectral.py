@@ -138,9 +138,14 @@ def test_flux_peaks_at_a_step():
     onset_frames = np.r_[straddle, straddle[-1] + 1]  # + the first whole-tone frame (differs from a partial one)
     assert int(np.argmax(flux)) in onset_frames
     assert flux[0] == 0
-    np.testing.assert_array_equal(flux[starts + FRAME <= step], 0.0)  # steady silence: exactly 0
+    # steady silence: ~0 (the zero-phase DC high-pass of the front end spreads the onset's sub-20 Hz content a
+    # little backwards in time, so not exactly 0)
+    assert flux[starts + FRAME <= step].max() < 1e-2 * flux.max()
     after = np.setdiff1d(np.flatnonzero(starts >= step), onset_frames)
-    assert flux[after].max() < 1e-3 * flux.max()  # steady tone (10 periods per hop): ~0
+    # steady tone (10 periods per hop): ~0; under 1 % rather than 0.1 % since the DC high-pass rings for a few
+    # frames after the abrupt onset and at the end of the signal
+    assert flux[after].max() < 1e-2 * flux.max()
+    assert np.median(flux[after]) < 1e-3 * flux.max()
 
 
 def test_flux_of_steady_off_grid_tone_is_small():
