@@ -77,7 +77,7 @@ def _listed(items) -> str:
 
 
 def scan_speakers(root, layout: str = "folders") -> dict:
-    """Map each speaker id to its audio files (sorted absolute paths) under ``root``.
+    """Map each speaker id to its audio files (sorted absolute paths, symbolic links kept) under ``root``.
 
     Hidden files and folders (names starting with ``.``) are ignored.
 
@@ -102,7 +102,8 @@ def scan_speakers(root, layout: str = "folders") -> dict:
             if speaker is None:
                 loose.append(filename)
                 continue
-            by_speaker.setdefault(speaker, []).append(str(Path(dirpath, filename).resolve()))
+            # absolute but not resolved: a symlinked data folder stays as the user named it
+            by_speaker.setdefault(speaker, []).append(os.path.abspath(os.path.join(dirpath, filename)))
     if loose:
         warnings.warn(f"{root}: {len(loose)} audio file(s) name no speaker and are ignored "
                       f"({_listed(loose)}); the {layout} layout expects "
@@ -262,11 +263,22 @@ def make_manifests(root, layout: str = "folders", enroll: int = 3, out_prefix="p
                        n_trials=len(trial_rows), n_target_trials=len(tests))
 
 
+def _written_path(audio: str, base: str) -> str:
+    """``audio`` relative to ``base`` without resolving symbolic links on the audio's side (so ``../shared/x.wav``
+    stays ``../shared/...``, not the link's target); the absolute path when the relative one would lead elsewhere
+    (a ``..`` climbing out of a symlinked folder)."""
+    relative = os.path.relpath(audio, base)
+    try:
+        same = os.path.samefile(os.path.join(base, relative), audio)
+    except OSError:
+        same = False
+    return Path(relative if same else audio).as_posix()
+
+
 def _write_csv(path: Path, header, rows) -> None:
-    base = path.resolve().parent
+    base = str(path.resolve().parent)  # read_manifest resolves the manifest's folder the same way
     with atomic_write(path, "w") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         for row in rows:
-            relative = Path(os.path.relpath(row[1], base)).as_posix()
-            writer.writerow((row[0], relative, *row[2:]))
+            writer.writerow((row[0], _written_path(row[1], base), *row[2:]))

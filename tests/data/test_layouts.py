@@ -219,3 +219,25 @@ def test_librispeech_test_other(shared_dir, tmp_path):
         with pytest.raises(ParameterError):
             make_manifests(root, layout="librispeech", enroll=3, out_prefix=tmp_path / "leak",
                            background=shared_dir / "protocols" / "librispeech-test-other-trials.csv")
+
+
+def test_symlinked_data_folder_keeps_the_paths_as_given(tmp_path, monkeypatch):
+    """`manifest ../shared/...` through a symlink writes `../shared/...`, not the link's target."""
+    real = tmp_path / "elsewhere" / "deep" / "audio"
+    for speaker in ("ann", "bob"):
+        (real / speaker).mkdir(parents=True)
+        for k in range(3):
+            write_tone(real / speaker / f"{k}.wav", freq_hz=200 + 50 * k)
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (tmp_path / "shared").symlink_to(real, target_is_directory=True)
+    monkeypatch.chdir(project)
+    result = make_manifests("../shared", enroll=2, out_prefix="data/proto")
+    lines = result.trials_csv.read_text().splitlines()[1:]
+    assert lines and all(line.split(",")[1].startswith("../../shared/") for line in lines), lines[:2]
+    trials = read_manifest(result.trials_csv, require_target=True)  # and they still lead to the files
+    assert all(Path(p).is_file() for p in trials["path"])
+    # a manifest folder reached through a symlink: a relative path would climb out of the link's target
+    (tmp_path / "link_out").symlink_to(project / "data", target_is_directory=True)
+    result = make_manifests(real, enroll=2, out_prefix=tmp_path / "link_out" / "p")
+    assert all(Path(p).is_file() for p in read_manifest(result.enroll_csv)["path"])
