@@ -12,7 +12,7 @@ MODEL_DIR ?= data/models
 REPORT_DIR ?= data/report
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo train-ubm enroll verify identify speakers score evaluate lint bench clean distclean
+.PHONY: help install wheel test test-fast demo train-ubm enroll verify identify speakers score evaluate lint bench clean distclean
 
 # Defaults of the model targets point at the demo corpus, so they work right after `make demo`.
 COMPONENTS ?= 64
@@ -35,7 +35,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,web,dask]'
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install speakerid with the dev, web and dask extras
+install: $(STAMP)  ## create .venv and install speakerid (distribution speakerid-classic) with the dev, web and dask extras
+
+wheel: $(STAMP)  ## build the wheel dist/speakerid_classic-<version>-py3-none-any.whl (pip install it anywhere)
+	$(PY) -m pip wheel . --no-deps --quiet -w dist
+	@ls dist/speakerid_classic-*.whl
 
 test: $(STAMP)  ## run the whole test suite (slow and real-data tests included; ../shared tests skip if absent)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -103,7 +107,7 @@ bench: $(STAMP)  ## run every benchmark under bench/
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:  ## remove generated data, caches and build files (keeps .venv)
-	rm -rf data/synth data/models data/report data/*.csv .pytest_cache build *.egg-info
+	rm -rf data/synth data/models data/report data/*.csv .pytest_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean  ## clean, and remove .venv too
