@@ -30,7 +30,7 @@ from speakerid.data.manifests import validate_speaker_id
 from speakerid.exceptions import AudioError, ManifestError, ParameterError
 
 __all__ = ["read_data_dir", "write_data_dir", "read_wav_scp", "read_table", "read_segments", "iter_utterances",
-           "load_recording", "is_command", "c_sorted", "utterance_ids"]
+           "load_recording", "load_utterance", "cut_segment", "is_command", "c_sorted", "utterance_ids"]
 
 #: Seconds a ``wav.scp`` command may run before it is stopped (only with ``allow_commands``).
 COMMAND_TIMEOUT_S = 600.0
@@ -384,11 +384,45 @@ def load_recording(entry: str, sample_rate: int | None = None, *, allow_commands
             raise AudioError(str(exc).replace(str(wav), "its output"), command) from None
 
 
+def cut_segment(signal, rate: int, start_s: float = math.nan, end_s: float = math.nan, *, name: str = "",
+                source: str = ""):
+    """``signal[round(start_s * rate):round(end_s * rate)]``; NaN ``start_s`` = from 0, NaN ``end_s`` = to the end.
+
+    Raises
+    ------
+    AudioError
+        The segment starts at or past the end of the recording (naming the segment and the recording).
+
+    Examples
+    --------
+    >>> cut_segment(np.arange(10.0), 2, 1.0, 3.0).tolist()
+    [2.0, 3.0, 4.0, 5.0]
+    """
+    first = int(round((0.0 if math.isnan(start_s) else start_s) * rate))
+    last = len(signal) if math.isnan(end_s) else min(len(signal), int(round(end_s * rate)))
+    if first >= last:
+        raise AudioError(f"segment '{name}' starts at {start_s:g} s, past the end of the recording "
+                         f"({len(signal) / rate:.2f} s)", source or None)
+    return np.ascontiguousarray(signal[first:last])
+
+
+def load_utterance(entry: str, start_s: float = math.nan, end_s: float = math.nan, sample_rate: int | None = None,
+                   *, allow_commands: bool = False, name: str = ""):
+    """Load one utterance: a whole recording, or the ``[start_s, end_s)`` segment of it (see :func:`cut_segment`).
+
+    Returns ``(signal, sample_rate)``; raises :class:`AudioError` as :func:`load_recording` and :func:`cut_segment`.
+    """
+    signal, rate = load_recording(entry, sample_rate, allow_commands=allow_commands)
+    if math.isnan(start_s) and math.isnan(end_s):
+        return signal, rate
+    return cut_segment(signal, rate, start_s, end_s, name=name, source=entry), rate
+
+
 def iter_utterances(frame: pd.DataFrame, sample_rate: int | None = None, *, allow_commands: bool = False):
     """Yield ``(utterance_id, signal, sample_rate)`` for each row of :func:`read_data_dir`'s frame, in order.
 
     A recording is loaded once for all of its consecutive segments, and each segment is a slice of it
-    (``[round(start_s * rate), round(end_s * rate))``): no audio is written.
+    (:func:`cut_segment`): no audio is written.
 
     Raises
     ------
@@ -403,10 +437,5 @@ def iter_utterances(frame: pd.DataFrame, sample_rate: int | None = None, *, allo
             current = recording
         if math.isnan(start_s) and math.isnan(end_s):
             yield utt, signal, rate
-            continue
-        first = int(round((0.0 if math.isnan(start_s) else start_s) * rate))
-        last = len(signal) if math.isnan(end_s) else min(len(signal), int(round(end_s * rate)))
-        if first >= last:
-            raise AudioError(f"segment '{utt}' starts at {start_s:g} s, past the end of recording '{recording}' "
-                             f"({len(signal) / rate:.2f} s)", entry)
-        yield utt, np.ascontiguousarray(signal[first:last]), rate
+        else:
+            yield utt, cut_segment(signal, rate, start_s, end_s, name=utt, source=entry), rate
