@@ -20,7 +20,7 @@ MAX_ERRORS_SHOWN = 20
 def register(sub) -> None:
     from speakerid.data.pair_trials import PAIR_FORMATS
     from speakerid.data.score_formats import SCORE_FORMATS
-    from speakerid.scoring.options import NORM_METHODS
+    from speakerid.scoring.batch import NORM_METHODS
     from speakerid.scoring.pairs import DEFAULT_CHUNKSIZE
 
     p = sub.add_parser("score-pairs", help="score a pair trial list (VoxCeleb, Kaldi or CSV: file against file)",

@@ -19,7 +19,8 @@ import pandas as pd
 
 from speakerid.exceptions import ParameterError
 
-__all__ = ["UNKNOWN", "Stretch", "window_bounds", "label_windows", "merge_windows", "stretches_frame"]
+__all__ = ["UNKNOWN", "Stretch", "window_bounds", "label_windows", "smooth_labels", "merge_windows", "stretches_frame",
+           "score_windows", "who_spoke_when", "SpeakerTurns"]
 
 #: The label of a stretch whose best enrolled speaker scores below the threshold.
 UNKNOWN = "unknown"
@@ -111,6 +112,51 @@ def label_windows(scores, speakers, threshold: float) -> tuple:
     return labels, np.where(np.isneginf(best_scores), np.nan, best_scores)
 
 
+def _edges(bounds: np.ndarray) -> np.ndarray:
+    """Where each window's stretch starts and ends: mid-points between neighbouring centres (0 and the end)."""
+    centres = bounds.mean(axis=1)
+    return np.r_[0.0, (centres[1:] + centres[:-1]) / 2.0, bounds[-1, 1]]
+
+
+def _runs(labels) -> list:
+    """``(first, stop)`` window indices of each run of equal labels."""
+    starts = [0] + [i for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
+    return list(zip(starts, starts[1:] + [len(labels)]))
+
+
+def smooth_labels(bounds, labels, min_duration_s: float) -> list:
+    """Absorb stretches shorter than ``min_duration_s`` into a neighbour (the longer one; the earlier on a tie),
+    shortest first, until none is left or one stretch remains: a turn shorter than the window is noise.
+
+    Examples
+    --------
+    >>> bounds = window_bounds(8.0, 2.0, 1.0)
+    >>> smooth_labels(bounds, list("aabaaaa"), 2.0)
+    ['a', 'a', 'a', 'a', 'a', 'a', 'a']
+    >>> smooth_labels(bounds, list("aaabbbb"), 2.0)
+    ['a', 'a', 'a', 'b', 'b', 'b', 'b']
+    """
+    bounds = np.asarray(bounds, dtype=float).reshape(-1, 2)
+    labels = list(labels)
+    if len(labels) != len(bounds):
+        raise ParameterError(f"bounds and labels differ in length ({len(bounds)}, {len(labels)})")
+    if not labels:
+        return labels
+    edges = _edges(bounds)
+    while True:
+        runs = _runs(labels)
+        lengths = [edges[b] - edges[a] for a, b in runs]
+        short = [k for k, length in enumerate(lengths) if length < min_duration_s - 1e-9]
+        if len(runs) == 1 or not short:
+            return labels
+        k = min(short, key=lambda j: (lengths[j], j))
+        before = lengths[k - 1] if k > 0 else -1.0
+        after = lengths[k + 1] if k + 1 < len(runs) else -1.0
+        neighbour = runs[k - 1] if before >= after else runs[k + 1]
+        first, stop = runs[k]
+        labels[first:stop] = [labels[neighbour[0]]] * (stop - first)
+
+
 def merge_windows(bounds, labels, window_scores) -> list:
     """Merge consecutive windows with the same label into :class:`Stretch` es.
 
@@ -142,8 +188,7 @@ def merge_windows(bounds, labels, window_scores) -> list:
                              f"{len(window_scores)})")
     if not len(bounds):
         return []
-    centres = bounds.mean(axis=1)
-    edges = np.r_[0.0, (centres[1:] + centres[:-1]) / 2.0, bounds[-1, 1]]
+    edges = _edges(bounds)
     stretches, first = [], 0
     for i in range(1, len(labels) + 1):
         if i == len(labels) or labels[i] != labels[first]:
@@ -166,3 +211,98 @@ def stretches_frame(stretches) -> pd.DataFrame:
                           for s in stretches],
                          columns=["start_s", "end_s", "duration_s", "speaker", "score", "n_windows"])
     return frame
+
+
+def score_windows(verifier, signal, sample_rate: int, bounds, speakers) -> np.ndarray:
+    """Scores of every window of ``signal`` against each of ``speakers``, shape (n_windows, n_speakers).
+
+    Each window is an utterance of its own (features under the model directory's configuration, its own VAD and
+    CMVN). A window without usable speech (silent, too short after VAD) scores NaN.
+    """
+    from speakerid.exceptions import AudioError
+    from speakerid.features import extract
+
+    config = verifier.feature_config
+    scores = np.full((len(bounds), len(speakers)), np.nan)
+    for i, (start_s, end_s) in enumerate(np.asarray(bounds, dtype=float)):
+        piece = signal[int(round(start_s * sample_rate)):int(round(end_s * sample_rate))]
+        if not len(piece) or float(np.max(np.abs(piece))) < 1e-6:
+            continue
+        try:
+            frames = extract(piece, config)
+        except AudioError:
+            continue
+        scores[i] = verifier.score_frames(speakers, frames)
+    return scores
+
+
+@dataclass(frozen=True)
+class SpeakerTurns:
+    """The result of :func:`who_spoke_when`.
+
+    Attributes
+    ----------
+    stretches : list of Stretch
+    threshold : float
+        The threshold below which a stretch is ``unknown``.
+    window_s, hop_s, duration_s : float
+    """
+
+    stretches: list
+    threshold: float
+    window_s: float
+    hop_s: float
+    duration_s: float
+
+
+def who_spoke_when(verifier, audio=None, *, signal=None, window_s: float = 2.0, hop_s: float = 1.0,
+                   threshold: float | None = None, speakers=None, min_duration_s: float | None = None
+                   ) -> SpeakerTurns:
+    """Name the enrolled speaker (or ``unknown``) of each stretch of a long recording.
+
+    Parameters
+    ----------
+    verifier : speakerid.verifier.SpeakerVerifier
+        A model directory with enrolled speakers.
+    audio : str or os.PathLike, optional
+        The recording (read at the model's rate); or give ``signal`` at the model's rate.
+    window_s, hop_s : float
+        Analysis window and hop, seconds (:func:`window_bounds`).
+    threshold : float, optional
+        Below it a window is ``unknown``; default: the model directory's threshold.
+    speakers : list of str, optional
+        Candidates (default: every enrolled speaker).
+    min_duration_s : float, optional
+        Shorter stretches are absorbed by a neighbour (:func:`smooth_labels`); default ``window_s``, 0 keeps all.
+
+    Returns
+    -------
+    SpeakerTurns
+
+    Raises
+    ------
+    NotFittedError
+        Nobody is enrolled.
+    AudioError
+        The recording cannot be read.
+    """
+    from speakerid.data.audio import load_audio
+    from speakerid.exceptions import NotFittedError
+
+    speakers = list(verifier.speakers() if speakers is None else speakers)
+    if not speakers:
+        raise NotFittedError(f"no speaker is enrolled in {verifier.model_dir}")
+    rate = verifier.feature_config.sample_rate
+    if signal is None:
+        signal, rate = load_audio(audio, sample_rate=rate)
+    threshold = float(verifier.threshold if threshold is None else threshold)
+    duration_s = len(signal) / rate
+    bounds = window_bounds(duration_s, window_s, hop_s)
+    scores = score_windows(verifier, signal, rate, bounds, speakers)
+    labels, best = label_windows(scores, speakers, threshold)
+    labels = smooth_labels(bounds, labels, float(window_s if min_duration_s is None else min_duration_s))
+    column = {speaker: k for k, speaker in enumerate(speakers)}
+    # a relabelled window reports the score of its new speaker (unknown ones keep their best score)
+    label_scores = np.array([scores[i, column[lab]] if lab in column else best[i] for i, lab in enumerate(labels)])
+    return SpeakerTurns(merge_windows(bounds, labels, label_scores), threshold, float(window_s), float(hop_s),
+                        duration_s)
