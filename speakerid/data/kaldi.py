@@ -1,5 +1,5 @@
-"""Kaldi data directories (``wav.scp``, ``utt2spk``, ``spk2utt``, ``segments``): read them as manifests, write them
-from manifests, and load their utterances' audio (segments are cut out of recordings in memory).
+"""Kaldi data directories (``wav.scp``, ``utt2spk``, ``spk2utt``, ``segments``): read them, and load their utterances'
+audio (segments are cut out of recordings in memory). Writing them from manifests: :mod:`speakerid.data.kaldi_manifests`.
 
 The text files are parsed here rather than with ``kaldiio``: kaldiio's ``load_scp`` reads a ``wav.scp`` lazily but
 decodes only RIFF WAV with its own reader (no FLAC/OGG), runs ``cmd |`` entries without asking, reports a bad line
@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from speakerid._utils.files import atomic_write
 from speakerid._utils.validation import shorten
 from speakerid.data.audio import load_audio
 from speakerid.data.manifests import validate_speaker_id
 from speakerid.exceptions import AudioError, ManifestError, ParameterError
 
-__all__ = ["read_data_dir", "write_data_dir", "read_wav_scp", "read_table", "read_segments", "iter_utterances",
-           "load_recording", "load_utterance", "cut_segment", "is_command", "c_sorted", "utterance_ids"]
+__all__ = ["read_data_dir", "read_wav_scp", "read_table", "read_segments", "iter_utterances", "load_recording",
+           "load_utterance", "cut_segment", "is_command", "c_sorted"]
 
 #: Seconds a ``wav.scp`` command may run before it is stopped (only with ``allow_commands``).
 COMMAND_TIMEOUT_S = 600.0
@@ -262,89 +261,6 @@ def read_data_dir(data_dir, *, allow_commands: bool = False, audio_root=None, ch
             raise ManifestError(f"{len(missing)} audio file(s) not found: "
                                 f"{shorten([f'{r} {p}' for r, p in missing], sep='; ')}", data_dir / "wav.scp")
     return frame
-
-
-def utterance_ids(speakers, paths) -> list:
-    """Kaldi utterance ids for manifest rows: the file's stem, prefixed by ``<speaker>-`` unless it already starts
-    with the speaker id (LibriSpeech ``1688-142285-0007``); a repeated id gets ``-2``, ``-3``, ... appended.
-
-    Examples
-    --------
-    >>> utterance_ids(["1688", "ann", "ann"], ["x/1688-1-7.flac", "a/1.wav", "b/1.wav"])
-    ['1688-1-7', 'ann-1', 'ann-1-2']
-    """
-    ids, seen = [], {}
-    for speaker, path in zip(speakers, paths):
-        stem = "_".join(Path(str(path)).stem.split())
-        base = stem if stem.startswith((f"{speaker}-", f"{speaker}_")) else f"{speaker}-{stem}"
-        seen[base] = seen.get(base, 0) + 1
-        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
-    return ids
-
-
-def write_data_dir(manifest, out_dir) -> pd.DataFrame:
-    """Write a Kaldi data directory (``wav.scp``, ``utt2spk``, ``spk2utt``; ``segments`` for cut utterances).
-
-    Parameters
-    ----------
-    manifest : pandas.DataFrame
-        ``speaker`` and ``path`` columns, as :func:`speakerid.data.manifests.read_manifest` returns (absolute
-        paths); or a frame from :func:`read_data_dir` (then its utterance ids, recordings and segments are kept).
-    out_dir : str or os.PathLike
-        Created if needed; the four files are replaced atomically.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The rows written, in file order, indexed by utterance id.
-
-    Raises
-    ------
-    ParameterError
-        A speaker id holds whitespace (a Kaldi id cannot), a path holds a line break, or speaker ids sort so that
-        ``utt2spk`` cannot be sorted on both columns (e.g. ``a`` and ``a-b``; Kaldi's own limitation).
-    """
-    frame = manifest.copy()
-    speakers = frame["speaker"].astype(str).tolist()
-    spaced = sorted({s for s in speakers if len(s.split()) != 1 or s != s.strip()})
-    if spaced:
-        raise ParameterError(f"speaker id(s) {shorten(repr(s) for s in spaced)} hold whitespace, which Kaldi ids "
-                             "cannot; rename them in the manifest")
-    paths = [str(p) for p in frame["path"]]
-    if any("\n" in p or "\r" in p for p in paths):
-        raise ParameterError("a path holds a line break, which a wav.scp line cannot")
-    if frame.index.name != "utterance":
-        frame.index = pd.Index(utterance_ids(speakers, paths), name="utterance")
-        frame["recording"] = frame.index
-    frame = frame.loc[c_sorted(frame.index)]
-    by_speaker = sorted(zip(frame["speaker"], frame.index), key=lambda su: (su[0].encode(), su[1].encode()))
-    if [u for _, u in by_speaker] != list(frame.index):
-        raise ParameterError("utterance ids sorted on their own and sorted on the speaker id differ (speaker ids "
-                             "such as 'a' and 'a-b' interleave); Kaldi needs one order: rename the speakers")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    has_segments = "start_s" in frame.columns and frame["start_s"].notna().any()
-    recordings = dict(zip(frame["recording"], frame["path"]))
-    _write(out_dir / "wav.scp", ((r, os.path.abspath(p) if not is_command(p) else p)
-                                 for r, p in ((r, recordings[r]) for r in c_sorted(recordings))))
-    _write(out_dir / "utt2spk", zip(frame.index, frame["speaker"]))
-    spk2utt = {}
-    for utt, speaker in zip(frame.index, frame["speaker"]):
-        spk2utt.setdefault(speaker, []).append(utt)
-    _write(out_dir / "spk2utt", ((s, " ".join(spk2utt[s])) for s in c_sorted(spk2utt)))
-    if has_segments:
-        _write(out_dir / "segments", (
-            (u, r, f"{0.0 if math.isnan(s) else s:.3f}", "-1" if math.isnan(e) else f"{e:.3f}")
-            for u, r, s, e in zip(frame.index, frame["recording"], frame["start_s"], frame["end_s"])))
-    elif (out_dir / "segments").exists():
-        (out_dir / "segments").unlink()  # a stale one would cut the new recordings
-    return frame
-
-
-def _write(path: Path, rows) -> None:
-    with atomic_write(path, "w") as fh:
-        for row in rows:
-            fh.write(" ".join(str(x) for x in row) + "\n")
 
 
 def load_recording(entry: str, sample_rate: int | None = None, *, allow_commands: bool = False):

@@ -12,50 +12,14 @@ from conftest import write_tone
 
 from speakerid.data.audio import load_audio
 from speakerid.data.kaldi import (
-    c_sorted,
     iter_utterances,
     read_data_dir,
     read_segments,
     read_table,
     read_wav_scp,
-    write_data_dir,
 )
-from speakerid.data.manifests import read_manifest
-from speakerid.exceptions import AudioError, ManifestError, ParameterError
-
-
-def _manifest(tmp_path, rows):
-    for _, rel in rows:
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        write_tone(tmp_path / rel, freq_hz=200 + 10 * len(rel))
-    (tmp_path / "m.csv").write_text("speaker,path\n" + "".join(f"{s},{p}\n" for s, p in rows))
-    return read_manifest(tmp_path / "m.csv")
-
-
-def test_written_data_dir_reads_back_to_the_same_manifest(tmp_path):
-    manifest = _manifest(tmp_path, [("bob", "b/1.wav"), ("ann", "a/1.wav"), ("ann", "a/x/1.wav"),
-                                    ("1688", "l/1688-142285-0007.wav"), ("B", "c/2.wav")])
-    write_data_dir(manifest, tmp_path / "kaldi")
-    back = read_data_dir(tmp_path / "kaldi")
-    key = ["speaker", "path"]
-    assert sorted(map(tuple, back[key].to_numpy())) == sorted(map(tuple, manifest[key].to_numpy()))
-    # utterance ids prefixed by the speaker (unless they already are), unique, C-sorted everywhere
-    assert set(back.index) == {"bob-1", "ann-1", "ann-1-2", "1688-142285-0007", "B-2"}
-    for name in ("wav.scp", "utt2spk", "spk2utt"):
-        keys = [line.split()[0] for line in (tmp_path / "kaldi" / name).read_text().splitlines()]
-        assert keys == c_sorted(keys) and len(set(keys)) == len(keys)
-    utt2spk = [line.split() for line in (tmp_path / "kaldi" / "utt2spk").read_text().splitlines()]
-    assert utt2spk == sorted(utt2spk, key=lambda us: (us[1].encode(), us[0].encode()))  # sort -k2 agrees
-    assert (tmp_path / "kaldi" / "spk2utt").read_text().splitlines()[-1] == "bob bob-1"
-
-
-def test_write_refuses_whitespace_speakers_and_interleaving_ids(tmp_path):
-    manifest = _manifest(tmp_path, [("a", "z.wav"), ("a-b", "1.wav")])
-    with pytest.raises(ParameterError, match="rename the speakers"):
-        write_data_dir(manifest, tmp_path / "k")
-    manifest = _manifest(tmp_path, [("ann lee", "1.wav")])
-    with pytest.raises(ParameterError, match="whitespace"):
-        write_data_dir(manifest, tmp_path / "k")
+from speakerid.data.kaldi_manifests import write_data_dir
+from speakerid.exceptions import AudioError, ManifestError
 
 
 def test_wav_scp_commands_are_refused_without_the_flag(tmp_path):
@@ -133,11 +97,3 @@ def test_bad_data_dirs_name_the_file_and_line(tmp_path, files, message):
 def test_read_table_keeps_file_order(tmp_path):
     (tmp_path / "utt2spk").write_text("b-1 b\n\na-1 a\n")
     assert list(read_table(tmp_path / "utt2spk")) == ["b-1", "a-1"]
-
-
-def test_shared_librispeech_manifest_to_kaldi_and_back(shared_dir, tmp_path):
-    manifest = read_manifest(shared_dir / "protocols" / "librispeech-test-other-enroll.csv")
-    written = write_data_dir(manifest, tmp_path / "enroll")
-    assert written.index[0].startswith(written["speaker"].iloc[0] + "-")  # LibriSpeech ids kept as they are
-    back = read_data_dir(tmp_path / "enroll")
-    assert sorted(zip(back["speaker"], back["path"])) == sorted(zip(manifest["speaker"], manifest["path"]))

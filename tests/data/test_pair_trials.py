@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from conftest import write_tone
 
-from speakerid.data.kaldi import write_data_dir
+from speakerid.data.kaldi_manifests import write_data_dir
 from speakerid.data.pair_trials import detect_pair_format, open_pairs
 from speakerid.exceptions import ManifestError, ParameterError
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import tiny_model_dir
 
-from speakerid.data.kaldi import write_data_dir
+from speakerid.data.kaldi_manifests import write_data_dir
 from speakerid.data.manifests import read_manifest
 from speakerid.exceptions import ParameterError
 from speakerid.scoring.pairs import score_pairs
