@@ -18,13 +18,21 @@ def register(sub) -> None:
 
     from speakerid.data.layouts import LAYOUTS
 
-    p = sub.add_parser("manifest", help="write enroll/trials manifests from a folder with one folder per speaker")
-    p.add_argument("root", metavar="DIR", help="audio folder")
+    p = sub.add_parser("manifest", help="write enroll/trials manifests from a folder with one folder per speaker",
+                       description="Split DIR's speakers into PREFIX-enroll.csv and PREFIX-trials.csv; with "
+                                   "--to-kaldi KDIR also write them as Kaldi data directories (KDIR/enroll, "
+                                   "KDIR/test) and a Kaldi trial list (KDIR/trials). --from-csv converts existing "
+                                   "manifests to Kaldi instead of scanning a folder.")
+    p.add_argument("root", metavar="DIR", nargs="?", default=None, help="audio folder (not with --from-csv)")
+    p.add_argument("--to-kaldi", metavar="KDIR", default=None,
+                   help="also write Kaldi data directories and trials (sorted as utils/validate_data_dir.sh wants)")
+    p.add_argument("--from-csv", metavar="CSV", action="append", default=None,
+                   help="with --to-kaldi: convert this enroll manifest (and a second --from-csv trial list)")
     p.add_argument("--layout", choices=LAYOUTS, default="folders",
                    help="folders: DIR/<speaker>/*.wav|flac|ogg; librispeech: <speaker>-<chapter>-<utt>.flac "
                         "names (default folders)")
     p.add_argument("--enroll", type=int, default=3, metavar="N", help="enrollment files per speaker (default 3)")
-    p.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX-enroll.csv and PREFIX-trials.csv")
+    p.add_argument("--out", metavar="PREFIX", default=None, help="writes PREFIX-enroll.csv and PREFIX-trials.csv")
     p.add_argument("--background", metavar="LIST", default=None,
                    help="background speakers (CSV with a speaker column, text list, or audio folder); "
                         "they are excluded from evaluation")
@@ -64,18 +72,42 @@ def _evaluate(args):
 
 
 def _manifest(args):
+    from speakerid.data.kaldi_manifests import manifests_to_kaldi
     from speakerid.data.layouts import make_manifests
+    from speakerid.exceptions import ParameterError
 
+    if args.from_csv:
+        if args.root or args.out or not args.to_kaldi or len(args.from_csv) > 2:
+            raise ParameterError("--from-csv ENROLL.csv [--from-csv TRIALS.csv] converts manifests: give --to-kaldi "
+                                 "and no DIR or --out")
+        kaldi = manifests_to_kaldi(args.from_csv[0], args.to_kaldi, *args.from_csv[1:])
+        if args.json:
+            print_json(kaldi)
+        else:
+            _print_kaldi(kaldi)
+        return
+    if not args.root or not args.out:
+        raise ParameterError("give the audio folder DIR and --out PREFIX (or --from-csv with --to-kaldi)")
     result = make_manifests(args.root, layout=args.layout, enroll=args.enroll, out_prefix=args.out,
                             seed=args.seed, background=args.background,
                             nontarget_per_test=args.nontarget_per_test)
+    kaldi = manifests_to_kaldi(result.enroll_csv, args.to_kaldi, result.trials_csv) if args.to_kaldi else None
     if args.json:
         print_json({"enroll_csv": str(result.enroll_csv), "trials_csv": str(result.trials_csv),
                     "speakers": list(result.speakers), "skipped": list(result.skipped),
                     "excluded": list(result.excluded), "n_enroll_files": result.n_enroll_files,
                     "n_test_files": result.n_test_files, "n_trials": result.n_trials,
-                    "n_target_trials": result.n_target_trials})
+                    "n_target_trials": result.n_target_trials, "kaldi": kaldi})
         return
     print(f"wrote {result.enroll_csv} ({result.n_enroll_files} files, {len(result.speakers)} speakers)")
     print(f"wrote {result.trials_csv} ({result.n_trials} trials, {result.n_target_trials} target, "
           f"{result.n_test_files} test files)")
+    if kaldi:
+        _print_kaldi(kaldi)
+
+
+def _print_kaldi(kaldi: dict) -> None:
+    print(f"wrote Kaldi data directory {kaldi['enroll']} ({kaldi['n_enroll']} utterances)")
+    if kaldi["trials"]:
+        print(f"wrote Kaldi data directory {kaldi['test']} ({kaldi['n_test']} utterances) and {kaldi['trials']} "
+              f"({kaldi['n_trials']} trials)")

@@ -16,7 +16,8 @@ from speakerid._utils.validation import shorten
 from speakerid.data.kaldi import c_sorted, is_command, read_data_dir
 from speakerid.exceptions import ManifestError, ParameterError
 
-__all__ = ["utterance_ids", "write_data_dir", "data_dir_manifest", "kaldi_trials_manifest", "write_kaldi_trials"]
+__all__ = ["utterance_ids", "write_data_dir", "data_dir_manifest", "kaldi_trials_manifest", "write_kaldi_trials",
+           "manifests_to_kaldi"]
 
 
 def utterance_ids(speakers, paths) -> list:
@@ -160,3 +161,32 @@ def write_kaldi_trials(trials: pd.DataFrame, utterance_of: dict, path) -> Path:
         for speaker, audio, target in zip(trials["speaker"], trials["path"], trials["target"]):
             fh.write(f"{speaker} {utterance_of[audio]} {'target' if int(target) == 1 else 'nontarget'}\n")
     return path
+
+
+def manifests_to_kaldi(enroll_csv, out_dir, trials_csv=None) -> dict:
+    """Write ``out_dir/enroll`` (a data directory of the enrollment manifest) and, with a trial list,
+    ``out_dir/test`` (its test files; a file's speaker is the one of its target trial, else the file's own
+    utterance id, Kaldi's convention for unknown speakers) and ``out_dir/trials`` (``<speaker> <utt> target|nontarget``).
+
+    Returns
+    -------
+    dict
+        ``enroll``, ``test``, ``trials`` paths written (``None`` when not), ``n_enroll``, ``n_test``, ``n_trials``.
+    """
+    from speakerid.data.manifests import read_manifest
+
+    out_dir = Path(out_dir)
+    enroll = write_data_dir(read_manifest(enroll_csv), out_dir / "enroll")
+    result = {"enroll": str(out_dir / "enroll"), "test": None, "trials": None, "n_enroll": len(enroll),
+              "n_test": 0, "n_trials": 0}
+    if trials_csv is None:
+        return result
+    trials = read_manifest(trials_csv, require_target=True)
+    owner = dict(zip(trials.loc[trials["target"] == 1, "path"], trials.loc[trials["target"] == 1, "speaker"]))
+    files = list(dict.fromkeys(trials["path"]))
+    stems = utterance_ids(["x"] * len(files), files)   # x-<stem>: unknown speakers are named by their utterance
+    speakers = [owner.get(f, stem) for f, stem in zip(files, stems)]
+    test = write_data_dir(pd.DataFrame({"speaker": speakers, "path": files}), out_dir / "test")
+    write_kaldi_trials(trials, dict(zip(test["path"], test.index)), out_dir / "trials")
+    result.update(test=str(out_dir / "test"), trials=str(out_dir / "trials"), n_test=len(test), n_trials=len(trials))
+    return result
