@@ -71,7 +71,7 @@ class PartialPairScoringError(SpeakerIDError):
 
 # ---------------------------------------------------------------------------------------------- worker side
 
-def _frames(verifier, cache, source, allow_commands: bool):
+def source_frames(verifier, cache, source, allow_commands: bool):
     """Frames of one pair-list entry ``(file or command, start_s, end_s)``; files through the feature cache."""
     entry, start_s, end_s = source
     from speakerid.data.kaldi import is_command, load_utterance
@@ -92,7 +92,7 @@ def build_models(spec: WorkerSpec, tasks: list) -> list:
     out = []
     for source, allow_commands in tasks:
         try:
-            arrays, _ = verifier.backend.enroll([_frames(verifier, cache, source, allow_commands)])
+            arrays, _ = verifier.backend.enroll([source_frames(verifier, cache, source, allow_commands)])
             out.append((arrays, None))
         except AudioError as exc:
             out.append((None, str(exc)))
@@ -109,7 +109,7 @@ def score_against(spec: WorkerSpec, tasks: list) -> list:
     with threadpool_limits(limits=1, user_api="blas"):  # scores independent of n_jobs (see scoring.worker)
         for source, allow_commands, models in tasks:
             try:
-                prepared = verifier.backend.prepare(_frames(verifier, cache, source, allow_commands))
+                prepared = verifier.backend.prepare(source_frames(verifier, cache, source, allow_commands))
             except AudioError as exc:
                 out.append((None, str(exc), None))
                 continue
