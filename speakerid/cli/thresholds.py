@@ -1,0 +1,52 @@
+"""set-threshold: choose the decision threshold on development scores and store it, with how, in the model dir."""
+
+from __future__ import annotations
+
+from speakerid.cli._common import ExitStatus, add_backend, add_model_dir, print_json
+
+
+def register(sub) -> None:
+    from speakerid.data.score_formats import SCORE_FORMATS
+
+    p = sub.add_parser("set-threshold", help="choose the decision threshold on dev scores (eer, far=, min-dcf)",
+                       description="Read a dev score file (csv with a target column, or kaldi/voxceleb/nist with "
+                                   "--key), choose the threshold by CRITERION and store it, with the criterion, "
+                                   "the rates it gives and the file, in the model directory; verify, identify and "
+                                   "segments then use it and say so.")
+    add_model_dir(p)
+    p.add_argument("--scores", required=True, metavar="FILE", help="dev score file (same backend and settings)")
+    p.add_argument("--criterion", default="eer", metavar="CRITERION",
+                   help="eer (default), far=<rate> (e.g. far=0.01: the lowest threshold with at most 1 %% false "
+                        "acceptances), or min-dcf[:<p_target>] (default p_target 0.01)")
+    p.add_argument("--format", choices=SCORE_FORMATS, default=None, help="score file format (default: detected)")
+    p.add_argument("--key", metavar="FILE", default=None,
+                   help="trial list with the labels, for score files without them")
+    add_backend(p)
+    p.add_argument("--json", action="store_true", help="print the choice as one JSON object")
+    p.set_defaults(handler=_set_threshold)
+
+
+def _set_threshold(args):
+    from pathlib import Path
+
+    from speakerid.data.score_formats import read_score_file
+    from speakerid.evaluation.operating_points import choose_threshold, parse_criterion
+    from speakerid.exceptions import ManifestError
+    from speakerid.verifier import SpeakerVerifier
+
+    parse_criterion(args.criterion)  # a bad criterion fails before anything is read
+    frame = read_score_file(args.scores, args.format, key=args.key)
+    if "target" not in frame.columns:
+        raise ManifestError("the score file holds no labels: give the trial list with --key", args.scores)
+    frame = frame[frame["score"].notna()]
+    choice = choose_threshold(frame["score"].to_numpy(), frame["target"].to_numpy(), args.criterion)
+    verifier = SpeakerVerifier(args.model_dir, backend=args.backend)
+    how = {**choice.as_dict(), "scores": str(Path(args.scores).resolve())}
+    verifier.set_threshold(choice.threshold, how=how)
+    if args.json:
+        print_json({**how, "backend": verifier.backend_name, "model_dir": str(verifier.model_dir)})
+        return ExitStatus.OK
+    print(f"threshold {choice.threshold:.6g} ({choice.criterion} on {args.scores}: FAR {100 * choice.far:.2f} %, "
+          f"FRR {100 * choice.frr:.2f} % over {choice.n_target} target and {choice.n_nontarget} non-target trials) "
+          f"stored for the {verifier.backend_name} backend in {verifier.model_dir}")
+    return ExitStatus.OK
