@@ -170,8 +170,15 @@ def plot_det(systems, ax=None, *, limits=(0.0005, 0.5), figsize=(5.5, 5.0)):
         _, p_miss, p_fa = metrics.det_curve(scores, labels)
         x, y = _thin(probit(p_fa), probit(p_miss), resolution=(hi_dev - lo_dev) / 1000)
         eer = metrics.eer(scores, labels)
-        (line,) = ax.plot(x, y, linewidth=1.5, label=f"{name} (EER {_pct(eer)})", gid=f"det:{name}")
-        ax.scatter([probit(eer)], [probit(eer)], color=line.get_color(), marker="o", s=25, zorder=3)
+        inside = (np.isfinite(x) & np.isfinite(y) & (x >= lo_dev) & (x <= hi_dev) & (y >= lo_dev) & (y <= hi_dev))
+        # a curve needs both rates > 0: a system without errors (or with rates under the axes' limit) has nothing
+        # to draw on probit axes, and the legend says so rather than listing an invisible curve
+        note = ("no errors: nothing to draw on probit axes" if eer == 0.0 else
+                f"every point outside the axes ({_pct(low)} - {_pct(high)})") if not inside.any() else ""
+        label = f"{name} (EER {_pct(eer)}{'; ' + note if note else ''})"
+        (line,) = ax.plot(x, y, linewidth=1.5, label=label, gid=f"det:{name}")
+        if 0.0 < eer and low <= eer <= high:
+            ax.scatter([probit(eer)], [probit(eer)], color=line.get_color(), marker="o", s=25, zorder=3)
     ticks = [t for t in DET_TICKS if low <= t <= high]
     labels_pct = [f"{100 * t:g}" for t in ticks]
     for axis in (ax.xaxis, ax.yaxis):

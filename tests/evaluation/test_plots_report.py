@@ -311,3 +311,11 @@ def test_report_survives_extreme_scores(tmp_path):
     assert (tmp_path / "report" / "report.html").is_file()
     assert result["systems"][0]["eer"] == pytest.approx(metrics.eer([-1e308, 1e308, 0.5, 0.2, 1.0, -3.0],
                                                                     [0, 1, 0, 1, 0, 1]))
+
+
+def test_det_legend_explains_systems_without_errors():
+    from speakerid.evaluation.plots import plot_det
+
+    fig = plot_det([("perfect", [0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]), ("noisy", [0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])])
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "no errors: nothing to draw" in texts[0] and "no errors" not in texts[1]
