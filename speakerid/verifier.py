@@ -1,4 +1,4 @@
-"""SpeakerVerifier: the facade over a model directory -- enroll, verify, identify, identify segments.
+"""SpeakerVerifier: the facade over a model directory -- enroll, verify, identify, who spoke when.
 
 This is the file-level API that the CLI, the web app and batch scoring are thin shells over. It ties together the
 one file -> frames path (:mod:`speakerid.features.pipeline`), a backend (:mod:`speakerid.backends`; GMM-UBM by
@@ -20,17 +20,23 @@ from speakerid.backends._training import DEFAULT_COHORT_SPEAKERS, record_cohort,
 from speakerid.backends.base import get_backend
 from speakerid.data.augment import augment_header, check_n_augment
 from speakerid.data.manifests import read_manifest, validate_speaker_id
+from speakerid.evaluation.turns import (
+    SpeakerTurns,
+    label_windows,
+    merge_windows,
+    smooth_labels,
+    window_bounds,
+)
 from speakerid.exceptions import AudioError, ModelFormatError, NotFittedError, ParameterError
 from speakerid.features import extract
 from speakerid.features.config import FeatureConfig
 from speakerid.features.pipeline import file_features, many_features
 from speakerid.store import DEFAULT_BACKEND, THRESHOLDS_FILE, ModelStore, check_feature_config
 
-__all__ = ["SpeakerVerifier", "split_segments", "SEGMENT_S"]
+__all__ = ["SpeakerVerifier", "SEGMENT_S"]
 
-#: Length of one segment of :meth:`SpeakerVerifier.identify_segments`, in seconds.
+#: Window of :meth:`SpeakerVerifier.identify_segments` and :meth:`SpeakerVerifier.speaker_turns`, in seconds.
 SEGMENT_S = 2.0
-_MIN_LAST_S = 1.0
 _SILENCE_PEAK = 1e-6
 
 
@@ -43,29 +49,6 @@ def _finite_threshold(value, allow_infinite: bool = False) -> float:
     if np.isnan(value) or (not allow_infinite and not np.isfinite(value)):
         raise ParameterError(f"threshold must be {'a number' if allow_infinite else 'finite'}, got {value}")
     return value
-
-
-def split_segments(n_samples: int, sample_rate: int, segment_s: float = SEGMENT_S,
-                   min_last_s: float = _MIN_LAST_S) -> list[tuple[int, int]]:
-    """``(start, stop)`` sample bounds of consecutive segments; a last piece under ``min_last_s`` joins the one before.
-
-    Examples
-    --------
-    >>> split_segments(16000 * 5, 16000)            # 5 s: 2 + 2 + 1 (the last 1 s piece is kept: >= 1 s)
-    [(0, 32000), (32000, 64000), (64000, 80000)]
-    >>> split_segments(16000 * 4 + 8000, 16000)     # 4.5 s: the 0.5 s tail joins the second piece
-    [(0, 32000), (32000, 72000)]
-    >>> split_segments(8000, 16000)                  # shorter than one segment: one piece
-    [(0, 8000)]
-    """
-    step = int(round(segment_s * sample_rate))
-    if step < 1:
-        raise ParameterError(f"segment_s must be positive, got {segment_s}")
-    bounds = [(start, min(start + step, n_samples)) for start in range(0, n_samples, step)]
-    if len(bounds) > 1 and (bounds[-1][1] - bounds[-1][0]) < min_last_s * sample_rate:
-        tail = bounds.pop()
-        bounds[-1] = (bounds[-1][0], tail[1])
-    return bounds
 
 
 class SpeakerVerifier:
@@ -274,13 +257,31 @@ class SpeakerVerifier:
     def threshold(self) -> float:
         """The saved decision threshold of this backend, or the backend's default."""
         saved = self._thresholds().get(self.backend_name)
-        return float(saved) if saved is not None else float(self.backend.default_threshold)
+        if isinstance(saved, dict):
+            saved = saved.get("threshold")
+        return float(saved) if isinstance(saved, (int, float)) else float(self.backend.default_threshold)
 
-    def set_threshold(self, value: float) -> None:
-        """Save a decision threshold for this backend in the model directory."""
+    @property
+    def threshold_source(self) -> str:
+        """Where :attr:`threshold` comes from, in words (``set-threshold far=0.01 on dev.csv: ...``, ``saved``, or
+        the backend's default)."""
+        saved = self._thresholds().get(self.backend_name)
+        if isinstance(saved, dict) and isinstance(saved.get("threshold"), (int, float)):
+            how = saved.get("how") or {}
+            rates = (f" (FAR {100 * how['far']:.2f} %, FRR {100 * how['frr']:.2f} %)"
+                     if isinstance(how.get("far"), float) and isinstance(how.get("frr"), float) else "")
+            return f"set-threshold {how.get('criterion', '?')} on {how.get('scores', '?')}{rates}"
+        if isinstance(saved, (int, float)):
+            return "saved"
+        return f"the {self.backend_name} default"
+
+    def set_threshold(self, value: float, *, how: dict | None = None) -> None:
+        """Save a decision threshold for this backend in the model directory, with ``how`` it was chosen (plain
+        JSON, e.g. :meth:`speakerid.evaluation.operating_points.ThresholdChoice.as_dict` and the score file)."""
         value = _finite_threshold(value)
+        entry = value if how is None else {"threshold": value, "how": json.loads(json.dumps(how))}
         with self.store.lock():
-            thresholds = {**self._thresholds(), self.backend_name: value}
+            thresholds = {**self._thresholds(), self.backend_name: entry}
             with atomic_write(self.store.model_dir / THRESHOLDS_FILE, "w") as fh:
                 json.dump(thresholds, fh, indent=1, sort_keys=True)
 
@@ -308,10 +309,11 @@ class SpeakerVerifier:
         speaker = validate_speaker_id(speaker)
         frames = self.features(audio)
         score = float(self.score_frames([speaker], frames)[0])
+        source = self.threshold_source if threshold is None else "given"
         threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
         return {"speaker": speaker, "file": str(audio), "score": score, "threshold": threshold,
-                "accepted": bool(score >= threshold), "decision": "accept" if score >= threshold else "reject",
-                "backend": self.backend_name}
+                "threshold_source": source, "accepted": bool(score >= threshold),
+                "decision": "accept" if score >= threshold else "reject", "backend": self.backend_name}
 
     def identify(self, audio, top: int = 5, threshold: float | None = None, frames=None) -> dict:
         """Rank enrolled speakers by score for ``audio``; below the threshold ``best`` is None and ``rejected``
@@ -324,30 +326,55 @@ class SpeakerVerifier:
         frames = self.features(audio) if frames is None else frames
         scores = self.score_frames(speakers, frames)
         order = np.argsort(-scores, kind="stable")[: int(top)]
+        source = self.threshold_source if threshold is None else "given"
         threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
         ranked = [{"speaker": speakers[i], "score": float(scores[i])} for i in order]
         rejected = bool(ranked[0]["score"] < threshold)
         return {"file": str(audio), "best": None if rejected else ranked[0]["speaker"], "rejected": rejected,
-                "threshold": threshold, "candidates": ranked, "backend": self.backend_name}
+                "threshold": threshold, "threshold_source": source, "candidates": ranked,
+                "backend": self.backend_name}
 
-    def identify_segments(self, audio, threshold: float | None = None, *, segment_s: float = SEGMENT_S,
-                          signal=None, speakers=None) -> list[dict]:
-        """Identify every ``segment_s``-second piece of a clip on its own: who speaks when.
+    def _window_scores(self, audio, signal, window_s, hop_s, speakers):
+        """``(bounds, scores, notes)`` of the windows of a clip: scores (n_windows, n_speakers), NaN rows where a
+        window is silent or holds no usable speech (``notes`` says which)."""
+        from speakerid.data.audio import load_audio
 
-        The clip (at the model's analysis rate) is cut into consecutive, non-overlapping pieces
-        (:func:`split_segments`: a last piece shorter than 1 s joins the one before, so a clip shorter than
-        ``segment_s + 1`` s is a single piece). Each piece is an utterance of its own: features under the
-        directory's configuration (its own VAD and CMVN), then scores against every enrolled speaker. A piece
-        with no signal (all samples below 1e-6) is reported as silent.
+        if not speakers:
+            raise NotFittedError(f"no speaker is enrolled in {self.model_dir} (backend {self.backend_name})")
+        config = self.feature_config
+        rate = config.sample_rate
+        if signal is None:
+            signal, rate = load_audio(audio, sample_rate=rate)
+        bounds = window_bounds(len(signal) / rate, window_s, window_s if hop_s is None else hop_s)
+        scores, notes = np.full((len(bounds), len(speakers)), np.nan), [""] * len(bounds)
+        for i, (start_s, end_s) in enumerate(bounds):
+            piece = signal[int(round(start_s * rate)):int(round(end_s * rate))]
+            if float(np.max(np.abs(piece))) < _SILENCE_PEAK:
+                notes[i] = "silent"
+                continue
+            try:
+                scores[i] = self.score_frames(speakers, extract(piece, config))
+            except AudioError as exc:
+                notes[i] = str(exc)
+        return bounds, scores, notes
+
+    def identify_segments(self, audio=None, threshold: float | None = None, *, segment_s: float = SEGMENT_S,
+                          hop_s: float | None = None, signal=None, speakers=None) -> list[dict]:
+        """Identify every ``segment_s``-second window of a clip on its own (one row per window).
+
+        Windows start every ``hop_s`` seconds (default ``segment_s``: consecutive pieces), the last one ending at the
+        end of the clip (:func:`speakerid.evaluation.turns.window_bounds`). Each is an utterance of its own
+        (features under the directory's configuration, its own VAD and CMVN) scored against every speaker; a window
+        with no signal (all samples below 1e-6) is reported as silent. :meth:`speaker_turns` merges the windows.
 
         Parameters
         ----------
-        audio : path
+        audio : path, optional
             The clip (read at the model's rate unless ``signal`` is given).
         threshold : float, optional
-            Below it a piece's best is ``"unknown"`` (default: the saved threshold).
-        segment_s : float
-            Piece length in seconds.
+            Below it a window's best is ``"unknown"`` (default: the saved threshold).
+        segment_s, hop_s : float
+            Window length and hop, seconds.
         signal : numpy.ndarray of shape (n_samples,), optional
             The clip already loaded at the model's rate (``feature_config.sample_rate``).
         speakers : list of str, optional
@@ -356,36 +383,43 @@ class SpeakerVerifier:
         Returns
         -------
         list of dict
-            Per piece: ``index`` (from 1), ``start_s``, ``end_s``, ``best`` (``"unknown"`` below the threshold),
-            ``speaker`` (the highest-scoring id even below it), ``score`` (``None`` when the piece could not be
+            Per window: ``index`` (from 1), ``start_s``, ``end_s``, ``best`` (``"unknown"`` below the threshold),
+            ``speaker`` (the highest-scoring id even below it), ``score`` (``None`` when the window could not be
             scored) and ``note`` (why not).
         """
-        from speakerid.data.audio import load_audio
-
         speakers = list(self.speakers() if speakers is None else speakers)
-        if not speakers:
-            raise NotFittedError(f"no speaker is enrolled in {self.model_dir} (backend {self.backend_name})")
         threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
-        config = self.feature_config
-        rate = config.sample_rate
-        if signal is None:
-            signal, rate = load_audio(audio, sample_rate=rate)
-        rows = []
-        for index, (start, stop) in enumerate(split_segments(len(signal), rate, segment_s)):
-            piece = signal[start:stop]
-            row = {"index": index + 1, "start_s": round(start / rate, 2), "end_s": round(stop / rate, 2),
-                   "best": "unknown", "speaker": None, "score": None, "note": ""}
-            if float(np.max(np.abs(piece))) < _SILENCE_PEAK:
-                row["note"] = "silent"
-            else:
-                try:
-                    frames = extract(piece, config)
-                except AudioError as exc:
-                    row["note"] = str(exc)
-                else:
-                    scores = self.score_frames(speakers, frames)
-                    top = int(np.argmax(scores))
-                    row.update(speaker=speakers[top], score=float(scores[top]),
-                               best=speakers[top] if scores[top] >= threshold else "unknown")
-            rows.append(row)
-        return rows
+        bounds, scores, notes = self._window_scores(audio, signal, segment_s, hop_s, speakers)
+        labels, best = label_windows(scores, speakers, threshold)
+        return [{"index": i + 1, "start_s": round(float(a), 2), "end_s": round(float(b), 2), "best": label,
+                 "speaker": None if np.isnan(score) else speakers[int(np.nanargmax(scores[i]))],
+                 "score": None if np.isnan(score) else float(score), "note": notes[i]}
+                for i, ((a, b), label, score) in enumerate(zip(bounds, labels, best))]
+
+    def speaker_turns(self, audio=None, *, signal=None, window_s: float = SEGMENT_S, hop_s: float = 1.0,
+                      threshold: float | None = None, speakers=None, min_duration_s: float | None = None
+                      ) -> SpeakerTurns:
+        """Who spoke when: the enrolled speaker (or ``unknown``) of each stretch of a long recording.
+
+        The windows of :meth:`identify_segments` are labelled with their best speaker (``unknown`` below the
+        threshold, or when not scorable), stretches shorter than ``min_duration_s`` (default ``window_s``; 0 keeps
+        all) are absorbed by a neighbour, and neighbours with the same label are merged
+        (:mod:`speakerid.evaluation.turns`). The ``segments`` command and the web page's table show the result.
+
+        Returns
+        -------
+        SpeakerTurns
+        """
+        speakers = list(self.speakers() if speakers is None else speakers)
+        threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
+        bounds, scores, notes = self._window_scores(audio, signal, window_s, hop_s, speakers)
+        labels, best = label_windows(scores, speakers, threshold)
+        labels = smooth_labels(bounds, labels, float(window_s if min_duration_s is None else min_duration_s))
+        column = {speaker: k for k, speaker in enumerate(speakers)}
+        # a relabelled window reports the score of its new speaker (unknown ones keep their best score)
+        label_scores = [scores[i, column[lab]] if lab in column else best[i] for i, lab in enumerate(labels)]
+        stretches = merge_windows(bounds, labels, label_scores)
+        edges = np.cumsum([0] + [s.n_windows for s in stretches])
+        stretch_notes = [notes[a] if all(notes[a:b]) else "" for a, b in zip(edges[:-1], edges[1:])]
+        return SpeakerTurns(stretches, stretch_notes, threshold, float(window_s), float(hop_s),
+                            float(bounds[-1, 1]))

@@ -41,6 +41,8 @@ class Backend:
         :func:`~speakerid.backends.gmm_ubm.train_ubm`); ``None``: nothing to train (or override :meth:`train`).
     default_threshold : float
         Decision threshold when none was given or saved.
+    has_embedding : bool
+        Whether :meth:`embed` gives a fixed-length vector per utterance (``speakerid embed``).
     """
 
     name = ""
@@ -131,6 +133,13 @@ class Backend:
     def score(self, prepared, speaker_models: list[dict]) -> np.ndarray:
         """Scores (higher = more likely the same speaker), shape (n_speakers,), against each speaker model."""
         raise NotImplementedError
+
+    has_embedding = False
+
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        """The fixed-length representation of one utterance, shape (dim,), for ``speakerid embed`` (backends
+        with one set :attr:`has_embedding` and override this)."""
+        raise ParameterError(f"the {self.name} backend has no fixed-length representation")
 
 
 BACKENDS: dict[str, type] = {}

@@ -128,6 +128,13 @@ class GMMUBMBackend(_UsesUBM):
         self.check_ready()
         return self.model.score(speaker_models, prepared)
 
+    has_embedding = True
+
+    def embed(self, frames):
+        """The utterance's KL-normalised GMM mean supervector (:meth:`GMMUBM.supervector`)."""
+        self.check_ready()
+        return self.model.supervector(frames)
+
 
 @register_backend
 class SpeakerGMMBackend(_UsesUBM):

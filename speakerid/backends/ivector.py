@@ -192,6 +192,12 @@ class IVectorBackend(Backend):
         return ({"vector": vector, "count": np.array(count, dtype=np.int64)},
                 {"enroll": self.model.enroll, "n_vectors": int(count)})
 
+    has_embedding = True
+
+    def embed(self, frames):
+        """The utterance's i-vector (as scored: :meth:`prepare`)."""
+        return self.prepare(frames)
+
     def prepare(self, frames):
         self.check_ready()
         return self.model.embed([frames])[0]

@@ -134,6 +134,13 @@ class SiameseBackend(Backend):
         embeddings = np.stack([self._embed(frames) for frames in frames_list])
         return {"embedding": embeddings.mean(axis=0)}, {"n_embeddings": len(embeddings)}
 
+    has_embedding = True
+
+    def embed(self, frames):
+        """The utterance's embedding (the network's output; the MLP's last hidden layer)."""
+        self.check_ready()
+        return self._embed(frames)
+
     def prepare(self, frames):
         self.check_ready()
         return self._embed(frames)

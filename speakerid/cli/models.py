@@ -124,7 +124,7 @@ def _verify(args):
         print_json(result)
     else:
         print(f"{result['decision'].upper()}: {args.file} as {result['speaker']!r} "
-              f"score {result['score']:.4f} (threshold {result['threshold']:.4f})")
+              f"score {result['score']:.4f} (threshold {result['threshold']:.4f}: {result['threshold_source']})")
 
 
 def _identify(args):
@@ -134,9 +134,10 @@ def _identify(args):
         return
     if result["rejected"]:
         print(f"{args.file}: no enrolled speaker matches (every score is below the threshold "
-              f"{result['threshold']:.4f})")
+              f"{result['threshold']:.4f}: {result['threshold_source']})")
     else:
-        print(f"{args.file}: best match {result['best']} (threshold {result['threshold']:.4f})")
+        print(f"{args.file}: best match {result['best']} (threshold {result['threshold']:.4f}: "
+              f"{result['threshold_source']})")
     for rank, c in enumerate(result["candidates"], 1):
         print(f"  {rank:>2}. {c['speaker']:<24} {c['score']:9.4f}")
 

@@ -36,11 +36,11 @@ def register(sub) -> None:
 
 def _segments(args):
     from speakerid.data.rttm import write_rttm
-    from speakerid.scoring.segments import stretches_frame, who_spoke_when
+    from speakerid.evaluation.turns import stretches_frame
     from speakerid.verifier import SpeakerVerifier
 
     verifier = SpeakerVerifier(args.model_dir, backend=args.backend)
-    turns = who_spoke_when(verifier, args.file, window_s=args.window, hop_s=args.hop, threshold=args.threshold)
+    turns = verifier.speaker_turns(args.file, window_s=args.window, hop_s=args.hop, threshold=args.threshold)
     prefix = Path(args.out) if args.out else Path(Path(args.file).stem)
     rttm = write_rttm(prefix.with_name(prefix.name + ".rttm"), Path(args.file).stem,
                       [(s.start_s, s.end_s, s.speaker) for s in turns.stretches])
@@ -55,8 +55,9 @@ def _segments(args):
                     "hop_s": turns.hop_s, "rttm": str(rttm), "csv": str(csv_path),
                     "stretches": table.to_dict(orient="records")})
         return ExitStatus.OK
+    source = "given" if args.threshold is not None else verifier.threshold_source
     print(f"{args.file}: {turns.duration_s:.1f} s, {len(turns.stretches)} stretch(es); windows {turns.window_s:g} s "
-          f"every {turns.hop_s:g} s; 'unknown' below threshold {turns.threshold:g}")
+          f"every {turns.hop_s:g} s; 'unknown' below threshold {turns.threshold:g} ({source})")
     for s in turns.stretches:
         print(f"  {s.start_s:8.2f} - {s.end_s:8.2f} s  {s.speaker}  (score {s.score:.3f})")
     print(f"-> {rttm}, {csv_path}")

@@ -119,7 +119,9 @@ def choose_threshold(scores, labels, criterion: str = "eer") -> ThresholdChoice:
     criterion : str
         ``eer``: the threshold of the equal-error operating point; ``far=<rate>``: the lowest threshold whose
         false-acceptance rate is at most ``rate`` (so the miss rate is as low as it can be); ``min-dcf[:p]``: the
-        threshold reaching the minimum normalised DCF at prior ``p`` (0.01 by default).
+        threshold reaching the minimum normalised DCF at prior ``p`` (0.01 by default). When only rejecting
+        every trial meets the criterion, the threshold is the next float above the highest score (finite, so
+        it can be stored).
 
     Returns
     -------
@@ -144,6 +146,8 @@ def choose_threshold(scores, labels, criterion: str = "eer") -> ThresholdChoice:
         threshold = metrics.threshold_at_far(scores, labels, value)
     else:
         _, threshold = metrics.min_dcf(scores, labels, value, return_threshold=True)
+    if np.isinf(threshold):  # only rejecting everything is low enough: just above the highest score does that
+        threshold = float(np.nextafter(np.max(np.asarray(scores, dtype=float)), np.inf))
     far, frr = metrics.far_frr_at(scores, labels, threshold)
     labels = np.asarray(labels)
     n_target = int(np.sum(labels == 1))

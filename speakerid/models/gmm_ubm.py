@@ -133,6 +133,25 @@ class GMMUBM(BaseEstimator):
             model["variances"] = adapted.covariances_.astype(np.float32)
         return model
 
+    def supervector(self, X) -> np.ndarray:
+        """KL-normalised mean supervector of an utterance: its MAP-adapted means, centred on the UBM's and scaled
+        by ``sqrt(w_c) / sigma_c``, stacked (Campbell, Sturim & Reynolds, "Support vector machines using GMM
+        supervectors for speaker verification", IEEE SPL 13(5), 2006).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, n_features)
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (n_components * n_features,)
+            Inner products of two supervectors approximate the KL-divergence kernel of their GMMs.
+        """
+        means = self.enroll(X)["means"].astype(np.float64)
+        ubm = self.ubm_
+        scale = np.sqrt(ubm.weights_)[:, None] / np.sqrt(ubm.covariances_)
+        return ((means - ubm.means_) * scale).astype(np.float32).ravel()
+
     def _check_dims(self, X):
         if X.shape[1] != self.n_features_in_:
             raise ParameterError(f"features have {X.shape[1]} columns, the UBM was trained on {self.n_features_in_}")

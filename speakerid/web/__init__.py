@@ -32,11 +32,11 @@ Threads
     run under the model directory's lock (:meth:`speakerid.store.ModelStore.lock`), so concurrent enrollments
     all land, from threads or processes.
 Segments
-    The identify page's table cuts the clip (at the model's rate, before any voice activity detection) into
-    consecutive 2-s pieces (200 frames at a 10 ms shift); a remainder shorter than 1 s joins the last piece.
-    Each piece goes through the feature front end on its own (its own VAD and CMVN, as if it were a 2-s
-    upload) and is scored against every enrolled speaker; its best speaker is shown, or ``unknown`` below the
-    threshold. See :meth:`speakerid.verifier.SpeakerVerifier.identify_segments`.
+    The identify page's table is who spoke when, the same code as ``speakerid segments``
+    (:meth:`speakerid.verifier.SpeakerVerifier.speaker_turns`): the clip (at the model's rate, before any voice
+    activity detection) is cut into consecutive 2-s windows, the last one ending at the end of the clip; each goes
+    through the feature front end on its own (its own VAD and CMVN) and is labelled with its best enrolled
+    speaker, or ``unknown`` below the threshold; neighbours with the same label are merged into one row.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Pictures of clips for the web pages: waveform over spectrogram, rendered in memory.
 
 The scoring the pages show comes from :class:`~speakerid.verifier.SpeakerVerifier` (``verify``, ``identify``,
-``identify_segments``); this module only draws.
+``speaker_turns``); this module only draws.
 """
 
 from __future__ import annotations

@@ -87,3 +87,8 @@ def test_eer_and_min_dcf_criteria():
 def test_bad_criteria(bad):
     with pytest.raises(ParameterError, match="criterion must be"):
         parse_criterion(bad)
+
+
+def test_far_zero_when_a_nontarget_scores_highest_is_a_finite_threshold():
+    choice = choose_threshold([0.2, 0.5, 0.9], [1, 1, 0], "far=0")
+    assert 0.9 < choice.threshold < 0.9 + 1e-12 and (choice.far, choice.frr) == (0.0, 1.0)

@@ -19,7 +19,7 @@ pytest.importorskip("flask")
 from speakerid.cli._common import ExitStatus
 from speakerid.cli.main import main
 from speakerid.data.audio import load_audio
-from speakerid.verifier import SpeakerVerifier, split_segments  # noqa: E402
+from speakerid.verifier import SpeakerVerifier  # noqa: E402
 from speakerid.web import create_app  # noqa: E402
 
 API = {"X-Requested-With": "pytest"}
@@ -249,14 +249,6 @@ def test_api_identify_returns_the_cli_object_and_segments(client, enrolled_dir, 
     response = client.post("/api/identify", headers=API, content_type="multipart/form-data",
                            data={"file": _upload(tmp_path / "three.wav"), "segments": "1", "threshold": "1e9"})
     assert {s["best"] for s in response.get_json()["segments"]} == {"unknown"}
-
-
-def test_split_segments_cover_the_clip_without_overlap():
-    for n_samples in (400, 31999, 32000, 47999, 48000, 160001):
-        bounds = split_segments(n_samples, 16000)
-        assert bounds[0][0] == 0 and bounds[-1][1] == n_samples
-        assert all(a[1] == b[0] for a, b in zip(bounds[:-1], bounds[1:]))
-        assert all(16000 <= stop - start < 48000 for start, stop in bounds[:-1])
 
 
 # ---------------------------------------------------------------------------------------------- bad input

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from speakerid.evaluation.turns import UNKNOWN, label_windows, merge_windows, stretches_frame, window_bounds
 from speakerid.exceptions import ParameterError
-from speakerid.scoring.segments import UNKNOWN, label_windows, merge_windows, stretches_frame, window_bounds
 
 
 @pytest.mark.parametrize("duration, window, hop", [(10.0, 2.0, 1.0), (7.3, 2.0, 0.5), (3.0, 3.0, 1.0),

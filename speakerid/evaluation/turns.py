@@ -1,8 +1,9 @@
-"""Who spoke when among the enrolled speakers: slide a window over a long recording, label each window with the best
-enrolled speaker (or ``unknown`` below the threshold), and merge neighbouring windows into stretches.
+"""Who spoke when among the enrolled speakers: windows over a long recording, each labelled with the best enrolled
+speaker (or ``unknown`` below the threshold), neighbours merged into stretches.
 
-The functions here are pure (arrays in, stretches out); the command line and the web page score the windows with
-the verifier and share these.
+The functions here are pure (arrays in, stretches out);
+:meth:`speakerid.verifier.SpeakerVerifier.speaker_turns` scores the windows and calls them, for the ``segments``
+command and the web page's per-segment table alike.
 
 Each window stands for the hop-long stretch around its centre (the first from 0 s, the last to the end), so a
 change of speaker is placed half-way between the centres of the last window of one speaker and the first window
@@ -19,8 +20,8 @@ import pandas as pd
 
 from speakerid.exceptions import ParameterError
 
-__all__ = ["UNKNOWN", "Stretch", "window_bounds", "label_windows", "smooth_labels", "merge_windows", "stretches_frame",
-           "score_windows", "who_spoke_when", "SpeakerTurns"]
+__all__ = ["UNKNOWN", "Stretch", "SpeakerTurns", "window_bounds", "label_windows", "smooth_labels", "merge_windows",
+           "stretches_frame"]
 
 #: The label of a stretch whose best enrolled speaker scores below the threshold.
 UNKNOWN = "unknown"
@@ -213,96 +214,30 @@ def stretches_frame(stretches) -> pd.DataFrame:
     return frame
 
 
-def score_windows(verifier, signal, sample_rate: int, bounds, speakers) -> np.ndarray:
-    """Scores of every window of ``signal`` against each of ``speakers``, shape (n_windows, n_speakers).
-
-    Each window is an utterance of its own (features under the model directory's configuration, its own VAD and
-    CMVN). A window without usable speech (silent, too short after VAD) scores NaN.
-    """
-    from speakerid.exceptions import AudioError
-    from speakerid.features import extract
-
-    config = verifier.feature_config
-    scores = np.full((len(bounds), len(speakers)), np.nan)
-    for i, (start_s, end_s) in enumerate(np.asarray(bounds, dtype=float)):
-        piece = signal[int(round(start_s * sample_rate)):int(round(end_s * sample_rate))]
-        if not len(piece) or float(np.max(np.abs(piece))) < 1e-6:
-            continue
-        try:
-            frames = extract(piece, config)
-        except AudioError:
-            continue
-        scores[i] = verifier.score_frames(speakers, frames)
-    return scores
-
-
 @dataclass(frozen=True)
 class SpeakerTurns:
-    """The result of :func:`who_spoke_when`.
+    """Who spoke when in one recording (:meth:`speakerid.verifier.SpeakerVerifier.speaker_turns`).
 
     Attributes
     ----------
     stretches : list of Stretch
+    notes : list of str
+        Per stretch, why it could not be scored ("silent", the audio error), else "".
     threshold : float
         The threshold below which a stretch is ``unknown``.
     window_s, hop_s, duration_s : float
     """
 
     stretches: list
+    notes: list
     threshold: float
     window_s: float
     hop_s: float
     duration_s: float
 
-
-def who_spoke_when(verifier, audio=None, *, signal=None, window_s: float = 2.0, hop_s: float = 1.0,
-                   threshold: float | None = None, speakers=None, min_duration_s: float | None = None
-                   ) -> SpeakerTurns:
-    """Name the enrolled speaker (or ``unknown``) of each stretch of a long recording.
-
-    Parameters
-    ----------
-    verifier : speakerid.verifier.SpeakerVerifier
-        A model directory with enrolled speakers.
-    audio : str or os.PathLike, optional
-        The recording (read at the model's rate); or give ``signal`` at the model's rate.
-    window_s, hop_s : float
-        Analysis window and hop, seconds (:func:`window_bounds`).
-    threshold : float, optional
-        Below it a window is ``unknown``; default: the model directory's threshold.
-    speakers : list of str, optional
-        Candidates (default: every enrolled speaker).
-    min_duration_s : float, optional
-        Shorter stretches are absorbed by a neighbour (:func:`smooth_labels`); default ``window_s``, 0 keeps all.
-
-    Returns
-    -------
-    SpeakerTurns
-
-    Raises
-    ------
-    NotFittedError
-        Nobody is enrolled.
-    AudioError
-        The recording cannot be read.
-    """
-    from speakerid.data.audio import load_audio
-    from speakerid.exceptions import NotFittedError
-
-    speakers = list(verifier.speakers() if speakers is None else speakers)
-    if not speakers:
-        raise NotFittedError(f"no speaker is enrolled in {verifier.model_dir}")
-    rate = verifier.feature_config.sample_rate
-    if signal is None:
-        signal, rate = load_audio(audio, sample_rate=rate)
-    threshold = float(verifier.threshold if threshold is None else threshold)
-    duration_s = len(signal) / rate
-    bounds = window_bounds(duration_s, window_s, hop_s)
-    scores = score_windows(verifier, signal, rate, bounds, speakers)
-    labels, best = label_windows(scores, speakers, threshold)
-    labels = smooth_labels(bounds, labels, float(window_s if min_duration_s is None else min_duration_s))
-    column = {speaker: k for k, speaker in enumerate(speakers)}
-    # a relabelled window reports the score of its new speaker (unknown ones keep their best score)
-    label_scores = np.array([scores[i, column[lab]] if lab in column else best[i] for i, lab in enumerate(labels)])
-    return SpeakerTurns(merge_windows(bounds, labels, label_scores), threshold, float(window_s), float(hop_s),
-                        duration_s)
+    def rows(self) -> list:
+        """One dict per stretch: ``index`` (from 1), ``start_s``, ``end_s``, ``best`` (``unknown`` below the
+        threshold), ``score`` (None when not scored) and ``note`` (why not)."""
+        return [{"index": i + 1, "start_s": round(s.start_s, 2), "end_s": round(s.end_s, 2), "best": s.speaker,
+                 "score": None if math.isnan(s.score) else s.score, "note": note}
+                for i, (s, note) in enumerate(zip(self.stretches, self.notes))]
