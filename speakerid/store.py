@@ -19,7 +19,6 @@ import datetime as _dt
 import hashlib
 import io as _io
 import json
-import os
 import re
 import unicodedata
 import zipfile
@@ -198,7 +197,7 @@ class ModelStore:
 
     Notes
     -----
-    Writers take an exclusive ``fcntl`` lock on ``.lock`` in the folder for read-modify-write operations;
+    Writers take an exclusive lock (:mod:`filelock`) on ``.lock`` in the folder for read-modify-write operations;
     each file is replaced atomically, so readers need no lock and never see a torn file. Hidden ``.*.tmp``
     files left by a crash are ignored (and cleaned by :meth:`clean_temp_files`).
     """
@@ -207,6 +206,7 @@ class ModelStore:
 
     def __init__(self, model_dir):
         self.model_dir = Path(model_dir)
+        self._file_lock = None
 
     def __repr__(self) -> str:
         return f"ModelStore({str(self.model_dir)!r})"
@@ -366,19 +366,18 @@ class ModelStore:
     # --- locking and crash leftovers
     @contextlib.contextmanager
     def lock(self):
-        """Hold an exclusive lock on the directory (blocks until other writers release it)."""
+        """Hold an exclusive lock on the directory (blocks until other writers release it).
+
+        The lock is :class:`filelock.FileLock` on ``<model_dir>/.lock`` (``fcntl`` on POSIX, ``msvcrt`` on
+        Windows), one per store and re-entrant, so nested writes of one store do not wait for themselves.
+        """
         self._make_dir()
-        fd = os.open(str(self.model_dir / ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                import fcntl
-            except ImportError:  # pragma: no cover - Windows: atomic renames still keep files whole
-                fcntl = None
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+        if self._file_lock is None:
+            from filelock import FileLock
+
+            self._file_lock = FileLock(str(self.model_dir / ".lock"))
+        with self._file_lock:
             yield self
-        finally:
-            os.close(fd)
 
     def clean_temp_files(self) -> int:
         """Delete hidden ``.*.tmp`` files left by interrupted writes; return how many."""

@@ -155,3 +155,15 @@ def test_backends_keep_separate_speaker_folders(tmp_path, rng):
     assert store.backends() == ["gmm-ubm", "siamese"]
     with pytest.raises(ParameterError, match="backend"):
         store.speakers("../x")
+
+
+def test_lock_is_filelock_reentrant_and_exclusive(tmp_path):
+    from filelock import FileLock, Timeout
+
+    from speakerid.store import ModelStore
+
+    store = ModelStore(tmp_path / "m")
+    with store.lock(), store.lock():   # nested writes of one store do not wait for themselves
+        with pytest.raises(Timeout):
+            FileLock(str(tmp_path / "m" / ".lock")).acquire(timeout=0)   # another holder must wait
+    FileLock(str(tmp_path / "m" / ".lock")).acquire(timeout=0)
