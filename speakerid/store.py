@@ -316,13 +316,19 @@ class ModelStore:
         return header, arrays
 
     def remove_speaker(self, speaker: str, backend: str = DEFAULT_BACKEND) -> None:
-        speaker = validate_speaker_id(speaker)
+        self.remove_speakers([speaker], backend)
+
+    def remove_speakers(self, speakers, backend: str = DEFAULT_BACKEND) -> None:
+        """Remove several enrolled speakers, all or none: an unknown one (all are named) removes nobody."""
+        speakers = list(dict.fromkeys(validate_speaker_id(s) for s in speakers))
         with self.lock():
-            path = self.speaker_path(speaker, backend)
-            if not path.is_file():
-                raise UnknownSpeakerError(f"speaker {speaker!r} is not enrolled in {self.model_dir} "
-                                          f"(backend {backend})")
-            path.unlink()
+            paths = [self.speaker_path(s, backend) for s in speakers]
+            unknown = [s for s, p in zip(speakers, paths) if not p.is_file()]
+            if unknown:
+                raise UnknownSpeakerError(f"speaker(s) {', '.join(map(repr, unknown))} not enrolled in "
+                                          f"{self.model_dir} (backend {backend}); nobody was removed")
+            for path in paths:
+                path.unlink()
 
     def speaker_files(self, backend: str = DEFAULT_BACKEND) -> list[Path]:
         folder = self.speaker_dir(backend)

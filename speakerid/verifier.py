@@ -227,10 +227,12 @@ class SpeakerVerifier:
                  "n_frames": h.get("n_frames"), "enrolled_at": h.get("created_at"), "backend": self.backend_name}
                 for h in sorted(self.store.speaker_headers(self.backend_name), key=lambda h: h["speaker"])]
 
-    def remove(self, speaker: str) -> None:
-        speaker = validate_speaker_id(speaker)
-        self.store.remove_speaker(speaker, backend=self.backend_name)
-        self._speaker_cache.pop(speaker, None)
+    def remove(self, *speakers: str) -> None:
+        """Remove enrolled speakers, all or none (:class:`UnknownSpeakerError` naming every unknown one)."""
+        speakers = [validate_speaker_id(s) for s in speakers]
+        self.store.remove_speakers(speakers, backend=self.backend_name)
+        for speaker in speakers:
+            self._speaker_cache.pop(speaker, None)
 
     # ------------------------------------------------------------------ scoring
     def _speaker_model(self, speaker: str) -> dict:

@@ -70,9 +70,10 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_speakers)
 
-    p = sub.add_parser("remove", help="remove an enrolled speaker")
+    p = sub.add_parser("remove", help="remove enrolled speakers (all or none)")
     add_model_dir(p)
-    p.add_argument("--speaker", required=True)
+    p.add_argument("--speaker", required=True, nargs="+", action="extend", metavar="ID",
+                   help="speaker(s) to remove: --speaker a b, or --speaker a --speaker b")
     add_backend(p)
     p.set_defaults(handler=_remove)
 
@@ -155,5 +156,5 @@ def _speakers(args):
 
 
 def _remove(args):
-    _verifier(args).remove(args.speaker)
-    print(f"removed {args.speaker}")
+    _verifier(args).remove(*args.speaker)
+    print(f"removed {', '.join(args.speaker)}")
