@@ -212,8 +212,9 @@ class SpeakerVerifier:
                 "total_seconds": header["total_seconds"], "n_frames": header["n_frames"]}
 
     def enroll_manifest(self, manifest, n_augment: int | None = None) -> list[dict]:
-        """Enroll every speaker of a ``speaker,path`` manifest (grouped by speaker); ``n_augment`` as :meth:`enroll`."""
-        frame = read_manifest(manifest, for_enrollment=True)
+        """Enroll every speaker of a ``speaker,path`` manifest (CSV or frame, grouped by speaker); ``n_augment`` as
+        :meth:`enroll`."""
+        frame = manifest if hasattr(manifest, "groupby") else read_manifest(manifest, for_enrollment=True)
         groups = list(frame.groupby("speaker", sort=True)["path"])
         return [self.enroll(speaker, list(paths), n_augment=n_augment)
                 for speaker, paths in progress(groups, desc="enroll", unit="speaker")]

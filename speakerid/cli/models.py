@@ -18,7 +18,9 @@ from speakerid.verifier import SpeakerVerifier
 
 def register(sub) -> None:
     p = sub.add_parser("train-ubm", help="train the universal background model from a background manifest")
-    p.add_argument("--manifest", required=True, metavar="CSV", help="speaker,path manifest of background audio")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", metavar="CSV", help="speaker,path manifest of background audio")
+    source.add_argument("--data-dir", metavar="DIR", help="Kaldi data directory of background audio")
     add_model_dir(p)
     p.add_argument("--components", type=int, default=256, help="Gaussians in the UBM (default 256)")
     p.add_argument("--iterations", type=int, default=10, help="EM iterations at most (default 10)")
@@ -34,6 +36,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("enroll", help="enroll every speaker of a speaker,path manifest (or one speaker's files)")
     p.add_argument("--manifest", metavar="CSV", help="speaker,path manifest")
+    p.add_argument("--data-dir", metavar="DIR", help="Kaldi data directory (its utt2spk speakers) instead")
     p.add_argument("--speaker", help="enroll this speaker from FILE arguments instead of a manifest")
     p.add_argument("files", nargs="*", metavar="FILE", help="audio files (with --speaker)")
     add_model_dir(p)
@@ -86,12 +89,21 @@ def _verifier(args, **kwargs) -> SpeakerVerifier:
                            n_jobs=getattr(args, "jobs", 1), **kwargs)
 
 
+def _manifest(args):
+    """``--manifest CSV`` as given, or ``--data-dir DIR`` read as a speaker,path manifest."""
+    if not getattr(args, "data_dir", None):
+        return args.manifest
+    from speakerid.data.kaldi_manifests import data_dir_manifest
+
+    return data_dir_manifest(args.data_dir)[["speaker", "path"]]
+
+
 def _train_ubm(args):
     from speakerid.backends.base import get_backend
 
     show_warnings()
     params = {} if args.augment is None else {"n_augment": args.augment}
-    result = get_backend("gmm-ubm").train(args.model_dir, args.manifest, feature_config=feature_config_from(args),
+    result = get_backend("gmm-ubm").train(args.model_dir, _manifest(args), feature_config=feature_config_from(args),
                                           n_jobs=args.jobs, random_state=args.seed, n_components=args.components,
                                           max_iter=args.iterations, relevance_factor=args.relevance_factor,
                                           top_c=args.top_c, **params)
@@ -103,10 +115,10 @@ def _enroll(args):
     from speakerid.exceptions import ParameterError
 
     verifier = _verifier(args)
-    if args.manifest and (args.speaker or args.files):
-        raise ParameterError("give either --manifest, or --speaker with FILE arguments, not both")
-    if args.manifest:
-        results = verifier.enroll_manifest(args.manifest, n_augment=args.augment)
+    if (args.manifest or args.data_dir) and (args.speaker or args.files) or (args.manifest and args.data_dir):
+        raise ParameterError("give one of --manifest, --data-dir, or --speaker with FILE arguments")
+    if args.manifest or args.data_dir:
+        results = verifier.enroll_manifest(_manifest(args), n_augment=args.augment)
     elif args.speaker and args.files:
         results = [verifier.enroll(args.speaker, args.files, n_augment=args.augment)]
     else:

@@ -18,6 +18,7 @@ MAX_ERRORS_SHOWN = 20
 
 
 def register(sub) -> None:
+    from speakerid.data.score_formats import SCORE_FORMATS
     from speakerid.scoring.batch import AUTO_ENROLLED_MIN, DEFAULT_CHUNKSIZE, ENROLLED, NORM_METHODS
 
     p = sub.add_parser("score", help="score a speaker,path[,target] trial list into a CSV with a score column",
@@ -25,8 +26,14 @@ def register(sub) -> None:
                                    "to SCORES.csv (atomically). Unreadable audio gives an empty score and an "
                                    "error; the run goes on (exit 9 with --strict).")
     add_model_dir(p)
-    p.add_argument("--trials", required=True, metavar="CSV", help="speaker,path[,target] trial list")
-    p.add_argument("--out", required=True, metavar="CSV", help="scored trial list to write")
+    p.add_argument("--trials", required=True, metavar="CSV", help="speaker,path[,target] trial list (or a Kaldi "
+                   "'<speaker> <utt> target|nontarget' list with --data-dir)")
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="Kaldi data directory of the test utterances named by a Kaldi trial list")
+    p.add_argument("--out", required=True, metavar="FILE", help="scores to write")
+    p.add_argument("--out-format", choices=SCORE_FORMATS, default="csv",
+                   help="csv (the trial rows + score, error; default), kaldi (speaker test score), voxceleb "
+                        "(score speaker test) or nist (modelid segmentid side LLR)")
     add_backend(p)
     p.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N",
                    help="worker processes (default 1; -1 = all cores); Dask workers with --scheduler local")
@@ -54,18 +61,22 @@ def register(sub) -> None:
 
 
 def _score(args):
-    from speakerid.evaluation.metrics import trial_metrics
     from speakerid.scoring.batch import PartialScoringError, score_trials
 
+    trials = args.trials
+    if args.data_dir:
+        from speakerid.data.kaldi_manifests import kaldi_trials_manifest
+
+        trials = kaldi_trials_manifest(args.trials, args.data_dir)
     try:
-        result = score_trials(args.model_dir, args.trials, args.out, backend=args.backend, n_jobs=args.jobs,
+        result = score_trials(args.model_dir, trials, args.out, backend=args.backend, n_jobs=args.jobs,
                               scheduler=args.scheduler, chunksize=args.chunksize, cache_dir=args.cache,
                               strict=args.strict, top_c=0 if args.exact else None, norm=args.norm,
-                              cohort=args.cohort, cohort_top=args.cohort_top)
+                              cohort=args.cohort, cohort_top=args.cohort_top, out_format=args.out_format)
         status = ExitStatus.OK
     except PartialScoringError as exc:
         result, status = exc.result, ExitStatus.PARTIAL_FAILURE
-    metrics = trial_metrics(result.out) if result.has_target and result.n_scored else None
+    metrics = result.metrics
     if args.json:
         print_json({"n_trials": result.n_trials, "n_scored": result.n_scored, "n_errors": result.n_errors,
                     "seconds": round(result.seconds, 3), "trials_per_s": round(result.trials_per_s, 1),

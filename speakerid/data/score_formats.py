@@ -30,7 +30,7 @@ from speakerid._utils.files import atomic_write
 from speakerid._utils.validation import shorten
 from speakerid.exceptions import ManifestError, ParameterError
 
-__all__ = ["SCORE_FORMATS", "ScoreWriter", "read_score_file", "read_key", "detect_score_format"]
+__all__ = ["SCORE_FORMATS", "ScoreWriter", "read_score_file", "read_key", "detect_score_format", "convert_scores"]
 
 SCORE_FORMATS = ("csv", "kaldi", "voxceleb", "nist")
 NIST_HEADER = ("modelid", "segmentid", "side", "LLR")
@@ -123,6 +123,20 @@ class ScoreWriter:
     def __exit__(self, exc_type, exc, tb):
         self.close(exc)
         return False
+
+
+def convert_scores(csv_path, out, fmt: str, *, enroll: str = "speaker", test: str = "path",
+                   chunksize: int = 100_000) -> ScoreWriter:
+    """Rewrite a scored CSV (``score`` and the ``enroll``/``test`` columns) as ``fmt``, streamed; returns the
+    finished writer (``n_written``, ``n_unscored``)."""
+    reader = pd.read_csv(csv_path, dtype=str, keep_default_na=False, chunksize=chunksize, encoding="utf-8-sig")
+    with ScoreWriter(out, fmt, enroll=enroll, test=test) as writer:
+        for chunk in reader:
+            chunk = chunk.rename(columns=lambda c: str(c).strip())
+            if fmt != "csv":
+                chunk["score"] = pd.to_numeric(chunk["score"].where(chunk["score"] != "", "nan"), errors="coerce")
+            writer.write(chunk)
+    return writer
 
 
 def _float(text: str) -> float | None:

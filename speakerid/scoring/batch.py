@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from speakerid._utils.files import atomic_write
 from speakerid._utils.progress import progress
 from speakerid.data.manifests import check_manifest_columns
+from speakerid.data.score_formats import ScoreWriter
 from speakerid.data.trials import read_chunks, scan_trials, stripped_codes
 from speakerid.evaluation.metrics import trial_metrics
 from speakerid.exceptions import SpeakerIDError
@@ -84,6 +84,7 @@ class ScoringResult:
     has_target: bool = False
     frame: pd.DataFrame | None = None
     normalization: str = "none"
+    metrics: dict | None = None      # EER and minDCF of the scored trials, when the list has targets
 
     @property
     def trials_per_s(self) -> float:
@@ -237,7 +238,7 @@ class _Job:
 
 def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, scheduler=None,
                  chunksize=DEFAULT_CHUNKSIZE, cache_dir=None, strict=False, top_c=None, norm="auto", cohort=None,
-                 cohort_top=None, show_progress=None, backend_params=None) -> ScoringResult:
+                 cohort_top=None, show_progress=None, backend_params=None, out_format="csv") -> ScoringResult:
     """Score every trial of a ``speaker,path[,target]`` list; write it back with ``score`` and ``error`` columns.
 
     Parameters
@@ -283,6 +284,9 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
         Progress bar; default: when stderr is a terminal.
     backend_params : dict, optional
         Scoring parameters of the backend (e.g. ``{"scoring": "cosine"}`` for ``ivector``); ``top_c`` wins.
+    out_format : {"csv", "kaldi", "voxceleb", "nist"}
+        Format of ``out`` (:mod:`speakerid.data.score_formats`): ``csv`` keeps every row and column; the others
+        hold the scored trials only (``speaker`` as the enrollment side, ``path`` as written as the test side).
 
     Returns
     -------
@@ -333,11 +337,15 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
                 parts = [bar.update(len(part)) or part for part in scored]
                 job.result.frame = pd.concat(parts) if parts else None
             else:
-                with atomic_write(out, "w") as fh:
-                    for i, part in enumerate(scored):
-                        part.assign(score=_score_text(part["score"].to_numpy())).to_csv(
-                            fh, header=i == 0, index=False)
+                labelled = []
+                with ScoreWriter(out, out_format, enroll="speaker", test="path") as writer:
+                    for part in scored:
+                        writer.write(part.assign(score=_score_text(part["score"].to_numpy()))
+                                     if out_format == "csv" else part)
+                        if has_target:
+                            labelled.append(part[["target", "score"]])
                         bar.update(len(part))
+                job.result.metrics = trial_metrics(pd.concat(labelled)) if labelled else None
     finally:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
