@@ -6,13 +6,21 @@ from speakerid.cli._common import add_json, print_json
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="metrics table, DET/ROC plots and an HTML report from score CSVs")
-    p.add_argument("--scores", required=True, action="append", metavar="CSV",
-                   help="score file with columns score,target (repeat for several systems)")
+    from speakerid.data.score_formats import SCORE_FORMATS
+
+    p = sub.add_parser("evaluate", help="metrics (EER, minDCF/actDCF at each p_target, Cllr); with --out-dir also "
+                                        "DET/ROC plots and an HTML report")
+    p.add_argument("--scores", required=True, action="append", metavar="FILE",
+                   help="score file (repeat for several systems): a csv with score,target, or a kaldi, voxceleb "
+                        "(also SpeechBrain's 'enroll test label score') or nist file")
     p.add_argument("--name", action="append", default=None, metavar="NAME",
                    help="system name, one per --scores in the same order (default: file names)")
-    p.add_argument("--out-dir", required=True, metavar="DIR", help="report folder")
-    p.add_argument("--p-target", type=float, default=0.01, help="target prior of minDCF/actDCF (default 0.01)")
+    p.add_argument("--out-dir", default=None, metavar="DIR", help="report folder (plots, metrics.json, report.html)")
+    p.add_argument("--p-target", type=float, action="append", default=None, metavar="P",
+                   help="target prior of minDCF/actDCF; repeat for several operating points (default 0.01)")
+    p.add_argument("--format", choices=SCORE_FORMATS, default=None, help="score file format (default: detected)")
+    p.add_argument("--key", metavar="FILE", default=None,
+                   help="trial list with the labels, for score files without them (kaldi, voxceleb, nist)")
     add_json(p, "the metrics as one JSON object")
     p.set_defaults(handler=_evaluate)
 
@@ -48,8 +56,9 @@ def _evaluate(args):
 
     from speakerid.evaluation.report import evaluate
 
-    result = evaluate(args.scores, args.out_dir, p_target=args.p_target, names=args.name)
-    report = str(Path(result["out_dir"]) / result["files"]["report"])
+    result = evaluate(args.scores, args.out_dir, p_target=args.p_target or [0.01], names=args.name,
+                      score_format=args.format, key=args.key)
+    report = str(Path(result["out_dir"]) / result["files"]["report"]) if result["out_dir"] else None
     if args.json:
         print_json({**result, "report": report})
         return
@@ -62,13 +71,20 @@ def _evaluate(args):
         trials = f"{s['n_target']}/{s['n_nontarget']}"
         print(f"{s['name']:<{width}} {trials:>16} {s['eer_percent']:7.2f} {s['min_dcf']:7.4f} {s['act_dcf']:7.4f} "
               f"{s['cllr']:7.4f} {s['min_cllr']:7.4f}")
-    print(f"minDCF/actDCF at p_target={result['p_target']:g}; actDCF and Cllr read the scores as calibrated LLRs "
-          f"(Bayes threshold {result['systems'][0]['act_dcf_threshold']:.3f})")
+    print(f"minDCF/actDCF at p_target={result['p_target']:g} (normalised, C_miss = C_fa = 1, as in the NIST SRE "
+          f"plans); actDCF and Cllr read the scores as calibrated LLRs (Bayes threshold "
+          f"{result['systems'][0]['act_dcf_threshold']:.3f})")
+    if len(result["p_targets"]) > 1:
+        print(f"{'system':<{width}} {'p_target':>9} {'minDCF':>7} {'actDCF':>7}")
+        for s in result["systems"]:
+            for o in s["operating_points"]:
+                print(f"{s['name']:<{width}} {o['p_target']:9g} {o['min_dcf']:7.4f} {o['act_dcf']:7.4f}")
     for s in result["systems"]:
         if s["n_skipped"]:
             why = f": {'; '.join(s['skipped_errors'])}" if s["skipped_errors"] else ""
             print(f"{s['name']}: {s['n_skipped']} trial(s) without a score skipped{why}")
-    print(f"report: {report}")
+    if report:
+        print(f"report: {report}")
 
 
 def _manifest(args):

@@ -26,6 +26,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from speakerid._utils.files import atomic_write
@@ -33,8 +34,9 @@ from speakerid._utils.jsontext import json_safe
 from speakerid._version import __version__
 from speakerid.data.trials import read_score_file
 from speakerid.evaluation import metrics
+from speakerid.evaluation.operating_points import dcf_table
 from speakerid.evaluation.plots import figure_bytes, plot_det, plot_roc, plot_score_histograms
-from speakerid.exceptions import ParameterError
+from speakerid.exceptions import ManifestError, ParameterError
 
 __all__ = ["evaluate", "ACT_DCF_NOTE"]
 
@@ -79,22 +81,29 @@ def _source_info(source) -> dict:
     return {"file": str(path.resolve()), "bytes": path.stat().st_size, "sha256": digest}
 
 
-def evaluate(score_files, out_dir, p_target: float = 0.01, names=None, *, dpi: int = 100) -> dict:
-    """Evaluate one or more systems' score files and write a report folder.
+def evaluate(score_files, out_dir=None, p_target=0.01, names=None, *, dpi: int = 100, score_format=None,
+             key=None) -> dict:
+    """Evaluate one or more systems' score files and (with ``out_dir``) write a report folder.
 
     Writes, atomically, into ``out_dir``: ``roc.png`` and ``det.png`` (one curve per system),
     ``hist_<name>.png`` (one per system), ``metrics.json`` and ``report.html`` (self-contained: the figures are
-    inlined as base64 ``data:`` URIs).
+    inlined as base64 ``data:`` URIs). Without ``out_dir`` only the metrics are computed.
 
     Parameters
     ----------
     score_files : str, os.PathLike, pandas.DataFrame, or a list of them
-        Score CSVs / DataFrames with columns ``score`` and ``target`` (see the module docstring).
-    out_dir : str or os.PathLike
+        Score CSVs / DataFrames with columns ``score`` and ``target`` (see the module docstring), or score files
+        in the Kaldi, VoxCeleb (SpeechBrain's too) or NIST formats (:mod:`speakerid.data.score_formats`).
+    out_dir : str or os.PathLike, optional
         Report folder (created if needed). The files named above are replaced; other files are left alone
-        (e.g. the ``hist_*.png`` of systems no longer evaluated).
-    p_target : float
-        Target prior of minDCF and actDCF.
+        (e.g. the ``hist_*.png`` of systems no longer evaluated). ``None``: metrics only.
+    p_target : float or sequence of float
+        Target prior(s) of minDCF and actDCF (normalised, C_miss = C_fa = 1); the first is the report's main one,
+        and every system gets ``operating_points`` (:func:`speakerid.evaluation.operating_points.dcf_table`) at
+        all of them.
+    score_format, key
+        Format of score files that are not speakerid CSVs (default: detected from the first line), and the trial
+        list giving their labels when they hold none (:func:`speakerid.data.score_formats.read_score_file`).
     names : list of str, optional
         One name per system; default the file names without ``.csv`` (``system1``, ... for DataFrames).
     dpi : int
@@ -124,18 +133,21 @@ def evaluate(score_files, out_dir, p_target: float = 0.01, names=None, *, dpi: i
     if not sources:
         raise ParameterError("no score files to evaluate")
     names = _system_names(sources, names)
-    p_target = float(p_target)
-    metrics.bayes_threshold(p_target)  # validates p_target before any file is read
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
+    p_targets = [float(p) for p in np.atleast_1d(p_target)]
+    for p in p_targets:
+        metrics.bayes_threshold(p)  # validates every p_target before any file is read
+    p_target = p_targets[0]
+    out_dir = None if out_dir is None else Path(out_dir)
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"{out_dir}: the report folder exists and is not a folder")
 
     systems, data = [], []
     for name, source in zip(names, sources):
         where = name if isinstance(source, pd.DataFrame) else str(source)
-        scores = read_score_file(source, name=f"system {name!r}", all_columns=False)
+        scores = read_score_file(_as_score_csv(source, score_format, key), name=where, all_columns=False)
         try:
             values = metrics.summary(scores.scores, scores.labels, p_target, llr=True)
+            values["operating_points"] = dcf_table(scores.scores, scores.labels, p_targets)
         except ParameterError as exc:
             raise ParameterError(f"{where}: {exc}") from None
         source_info = _source_info(source)
@@ -144,6 +156,14 @@ def evaluate(score_files, out_dir, p_target: float = 0.01, names=None, *, dpi: i
                         "n_skipped": scores.n_skipped, "skipped_errors": scores.errors})
         data.append((name, scores.scores, scores.labels))
 
+    result = {
+        "speakerid_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "p_target": p_target, "p_targets": p_targets, "c_miss": 1.0, "c_fa": 1.0, "note": ACT_DCF_NOTE,
+        "files": None, "systems": systems,
+    }
+    if out_dir is None:
+        return {**result, "out_dir": None}
     taken = set()
     figures = {"roc.png": plot_roc(data), "det.png": plot_det(data)}
     hist_files = {}
@@ -156,20 +176,35 @@ def evaluate(score_files, out_dir, p_target: float = 0.01, names=None, *, dpi: i
         with atomic_write(out_dir / file_name, "wb") as fh:
             fh.write(images[file_name])
 
-    result = {
-        "speakerid_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "p_target": p_target, "c_miss": 1.0, "c_fa": 1.0, "note": ACT_DCF_NOTE,
-        "files": {"metrics": "metrics.json", "report": "report.html", "roc": "roc.png", "det": "det.png",
-                  "hist": hist_files},
-        "systems": systems,
-    }
+    result["files"] = {"metrics": "metrics.json", "report": "report.html", "roc": "roc.png", "det": "det.png",
+                       "hist": hist_files}
     with atomic_write(out_dir / "metrics.json", "w") as fh:
         json.dump(json_safe(result), fh, indent=2, allow_nan=False)
         fh.write("\n")
     with atomic_write(out_dir / "report.html", "w") as fh:
         fh.write(_html(result, images))
     return {**result, "out_dir": str(out_dir.resolve())}
+
+
+def _as_score_csv(source, score_format, key):
+    """``source`` as the one score-file reader takes it: speakerid CSVs and frames as they are; Kaldi, VoxCeleb
+    and NIST files as a ``speaker,path,target,score`` frame (labels from ``key`` when the file has none)."""
+    if isinstance(source, pd.DataFrame):
+        return source
+    from speakerid.data import score_formats
+
+    if score_format in (None, "csv") and key is None:
+        try:
+            with open(source, encoding="utf-8-sig") as fh:
+                if score_formats.detect_score_format(fh.readline()) in (None, "csv"):
+                    return source   # a CSV (or unreadable): the reader names what is wrong
+        except (OSError, UnicodeDecodeError):
+            return source
+    table = score_formats.read_score_file(source, score_format, key=key)
+    if "target" not in table.columns:
+        raise ManifestError("the score file holds no labels; give the trial list as the key (evaluate --key)",
+                            source)
+    return table.rename(columns={"enroll": "speaker", "test": "path"})
 
 
 def _fmt(value, spec: str) -> str:
@@ -201,6 +236,9 @@ def _html(result: dict, images: dict) -> str:
         inputs.append(f"<li><b>{esc(s['name'])}</b>: {detail}{skipped}</li>")
         hists.append(_img(images, result["files"]["hist"][s["name"]], f"score histogram of {s['name']}"))
     p = result["p_target"]
+    points = "\n".join(f"<tr><td>{esc(s['name'])}</td><td>{o['p_target']:g}</td><td>{_fmt(o['min_dcf'], '.4f')}</td>"
+                       f"<td>{_fmt(o['act_dcf'], '.4f')}</td></tr>" for s in result["systems"]
+                       for o in s.get("operating_points", []))
     rows_html, hists_html, inputs_html = "\n".join(rows), "\n".join(hists), "\n".join(inputs)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>speakerid evaluation report</title>
@@ -224,6 +262,15 @@ C<sub>miss</sub> = C<sub>fa</sub> = 1.</p>
 <p class="note">EER: where miss and false-alarm rates meet (interpolated DET curve). minDCF: normalised detection
 cost at the best threshold. {esc(result['note'])} (here {metrics.bayes_threshold(p):.4g}); for uncalibrated
 scores (e.g. raw GMM-UBM log-likelihood ratios) only EER, minDCF and minCllr are meaningful.</p>
+<h2>Operating points</h2>
+<table><tr><th>system</th><th>P<sub>target</sub></th><th>minDCF</th><th>actDCF</th></tr>
+{points}
+</table>
+<p class="note">Normalised DCF (NIST SRE): (C<sub>miss</sub> P<sub>target</sub> P<sub>miss</sub> + C<sub>fa</sub>
+(1 − P<sub>target</sub>) P<sub>fa</sub>) / min(C<sub>miss</sub> P<sub>target</sub>, C<sub>fa</sub>
+(1 − P<sub>target</sub>)), C<sub>miss</sub> = C<sub>fa</sub> = 1; actDCF at the Bayes threshold of each prior. A DET
+curve is drawn on probit axes and needs both error rates above 0: a system without errors draws none, and its
+legend entry says so.</p>
 <h2>Curves</h2>
 {_img(images, 'det.png', 'DET curves')}
 {_img(images, 'roc.png', 'ROC curves')}
