@@ -126,7 +126,8 @@ def data_dir_manifest(data_dir, *, allow_commands: bool = False) -> pd.DataFrame
 
 def kaldi_trials_manifest(trials, data_dir, *, allow_commands: bool = False) -> pd.DataFrame:
     """A Kaldi enrolled-speaker trial list (``<speaker> <utt> target|nontarget``, as in Kaldi's SRE recipes) with the
-    data directory of its test utterances, as a ``speaker,path,target`` frame.
+    data directory of its test utterances, as a ``speaker,path,target,utterance`` frame (score files written from
+    it name the test side by its utterance id, as Kaldi does).
 
     Raises
     ------
@@ -145,10 +146,10 @@ def kaldi_trials_manifest(trials, data_dir, *, allow_commands: bool = False) -> 
                                 f"'{line.strip()[:80]}'", trials)
         if fields[1] not in utterances.index:
             raise ManifestError(f"line {number}: utterance '{fields[1]}' is not in {data_dir}", trials)
-        rows.append((fields[0], utterances.at[fields[1], "path"], int(fields[2] == "target")))
+        rows.append((fields[0], utterances.at[fields[1], "path"], int(fields[2] == "target"), fields[1]))
     if not rows:
         raise ManifestError("the trial list is empty", trials)
-    frame = pd.DataFrame(rows, columns=["speaker", "path", "target"])
+    frame = pd.DataFrame(rows, columns=["speaker", "path", "target", "utterance"])
     frame["target"] = frame["target"].astype(np.int8)
     return frame
 

@@ -156,6 +156,8 @@ def detect_score_format(first_line: str) -> str | None:
     ('kaldi', 'voxceleb')
     >>> detect_score_format("modelid\\tsegmentid\\tside\\tLLR"), detect_score_format("speaker,path,score")
     ('nist', 'csv')
+    >>> detect_score_format("1688 1688-142285-0005 4.25"), detect_score_format("-0.5 1688 42")
+    ('kaldi', 'voxceleb')
     >>> detect_score_format("1 2 3") is None
     True
     """
@@ -168,9 +170,16 @@ def detect_score_format(first_line: str) -> str | None:
         return "voxceleb"  # SpeechBrain's <enroll> <test> <label> <score>
     if len(fields) == 3:
         first, last = _float(fields[0]) is not None, _float(fields[2]) is not None
+        if first and last:   # numeric ids (LibriSpeech speakers): the score is the one written as a real number
+            first, last = _real(fields[0]), _real(fields[2])
         if first != last:
             return "voxceleb" if first else "kaldi"
     return None
+
+
+def _real(text: str) -> bool:
+    """A number written as a real (``0.5``, ``1e-3``, ``-inf``), not as a whole number (an id such as ``1688``)."""
+    return _float(text) is not None and any(c in text.lower() for c in ".ein")
 
 
 def read_score_file(path, fmt: str | None = None, *, key=None) -> pd.DataFrame:

@@ -286,7 +286,8 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
         Scoring parameters of the backend (e.g. ``{"scoring": "cosine"}`` for ``ivector``); ``top_c`` wins.
     out_format : {"csv", "kaldi", "voxceleb", "nist"}
         Format of ``out`` (:mod:`speakerid.data.score_formats`): ``csv`` keeps every row and column; the others
-        hold the scored trials only (``speaker`` as the enrollment side, ``path`` as written as the test side).
+        hold the scored trials only (``speaker`` as the enrollment side, ``path`` as written as the test side, or a
+        frame's ``utterance`` column when it has one).
 
     Returns
     -------
@@ -338,7 +339,8 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
                 job.result.frame = pd.concat(parts) if parts else None
             else:
                 labelled = []
-                with ScoreWriter(out, out_format, enroll="speaker", test="path") as writer:
+                test = "utterance" if is_frame and "utterance" in trials.columns else "path"   # Kaldi's utt ids
+                with ScoreWriter(out, out_format, enroll="speaker", test=test) as writer:
                     for part in scored:
                         writer.write(part.assign(score=_score_text(part["score"].to_numpy()))
                                      if out_format == "csv" else part)

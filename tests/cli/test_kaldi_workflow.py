@@ -37,8 +37,12 @@ def test_kaldi_data_dirs_score_like_the_csv_manifests(tmp_path, capsys):
                      "--norm", "none", "--json"]) == ExitStatus.OK
         summary = json.loads(capsys.readouterr().out)
         assert summary["n_errors"] == 0 and summary["metrics"] is not None
-        frame = read_score_file(out, "kaldi")
-        scores[name] = frame.assign(test=[p.rsplit("/", 1)[-1] for p in frame["test"]])
+        frame = read_score_file(out, key=kaldi / "trials" if name == "kaldi" else corpus.trials_csv)
+        assert frame["target"].sum() == 3                        # labels found through the key
+        if name == "kaldi":                                      # Kaldi scores name the test side by utterance id
+            assert frame["test"].str.startswith("spk").all() and not frame["test"].str.contains("/").any()
+        scores[name] = frame.assign(test=[t.rsplit("/", 1)[-1].removesuffix(".wav").split("-", 1)[-1]
+                                          for t in frame["test"]])
     merged = pd.merge(scores["csv"], scores["kaldi"], on=["enroll", "test"], suffixes=("_csv", "_kaldi"))
     assert len(merged) == len(scores["csv"]) == 3 * 3
     np.testing.assert_allclose(merged["score_csv"], merged["score_kaldi"], rtol=1e-6)

@@ -32,7 +32,7 @@ def test_manifest_to_kaldi_reads_back_to_the_same_manifests(tmp_path, capsys):
     assert sorted(zip(back["speaker"], back["path"])) == sorted(zip(enroll["speaker"], enroll["path"]))
     trials = read_manifest(tmp_path / "proto-trials.csv", require_target=True)
     from_kaldi = kaldi_trials_manifest(kaldi["trials"], kaldi["test"])
-    assert from_kaldi.values.tolist() == trials[["speaker", "path", "target"]].values.tolist()
+    assert from_kaldi[["speaker", "path", "target"]].values.tolist() == trials[["speaker", "path", "target"]].values.tolist()
     test = read_data_dir(kaldi["test"])
     assert set(test["speaker"]) == {"ann", "bob", "cy"}   # each test file under its true speaker
 

@@ -59,7 +59,8 @@ def test_data_dir_and_kaldi_trials_as_manifests(tmp_path):
     write_kaldi_trials(trials, dict(zip(written["path"], written.index)), tmp_path / "trials")
     assert (tmp_path / "trials").read_text() == "ann ann-1 target\nbob bob-1 nontarget\n"
     back = kaldi_trials_manifest(tmp_path / "trials", tmp_path / "test")
-    assert back.values.tolist() == trials[["speaker", "path", "target"]].values.tolist()
+    assert back[["speaker", "path", "target"]].values.tolist() == trials[["speaker", "path", "target"]].values.tolist()
+    assert back["utterance"].tolist() == ["ann-1", "bob-1"]
     (tmp_path / "test" / "segments").write_text("ann-1 ann-1 0 0.5\nbob-1 bob-1 0 -1\n")
     with pytest.raises(ManifestError, match="utterances are segments"):
         data_dir_manifest(tmp_path / "test")
