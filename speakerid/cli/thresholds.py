@@ -14,7 +14,9 @@ def register(sub) -> None:
                                    "the rates it gives and the file, in the model directory; verify, identify and "
                                    "segments then use it and say so.")
     add_model_dir(p)
-    p.add_argument("--scores", required=True, metavar="FILE", help="dev score file (same backend and settings)")
+    p.add_argument("--scores", required=True, metavar="FILE",
+                   help="dev score file from the same backend, on verify's scale (score --norm none: verify, "
+                        "identify and segments score raw)")
     p.add_argument("--criterion", default="eer", metavar="CRITERION",
                    help="eer (default), far=<rate> (e.g. far=0.01: the lowest threshold with at most 1 %% false "
                         "acceptances), or min-dcf[:<p_target>] (default p_target 0.01)")
