@@ -109,6 +109,25 @@ def add_jobs(parser):
                         help="parallel feature extraction processes (default 1; -1 = all cores)")
 
 
+def add_workers(parser):
+    """``--jobs``, ``--scheduler`` and ``--cache`` of the streamed commands (score, score-pairs, embed)."""
+    parser.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N",
+                        help="worker processes (default 1; -1 = all cores); Dask workers with --scheduler local")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="run on Dask: 'local' starts a LocalCluster, tcp://host:port joins a running one")
+    parser.add_argument("--cache", metavar="DIR", default=None,
+                        help="on-disk feature cache folder (a second run, or one resumed after a stop, reads no audio)")
+
+
+def add_out_format(parser):
+    """``--out-format`` of the commands that write score files (:mod:`speakerid.data.score_formats`)."""
+    from speakerid.data.score_formats import SCORE_FORMATS
+
+    parser.add_argument("--out-format", choices=SCORE_FORMATS, default="csv",
+                        help="csv (the trial rows + score, error; default), kaldi (enroll test score), voxceleb "
+                             "(score enroll test, as VoxSRC submissions) or nist (modelid segmentid side LLR)")
+
+
 def add_feature_options(parser):
     group = parser.add_argument_group("features (only when the model directory is new)")
     group.add_argument("--sample-rate", type=int, default=None, help="analysis rate in Hz (default 16000)")

@@ -8,7 +8,7 @@ from speakerid.cli._common import (
     ExitStatus,
     add_backend,
     add_model_dir,
-    jobs_count,
+    add_workers,
     print_json,
     show_warnings,
 )
@@ -30,10 +30,7 @@ def register(sub) -> None:
     p.add_argument("--allow-commands", action="store_true",
                    help="run 'command |' entries of wav.scp (refused by default; see SECURITY.md)")
     add_backend(p)
-    p.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N", help="worker processes (-1 = all)")
-    p.add_argument("--scheduler", metavar="ADDRESS", default=None, help="run on Dask ('local' or tcp://host:port)")
-    p.add_argument("--cache", metavar="DIR", default=None,
-                   help="on-disk feature cache: a second run (or one resumed after a stop) reads no audio")
+    add_workers(p)
     p.add_argument("--strict", action="store_true", help="exit 9 when any utterance could not be embedded")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(handler=_embed)

@@ -8,7 +8,8 @@ from speakerid.cli._common import (
     ExitStatus,
     add_backend,
     add_model_dir,
-    jobs_count,
+    add_out_format,
+    add_workers,
     print_json,
     show_warnings,
 )
@@ -19,7 +20,6 @@ MAX_ERRORS_SHOWN = 20
 
 def register(sub) -> None:
     from speakerid.data.pair_trials import PAIR_FORMATS
-    from speakerid.data.score_formats import SCORE_FORMATS
     from speakerid.scoring.batch import NORM_METHODS
     from speakerid.scoring.pairs import DEFAULT_CHUNKSIZE
 
@@ -33,9 +33,7 @@ def register(sub) -> None:
     p.add_argument("--pairs", required=True, metavar="FILE", help="the pair trial list")
     p.add_argument("--out", required=True, metavar="FILE", help="score file to write")
     p.add_argument("--format", choices=PAIR_FORMATS, default=None, help="the list's format (default: detected)")
-    p.add_argument("--out-format", choices=SCORE_FORMATS, default="csv",
-                   help="csv (enroll,test[,target],score,error; default), kaldi (enroll test score), voxceleb "
-                        "(score enroll test, as VoxSRC submissions) or nist (modelid segmentid side LLR)")
+    add_out_format(p)
     p.add_argument("--audio-root", metavar="DIR", default=None,
                    help="folder the VoxCeleb/CSV paths are relative to (default: the list's folder)")
     p.add_argument("--data-dir", metavar="DIR", default=None,
@@ -45,9 +43,7 @@ def register(sub) -> None:
     p.add_argument("--symmetric", action="store_true",
                    help="average both directions: s(model(enroll), test) and s(model(test), enroll)")
     add_backend(p)
-    p.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N", help="worker processes (-1 = all)")
-    p.add_argument("--scheduler", metavar="ADDRESS", default=None, help="run on Dask ('local' or tcp://host:port)")
-    p.add_argument("--cache", metavar="DIR", default=None, help="on-disk feature cache folder")
+    add_workers(p)
     p.add_argument("--chunksize", type=int, default=DEFAULT_CHUNKSIZE, metavar="N",
                    help=f"pairs per chunk (default {DEFAULT_CHUNKSIZE})")
     p.add_argument("--strict", action="store_true", help="exit 9 when any pair could not be scored")

@@ -9,7 +9,8 @@ from speakerid.cli._common import (
     add_backend,
     add_json,
     add_model_dir,
-    jobs_count,
+    add_out_format,
+    add_workers,
     print_json,
 )
 
@@ -18,7 +19,6 @@ MAX_ERRORS_SHOWN = 20
 
 
 def register(sub) -> None:
-    from speakerid.data.score_formats import SCORE_FORMATS
     from speakerid.scoring.batch import AUTO_ENROLLED_MIN, DEFAULT_CHUNKSIZE, ENROLLED, NORM_METHODS
 
     p = sub.add_parser("score", help="score a speaker,path[,target] trial list into a CSV with a score column",
@@ -31,15 +31,9 @@ def register(sub) -> None:
     p.add_argument("--data-dir", metavar="DIR", default=None,
                    help="Kaldi data directory of the test utterances named by a Kaldi trial list")
     p.add_argument("--out", required=True, metavar="FILE", help="scores to write")
-    p.add_argument("--out-format", choices=SCORE_FORMATS, default="csv",
-                   help="csv (the trial rows + score, error; default), kaldi (speaker test score), voxceleb "
-                        "(score speaker test) or nist (modelid segmentid side LLR)")
+    add_out_format(p)
     add_backend(p)
-    p.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N",
-                   help="worker processes (default 1; -1 = all cores); Dask workers with --scheduler local")
-    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="run on Dask: 'local' starts a LocalCluster, tcp://host:port joins a running one")
-    p.add_argument("--cache", metavar="DIR", default=None, help="on-disk feature cache folder")
+    add_workers(p)
     p.add_argument("--chunksize", type=int, default=DEFAULT_CHUNKSIZE, metavar="N",
                    help=f"trial rows per chunk (default {DEFAULT_CHUNKSIZE})")
     p.add_argument("--strict", action="store_true", help="exit 9 when any trial could not be scored")
