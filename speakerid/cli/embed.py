@@ -7,10 +7,10 @@ import sys
 from speakerid.cli._common import (
     ExitStatus,
     add_backend,
+    add_json,
     add_model_dir,
     add_workers,
     print_json,
-    show_warnings,
 )
 
 
@@ -32,14 +32,13 @@ def register(sub) -> None:
     add_backend(p)
     add_workers(p)
     p.add_argument("--strict", action="store_true", help="exit 9 when any utterance could not be embedded")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_json(p, "the summary as one JSON object")
     p.set_defaults(handler=_embed)
 
 
 def _embed(args):
     from speakerid.scoring.embed import PartialExportError, export_embeddings
 
-    show_warnings()
     try:
         result = export_embeddings(args.model_dir, args.out, manifest=args.manifest, data_dir=args.data_dir,
                                    fmt=args.format, backend=args.backend, allow_commands=args.allow_commands,

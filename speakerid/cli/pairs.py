@@ -7,11 +7,11 @@ import sys
 from speakerid.cli._common import (
     ExitStatus,
     add_backend,
+    add_json,
     add_model_dir,
     add_out_format,
     add_workers,
     print_json,
-    show_warnings,
 )
 
 #: Failed entries listed in the summary; the rest are counted.
@@ -53,14 +53,13 @@ def register(sub) -> None:
     group.add_argument("--norm", choices=("auto", "none") + NORM_METHODS, default="auto", metavar="METHOD",
                        help="none, znorm, tnorm, ztnorm or snorm; auto (default) = snorm when there is a cohort")
     group.add_argument("--cohort-top", type=int, default=None, metavar="N", help="use the N best cohort scores")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_json(p, "the summary as one JSON object")
     p.set_defaults(handler=_score_pairs)
 
 
 def _score_pairs(args):
     from speakerid.scoring.pairs import PartialPairScoringError, score_pairs
 
-    show_warnings()
     try:
         result = score_pairs(args.model_dir, args.pairs, args.out, pair_format=args.format,
                              audio_root=args.audio_root, data_dir=args.data_dir, allow_commands=args.allow_commands,

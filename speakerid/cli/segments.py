@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speakerid.cli._common import ExitStatus, add_backend, add_model_dir, finite_float, print_json
+from speakerid.cli._common import ExitStatus, add_backend, add_json, add_model_dir, finite_float, print_json
 
 
 def _seconds(text: str) -> float:
@@ -30,7 +30,7 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="PREFIX", default=None,
                    help="write PREFIX.rttm and PREFIX.csv (default: FILE's name without extension, here)")
     add_backend(p)
-    p.add_argument("--json", action="store_true", help="print the stretches as JSON")
+    add_json(p, "the stretches as JSON")
     p.set_defaults(handler=_segments)
 
 

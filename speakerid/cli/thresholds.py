@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from speakerid.cli._common import ExitStatus, add_backend, add_model_dir, print_json
+from speakerid.cli._common import ExitStatus, add_backend, add_json, add_model_dir, print_json
 
 
 def register(sub) -> None:
@@ -24,20 +24,20 @@ def register(sub) -> None:
     p.add_argument("--key", metavar="FILE", default=None,
                    help="trial list with the labels, for score files without them")
     add_backend(p)
-    p.add_argument("--json", action="store_true", help="print the choice as one JSON object")
+    add_json(p, "the choice as one JSON object")
     p.set_defaults(handler=_set_threshold)
 
 
 def _set_threshold(args):
     from pathlib import Path
 
-    from speakerid.data.score_formats import read_score_file
+    from speakerid.data.score_formats import read_score_table
     from speakerid.evaluation.operating_points import choose_threshold, parse_criterion
     from speakerid.exceptions import ManifestError
     from speakerid.verifier import SpeakerVerifier
 
     parse_criterion(args.criterion)  # a bad criterion fails before anything is read
-    frame = read_score_file(args.scores, args.format, key=args.key)
+    frame = read_score_table(args.scores, args.format, key=args.key)
     if "target" not in frame.columns:
         raise ManifestError("the score file holds no labels: give the trial list with --key", args.scores)
     frame = frame[frame["score"].notna()]

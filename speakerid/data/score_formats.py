@@ -19,7 +19,6 @@ hold scored trials only, and their labels come from a key (the trial list) when 
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from speakerid._utils.files import atomic_write
 from speakerid._utils.validation import shorten
 from speakerid.exceptions import ManifestError, ParameterError
 
-__all__ = ["SCORE_FORMATS", "ScoreWriter", "read_score_file", "read_key", "detect_score_format", "convert_scores"]
+__all__ = ["SCORE_FORMATS", "ScoreWriter", "read_score_table", "read_key", "detect_score_format", "convert_scores"]
 
 SCORE_FORMATS = ("csv", "kaldi", "voxceleb", "nist")
 NIST_HEADER = ("modelid", "segmentid", "side", "LLR")
@@ -182,7 +181,7 @@ def _real(text: str) -> bool:
     return _float(text) is not None and any(c in text.lower() for c in ".ein")
 
 
-def read_score_file(path, fmt: str | None = None, *, key=None) -> pd.DataFrame:
+def read_score_table(path, fmt: str | None = None, *, key=None) -> pd.DataFrame:
     """Read a score file of any :data:`SCORE_FORMATS` into ``enroll``, ``test``, ``score`` (and ``target``).
 
     Parameters
@@ -267,27 +266,23 @@ def _parse_line(fields: list, fmt: str):
 
 
 def _read_csv_scores(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
-        raise ManifestError(f"not a readable CSV ({' '.join(str(exc).split())})", path) from None
-    frame = frame.rename(columns=lambda c: str(c).strip())
+    """speakerid's own CSV through the one CSV score reader (:func:`speakerid.data.trials.read_score_file`)."""
+    from speakerid.data.trials import read_score_file, target_labels
+
+    data = read_score_file(path, require_target=False)
+    frame = data.frame
     sides = ("enroll", "test") if {"enroll", "test"} <= set(frame.columns) else ("speaker", "path")
-    missing = [c for c in (*sides, "score") if c not in frame.columns]
+    missing = [c for c in sides if c not in frame.columns]
     if missing:
         raise ManifestError(f"missing column(s) {', '.join(missing)}; found '{','.join(frame.columns)}' (expected "
                             "enroll,test,score or speaker,path,score)", path)
-    out = pd.DataFrame({"enroll": frame[sides[0]].str.strip(), "test": frame[sides[1]].str.strip()})
-    text = frame["score"].str.strip()
-    out["score"] = pd.to_numeric(text.where(text != "", "nan"), errors="coerce")
-    bad = out["score"].isna() & (text != "") & ~text.str.lower().isin(["nan"])
-    if bad.any():
-        raise ManifestError(f"score must be a number or empty; line(s) {shorten(frame.index[bad] + 2)}", path)
+    out = pd.DataFrame({"enroll": frame[sides[0]].astype(str).str.strip(),
+                        "test": frame[sides[1]].astype(str).str.strip()})
+    scores = np.full(len(frame), np.nan)
+    scores[data.usable] = data.scores
+    out["score"] = scores
     if "target" in frame.columns:
-        labels = frame["target"].str.strip().str.lower().map(_LABELS)
-        if labels.isna().any():
-            raise ManifestError(f"target must be 0 or 1; line(s) {shorten(frame.index[labels.isna()] + 2)}", path)
-        out["target"] = labels.astype(np.int8)
+        out["target"] = target_labels(frame["target"])
     if "error" in frame.columns:
         out["error"] = frame["error"]
     return out

@@ -103,7 +103,7 @@ def evaluate(score_files, out_dir=None, p_target=0.01, names=None, *, dpi: int =
         all of them.
     score_format, key
         Format of score files that are not speakerid CSVs (default: detected from the first line), and the trial
-        list giving their labels when they hold none (:func:`speakerid.data.score_formats.read_score_file`).
+        list giving their labels when they hold none (:func:`speakerid.data.score_formats.read_score_table`).
     names : list of str, optional
         One name per system; default the file names without ``.csv`` (``system1``, ... for DataFrames).
     dpi : int
@@ -200,7 +200,7 @@ def _as_score_csv(source, score_format, key):
                     return source   # a CSV (or unreadable): the reader names what is wrong
         except (OSError, UnicodeDecodeError):
             return source
-    table = score_formats.read_score_file(source, score_format, key=key)
+    table = score_formats.read_score_table(source, score_format, key=key)
     if "target" not in table.columns:
         raise ManifestError("the score file holds no labels; give the trial list as the key (evaluate --key)",
                             source)

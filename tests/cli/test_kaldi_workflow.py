@@ -10,7 +10,7 @@ import pandas as pd
 
 from speakerid.cli._common import ExitStatus
 from speakerid.cli.main import main
-from speakerid.data.score_formats import read_score_file
+from speakerid.data.score_formats import read_score_table
 from speakerid.data.synth import make_corpus
 
 
@@ -37,7 +37,7 @@ def test_kaldi_data_dirs_score_like_the_csv_manifests(tmp_path, capsys):
                      "--norm", "none", "--json"]) == ExitStatus.OK
         summary = json.loads(capsys.readouterr().out)
         assert summary["n_errors"] == 0 and summary["metrics"] is not None
-        frame = read_score_file(out, key=kaldi / "trials" if name == "kaldi" else corpus.trials_csv)
+        frame = read_score_table(out, key=kaldi / "trials" if name == "kaldi" else corpus.trials_csv)
         assert frame["target"].sum() == 3                        # labels found through the key
         if name == "kaldi":                                      # Kaldi scores name the test side by utterance id
             assert frame["test"].str.startswith("spk").all() and not frame["test"].str.contains("/").any()

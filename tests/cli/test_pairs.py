@@ -11,7 +11,7 @@ from conftest import tiny_model_dir
 from speakerid.cli._common import ExitStatus
 from speakerid.cli.main import main
 from speakerid.data.manifests import read_manifest
-from speakerid.data.score_formats import read_score_file
+from speakerid.data.score_formats import read_score_table
 
 
 def test_score_pairs_formats_agree_through_the_cli(tmp_path, capsys):
@@ -42,7 +42,7 @@ def test_score_pairs_formats_agree_through_the_cli(tmp_path, capsys):
         assert status == ExitStatus.OK
         summary = json.loads(capsys.readouterr().out)
         assert summary["pair_format"] == name and summary["n_scored"] == len(lines)
-        scores[name] = read_score_file(out, "kaldi")["score"].to_numpy()
+        scores[name] = read_score_table(out, "kaldi")["score"].to_numpy()
     np.testing.assert_array_equal(scores["voxceleb"], scores["csv"])
     np.testing.assert_array_equal(scores["voxceleb"], scores["kaldi"])
 

@@ -11,7 +11,7 @@ from speakerid.data.score_formats import (
     ScoreWriter,
     detect_score_format,
     read_key,
-    read_score_file,
+    read_score_table,
 )
 from speakerid.exceptions import ManifestError, ParameterError
 
@@ -43,7 +43,7 @@ def test_each_format_writes_its_documented_columns(tmp_path):
 def test_every_format_reads_back_with_labels_from_the_key(tmp_path, fmt):
     _write(tmp_path / "scores", fmt)
     FRAME[["speaker", "path", "target"]].to_csv(tmp_path / "trials.csv", index=False)
-    back = read_score_file(tmp_path / "scores", key=tmp_path / "trials.csv")  # format detected
+    back = read_score_table(tmp_path / "scores", key=tmp_path / "trials.csv")  # format detected
     scored = back[back["score"].notna()]
     assert scored["enroll"].tolist() == ["ann", "ann", "bob"]
     np.testing.assert_allclose(scored["score"], [2.5, -1.0, 0.123456789], rtol=1e-9)
@@ -52,7 +52,7 @@ def test_every_format_reads_back_with_labels_from_the_key(tmp_path, fmt):
 
 def test_speechbrain_lines_carry_their_label(tmp_path):
     (tmp_path / "sb.txt").write_text("id1/a id2/b 1 0.731\nid1/a id3/c 0 -0.2\n")
-    back = read_score_file(tmp_path / "sb.txt")
+    back = read_score_table(tmp_path / "sb.txt")
     assert back["target"].tolist() == [1, 0] and back["score"].tolist() == [0.731, -0.2]
 
 
@@ -74,13 +74,13 @@ def test_errors(tmp_path):
     assert not (tmp_path / "k").exists()  # nothing half-written
     (tmp_path / "bad").write_text("ann a.wav 1.0\nann b.wav high\n")
     with pytest.raises(ManifestError, match="line 2 does not fit the kaldi score format"):
-        read_score_file(tmp_path / "bad")
+        read_score_table(tmp_path / "bad")
     (tmp_path / "amb").write_text("1 2 3\n")
     with pytest.raises(ManifestError, match="cannot tell the score format"):
-        read_score_file(tmp_path / "amb")
-    assert read_score_file(tmp_path / "amb", "kaldi")["score"].tolist() == [3.0]
+        read_score_table(tmp_path / "amb")
+    assert read_score_table(tmp_path / "amb", "kaldi")["score"].tolist() == [3.0]
     with pytest.raises(ManifestError, match="not in the key: 1 2"):
-        read_score_file(tmp_path / "amb", "kaldi", key={("x", "y"): 1})
+        read_score_table(tmp_path / "amb", "kaldi", key={("x", "y"): 1})
 
 
 def test_detection():
