@@ -34,7 +34,7 @@ def test_rttm_names_both_speakers_in_order_with_boundaries_within_one_hop(tmp_pa
     sf.write(str(tmp_path / "meeting.wav"), np.concatenate(parts), 16000)
     capsys.readouterr()
     hop = 1.0
-    status = main(["segments", "--model-dir", str(models), str(tmp_path / "meeting.wav"), "--window", "3",
+    status = main(["segments", "--model-dir", str(models), str(tmp_path / "meeting.wav"), "--window", "2",
                    "--hop", str(hop), "--threshold", "-1000", "--out", str(tmp_path / "out" / "meeting"), "--json"])
     assert status == ExitStatus.OK
     summary = json.loads(capsys.readouterr().out)
