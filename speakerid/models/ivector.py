@@ -29,6 +29,7 @@ import sys
 import time
 
 import numpy as np
+import scipy.linalg
 from sklearn.base import BaseEstimator
 
 from speakerid._utils.validation import check_is_fitted, resolve_jobs
@@ -36,9 +37,73 @@ from speakerid.exceptions import ParameterError
 from speakerid.models import _gmm_math as gm
 from speakerid.models.gmm import DiagGMM
 
-__all__ = ["baum_welch_stats", "TotalVariability"]
+__all__ = ["baum_welch_stats", "TotalVariability", "MIN_OCCUPANCY"]
 #: What the NotFittedError of an untrained TotalVariability suggests.
 _FIT_HINT = 'call fit() or from_params()'
+
+#: Components with less total occupancy (frames, summed over the training utterances) keep T_c = 0.
+MIN_OCCUPANCY = 1.0
+
+
+def _add_sums(acc, item):
+    """``reduce`` of the E-step batches: adds (log-likelihood, A, C, second moment) in place."""
+    for total, part in zip(acc[1:], item[1:]):
+        total += part
+    return (acc[0] + item[0], *acc[1:])
+
+
+def _symmetric_from_lower(M):
+    """(..., R, R) symmetric matrices from the lower triangles of ``M`` (the upper ones are ignored)."""
+    lower = np.tril(M)
+    return lower + np.swapaxes(np.tril(M, -1), -1, -2)
+
+
+def _posterior(L, rhs):
+    """Posterior of ``w`` for a stack of precisions ``L`` (n, R, R, lower triangles read) and ``rhs`` (n, R).
+
+    Returns ``(log_det (n,), means L^-1 rhs (n, R), second moments L^-1 + E[w]E[w]' (n, R, R))``, the last
+    valid in its lower triangles only. One Cholesky factorisation per utterance (batched) gives the
+    log-determinant, the solve (LAPACK ``potrs``) and the inverse (``potri``, in place in the factor: a third
+    of the work of an LU inverse). These are R x R problems: BLAS runs single-threaded, because a
+    multi-threaded BLAS on many small matrices mostly waits for its threads.
+    """
+    with gm._single_threaded_blas():
+        chol = np.linalg.cholesky(L)                        # lower G, L = G G'; its upper triangle is zero
+        log_det = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+        w = np.empty(rhs.shape)
+        for i in range(len(chol)):
+            upper = chol[i].T                               # U = G' as a Fortran-ordered view: no copy
+            w[i] = scipy.linalg.lapack.dpotrs(upper, rhs[i], lower=0)[0]
+            info = scipy.linalg.lapack.dpotri(upper, lower=0, overwrite_c=1)[1]
+            if info != 0:
+                raise np.linalg.LinAlgError(f"potri failed on utterance {i} (info {info})")
+            chol[i] += np.outer(w[i], w[i])                 # lower triangle: L^-1 + E[w]E[w]'
+    return log_det, w, chol
+
+
+def _m_step(A, C, empty):
+    """``T^_c = C_c A_c^{-1}`` for every component (A_c symmetric positive definite); ``(T^ (K, D, R), n ridged)``.
+
+    Empty components keep ``T^_c = 0``; a system that is not numerically positive definite gets a ridge of
+    ``1e-10 * trace(A_c) / R`` on its diagonal (and again x100 until the Cholesky succeeds).
+    """
+    k, d, r = C.shape
+    Tw = np.zeros((k, d, r))
+    n_ridged = 0
+    for c in np.flatnonzero(~empty):
+        ridge, system = 0.0, A[c]
+        for _ in range(8):
+            try:
+                factor = scipy.linalg.cho_factor(system, lower=True, check_finite=False)
+                break
+            except np.linalg.LinAlgError:
+                ridge = 1e-10 * max(np.trace(A[c]) / r, 1e-300) if ridge == 0 else ridge * 100
+                system = A[c] + ridge * np.eye(r)
+        else:
+            raise np.linalg.LinAlgError(f"T-matrix M-step: component {c} has no positive definite system")
+        n_ridged += ridge > 0
+        Tw[c] = scipy.linalg.cho_solve(factor, C[c].T, check_finite=False).T
+    return Tw, int(n_ridged)
 
 
 def _utterance_stats(X, means_c, c32, pt, top_c, rows, ws):
@@ -137,6 +202,8 @@ class TotalVariability(BaseEstimator):
         Seeds the random initial T.
     verbose : bool
         One line per EM iteration on stderr (average log-likelihood, time).
+    n_jobs : int
+        Threads over batches of utterances in the E-step (-1: every core).
 
     Attributes
     ----------
@@ -146,6 +213,12 @@ class TotalVariability(BaseEstimator):
         The UBM covariances the statistics are whitened with.
     log_likelihood_history_ : list of float
         Average per-utterance T-dependent log-likelihood of the training statistics before each M-step.
+    occupancy_ : ndarray (K,)
+        Total occupancy ``sum_u N_uc`` of every component in the training statistics (frames).
+    empty_components_, n_empty_components_ : list of int, int
+        Components with occupancy below :data:`MIN_OCCUPANCY`: their T_c is zero (not estimated).
+    n_regularised_ : int
+        M-step systems (component x iteration) that needed a ridge to be solved.
 
     Examples
     --------
@@ -158,13 +231,14 @@ class TotalVariability(BaseEstimator):
     """
 
     def __init__(self, rank=200, max_iter=10, min_divergence=True, batch_size=256, random_state=0,
-                 verbose=False):
+                 verbose=False, n_jobs=-1):
         self.rank = rank
         self.max_iter = max_iter
         self.min_divergence = min_divergence
         self.batch_size = batch_size
         self.random_state = random_state
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, k, d):
@@ -197,7 +271,8 @@ class TotalVariability(BaseEstimator):
             raise ParameterError(f"inconsistent extractor parameters: T {T.shape}, variances {var.shape}")
         model = cls(**{**params, "rank": T.shape[2]})
         model.T_, model.variances_ = T, var
-        model.log_likelihood_history_ = []
+        model.log_likelihood_history_, model.empty_components_, model.n_empty_components_ = [], [], 0
+        model.n_regularised_ = 0
         model._precompute()
         return model
 
@@ -212,7 +287,13 @@ class TotalVariability(BaseEstimator):
 
     # ------------------------------------------------------------------ training
     def fit(self, N, F, variances) -> TotalVariability:
-        """Train T by EM on statistics ``N`` (n, K) and ``F`` (n, K, D) computed with a UBM of ``variances``."""
+        """Train T by EM on statistics ``N`` (n, K) and ``F`` (n, K, D) computed with a UBM of ``variances``.
+
+        Components whose total occupancy ``sum_u N_uc`` is below :data:`MIN_OCCUPANCY` frames have no data to
+        estimate ``T_c`` from: their rows of T are set to zero (such a component adds nothing to any i-vector)
+        and listed in ``empty_components_``. A component's M-step system that is not numerically positive
+        definite is solved with a ridge of ``1e-10 * trace / R`` and counted in ``n_regularised_``.
+        """
         N, F = self._check_stats(N, F)
         n, k, d = F.shape
         self._check_params(k, d)
@@ -223,17 +304,24 @@ class TotalVariability(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         r = int(self.rank)
         Fw = self._whiten(F)
+        occupancy = N.sum(axis=0)
+        empty = occupancy < MIN_OCCUPANCY
         # start from a random T scaled to the spread of the normalised first-order statistics
         scale = np.sqrt(np.mean(Fw ** 2) / max(np.mean(N), 1e-10) / r)
         self.T_ = rng.standard_normal((k, d, r)) * scale * np.sqrt(var)[:, :, None]
+        self.T_[empty] = 0.0
         self._precompute()
         self.log_likelihood_history_ = []
+        self.empty_components_ = [int(c) for c in np.flatnonzero(empty)]
+        self.n_empty_components_ = len(self.empty_components_)
+        self.occupancy_ = occupancy
+        self.n_regularised_ = 0
         for it in range(1, int(self.max_iter) + 1):
             tic = time.perf_counter()
             ll, A, C, second = self._e_step(N, Fw)
             self.log_likelihood_history_.append(ll / n)
-            # M-step: T^_c = C_c A_c^{-1} (A_c symmetric)
-            Tw = np.linalg.solve(A.reshape(k, r, r), C.reshape(k, d, r).transpose(0, 2, 1)).transpose(0, 2, 1)
+            Tw, n_reg = _m_step(A, C.reshape(k, d, r), empty)
+            self.n_regularised_ += n_reg
             if self.min_divergence:
                 Tw = Tw @ np.linalg.cholesky(second / n)
             self.T_ = Tw * np.sqrt(var)[:, :, None]
@@ -249,27 +337,30 @@ class TotalVariability(BaseEstimator):
         return [slice(a, min(a + step, n)) for a in range(0, n, step)]
 
     def _precision(self, N):
+        """Precisions ``I + sum_c N_c T^_c' T^_c`` (n, R, R): one GEMM over components for the whole batch."""
         r = self._Tw.shape[1]
         L = (N @ self._TT).reshape(len(N), r, r)
         L[:, np.arange(r), np.arange(r)] += 1.0
         return L
 
     def _e_step(self, N, Fw):
+        """Sufficient statistics of the M-step: (log-likelihood, A (K, R, R), C (K*D, R), sum_u E[ww']).
+
+        Batches of utterances run on ``n_jobs`` threads (NumPy and LAPACK release the GIL), each with a
+        single-threaded BLAS; their sums are folded in batch order, so the result does not depend on timing.
+        """
         k, r = N.shape[1], self._Tw.shape[1]
-        A, C, second, ll = np.zeros((k, r * r)), np.zeros((Fw.shape[1], r)), np.zeros((r, r)), 0.0
-        for b in self._batches(len(N)):
-            L = self._precision(N[b])
-            rhs = Fw[b] @ self._Tw
-            chol = np.linalg.cholesky(L)
-            Linv = np.linalg.inv(L)
-            w = np.einsum("nrs,ns->nr", Linv, rhs)
-            Eww = Linv + w[:, :, None] * w[:, None, :]
-            A += N[b].T @ Eww.reshape(len(w), r * r)
-            C += Fw[b].T @ w
-            second += Eww.sum(axis=0)
-            logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum()
-            ll += 0.5 * float(np.sum(rhs * w)) - 0.5 * logdet
-        return ll, A, C, second
+
+        def batch(a, b, ws):
+            rhs = Fw[a:b] @ self._Tw
+            log_det, w, moments = _posterior(self._precision(N[a:b]), rhs)
+            return (0.5 * float(np.sum(rhs * w)) - 0.5 * float(log_det.sum()),
+                    N[a:b].T @ moments.reshape(b - a, r * r),    # lower triangles valid, symmetrised below
+                    Fw[a:b].T @ w, moments.sum(axis=0))
+
+        ll, A, C, second = gm.map_chunks(batch, len(N), int(self.batch_size), resolve_jobs(self.n_jobs),
+                                         reduce=_add_sums)
+        return ll, _symmetric_from_lower(A.reshape(k, r, r)), C, _symmetric_from_lower(second)
 
     # ------------------------------------------------------------------ extraction
     def posterior(self, N, F) -> tuple[np.ndarray, np.ndarray]:
@@ -279,9 +370,9 @@ class TotalVariability(BaseEstimator):
         Fw = self._whiten(F)
         means, covs = [], []
         for b in self._batches(len(N)):
-            Linv = np.linalg.inv(self._precision(N[b]))
-            covs.append(Linv)
-            means.append(np.einsum("nrs,ns->nr", Linv, Fw[b] @ self._Tw))
+            _, w, moments = _posterior(self._precision(N[b]), Fw[b] @ self._Tw)
+            covs.append(_symmetric_from_lower(moments - w[:, :, None] * w[:, None, :]))
+            means.append(w)
         return np.concatenate(means), np.concatenate(covs)
 
     def transform(self, N, F) -> np.ndarray:
@@ -289,8 +380,12 @@ class TotalVariability(BaseEstimator):
         check_is_fitted(self, "T_", _FIT_HINT)
         N, F = self._check_stats(N, F, *self.T_.shape[:2])
         Fw = self._whiten(F)
-        out = [np.linalg.solve(self._precision(N[b]), (Fw[b] @ self._Tw)[:, :, None])[:, :, 0]
-               for b in self._batches(len(N))]
+        out = []
+        for b in self._batches(len(N)):
+            with gm._single_threaded_blas():   # R x R factorisations: BLAS threads only add contention
+                chol = np.linalg.cholesky(self._precision(N[b]))
+                out.append(np.stack([scipy.linalg.cho_solve((c, True), y) for c, y in
+                                     zip(chol, Fw[b] @ self._Tw)]))
         return np.concatenate(out)
 
     def log_likelihood(self, N, F) -> float:
