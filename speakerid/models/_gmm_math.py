@@ -28,7 +28,7 @@ from speakerid.exceptions import ParameterError
 __all__ = ["as_frames", "chunk_rows", "Workspace", "map_chunks", "add_stats", "augment",
            "param_matrix", "transposed32", "log_lik", "logsumexp_", "logsumexp0", "em_stats_chunk", "top_c_select",
            "llr_chunk", "moments", "partition_stats", "is_int", "is_real", "checked_array", "m_step",
-           "mixture_variance"]
+           "floored_components", "mixture_variance"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Bytes of the (rows x K) float32 log-likelihood block of one chunk: ~4 MB stays in cache on most CPUs.
@@ -323,7 +323,7 @@ def checked_array(value, shape, name) -> np.ndarray:
 def m_step(stats, n, center, floor, reg_covar, min_count, split):
     """M-step from :func:`em_stats_chunk` statistics, re-seeding empty components by splitting the heaviest.
 
-    Returns (weights, means, variances, number re-seeded); ``floor`` is the per-dimension variance floor.
+    Returns (weights, means, variances, indices re-seeded); ``floor`` is the per-dimension variance floor.
     """
     d = len(center)
     nk = stats[:, d] + 10 * np.finfo(np.float64).eps
@@ -339,7 +339,16 @@ def m_step(stats, n, center, floor, reg_covar, min_count, split):
         mu[h] -= step
         w[h] /= 2.0
         w[j] = w[h]
-    return w / w.sum(), mu, var, len(empty)
+    return w / w.sum(), mu, var, empty
+
+
+def floored_components(variances, floor, reg_covar) -> np.ndarray:
+    """Indices of components whose variances sit at the floor in at least half of the dimensions.
+
+    Such a component models (near-)identical frames: a constant signal, a tone, repeated frames.
+    """
+    at_floor = np.asarray(variances) <= (np.asarray(floor) + reg_covar) * (1.0 + 1e-6)
+    return np.flatnonzero(at_floor.mean(axis=1) >= 0.5)
 
 
 def mixture_variance(weights, means, variances) -> np.ndarray:

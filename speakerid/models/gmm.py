@@ -8,7 +8,7 @@ Variance floor: every variance is kept at or above ``var_floor`` times the data'
 (``1e-3`` by default, at least ``1e-10``), then ``reg_covar`` is added (as in scikit-learn). The floor also keeps
 the float32 expansion precise (see :mod:`speakerid.models._gmm_math`).
 
-Empty components, whose responsibility mass after an M-step is below one frame (below 0.1 n/K frames when the
+Empty components, whose responsibility mass after an M-step is below 10 frames (below 0.1 n/K frames when the
 data are tiny), are re-seeded by splitting the heaviest component: its mean moves by -0.2 sigma and the
 re-seeded one's by +0.2 sigma, both keep its variance and get half its weight. An iteration that re-seeds never
 counts as converged.
@@ -36,7 +36,8 @@ _FIT_HINT = 'call fit() or build it with DiagGMM.from_params()'
 
 _INITS = ("kmeans++", "kmeans", "random")
 _ADAPTABLE = ("weights", "means", "variances")
-_MIN_COUNT = 1.0          # a component with less responsibility mass than one frame is re-seeded
+_MIN_COUNT = 10.0         # a component with less responsibility mass than 10 frames is re-seeded (Kaldi's
+                          # min_gaussian_occupancy): one- or two-frame components sit on outliers at the floor
 _SPLIT = 0.2              # re-seeding offset, in standard deviations
 _ABS_FLOOR = 1e-10        # absolute variance floor under the relative one
 _INIT_FRAMES = 40         # frames per component in the initialisation subsample (at least 10,000)
@@ -87,7 +88,13 @@ class DiagGMM(BaseEstimator):
     log_likelihood_history_ : list of float
         Average frame log-likelihood at every iteration's E-step.
     n_reseeded_ : int
-        Components re-seeded during training.
+        Components re-seeded during training (occupancy below 10 frames after an M-step, summed over
+        iterations).
+    reseeded_last_ : list of int
+        Components re-seeded by the last M-step: they died and were replaced by a split of the heaviest one.
+    floored_components_ : list of int
+        Components whose variances sit at the floor in at least half of the dimensions: they model
+        (near-)identical frames (constant signals, tones, repeated frames), see :class:`GMMUBM`'s checks.
     n_features_in_ : int
 
     Examples
@@ -169,6 +176,7 @@ class DiagGMM(BaseEstimator):
         model = cls(**{**params, "n_components": mu.shape[0]})
         model.weights_, model.means_, model.covariances_ = w / w.sum(), mu, var
         model.converged_, model.n_iter_, model.n_reseeded_ = True, 0, 0
+        model.reseeded_last_, model.floored_components_ = [], []
         model.lower_bound_, model.log_likelihood_history_ = -np.inf, []
         model.n_features_in_ = mu.shape[1]
         return model
@@ -197,7 +205,8 @@ class DiagGMM(BaseEstimator):
             ll, stats = gm.map_chunks(lambda a, b, ws, p=pt: gm.em_stats_chunk(X[a:b], c32, p, ws), n, rows, jobs,
                                       reduce=gm.add_stats)
             ll /= n
-            w, mu, var, n_new = gm.m_step(stats, n, center, floor, self.reg_covar, _MIN_COUNT, _SPLIT)
+            w, mu, var, new = gm.m_step(stats, n, center, floor, self.reg_covar, _MIN_COUNT, _SPLIT)
+            n_new = len(new)
             history.append(ll)
             reseeded += n_new
             if self.verbose:
@@ -210,6 +219,8 @@ class DiagGMM(BaseEstimator):
             prev = ll
         self.weights_, self.means_, self.covariances_ = w, mu, var
         self.converged_, self.n_iter_, self.n_reseeded_ = converged, len(history), reseeded
+        self.reseeded_last_ = [int(j) for j in new] if history else []
+        self.floored_components_ = [int(j) for j in gm.floored_components(var, floor, self.reg_covar)]
         self.log_likelihood_history_ = history
         self.lower_bound_ = history[-1] if history else -np.inf
         self.n_features_in_ = d

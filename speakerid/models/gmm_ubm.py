@@ -10,12 +10,15 @@ This module works on arrays; :class:`speakerid.SpeakerVerifier` adds files, feat
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from speakerid._utils.hashing import arrays_hash
 from speakerid._utils.validation import check_is_fitted
 from speakerid.exceptions import ModelFormatError, ParameterError
+from speakerid.models._frame_checks import DegenerateFramesWarning, check_training_frames
 from speakerid.models.gmm import DiagGMM, llr_scores, map_adapt
 
 __all__ = ["GMMUBM"]
@@ -23,9 +26,17 @@ __all__ = ["GMMUBM"]
 _FIT_HINT = 'call fit() (or train-ubm) first'
 
 _ADAPTABLE = ("means", "weights", "variances")
+#: A UBM whose floored (collapsed) components hold more than this share of the frames is refused.
+_MAX_FLOORED_SHARE = 0.5
 
 
-def _stack_frames(X) -> np.ndarray:
+def _stack_frames(X, names=None, n_components=None, what="training", strict=False) -> np.ndarray:
+    """One float32 (n_frames, D) array of an array or a list of them; with ``n_components``, also checked for
+    degenerate frames (:func:`~speakerid.models._frame_checks.check_training_frames`)."""
+    if n_components is not None:
+        arrays = list(X) if isinstance(X, (list, tuple)) else [X]
+        if arrays and all(np.ndim(x) == 2 and np.size(x) for x in arrays):
+            check_training_frames(arrays, n_components, names, what, strict)
     if isinstance(X, (list, tuple)):
         if not X:
             raise ParameterError("no feature arrays given")
@@ -39,6 +50,24 @@ def _stack_frames(X) -> np.ndarray:
     if not np.all(np.isfinite(X)):
         raise ParameterError("feature array holds NaN or infinite values")
     return X
+
+
+def _check_collapse(gmm: DiagGMM, arrays, names) -> None:
+    """Refuse a UBM whose components mostly collapsed onto the variance floor; warn when some did. Both name
+    the inputs (``names``, else their positions) most of whose frames the collapsed components take."""
+    floored = gmm.floored_components_
+    if not floored:
+        return
+    share = float(gmm.weights_[floored].sum())
+    culprits = [str(names[i]) if names is not None else f"array {i}" for i, A in enumerate(arrays)
+                if np.isin(gmm.predict(A), floored).mean() > 0.5]
+    shown = f" ({', '.join(culprits[:5])}{' and more' if len(culprits) > 5 else ''})" if culprits else ""
+    text = (f"UBM training: {len(floored)} of {len(gmm.weights_)} components collapsed onto the variance floor, "
+            f"holding {100 * share:.1f} % of the {sum(len(A) for A in arrays)} frames: the data contain "
+            f"near-identical frames (tones, constant signals, repeated frames){shown}")
+    if share > _MAX_FLOORED_SHARE:
+        raise ParameterError(f"{text}; this is not speech a background model can be trained on")
+    warnings.warn(text, DegenerateFramesWarning, stacklevel=3)
 
 
 class GMMUBM(BaseEstimator):
@@ -105,26 +134,38 @@ class GMMUBM(BaseEstimator):
 
 
     # ------------------------------------------------------------------ training and enrollment
-    def fit(self, X, y=None):
-        """Train the UBM by EM on background frames (an array, or a list of per-file arrays)."""
+    def fit(self, X, y=None, names=None):
+        """Train the UBM by EM on background frames (an array, or a list of per-file arrays).
+
+        ``names`` (one per array) are what messages about degenerate arrays call them (see
+        :func:`~speakerid.models._frame_checks.check_training_frames`: too few distinct frames or a constant
+        dimension is a :class:`ParameterError`, arrays of mostly repeated frames a warning).
+        """
         self._check_params()
-        X = _stack_frames(X)
+        arrays = X
+        X = _stack_frames(X, names, int(self.n_components), "UBM training")
         trained = DiagGMM(n_components=int(self.n_components), max_iter=self.max_iter, tol=self.tol,
                           random_state=self.random_state, verbose=self.verbose).fit(X)
         # keep exactly what a saved model holds (float32), so scores before and after saving are identical
         self.ubm_ = DiagGMM.from_params(trained.weights_.astype(np.float32), trained.means_.astype(np.float32),
                                         trained.covariances_.astype(np.float32))
-        for name in ("n_iter_", "converged_", "log_likelihood_history_", "lower_bound_"):
+        for name in ("n_iter_", "converged_", "log_likelihood_history_", "lower_bound_", "n_reseeded_",
+                     "reseeded_last_", "floored_components_"):
             if hasattr(trained, name):
                 setattr(self.ubm_, name, getattr(trained, name))
+        _check_collapse(trained, arrays if isinstance(arrays, (list, tuple)) else [X], names)
         self.ubm_hash_ = arrays_hash(self._ubm_arrays())
         self.n_features_in_ = X.shape[1]
         return self
 
-    def enroll(self, X) -> dict:
-        """MAP-adapt the UBM to one speaker's frames; return the speaker model as a dict of arrays."""
+    def enroll(self, X, names=None) -> dict:
+        """MAP-adapt the UBM to one speaker's frames; return the speaker model as a dict of arrays.
+
+        Frames that are mostly repeated (in any of the arrays, named by ``names``) or constant in a dimension
+        are refused with :class:`ParameterError`: such a model accepts near anything close to them.
+        """
         check_is_fitted(self, "ubm_", _FIT_HINT)
-        X = self._check_dims(_stack_frames(X))
+        X = self._check_dims(_stack_frames(X, names, 1, "enrollment", strict=True))
         adapted = map_adapt(self.ubm_, X, relevance_factor=float(self.relevance_factor), adapt=self._adapt_tuple())
         model = {"means": adapted.means_.astype(np.float32)}
         if "weights" in self._adapt_tuple():

@@ -56,7 +56,7 @@ class SpeakerGMM(BaseEstimator):
         """Fit a GMM to one speaker's frames; return it as a dict of arrays."""
         if int(self.n_components) < 1:
             raise ParameterError(f"n_components must be >= 1, got {self.n_components}")
-        X = _stack_frames(X)
+        X = _stack_frames(X, None, 1, "per-speaker GMM enrollment", strict=True)
         n_components = max(1, min(int(self.n_components), X.shape[0] // 10))
         gmm = DiagGMM(n_components=n_components, max_iter=self.max_iter, tol=self.tol,
                       random_state=self.random_state).fit(X)
