@@ -83,13 +83,17 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     extracted = many_features(frame["path"], config, n_jobs=n_jobs, n_augment=n_augment,
                               random_state=random_state, desc="UBM features")
     features = [frames for sessions, _ in extracted for frames in sessions]
+    names = [f"{path}{f' (noisy copy {j})' if j else ''}" for path, (sessions, _) in zip(frame["path"], extracted)
+             for j in range(len(sessions))]
     model = GMMUBM(n_components=n_components, relevance_factor=relevance_factor, top_c=top_c, max_iter=max_iter,
-                   random_state=random_state, verbose=verbose).fit(features)
+                   random_state=random_state, verbose=verbose).fit(features, names=names)
     history = [float(v) for v in getattr(model.ubm_, "log_likelihood_history_", [])]
     header = {"model_class": _UBM_CLASS, "params": model.get_params(), "feature_config": config.to_dict(),
               "feature_hash": config.hash(), "ubm_hash": model.ubm_hash_, "n_files": len(frame),
               "n_frames": int(sum(len(f) for f in features)), "background_speakers": speakers,
-              "augment": augment_header(n_augment, random_state), "log_likelihood_history": history}
+              "augment": augment_header(n_augment, random_state), "log_likelihood_history": history,
+              "numerics": {"reseeded": int(getattr(model.ubm_, "n_reseeded_", 0)),
+                           "floored_components": list(getattr(model.ubm_, "floored_components_", []))}}
     path = store.save_background(UBM_FILE, model.to_arrays(), header, config)
     cohort = (record_cohort(store, frame, cohort_speakers, random_state)
               if cohort_speakers is None or cohort_speakers else None)

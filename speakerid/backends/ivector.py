@@ -132,12 +132,15 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
                                                             random_state=random_state, desc="i-vector features")]
     if ubm is None:
         # on the clean recordings only: adding the noisy copies did not help on the dev protocol
-        ubm = GMMUBM(n_components=k, random_state=random_state, verbose=verbose).fit([s[0] for s in per_file])
+        ubm = GMMUBM(n_components=k, random_state=random_state, verbose=verbose).fit([s[0] for s in per_file],
+                                                                                     names=files)
         if rank > ubm.ubm_.means_.size:
             raise ParameterError(f"rank must be at most the supervector size K * D = {ubm.ubm_.means_.size}, "
                                  f"got {rank}")
     segments, labels = segment_sessions(per_file, speakers, frames_per_segment(segment_s, config))
-    system.fit(ubm.ubm_, segments, labels)
+    names = [f"{path}{f' (noisy copy {j})' if j else ''}" for path, arrays in zip(files, per_file)
+             for j, frames in enumerate(arrays) for _ in segment_frames(frames, frames_per_segment(segment_s, config))]
+    system.fit(ubm.ubm_, segments, labels, names=names)
     train = training_eer(system, labels)
     out_header = {"model_class": "IVectorSystem", "params": system.get_params(),
                   "feature_config": config.to_dict(), "feature_hash": config.hash(), "ubm_hash": ubm.ubm_hash_,
@@ -146,6 +149,8 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
                   # "augment" is what the verifier reads to augment enrollment (GMM-UBM): none for i-vectors
                   "noisy_copies": n_augment, "augment": None, "own_ubm": ubm_components is not None,
                   "log_likelihood_history": [float(v) for v in system.tv_.log_likelihood_history_],
+                  "numerics": {**system.numerics_, **({"ubm_floored_components": list(
+                      ubm.ubm_.floored_components_)} if ubm_components is not None else {})},
                   "train_eer": {k: v[0] for k, v in train.items()},
                   "eer_thresholds": {k: v[1] for k, v in train.items()}}
     path = store.save_background(IVECTOR_FILE, system.to_arrays(), out_header, config)

@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator
 from speakerid._utils.validation import check_is_fitted
 from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.models import _gmm_math as gm
+from speakerid.models._frame_checks import check_training_frames
 from speakerid.models.gmm import DiagGMM
 from speakerid.models.ivector import TotalVariability, baum_welch_stats
 from speakerid.models.plda import LDA, PLDA, WCCN, cosine_scores, length_normalize
@@ -93,9 +94,13 @@ class IVectorSystem(BaseEstimator):
 
 
     # ------------------------------------------------------------------ training
-    def fit(self, ubm: DiagGMM, frames_list, labels) -> IVectorSystem:
+    def fit(self, ubm: DiagGMM, frames_list, labels, names=None) -> IVectorSystem:
         """Train T on the sessions ``frames_list`` (list of (n_frames, D) arrays), then the back end on their
-        i-vectors with the speaker ``labels`` (one per session)."""
+        i-vectors with the speaker ``labels`` (one per session).
+
+        Sessions are checked as UBM training data is (``names`` name them in messages): too few distinct frames
+        or a constant dimension is a :class:`ParameterError`, sessions of mostly repeated frames a warning.
+        """
         self._check_params()
         labels = np.asarray(labels)
         if labels.shape != (len(frames_list),):
@@ -105,6 +110,7 @@ class IVectorSystem(BaseEstimator):
         if self.lda_dim and self.lda_dim >= n_speakers:
             raise ParameterError(f"lda_dim must be < the number of background speakers ({n_speakers}), got "
                                  f"{self.lda_dim}")
+        check_training_frames(frames_list, 1, names, "i-vector training")
         self.ubm_ = ubm
         N, F = baum_welch_stats(ubm, frames_list, self.top_c, self.n_jobs)
         self.tv_ = TotalVariability(rank=self.rank, max_iter=self.max_iter, batch_size=self.batch_size,
@@ -113,6 +119,19 @@ class IVectorSystem(BaseEstimator):
         self.train_ivectors_ = self.tv_.transform(N, F)        # kept (not saved) to retrain the back end
         self.fit_backend(self.train_ivectors_, labels)
         return self
+
+    @property
+    def numerics_(self) -> dict:
+        """What training had to do about degenerate statistics, for the model header: T-matrix components
+        without occupancy (T_c = 0), M-step systems solved with a ridge, LDA/WCCN/PLDA covariances whose
+        eigenvalues were floored (see :class:`TotalVariability`, :class:`~speakerid.models.plda.PLDA`)."""
+        self._check_fitted()
+        tv = getattr(self, "tv_", None)
+        return {"tv_empty_components": list(getattr(tv, "empty_components_", [])),
+                "tv_regularised": int(getattr(tv, "n_regularised_", 0)),
+                "lda_regularised": bool(getattr(self, "lda_regularised_", False)),
+                "wccn_regularised": bool(getattr(self, "wccn_regularised_", False)),
+                "plda_regularised": int(getattr(self.plda_, "n_regularised_", 0))}
 
     def fit_backend(self, ivectors, labels) -> IVectorSystem:
         """(Re)train LDA, WCCN and PLDA on raw i-vectors with speaker labels (the extractor is kept)."""
@@ -128,10 +147,12 @@ class IVectorSystem(BaseEstimator):
         projection = np.eye(X.shape[1])
         if self.lda_dim:
             lda = LDA(n_components=int(self.lda_dim)).fit(X, labels)
+            self.lda_regularised_ = lda.regularised_
             mean, projection = mean + lda.mean_, lda.components_
             X = lda.transform(X)
         if self.wccn:
             wccn = WCCN().fit(X, labels)
+            self.wccn_regularised_ = wccn.regularised_
             projection = projection @ wccn.transform_
             X = wccn.transform(X)
         self.ivector_mean_, self.projection_ = mean, projection

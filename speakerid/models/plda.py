@@ -41,6 +41,27 @@ def _check_xy(X, labels, what="X"):
     return X, index, len(classes)
 
 
+def _regularise(M, scale: float, rel: float = 1e-6) -> tuple[np.ndarray, bool]:
+    """Symmetric ``M`` with its eigenvalues floored at ``rel * scale``; ``(matrix, whether any was floored)``.
+
+    ``scale`` is a per-dimension variance of the data (so the floor follows the data's units); rank-deficient
+    scatter (fewer vectors than dimensions, a constant dimension, speakers with one vector) becomes positive
+    definite instead of making a factorisation fail.
+    """
+    M = (M + M.T) / 2
+    values, vectors = np.linalg.eigh(M)
+    floor = rel * max(scale, 1e-300)
+    if values.min() >= floor:
+        return M, False
+    return (vectors * np.maximum(values, floor)) @ vectors.T, True
+
+
+def _data_scale(X) -> float:
+    """Mean per-dimension variance of ``X`` (the unit of the eigenvalue floors); 1.0 for constant data."""
+    scale = float(np.var(X, axis=0).mean())
+    return scale if scale > 0 else 1.0
+
+
 def length_normalize(X) -> np.ndarray:
     """Rows of ``X`` scaled to unit Euclidean length (zero rows stay zero).
 
@@ -89,6 +110,12 @@ class LDA(BaseEstimator):
     reg : float
         Added to the diagonal of ``S_w`` (relative to its mean eigenvalue) so few samples per dimension stay
         solvable.
+
+    Attributes
+    ----------
+    regularised_ : bool
+        ``S_w`` still had eigenvalues below ``1e-6`` x the data's mean per-dimension variance (a singular
+        within-class scatter, e.g. a constant dimension) and they were floored there.
     """
 
     def __init__(self, n_components=150, reg=1e-6):
@@ -104,6 +131,7 @@ class LDA(BaseEstimator):
         self.mean_ = X.mean(axis=0)
         _, _, within, between = class_scatter(X, index, n_classes)
         within += float(self.reg) * np.trace(within) / len(within) * np.eye(len(within))
+        within, self.regularised_ = _regularise(within, _data_scale(X))
         values, vectors = scipy.linalg.eigh(between, within)       # v' S_w v = I, ascending values
         order = np.argsort(values)[::-1][:dim]
         self.eigenvalues_, self.components_ = values[order], vectors[:, order]
@@ -119,6 +147,7 @@ class WCCN(BaseEstimator):
 
     ``W = 1/S sum_s 1/n_s sum_i (x_i - m_s)(x_i - m_s)'`` (the within-class covariance of each speaker,
     averaged over speakers; Hatch et al. 2006), so after the transform that average is the identity.
+    ``regularised_`` says whether ``W`` had to be floored as in :class:`LDA`.
     """
 
     def __init__(self, reg=1e-6):
@@ -133,6 +162,7 @@ class WCCN(BaseEstimator):
         centred = (X - means[index]) / np.sqrt(counts[index] * n_classes)[:, None]
         W = centred.T @ centred
         W += float(self.reg) * np.trace(W) / len(W) * np.eye(len(W))
+        W, self.regularised_ = _regularise(W, _data_scale(X))
         self.transform_ = np.linalg.cholesky(np.linalg.inv(W))
         return self
 
@@ -156,6 +186,10 @@ class PLDA(BaseEstimator):
     transform_, psi_ : ndarray (d, d), (d,)
         Simultaneous diagonalisation: ``V' W V = I`` and ``V' B V = diag(psi)``; scores are computed per
         dimension in that basis.
+    n_regularised_ : int
+        How many times (start and every M-step, B and W counted apart) a covariance had eigenvalues below
+        ``1e-6`` x the data's mean per-dimension variance and was floored there: rank-deficient statistics
+        (fewer speakers or vectors than dimensions, speakers with one vector, constant dimensions).
 
     Notes
     -----
@@ -186,15 +220,19 @@ class PLDA(BaseEstimator):
         d = X.shape[1]
         means, counts, within, _ = class_scatter(X, index, n_classes)
         mu = X.mean(axis=0)
-        B = np.cov(means.T, bias=True).reshape(d, d) + 1e-6 * np.eye(d)
-        W = within + 1e-6 * np.trace(within) / d * np.eye(d)
+        scale = _data_scale(X)
+        B, b_reg = _regularise(np.cov(means.T, bias=True).reshape(d, d), scale)
+        W, w_reg = _regularise(within, scale)
+        self.n_regularised_ = int(b_reg) + int(w_reg)
         sums = np.zeros((n_classes, d))
         np.add.at(sums, index, X)
         scatter = X.T @ X
         for _ in range(int(self.max_iter)):
             # E-step: posterior of every speaker variable y_s given its n_s vectors
             B_inv, W_inv = np.linalg.inv(B), np.linalg.inv(W)
-            post_cov = np.linalg.inv(B_inv[None] + counts[:, None, None] * W_inv[None])
+            # the posterior covariance depends on the count only: one inverse per distinct count
+            distinct, which = np.unique(counts, return_inverse=True)
+            post_cov = np.linalg.inv(B_inv[None] + distinct[:, None, None] * W_inv[None])[which]
             post_mean = np.einsum("sij,sj->si", post_cov, B_inv @ mu + sums @ W_inv)
             second = post_cov + post_mean[:, :, None] * post_mean[:, None, :]
             # M-step
@@ -202,7 +240,8 @@ class PLDA(BaseEstimator):
             B = second.mean(axis=0) - np.outer(mu, mu)
             W = (scatter - sums.T @ post_mean - post_mean.T @ sums
                  + np.einsum("s,sij->ij", counts, second)) / len(X)
-            B, W = (B + B.T) / 2, (W + W.T) / 2
+            (B, b_reg), (W, w_reg) = _regularise(B, scale), _regularise(W, scale)
+            self.n_regularised_ += int(b_reg) + int(w_reg)
         self.mean_, self.between_, self.within_ = mu, B, W
         self._diagonalise()
         return self
