@@ -26,8 +26,9 @@ __all__ = ["GMMUBM"]
 _FIT_HINT = 'call fit() (or train-ubm) first'
 
 _ADAPTABLE = ("means", "weights", "variances")
-#: A UBM whose floored (collapsed) components hold more than this share of the frames is refused.
-_MAX_FLOORED_SHARE = 0.5
+#: A UBM whose floored (collapsed) components hold more than this share of the frames is refused (a speech
+#: UBM has none: 0 of 256 on the shared background set).
+_MAX_FLOORED_SHARE = 0.25
 
 
 def _stack_frames(X, names=None, n_components=None, what="training", strict=False) -> np.ndarray:
