@@ -281,6 +281,9 @@ class TotalVariability(BaseEstimator):
         self._Tw = (self.T_ / np.sqrt(self.variances_)[:, :, None]).reshape(k * d, r)
         tw = self._Tw.reshape(k, d, r)
         self._TT = np.einsum("kdr,kds->krs", tw, tw).reshape(k, r * r)
+        # lower triangles only (flat indices into R x R): the two GEMMs over components touch half the entries
+        self._lower = np.ravel_multi_index(np.tril_indices(r), (r, r))
+        self._TTp = self._TT[:, self._lower]
 
     def _whiten(self, F):
         return (F / np.sqrt(self.variances_)).reshape(len(F), -1)
@@ -337,9 +340,10 @@ class TotalVariability(BaseEstimator):
         return [slice(a, min(a + step, n)) for a in range(0, n, step)]
 
     def _precision(self, N):
-        """Precisions ``I + sum_c N_c T^_c' T^_c`` (n, R, R): one GEMM over components for the whole batch."""
+        """Precisions ``I + sum_c N_c T^_c' T^_c`` (n, R, R), lower triangles: one GEMM over components."""
         r = self._Tw.shape[1]
-        L = (N @ self._TT).reshape(len(N), r, r)
+        L = np.zeros((len(N), r, r))                      # the factorisation reads the lower triangles only
+        L.reshape(len(N), r * r)[:, self._lower] = N @ self._TTp
         L[:, np.arange(r), np.arange(r)] += 1.0
         return L
 
@@ -355,12 +359,16 @@ class TotalVariability(BaseEstimator):
             rhs = Fw[a:b] @ self._Tw
             log_det, w, moments = _posterior(self._precision(N[a:b]), rhs)
             return (0.5 * float(np.sum(rhs * w)) - 0.5 * float(log_det.sum()),
-                    N[a:b].T @ moments.reshape(b - a, r * r),    # lower triangles valid, symmetrised below
+                    N[a:b].T @ moments.reshape(b - a, r * r)[:, self._lower],     # packed lower triangles
                     Fw[a:b].T @ w, moments.sum(axis=0))
 
         ll, A, C, second = gm.map_chunks(batch, len(N), int(self.batch_size), resolve_jobs(self.n_jobs),
                                          reduce=_add_sums)
-        return ll, _symmetric_from_lower(A.reshape(k, r, r)), C, _symmetric_from_lower(second)
+        rows, cols = np.tril_indices(r)
+        full = np.empty((k, r, r))
+        full[:, rows, cols] = A
+        full[:, cols, rows] = A
+        return ll, full, C, _symmetric_from_lower(second)
 
     # ------------------------------------------------------------------ extraction
     def posterior(self, N, F) -> tuple[np.ndarray, np.ndarray]:
