@@ -125,7 +125,7 @@ class IVectorSystem(BaseEstimator):
         """What training had to do about degenerate statistics, for the model header: T-matrix components
         without occupancy (T_c = 0), M-step systems solved with a ridge, LDA/WCCN/PLDA covariances whose
         eigenvalues were floored (see :class:`TotalVariability`, :class:`~speakerid.models.plda.PLDA`)."""
-        self._check_fitted()
+        check_is_fitted(self, "plda_", _FIT_HINT)
         tv = getattr(self, "tv_", None)
         return {"tv_empty_components": list(getattr(tv, "empty_components_", [])),
                 "tv_regularised": int(getattr(tv, "n_regularised_", 0)),
