@@ -38,9 +38,9 @@ def register(sub) -> None:
                    help="several enrollment files: pool their statistics into one i-vector (default) or "
                         "average one i-vector per file")
     p.add_argument("--no-wccn", action="store_true", help="skip WCCN after LDA")
-    p.add_argument("--ubm-components", type=positive_int, default=None, metavar="K",
-                   help="train the system's own K-component UBM on the manifest's recordings instead of using "
-                        "the directory's ubm.npz")
+    p.add_argument("--ubm-components", type=non_negative_int, default=32, metavar="K",
+                   help="train the system's own K-component UBM on the manifest's recordings (default 32, chosen "
+                        "on dev); 0 uses the directory's ubm.npz")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     add_jobs(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -55,7 +55,7 @@ def _train_ivector(args):
         args.model_dir, args.manifest, n_jobs=args.jobs, random_state=args.seed, verbose=not args.json,
         rank=args.rank, lda_dim=args.lda_dim, segment_s=args.segment_s, n_augment=args.augment,
         max_iter=args.iterations, top_c=args.top_c or None, scoring=args.scoring, enroll=args.enroll,
-        wccn=not args.no_wccn, ubm_components=args.ubm_components)
+        wccn=not args.no_wccn, ubm_components=args.ubm_components or None)
     if args.json:
         print_json(result)
         return

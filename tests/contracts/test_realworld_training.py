@@ -2,7 +2,7 @@
 degenerate training data (constant signals, tones, repeated frames) is refused or reported, naming the files.
 
 The first test needs ``../shared`` (skipped without it) and is slow: with the defaults ``train-ubm`` (256
-components, one noisy copy) takes about half a minute on 2 cores and ``train-ivector`` (the directory's UBM,
+components, one noisy copy) takes about half a minute on 2 cores and ``train-ivector`` (its own 32-component UBM,
 rank 200, 1.5-s segments, 2 noisy copies: about 5,000 segments, 10 T-matrix iterations) a few minutes.
 """
 

@@ -136,7 +136,7 @@ def ivector_dir(synth_corpus, tmp_path_factory):
                  "--components", "8", "--iterations", "3"]) == ExitStatus.OK
     assert main(["train-ivector", "--manifest", str(synth_corpus.background_csv), "--model-dir", str(model_dir),
                  "--rank", "6", "--lda-dim", "4", "--segment-s", "1", "--augment", "0", "--iterations", "3",
-                 "--scoring", "plda", "--json"]) == 0
+                 "--scoring", "plda", "--ubm-components", "0", "--json"]) == 0
     return model_dir
 
 
@@ -178,7 +178,8 @@ def test_score_command_with_snorm(ivector_dir, synth_corpus, tmp_path, capsys):
 
 def test_train_ivector_errors_are_one_line(synth_corpus, ivector_dir, tmp_path, capsys):
     bg = synth_corpus.background_csv
-    status, _, err = _cli(capsys, "train-ivector", "--manifest", bg, "--model-dir", tmp_path / "empty")
+    status, _, err = _cli(capsys, "train-ivector", "--manifest", bg, "--model-dir", tmp_path / "empty",
+                          "--ubm-components", "0")
     assert status == ExitStatus.NOT_FITTED and "train-ubm" in err and len(err.strip().splitlines()) == 1
     status, _, err = _cli(capsys, "train-ivector", "--manifest", bg, "--model-dir", ivector_dir, "--rank", "0")
     assert status == ExitStatus.USAGE and "--rank" in err and len(err.strip().splitlines()) == 1
@@ -203,7 +204,7 @@ def test_train_ivector_warns_about_enrolled_background_speakers(ivector_dir, syn
     SpeakerVerifier(model_dir, backend="ivector").enroll(enrolled["speaker"][0],
                                                            [synth_corpus.folder / enrolled["path"][0]])
     status, _, err = _cli(capsys, "train-ivector", "--manifest", leak, "--model-dir", model_dir, "--rank", "4",
-                          "--lda-dim", "3", "--augment", "0", "--iterations", "1", "--json")
+                          "--lda-dim", "3", "--augment", "0", "--iterations", "1", "--ubm-components", "0", "--json")
     assert status == ExitStatus.OK and "DataLeak" not in err and "already enrolled" in err
 
 
