@@ -22,11 +22,31 @@ Plumbing lives in :mod:`speakerid._utils`; every deliberate error derives from
 """
 
 from speakerid._version import __version__
-from speakerid.data.audio import load_audio
-from speakerid.data.manifests import read_manifest
-from speakerid.exceptions import SpeakerIDError
-from speakerid.features import FeatureConfig, extract, extract_file
-from speakerid.verifier import SpeakerVerifier
 
-__all__ = ["__version__", "FeatureConfig", "extract", "extract_file", "load_audio", "read_manifest",
-           "SpeakerVerifier", "SpeakerIDError"]
+#: Public names and the module each comes from: imported on first use (PEP 562), so that ``import speakerid``
+#: and the CLI start without loading numpy's neighbours until they are needed.
+_EXPORTS = {
+    "FeatureConfig": "speakerid.features.config",
+    "extract": "speakerid.features.frontend",
+    "extract_file": "speakerid.features.frontend",
+    "load_audio": "speakerid.data.audio",
+    "read_manifest": "speakerid.data.manifests",
+    "SpeakerVerifier": "speakerid.verifier",
+    "SpeakerIDError": "speakerid.exceptions",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'speakerid' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -65,3 +65,21 @@ def shorten(items, limit: int = 10, sep: str = ", ") -> str:
     items = [str(i) for i in items]
     text = sep.join(items[:limit])
     return text + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def check_random_state(seed) -> np.random.RandomState:
+    """A :class:`numpy.random.RandomState` from ``None`` (numpy's global one), an int, or a RandomState (itself);
+    scikit-learn's convention, without importing scikit-learn.
+
+    Examples
+    --------
+    >>> check_random_state(0).randint(10) == np.random.RandomState(0).randint(10)
+    True
+    """
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return np.random.RandomState(int(seed))
+    raise ParameterError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")

@@ -15,9 +15,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from speakerid._utils.files import atomic_write, atomic_write_bytes
+from speakerid._utils.lazy import lazy_import
 from speakerid._utils.validation import shorten
 from speakerid.data.manifests import read_manifest
 from speakerid.exceptions import DataLeakWarning, ParameterError
@@ -31,6 +31,8 @@ from speakerid.models.clipvec import (
 )
 from speakerid.models.pairs import Pairs, _rng, check_speakers, sample_pairs, split_speakers
 from speakerid.store import ModelStore
+
+pd = lazy_import("pandas")
 
 __all__ = ["open_model_dir", "read_background", "warn_overlap", "record_cohort", "check_count",
            "read_neural_background", "neural_examples", "neural_header", "save_neural", "write_history",

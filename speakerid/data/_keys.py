@@ -8,9 +8,11 @@ import os
 import unicodedata
 
 import numpy as np
-import pandas as pd
 
+from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import ManifestError
+
+pd = lazy_import("pandas")
 
 _MAX_SHOWN = 5
 

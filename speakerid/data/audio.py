@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
+from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import AudioError, AudioWarning, ParameterError
+
+scipy_signal = lazy_import("scipy.signal")
 
 __all__ = [
     "load_audio",
@@ -67,7 +69,7 @@ def resample(signal, orig_rate: int, target_rate: int) -> np.ndarray:
     if orig_rate == target_rate:
         return signal
     g = gcd(orig_rate, target_rate)
-    return resample_poly(signal, target_rate // g, orig_rate // g).astype(np.float32, copy=False)
+    return scipy_signal.resample_poly(signal, target_rate // g, orig_rate // g).astype(np.float32, copy=False)
 
 
 def load_audio(path, sample_rate: int | None = None, *, max_duration_s: float | None = DEFAULT_MAX_DURATION_S,

@@ -21,12 +21,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from speakerid._utils.lazy import lazy_import
 from speakerid._utils.validation import shorten
 from speakerid.data.audio import load_audio
 from speakerid.data.manifests import validate_speaker_id
 from speakerid.exceptions import AudioError, ManifestError, ParameterError
+
+pd = lazy_import("pandas")
 
 __all__ = ["read_data_dir", "read_wav_scp", "read_table", "read_segments", "iter_utterances", "load_recording",
            "load_utterance", "cut_segment", "is_command", "c_sorted"]

@@ -9,12 +9,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from speakerid._utils.files import atomic_write
+from speakerid._utils.lazy import lazy_import
 from speakerid._utils.validation import shorten
 from speakerid.data.kaldi import c_sorted, is_command, read_data_dir
 from speakerid.exceptions import ManifestError, ParameterError
+
+pd = lazy_import("pandas")
 
 __all__ = ["utterance_ids", "write_data_dir", "data_dir_manifest", "kaldi_trials_manifest", "write_kaldi_trials",
            "manifests_to_kaldi"]

@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from speakerid._utils.files import atomic_write
+from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import DataLeakWarning, ManifestError, ParameterError
+
+pd = lazy_import("pandas")
 
 __all__ = ["make_manifests", "scan_speakers", "read_speaker_list", "ManifestSet", "LAYOUTS", "AUDIO_EXTENSIONS"]
 

@@ -11,12 +11,13 @@ import re
 import unicodedata
 from pathlib import Path
 
-import pandas as pd
-
+from speakerid._utils.lazy import lazy_import
 from speakerid._utils.validation import shorten
 from speakerid.data.audio import _one_line
 from speakerid.data.trials import check_targets, check_unique_trials
 from speakerid.exceptions import ManifestError, ParameterError
+
+pd = lazy_import("pandas")
 
 MANIFEST_COLUMNS = ("speaker", "path")
 

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from speakerid._utils.lazy import lazy_import
 from speakerid._utils.validation import shorten
 from speakerid.exceptions import ManifestError, ParameterError
+
+pd = lazy_import("pandas")
 
 __all__ = ["PAIR_FORMATS", "PairList", "open_pairs", "detect_pair_format"]
 

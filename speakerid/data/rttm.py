@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pandas as pd
-
 from speakerid._utils.files import atomic_write
+from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import ManifestError, ParameterError
+
+pd = lazy_import("pandas")
 
 __all__ = ["write_rttm", "read_rttm", "rttm_lines", "rttm_field"]
 

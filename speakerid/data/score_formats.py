@@ -23,11 +23,13 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from speakerid._utils.files import atomic_write
+from speakerid._utils.lazy import lazy_import
 from speakerid._utils.validation import shorten
 from speakerid.exceptions import ManifestError, ParameterError
+
+pd = lazy_import("pandas")
 
 __all__ = ["SCORE_FORMATS", "ScoreWriter", "read_score_table", "read_key", "detect_score_format", "convert_scores"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 
+from speakerid._utils.lazy import lazy_import
 from speakerid._utils.validation import shorten
 from speakerid.data._keys import (
     KeyIndex,
@@ -25,6 +25,8 @@ from speakerid.data._keys import (
     speaker_key,
 )
 from speakerid.exceptions import ManifestError, ParameterError
+
+pd = lazy_import("pandas")
 
 __all__ = ["TARGET_VALUES", "target_labels", "check_targets", "stripped_codes", "scan_trials", "read_chunks",
            "trial_key", "check_unique_trials", "ScoreFile", "read_score_file"]

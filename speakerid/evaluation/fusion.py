@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from speakerid._utils.files import atomic_write
+from speakerid._utils.lazy import lazy_import
 from speakerid.data.trials import read_score_file, trial_key
 from speakerid.evaluation._sweep import check_trials
 from speakerid.evaluation.calibration import (
@@ -30,6 +30,8 @@ from speakerid.evaluation.calibration import (
 )
 from speakerid.evaluation.metrics import summary
 from speakerid.exceptions import ManifestError, ModelFormatError, ParameterError
+
+pd = lazy_import("pandas")
 
 __all__ = ["LinearFusion", "load_calibration", "fuse_score_files"]
 

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from scipy.stats import norm
 
 from speakerid._utils.files import atomic_write_bytes
+from speakerid._utils.lazy import lazy_import
 from speakerid.evaluation import metrics
 from speakerid.exceptions import ParameterError
+
+stats = lazy_import("scipy.stats")
 
 __all__ = ["plot_roc", "plot_det", "plot_score_histograms", "save_figure", "figure_bytes", "probit",
            "DET_TICKS"]
@@ -43,7 +45,7 @@ def probit(rate):
     >>> round(float(probit(0.01)), 4)
     -2.3263
     """
-    return norm.ppf(np.clip(np.asarray(rate, dtype=np.float64), _RATE_FLOOR, 1.0 - _RATE_FLOOR))
+    return stats.norm.ppf(np.clip(np.asarray(rate, dtype=np.float64), _RATE_FLOOR, 1.0 - _RATE_FLOOR))
 
 
 def _as_systems(systems) -> list:

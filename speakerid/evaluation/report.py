@@ -27,16 +27,18 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from speakerid._utils.files import atomic_write
 from speakerid._utils.jsontext import json_safe
+from speakerid._utils.lazy import lazy_import
 from speakerid._version import __version__
 from speakerid.data.trials import read_score_file
 from speakerid.evaluation import metrics
 from speakerid.evaluation.operating_points import dcf_table
 from speakerid.evaluation.plots import figure_bytes, plot_det, plot_roc, plot_score_histograms
 from speakerid.exceptions import ManifestError, ParameterError
+
+pd = lazy_import("pandas")
 
 __all__ = ["evaluate", "ACT_DCF_NOTE"]
 

@@ -16,9 +16,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import ParameterError
+
+pd = lazy_import("pandas")
 
 __all__ = ["UNKNOWN", "Stretch", "SpeakerTurns", "window_bounds", "label_windows", "smooth_labels", "merge_windows",
            "stretches_frame"]

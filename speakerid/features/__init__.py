@@ -10,20 +10,43 @@ quality measures).
 from __future__ import annotations
 
 from speakerid.features.config import FEATURE_NAMES, FeatureConfig
-from speakerid.features.denoise import denoise_power
-from speakerid.features.frontend import (
-    apply_cmvn,
-    extract,
-    extract_file,
-    feature_dims,
-    feature_table,
-    frame_energy,
-)
-from speakerid.features.mfcc import delta
-from speakerid.features.normalize import cmvn, sliding_cmvn
-from speakerid.features.rasta import rasta_filter
-from speakerid.features.stats import clip_vector, clip_vectors, utterance_stats
-from speakerid.features.vad import gmm_vad_mask, vad_mask
-from speakerid.features.warping import feature_warp
 
-__all__ = ["FEATURE_NAMES", "FeatureConfig", "extract", "extract_file", "feature_dims", "frame_energy", "feature_table", "vad_mask", "gmm_vad_mask", "cmvn", "feature_warp", "rasta_filter", "denoise_power", "sliding_cmvn", "apply_cmvn", "delta", "utterance_stats", "clip_vector", "clip_vectors"]
+#: The other public names, imported from their module on first use (PEP 562): a FeatureConfig alone (the CLI's
+#: option parsing) does not load the FFT and filter code.
+_EXPORTS = {
+    "FEATURE_NAMES": "speakerid.features.config",
+    "FeatureConfig": "speakerid.features.config",
+    "denoise_power": "speakerid.features.denoise",
+    "apply_cmvn": "speakerid.features.frontend",
+    "extract": "speakerid.features.frontend",
+    "extract_file": "speakerid.features.frontend",
+    "feature_dims": "speakerid.features.frontend",
+    "feature_table": "speakerid.features.frontend",
+    "frame_energy": "speakerid.features.frontend",
+    "delta": "speakerid.features.mfcc",
+    "cmvn": "speakerid.features.normalize",
+    "sliding_cmvn": "speakerid.features.normalize",
+    "rasta_filter": "speakerid.features.rasta",
+    "clip_vector": "speakerid.features.stats",
+    "clip_vectors": "speakerid.features.stats",
+    "utterance_stats": "speakerid.features.stats",
+    "gmm_vad_mask": "speakerid.features.vad",
+    "vad_mask": "speakerid.features.vad",
+    "feature_warp": "speakerid.features.warping"
+}
+
+__all__ = ["FEATURE_NAMES", "FeatureConfig", *(n for n in _EXPORTS if n not in ("FEATURE_NAMES", "FeatureConfig"))]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'speakerid.features' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -12,9 +12,11 @@ import functools
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import butter, sosfiltfilt
 
+from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import ParameterError
+
+scipy_signal = lazy_import("scipy.signal")
 
 __all__ = [
     "WINDOWS",
@@ -80,13 +82,13 @@ def remove_dc_offset(signal: np.ndarray, sample_rate: int, cutoff_hz: float = DC
     # mirror (even) extension over two periods of the cut-off: no step at the ends, and unlike the odd extension
     # it does not pin the first and last output samples to 0 (edge error under 3 % of a tone's amplitude)
     padlen = min(len(signal) - 1, 2 * int(round(sample_rate / cutoff_hz)))
-    out = sosfiltfilt(sos, signal.astype(np.float64), padtype="even", padlen=max(padlen, 0))
+    out = scipy_signal.sosfiltfilt(sos, signal.astype(np.float64), padtype="even", padlen=max(padlen, 0))
     return out.astype(signal.dtype if signal.dtype.kind == "f" else np.float64, copy=False)
 
 
 @functools.lru_cache(maxsize=16)
 def _highpass(cutoff_hz: float, sample_rate: int) -> np.ndarray:
-    return butter(_DC_ORDER, cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
+    return scipy_signal.butter(_DC_ORDER, cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
 
 
 def floored_log(values: np.ndarray, reference: float | None = None) -> np.ndarray:

@@ -14,9 +14,11 @@ spectrum by the same amount) and frame-to-frame jitter; the pole keeps the modul
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import freqz, lfilter
 
+from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import ParameterError
+
+scipy_signal = lazy_import("scipy.signal")
 
 __all__ = ["rasta_filter", "rasta_response", "RASTA_NUMERATOR", "RASTA_POLE"]
 
@@ -42,7 +44,7 @@ def rasta_response(frequencies_hz, frame_rate_hz: float = 100.0) -> np.ndarray:
     if frame_rate_hz <= 0:
         raise ParameterError(f"frame_rate_hz must be positive, got {frame_rate_hz}")
     omega = 2 * np.pi * frequencies_hz / float(frame_rate_hz)
-    _, response = freqz(RASTA_NUMERATOR, [1.0, -RASTA_POLE], worN=np.atleast_1d(omega))
+    _, response = scipy_signal.freqz(RASTA_NUMERATOR, [1.0, -RASTA_POLE], worN=np.atleast_1d(omega))
     return np.abs(response).reshape(frequencies_hz.shape)
 
 
@@ -76,4 +78,4 @@ def _rasta_filter(values: np.ndarray) -> np.ndarray:
     for k, tap in enumerate(RASTA_NUMERATOR):  # tap k multiplies frame t + half - k
         if tap:
             fir += tap * padded[2 * half - k: 2 * half - k + n_frames]
-    return lfilter([1.0], [1.0, -RASTA_POLE], fir, axis=0)
+    return scipy_signal.lfilter([1.0], [1.0, -RASTA_POLE], fir, axis=0)

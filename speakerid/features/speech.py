@@ -28,8 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import uniform_filter1d
 
+from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import AudioError
 from speakerid.features.config import FeatureConfig
 from speakerid.features.framing import (
@@ -42,6 +42,8 @@ from speakerid.features.framing import (
 )
 from speakerid.features.mfcc import mel_filterbank, power_spectrum
 from speakerid.features.vad import _speech_posterior, _vad_mask
+
+ndimage = lazy_import("scipy.ndimage")
 
 __all__ = ["SpeechMeasures", "measure_speech", "check_speech", "MIN_SPECTRAL_CHANGE_DB", "MAX_TONALITY",
            "NOISE_VOICED_FRACTION", "NOISE_SPECTRAL_CHANGE_DB", "NOISE_MIN_SPEECH_S", "PERIODIC_VOICED_FRACTION",
@@ -186,7 +188,7 @@ def _analysed(kept_index: np.ndarray) -> np.ndarray:
 
 def _spectral_change_db(power: np.ndarray, rate: int, n_fft: int) -> float:
     bank = mel_filterbank(rate, n_fft, 26)
-    mel = floored_log(uniform_filter1d(power @ bank.T, _SMOOTH_FRAMES, axis=0, mode="nearest"))
+    mel = floored_log(ndimage.uniform_filter1d(power @ bank.T, _SMOOTH_FRAMES, axis=0, mode="nearest"))
     typical = np.median(mel, axis=0)
     mel = mel[:, typical >= typical.max() - _ACTIVE_BAND_DB * np.log(10) / 10]
     shape = mel - mel.mean(axis=1, keepdims=True)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.special import ndtri
 
+from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import ParameterError
+
+special = lazy_import("scipy.special")
 
 __all__ = ["feature_warp", "warp_quantiles"]
 
@@ -32,7 +34,7 @@ def warp_quantiles(window_frames: int) -> np.ndarray:
     n = int(window_frames)
     if n < 1:
         raise ParameterError(f"window_frames must be >= 1, got {window_frames}")
-    return ndtri((np.arange(1, n + 1) - 0.5) / n)
+    return special.ndtri((np.arange(1, n + 1) - 0.5) / n)
 
 
 def feature_warp(features, window_frames: int = 301) -> np.ndarray:
@@ -86,5 +88,5 @@ def _feature_warp(features: np.ndarray, window_frames: int) -> np.ndarray:
         below = np.count_nonzero(block < centre, axis=2)
         equal = np.count_nonzero(block == centre, axis=2)  # >= 1: the centre value itself
         rank = below + 0.5 * (equal + 1)                   # mid-rank, 1-based
-        out[lo:hi] = ndtri((rank - 0.5) / width)
+        out[lo:hi] = special.ndtri((rank - 0.5) / width)
     return out

@@ -23,10 +23,9 @@ import sys
 import time
 
 import numpy as np
-from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 
-from speakerid._utils.validation import check_is_fitted, resolve_jobs
+from speakerid._utils.estimator import BaseEstimator
+from speakerid._utils.validation import check_is_fitted, check_random_state, resolve_jobs
 from speakerid.exceptions import ParameterError
 from speakerid.models import _gmm_math as gm
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
+from speakerid._utils.estimator import BaseEstimator
 from speakerid._utils.hashing import arrays_hash
 from speakerid._utils.validation import check_is_fitted
 from speakerid.exceptions import ModelFormatError, ParameterError

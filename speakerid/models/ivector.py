@@ -30,8 +30,8 @@ import time
 
 import numpy as np
 import scipy.linalg
-from sklearn.base import BaseEstimator
 
+from speakerid._utils.estimator import BaseEstimator
 from speakerid._utils.validation import check_is_fitted, resolve_jobs
 from speakerid.exceptions import ParameterError
 from speakerid.models import _gmm_math as gm

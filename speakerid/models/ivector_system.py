@@ -17,8 +17,8 @@ far more than any setting here.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
+from speakerid._utils.estimator import BaseEstimator
 from speakerid._utils.validation import check_is_fitted
 from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.models import _gmm_math as gm

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
-from sklearn.base import BaseEstimator
 
+from speakerid._utils.estimator import BaseEstimator
 from speakerid._utils.validation import check_is_fitted
 from speakerid.exceptions import ParameterError
 

@@ -9,8 +9,8 @@ speakers' models.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
+from speakerid._utils.estimator import BaseEstimator
 from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.models.gmm import DiagGMM
 from speakerid.models.gmm_ubm import _stack_frames

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from speakerid._utils.lazy import lazy_import
 from speakerid._utils.progress import progress
 from speakerid.data.manifests import check_manifest_columns
 from speakerid.data.score_formats import ScoreWriter
@@ -44,6 +44,8 @@ from speakerid.scoring.options import (
 from speakerid.scoring.parallel import TaskRunner
 from speakerid.scoring.worker import WorkerSpec, score_tasks
 from speakerid.verifier import SpeakerVerifier
+
+pd = lazy_import("pandas")
 
 __all__ = ["score_trials", "score_frame", "trial_metrics", "ScoringResult", "TrialError", "PartialScoringError",
            "DEFAULT_CHUNKSIZE", "NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN"]

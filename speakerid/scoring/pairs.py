@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from speakerid._utils.lazy import lazy_import
 from speakerid._utils.progress import progress
 from speakerid.data.pair_trials import PairList, open_pairs
 from speakerid.data.score_formats import ScoreWriter
 from speakerid.exceptions import AudioError, NotFittedError, ParameterError, SpeakerIDError
 from speakerid.scoring.parallel import TaskRunner
 from speakerid.scoring.worker import WorkerSpec, worker_state
+
+pd = lazy_import("pandas")
 
 __all__ = ["score_pairs", "PairScoringResult", "DEFAULT_CHUNKSIZE"]
 
