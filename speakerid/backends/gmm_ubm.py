@@ -19,7 +19,7 @@ from speakerid.backends._training import (
 from speakerid.backends.base import Backend, register_backend
 from speakerid.data.augment import augment_header, check_n_augment
 from speakerid.features.pipeline import many_features
-from speakerid.models.gmm import DiagGMM
+from speakerid.models.gmm import DiagGMM, UBMAlignment
 from speakerid.models.gmm_ubm import GMMUBM
 from speakerid.models.speaker_gmm import SpeakerGMM
 from speakerid.store import UBM_FILE
@@ -128,9 +128,16 @@ class GMMUBMBackend(_UsesUBM):
         arrays = self.model.enroll(frames_list)
         return arrays, {"relevance_factor": float(self.model.relevance_factor), "adapt": self.model.adapt}
 
+    def prepare(self, frames):
+        """The test utterance's UBM alignment (top-C selection), shared by every model it is scored against."""
+        self.check_ready()
+        return self.model.align(frames)
+
     def score(self, prepared, speaker_models):
         self.check_ready()
-        return self.model.score(speaker_models, prepared)
+        if not isinstance(prepared, UBMAlignment):
+            prepared = self.model.align(prepared)
+        return self.model.score_aligned(speaker_models, prepared)
 
     has_embedding = True
 

@@ -30,7 +30,7 @@ from speakerid._utils.validation import check_is_fitted, resolve_jobs
 from speakerid.exceptions import ParameterError
 from speakerid.models import _gmm_math as gm
 
-__all__ = ["DiagGMM", "map_adapt", "llr_scores"]
+__all__ = ["DiagGMM", "map_adapt", "llr_scores", "ubm_alignment", "llr_deltas", "aligned_llr", "UBMAlignment"]
 #: What the NotFittedError of an untrained DiagGMM suggests.
 _FIT_HINT = 'call fit() or build it with DiagGMM.from_params()'
 
@@ -41,7 +41,8 @@ _MIN_COUNT = 10.0         # a component with less responsibility mass than 10 fr
 _SPLIT = 0.2              # re-seeding offset, in standard deviations
 _ABS_FLOOR = 1e-10        # absolute variance floor under the relative one
 _INIT_FRAMES = 40         # frames per component in the initialisation subsample (at least 10,000)
-_GATHER_RATIO = 24        # top-C gathers the C selected rows when K > 24 C, else one GEMM over all K (measured)
+_GATHER_RATIO = 24        # top-C groups the selected components when K > 24 C or there are 4+ speakers, else
+_GROUP_MIN_SPEAKERS = 4   # one GEMM per speaker over all K is cheaper (K = 64, 110 speakers: 16 ms vs 91 ms)
 
 
 class DiagGMM(BaseEstimator):
@@ -355,6 +356,78 @@ def map_adapt(ubm: DiagGMM, X, relevance_factor=16.0, adapt=("means",)) -> DiagG
                                                        if k not in ("weights_init", "means_init", "variances_init")})
 
 
+def _check_top_c(top_c, k: int):
+    if top_c is not None and (int(top_c) != top_c or top_c < 0):
+        raise ParameterError(f"top_c must be None or an integer >= 0, got {top_c!r}")
+    return min(int(top_c), k) if top_c else None
+
+
+class UBMAlignment:
+    """The UBM's side of scoring one utterance (from :func:`ubm_alignment`), shared by every speaker model:
+    per chunk, the augmented frames and each frame's C best UBM components with their log-likelihoods (Reynolds'
+    Gaussian selection; all K exactly). About ``n_frames x (2 D + 1 + 2 C)`` float32 values (``+ K`` exactly)."""
+
+    def __init__(self, chunks: list, top_c, n_frames: int, center: np.ndarray, n_components: int):
+        self.chunks, self.top_c, self.n_frames = chunks, top_c, n_frames
+        self.center, self.n_components = center, n_components
+
+
+def ubm_alignment(ubm: DiagGMM, X, top_c=None) -> UBMAlignment:
+    """Align frames ``X`` (n_frames, n_dims) to the UBM once: see :class:`UBMAlignment` and :func:`llr_scores`.
+
+    ``top_c``: ``None`` (or 0) keeps every component (exact scoring), C >= 1 the C best of each frame.
+    """
+    X = ubm._frames(X)
+    k = ubm.means_.shape[0]
+    c = _check_top_c(top_c, k)
+    center = ubm._center()
+    pt, c32 = ubm._pt32(center), center.astype(np.float32)
+
+    def chunk(a, b, ws):
+        return gm.align_chunk(X[a:b], c32, pt, c, ws)
+
+    chunks = gm.map_chunks(chunk, len(X), ubm._rows(), resolve_jobs(ubm.n_jobs))
+    return UBMAlignment(chunks, c, len(X), center, k)
+
+
+def llr_deltas(ubm: DiagGMM, speakers, center=None) -> np.ndarray:
+    """Each speaker's parameter matrix minus the UBM's, as float32 of shape (K, W, n_speakers).
+
+    W = D + 1 when every speaker keeps the UBM's variances (the log-ratio is then linear in ``[x, 1]``), else
+    2 D + 1. ``center`` defaults to the UBM's mean (the one :func:`ubm_alignment` uses).
+    """
+    speakers = list(speakers)
+    check_is_fitted(ubm, "means_", _FIT_HINT)
+    k, d = ubm.means_.shape
+    for s in speakers:
+        if not isinstance(s, DiagGMM):
+            raise ParameterError(f"speakers must be DiagGMM models, got {type(s).__name__}")
+        check_is_fitted(s, "means_", _FIT_HINT)
+        if s.means_.shape != (k, d):
+            raise ParameterError(f"speaker model shape {s.means_.shape} differs from the UBM's {(k, d)}")
+    center = ubm._center() if center is None else center
+    p_ubm = gm.param_matrix(ubm.weights_, ubm.means_, ubm.covariances_, center)
+    if not speakers:
+        return np.zeros((k, d + 1, 0), dtype=np.float32)
+    delta = np.stack([gm.param_matrix(s.weights_, s.means_, s.covariances_, center) - p_ubm for s in speakers],
+                     axis=2)                                            # (K, 2D+1, S)
+    width = delta.shape[1] if np.any(delta[:, d + 1:]) else d + 1
+    return np.ascontiguousarray(delta[:, :width], dtype=np.float32)
+
+
+def aligned_llr(alignment: UBMAlignment, delta_kws: np.ndarray) -> np.ndarray:
+    """Average frame log-likelihood ratios, shape (n_speakers,), from an alignment and :func:`llr_deltas`."""
+    k = alignment.n_components
+    if delta_kws.shape[0] != k or delta_kws.ndim != 3:
+        raise ParameterError(f"speaker differences of shape {delta_kws.shape} do not fit a {k}-component UBM")
+    if delta_kws.shape[2] == 0:
+        return np.zeros(0)
+    c = alignment.top_c
+    gather = c is not None and (k > _GATHER_RATIO * c or delta_kws.shape[2] >= _GROUP_MIN_SPEAKERS)
+    total = sum(gm.llr_aligned_chunk(chunk, delta_kws, gather) for chunk in alignment.chunks)
+    return total / alignment.n_frames
+
+
 def llr_scores(ubm: DiagGMM, speakers, X, top_c=None) -> np.ndarray:
     """Average frame log-likelihood ratio ``log p(x|speaker) - log p(x|ubm)`` of every speaker model.
 
@@ -376,36 +449,13 @@ def llr_scores(ubm: DiagGMM, speakers, X, top_c=None) -> np.ndarray:
     -----
     Speakers are handled as differences from the UBM: per component, log w'p'(x) - log w p(x) is linear in
     ``[x, x^2, 1]`` (in ``[x, 1]`` when the variances are the UBM's), so the ratio is computed from small,
-    precise numbers whatever the absolute log-likelihoods are. The UBM pass is one float32 GEMM per chunk of
-    frames; the top C are found by C vectorised arg-max passes (``np.argpartition`` when C > 16), and each
-    speaker's differences are gathered for the C selected components only (when K > 24 C; otherwise one GEMM
-    over all K is cheaper).
+    precise numbers whatever the absolute log-likelihoods are. The UBM pass (:func:`ubm_alignment`) is one
+    float32 GEMM per chunk of frames, done once for all the speakers; the top C are found by C vectorised
+    arg-max passes (``np.argpartition`` when C > 16). With K > 24 C the selected (frame, component) pairs are
+    grouped by component, one GEMM per component against all speakers at once; otherwise one GEMM per speaker
+    over all K is cheaper for 1-3 speakers (:func:`aligned_llr`).
     """
     X = ubm._frames(X)
-    speakers = list(speakers)
-    k, d = ubm.means_.shape
-    for s in speakers:
-        if not isinstance(s, DiagGMM):
-            raise ParameterError(f"speakers must be DiagGMM models, got {type(s).__name__}")
-        check_is_fitted(s, "means_", _FIT_HINT)
-        if s.means_.shape != (k, d):
-            raise ParameterError(f"speaker model shape {s.means_.shape} differs from the UBM's {(k, d)}")
-    if top_c is not None and (int(top_c) != top_c or top_c < 0):
-        raise ParameterError(f"top_c must be None or an integer >= 0, got {top_c!r}")
-    if not speakers:
-        return np.zeros(0)
-    c = min(int(top_c), k) if top_c else None
-    center = ubm._center()
-    p_ubm = gm.param_matrix(ubm.weights_, ubm.means_, ubm.covariances_, center)
-    delta = np.stack([gm.param_matrix(s.weights_, s.means_, s.covariances_, center) - p_ubm for s in speakers])
-    width = delta.shape[2] if np.any(delta[:, :, d + 1:]) else d + 1     # [x, 1] suffices for shared variances
-    delta = delta[:, :, :width].astype(np.float32)                       # (S, K, width)
-    delta_t = np.ascontiguousarray(delta.transpose(0, 2, 1))             # (S, width, K)
-    pt, c32 = gm.transposed32(p_ubm), center.astype(np.float32)
-    gather = c is not None and k > _GATHER_RATIO * c
-
-    def chunk(a, b, ws):
-        return gm.llr_chunk(X[a:b], c32, pt, delta, delta_t, c, gather, ws)
-
-    total = gm.map_chunks(chunk, len(X), ubm._rows(), resolve_jobs(ubm.n_jobs), reduce=np.add)
-    return total / len(X)
+    delta = llr_deltas(ubm, speakers)
+    alignment = ubm_alignment(ubm, X, top_c)
+    return aligned_llr(alignment, delta)
