@@ -13,11 +13,11 @@ import pytest
 from speakerid.cli._common import ExitStatus
 from speakerid.cli.main import main
 from speakerid.data.manifests import read_manifest
+from speakerid.evaluation.norm import normalize_scores
 from speakerid.exceptions import DataLeakWarning, ManifestError, ParameterError, UnknownSpeakerError
 from speakerid.scoring import batch as scoring
 from speakerid.scoring import worker as scoring_worker
 from speakerid.scoring.batch import PartialScoringError, score_frame, score_trials, trial_metrics
-from speakerid.scoring.norm import normalize_scores
 from speakerid.store import COHORT_FILE
 from speakerid.verifier import SpeakerVerifier
 
@@ -85,7 +85,7 @@ def test_scores_equal_verify_and_rows_pass_through(model_dir, trials):
     pd.testing.assert_frame_equal(written[given.columns], given)          # every value as written, in order
     assert result.n_trials == result.n_scored == len(given) and result.n_errors == 0
     assert (written["error"] == "").all() and result.has_target and result.out == out
-    verifier = SpeakerVerifier(model_dir)
+    verifier = SpeakerVerifier(model_dir, norm="none")
     expected = [verifier.verify(s, p)["score"] for s, p in zip(given["speaker"], given["path"])]
     np.testing.assert_allclose(written["score"].astype(float), expected, rtol=1e-6, atol=1e-6)
     # each distinct test file is one task, scored against all its claims at once
@@ -261,7 +261,7 @@ def test_cohort_normalisation_matches_score_norm(model_dir, synth_corpus, trials
                               cohort_top=3)
     normed = _read(tmp_path / "n.csv")["score"].astype(float).to_numpy()
     raw = _read(trials)
-    verifier = SpeakerVerifier(model_dir)
+    verifier = SpeakerVerifier(model_dir, norm="none")
     cohort_frames = [verifier.features(p) for p in cohort["path"]]
     claimed = sorted(set(raw["speaker"]))
     z = np.stack([verifier.score_frames(claimed, f) for f in cohort_frames], axis=1)
