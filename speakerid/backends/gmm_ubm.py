@@ -3,11 +3,15 @@
 Both read the directory's UBM (``ubm.npz``): the GMM-UBM backend needs it (speakers are MAP-adapted from it,
 Reynolds, Quatieri & Dunn, 2000), the per-speaker GMM backend uses it, when present, to normalise its scores.
 :func:`train_ubm` trains that UBM on background speech (with noisy copies: multi-condition training) and records
-a draw of the background speakers as the directory's default score-normalisation cohort.
+a draw of the background speakers as the directory's default score-normalisation cohort, whose speaker models
+and utterance frames it prepares at once from the frames it extracted (``cohort-gmm-ubm.npz``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from speakerid.backends._cohort import directory_cohort
 from speakerid.backends._training import (
     DEFAULT_COHORT_SPEAKERS,
     check_count,
@@ -18,6 +22,7 @@ from speakerid.backends._training import (
 )
 from speakerid.backends.base import Backend, register_backend
 from speakerid.data.augment import augment_header, check_n_augment
+from speakerid.data.manifests import read_manifest
 from speakerid.features.pipeline import many_features
 from speakerid.models.gmm import DiagGMM, UBMAlignment
 from speakerid.models.gmm_ubm import GMMUBM
@@ -97,6 +102,12 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     path = store.save_background(UBM_FILE, model.to_arrays(), header, config)
     cohort = (record_cohort(store, frame, cohort_speakers, random_state)
               if cohort_speakers is None or cohort_speakers else None)
+    if cohort is not None:   # its models and frames now, from the frames at hand (no file is read twice)
+        backend = GMMUBMBackend()
+        backend.model, backend.background_hash = model, model.ubm_hash_
+        clean = {str(Path(p).resolve()): sessions[0] for p, (sessions, _) in zip(frame["path"], extracted)}
+        directory_cohort(store, backend, GMMUBMBackend.name, config,
+                         frames=[clean[str(Path(p).resolve())] for p in read_manifest(cohort)["path"]])
     return {"model": str(path), "n_components": int(model.ubm_.n_components), "n_features": model.n_features_in_,
             "n_iter": getattr(model.ubm_, "n_iter_", None), "n_files": len(frame), "n_frames": header["n_frames"],
             "log_likelihood_history": history, "cohort": None if cohort is None else str(cohort)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from speakerid._utils.progress import report_stages
 from speakerid.cli._common import (
     ExitStatus,
     add_backend,
@@ -63,10 +64,11 @@ def _score(args):
 
         trials = kaldi_trials_manifest(args.trials, args.data_dir)
     try:
-        result = score_trials(args.model_dir, trials, args.out, backend=args.backend, n_jobs=args.jobs,
-                              scheduler=args.scheduler, chunksize=args.chunksize, cache_dir=args.cache,
-                              strict=args.strict, top_c=0 if args.exact else None, norm=args.norm,
-                              cohort=args.cohort, cohort_top=args.cohort_top, out_format=args.out_format)
+        with report_stages():
+            result = score_trials(args.model_dir, trials, args.out, backend=args.backend, n_jobs=args.jobs,
+                                  scheduler=args.scheduler, chunksize=args.chunksize, cache_dir=args.cache,
+                                  strict=args.strict, top_c=0 if args.exact else None, norm=args.norm,
+                                  cohort=args.cohort, cohort_top=args.cohort_top, out_format=args.out_format)
         status = ExitStatus.OK
     except PartialScoringError as exc:
         result, status = exc.result, ExitStatus.PARTIAL_FAILURE
