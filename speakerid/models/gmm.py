@@ -356,7 +356,7 @@ def map_adapt(ubm: DiagGMM, X, relevance_factor=16.0, adapt=("means",)) -> DiagG
                                                        if k not in ("weights_init", "means_init", "variances_init")})
 
 
-def _check_top_c(top_c, k: int):
+def _check_top_c(top_c, k: int):  # None (exact) or C in [1, K]
     if top_c is not None and (int(top_c) != top_c or top_c < 0):
         raise ParameterError(f"top_c must be None or an integer >= 0, got {top_c!r}")
     return min(int(top_c), k) if top_c else None
@@ -367,9 +367,8 @@ class UBMAlignment:
     per chunk, the augmented frames and each frame's C best UBM components with their log-likelihoods (Reynolds'
     Gaussian selection; all K exactly). About ``n_frames x (2 D + 1 + 2 C)`` float32 values (``+ K`` exactly)."""
 
-    def __init__(self, chunks: list, top_c, n_frames: int, center: np.ndarray, n_components: int):
-        self.chunks, self.top_c, self.n_frames = chunks, top_c, n_frames
-        self.center, self.n_components = center, n_components
+    def __init__(self, chunks: list, top_c, n_frames: int, center: np.ndarray, k: int):
+        self.chunks, self.top_c, self.n_frames, self.center, self.n_components = chunks, top_c, n_frames, center, k
 
 
 def ubm_alignment(ubm: DiagGMM, X, top_c=None) -> UBMAlignment:
@@ -386,7 +385,8 @@ def ubm_alignment(ubm: DiagGMM, X, top_c=None) -> UBMAlignment:
     def chunk(a, b, ws):
         return gm.align_chunk(X[a:b], c32, pt, c, ws)
 
-    chunks = gm.map_chunks(chunk, len(X), ubm._rows(), resolve_jobs(ubm.n_jobs))
+    with gm._single_threaded_blas():   # small GEMMs: BLAS threads cost more than they give (and vary rounding)
+        chunks = gm.map_chunks(chunk, len(X), ubm._rows(), resolve_jobs(ubm.n_jobs))
     return UBMAlignment(chunks, c, len(X), center, k)
 
 
@@ -424,7 +424,8 @@ def aligned_llr(alignment: UBMAlignment, delta_kws: np.ndarray) -> np.ndarray:
         return np.zeros(0)
     c = alignment.top_c
     gather = c is not None and (k > _GATHER_RATIO * c or delta_kws.shape[2] >= _GROUP_MIN_SPEAKERS)
-    total = sum(gm.llr_aligned_chunk(chunk, delta_kws, gather) for chunk in alignment.chunks)
+    with gm._single_threaded_blas():
+        total = sum(gm.llr_aligned_chunk(chunk, delta_kws, gather) for chunk in alignment.chunks)
     return total / alignment.n_frames
 
 
@@ -448,12 +449,10 @@ def llr_scores(ubm: DiagGMM, speakers, X, top_c=None) -> np.ndarray:
     Notes
     -----
     Speakers are handled as differences from the UBM: per component, log w'p'(x) - log w p(x) is linear in
-    ``[x, x^2, 1]`` (in ``[x, 1]`` when the variances are the UBM's), so the ratio is computed from small,
-    precise numbers whatever the absolute log-likelihoods are. The UBM pass (:func:`ubm_alignment`) is one
-    float32 GEMM per chunk of frames, done once for all the speakers; the top C are found by C vectorised
-    arg-max passes (``np.argpartition`` when C > 16). With K > 24 C the selected (frame, component) pairs are
-    grouped by component, one GEMM per component against all speakers at once; otherwise one GEMM per speaker
-    over all K is cheaper for 1-3 speakers (:func:`aligned_llr`).
+    ``[x, x^2, 1]`` (in ``[x, 1]`` when the variances are the UBM's): small, precise numbers. The UBM pass
+    (:func:`ubm_alignment`: one float32 GEMM per chunk, top C by C vectorised arg-max passes, ``np.argpartition``
+    when C > 16) is shared by all the speakers; :func:`aligned_llr` then groups the selected (frame, component)
+    pairs by component, one GEMM each against all speakers (K > 24 C or 4+ speakers), else one GEMM per speaker.
     """
     X = ubm._frames(X)
     delta = llr_deltas(ubm, speakers)

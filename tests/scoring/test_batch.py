@@ -198,8 +198,10 @@ def test_jobs_and_dask_give_identical_scores(model_dir, trials, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     base = score_trials(model_dir, trials, tmp_path / "serial.csv", chunksize=40)
     two = score_trials(model_dir, trials, tmp_path / "two.csv", n_jobs=2, chunksize=40)
+    procs = score_trials(model_dir, trials, tmp_path / "procs.csv", n_jobs=2, chunksize=40, processes=True)
     dask = score_trials(model_dir, trials, tmp_path / "dask.csv", scheduler="local", n_jobs=2, chunksize=40)
-    assert two.runner == "joblib (2 processes)" and dask.runner == "dask (LocalCluster, 2 workers)"
+    assert two.runner == "2 threads" and procs.runner == "joblib (2 processes)"
+    assert dask.runner == "dask (LocalCluster, 2 workers)"
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         by_address = score_trials(model_dir, trials, tmp_path / "tcp.csv", scheduler=cluster.scheduler_address)
@@ -207,7 +209,7 @@ def test_jobs_and_dask_give_identical_scores(model_dir, trials, tmp_path):
         assert client.status == "running"  # a Client given is left open
     assert by_address.runner.startswith("dask (tcp://")
     serial = _read(tmp_path / "serial.csv")["score"].astype(np.float32)
-    for name in ("two.csv", "dask.csv", "tcp.csv", "client.csv"):
+    for name in ("two.csv", "procs.csv", "dask.csv", "tcp.csv", "client.csv"):
         np.testing.assert_array_equal(_read(tmp_path / name)["score"].astype(np.float32), serial)
     assert base.n_scored == two.n_scored == dask.n_scored == len(serial)
 
