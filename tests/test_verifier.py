@@ -237,7 +237,7 @@ def test_verify_identify_and_score_give_the_same_scores(trained, synth_corpus, t
 def test_threshold_is_kept_with_its_score_scale(trained, tmp_path):
     shutil.copytree(trained, tmp_path / "m")
     verifier = SpeakerVerifier(tmp_path / "m")
-    assert verifier.threshold == 3.0                    # normalised scores: 3 impostor standard deviations
+    assert verifier.threshold == 2.0                    # normalised scores: 2 impostor standard deviations
     verifier.set_threshold(1.5)
     assert SpeakerVerifier(tmp_path / "m").threshold == 1.5
     with pytest.raises(ConfigMismatchError, match="set for 'snorm\\+enrolled' scores, these are 'none'"):
