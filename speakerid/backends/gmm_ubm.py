@@ -24,8 +24,9 @@ from speakerid.backends.base import Backend, register_backend
 from speakerid.data.augment import augment_header, check_n_augment
 from speakerid.data.manifests import read_manifest
 from speakerid.features.pipeline import many_features
-from speakerid.models.gmm import DiagGMM, UBMAlignment
+from speakerid.models.gmm import DiagGMM
 from speakerid.models.gmm_ubm import GMMUBM
+from speakerid.models.llr import UBMAlignment
 from speakerid.models.speaker_gmm import SpeakerGMM
 from speakerid.store import UBM_FILE
 

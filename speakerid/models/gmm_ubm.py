@@ -21,7 +21,8 @@ from speakerid._utils.hashing import arrays_hash
 from speakerid._utils.validation import check_is_fitted
 from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.models._frame_checks import DegenerateFramesWarning, check_training_frames
-from speakerid.models.gmm import DiagGMM, UBMAlignment, aligned_llr, llr_deltas, map_adapt, ubm_alignment
+from speakerid.models.gmm import DiagGMM, map_adapt
+from speakerid.models.llr import UBMAlignment, aligned_llr, llr_deltas, ubm_alignment
 
 __all__ = ["GMMUBM"]
 #: What the NotFittedError of an untrained GMMUBM suggests.

@@ -45,15 +45,15 @@ def _reference(folder, trials_csv, cohort_csv):
     backend, speakers = verifier.backend, verifier.speakers()
     cohort = read_manifest(cohort_csv).reset_index(drop=True)
     cohort_frames = [verifier.features(p) for p in cohort["path"]]
-    verifier.raw_scores(speakers[:1], cohort_frames[0])          # loads the background model
+    verifier.score_frames(speakers[:1], cohort_frames[0])          # loads the background model
     models = [backend.enroll([cohort_frames[i] for i in idx])[0]
               for idx in cohort.groupby("speaker", sort=True).indices.values()]
-    z = np.stack([verifier.raw_scores(speakers, f) for f in cohort_frames], axis=1)    # (speakers, utts)
+    z = np.stack([verifier.score_frames(speakers, f) for f in cohort_frames], axis=1)    # (speakers, utts)
     trials = read_manifest(trials_csv)
     out = []
     for claimed, path in zip(trials["speaker"], trials["path"]):
         frames = verifier.features(path)
-        raw = verifier.raw_scores(speakers, frames)
+        raw = verifier.score_frames(speakers, frames)
         t = np.asarray(backend.score(backend.prepare(frames), models), float)
         normed = normalize_scores(raw, "snorm", model_cohort=z, test_cohort=np.tile(t, (len(raw), 1)))
         i = speakers.index(claimed)
