@@ -59,8 +59,8 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     random_state : int
         Seeds the noisy copies (file ``i`` gets ``[random_state, i]``, see :mod:`speakerid.features.pipeline`),
         the EM initialisation and the cohort draw.
-    verbose : bool
-        One line per EM iteration on stderr.
+    verbose : bool or callable
+        One line per EM iteration on stderr (a callable returning the bool is asked once the features are made).
     n_components, relevance_factor, top_c, max_iter
         See :class:`~speakerid.models.gmm_ubm.GMMUBM`.
     n_augment : int
@@ -89,6 +89,7 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     extracted = many_features(frame["path"], config, n_jobs=n_jobs, n_augment=n_augment,
                               random_state=random_state, desc="UBM features")
     features = [frames for sessions, _ in extracted for frames in sessions]
+    verbose = verbose() if callable(verbose) else verbose    # (a callable: decided now, after the features)
     names = [f"{path}{f' (noisy copy {j})' if j else ''}" for path, (sessions, _) in zip(frame["path"], extracted)
              for j in range(len(sessions))]
     model = GMMUBM(n_components=n_components, relevance_factor=relevance_factor, top_c=top_c, max_iter=max_iter,

@@ -120,7 +120,7 @@ def _train_ubm(args):
                                               feature_config=feature_config_from(args), n_jobs=args.jobs,
                                               random_state=args.seed, n_components=args.components,
                                               max_iter=args.iterations, relevance_factor=args.relevance_factor,
-                                              top_c=args.top_c, verbose=stage_lines(), **params)
+                                              top_c=args.top_c, verbose=stage_lines, **params)
     print(f"trained a {result['n_components']}-component UBM on {result['n_features']}-dim features "
           f"({result['n_iter'] or '?'} EM iterations) -> {result['model']}")
 
