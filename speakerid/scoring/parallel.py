@@ -189,6 +189,10 @@ class TaskRunner:
             futures = self._client.map(_catching_warnings, [func] * len(batches), [shared] * len(batches), batches,
                                        pure=False)
             return Pending(lambda: _warn_again(self._client.gather(futures)), futures)
+        if self._executor is not None and batches and self.threads:
+            # threads share this process's warning machinery (catch_warnings is not thread-safe): they warn directly
+            futures = [self._executor.submit(func, shared, batch) for batch in batches]
+            return Pending(lambda: [f.result() for f in futures], futures)
         if self._executor is not None and batches:
             futures = [self._executor.submit(_catching_warnings, func, shared, batch) for batch in batches]
             return Pending(lambda: _warn_again([f.result() for f in futures]), futures)
