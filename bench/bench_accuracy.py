@@ -5,7 +5,7 @@ the multi-condition GMM-UBM (the library default: UBM and enrollment also see a 
 S-norm, and with the default scoring: S-norm then T-norm over the other enrolled speakers), i-vector cosine and
 PLDA (the settings ``bench/eval_ivector.py`` chose on dev: own 32-component UBM, rank 200, 1.5-s segments, 2 noisy
 copies), the Siamese MLP, each also "+enrolled" (T-norm over the other enrolled speakers,
-:func:`speakerid.scoring.norm.leave_out_tnorm`), and linear fusions: of the cohort-normalised systems alone
+:func:`speakerid.evaluation.norm.leave_out_tnorm`), and linear fusions: of the cohort-normalised systems alone
 ("fusion, cohort norm only") and of their "+enrolled" forms, plain and quality-aware (each system's score also
 multiplied by the test file's energy spread, :mod:`speakerid.features.quality`, so the weights follow the recording's
 noise level). The dev columns also show each fusion cross-validated on dev (learned on half of the dev speakers,

@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.mixture import GaussianMixture  # noqa: E402
 
-from speakerid.models.gmm import DiagGMM, llr_scores, map_adapt  # noqa: E402
+from speakerid.models.gmm import DiagGMM, map_adapt  # noqa: E402
+from speakerid.models.llr import llr_scores  # noqa: E402
 
 
 def make_data(n, d, seed=0, n_clusters=64):

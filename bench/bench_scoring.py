@@ -8,15 +8,17 @@ Usage::
 A synthetic corpus (``--speakers`` evaluated speakers, 10 utterances each, 3 to enroll) and a GMM-UBM model
 directory are built in a temporary folder. The trial list repeats every (claimed speaker, test file) pair of the
 corpus until it holds ``--trials`` rows, so trials far outnumber files, as in a real evaluation list. The feature
-cache is warmed first, then the same list is scored with jobs=1, jobs=2 and a Dask LocalCluster (2 workers).
-Throughput is the best of ``--repeats`` runs after one untimed warm-up run (worker processes started, speaker
-models loaded); it includes checking, reading and writing the CSV. The Dask cluster is started once and its
+cache is warmed first, then the same list is scored with jobs=1, jobs=2 (worker threads) and a Dask LocalCluster
+(2 worker processes), raw (``norm="none"``). Throughput is the best of ``--repeats`` runs after one untimed
+warm-up run (workers started, speaker models loaded); it includes checking, reading and writing the CSV. The Dask cluster is started once and its
 Client passed as ``scheduler``, so its start-up is not counted. The scores of the three runs are compared.
 
 Peak memory: a child process scores a ``--rss-trials`` list (and a 200,000-trial one) with jobs=1 and reports its
 RSS before and its peak ``ru_maxrss`` (``resource.getrusage``) after; the peak is reset after the imports
-(``/proc/self/clear_refs``), so the growth is what scoring added to the process. The last line printed is one
-JSON object with ``trials_per_s`` (best configuration) and ``rss_growth_mb`` (the ``--rss-trials`` run) among
+(``/proc/self/clear_refs``), so the growth is what scoring added to the process. The ``--rss-trials`` list is
+scored raw and with the default normalisation (S-norm with the directory's cohort + T-norm over the other enrolled
+speakers): both must stay bounded by the chunk. The last line printed is one JSON object with ``trials_per_s``
+(best configuration), ``rss_growth_mb`` (the raw ``--rss-trials`` run) and ``rss_growth_mb_default_norm`` among
 other figures.
 """
 
@@ -98,21 +100,21 @@ def rss_child(argv) -> None:
     kernel allows it; otherwise the growth is measured from the current RSS and may include the import peak
     (an upper bound).
     """
-    model_dir, trials, out, cache, chunksize = argv
+    model_dir, trials, out, cache, chunksize, norm = argv
     reset = _reset_peak_rss()
     before = _current_rss_mb()
     tic = time.perf_counter()
     result = score_trials(model_dir, trials, out, cache_dir=cache, chunksize=int(chunksize), show_progress=False,
-                          norm="none")
+                          norm=norm)
     seconds = time.perf_counter() - tic
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"before_mb": before, "after_mb": after, "n_trials": result.n_trials, "seconds": seconds,
                       "peak_reset": reset}))
 
 
-def measure_rss(model_dir, trials, out, cache, chunksize) -> dict:
+def measure_rss(model_dir, trials, out, cache, chunksize, norm="none") -> dict:
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", str(model_dir), str(trials),
-                           str(out), str(cache), str(chunksize)], capture_output=True, text=True, check=True)
+                           str(out), str(cache), str(chunksize), norm], capture_output=True, text=True, check=True)
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     figures["growth_mb"] = figures["after_mb"] - figures["before_mb"]
     return figures
@@ -178,9 +180,12 @@ def main(argv=None):
         identical = all(np.array_equal(reference, v) for v in outputs.values())
 
         rss = {}
-        for n in sorted({TARGET_RSS_TRIALS, args.rss_trials}):
+        for n in sorted({TARGET_RSS_TRIALS, args.rss_trials}):   # (the default normalisation after the largest)
             big = write_trials(corpus, n, folder / f"trials-{n}.csv")
             rss[n] = measure_rss(model_dir, big, folder / f"scores-{n}.csv", cache, args.chunksize)
+            if n == args.rss_trials:
+                rss["default"] = measure_rss(model_dir, big, folder / f"scores-{n}.csv", cache, args.chunksize,
+                                             "auto")
             big.unlink()
 
     print(f"\n{'configuration':<24}{'trials':>10}{'seconds':>10}{'trials/s':>12}")
@@ -189,12 +194,14 @@ def main(argv=None):
     print(f"scores identical (float32) across configurations: {identical}")
     print(f"\n{'peak RSS (jobs=1)':<24}{'trials':>10}{'seconds':>10}{'base MB':>10}{'peak MB':>10}{'growth MB':>11}")
     for n, r in rss.items():
-        print(f"{'':<24}{n:>10}{r['seconds']:>10.1f}{r['before_mb']:>10.0f}{r['after_mb']:>10.0f}"
+        label = "default normalisation" if n == "default" else ""
+        print(f"{label:<24}{r['n_trials']:>10}{r['seconds']:>10.1f}{r['before_mb']:>10.0f}{r['after_mb']:>10.0f}"
               f"{r['growth_mb']:>11.1f}")
     best = max(rows, key=lambda r: r[3])
     print(json.dumps({"trials_per_s": round(best[3], 1), "best_config": best[0],
                       "rss_growth_mb": round(rss[args.rss_trials]["growth_mb"], 1), "rss_trials": args.rss_trials,
                       "rss_growth_mb_200k": round(rss[TARGET_RSS_TRIALS]["growth_mb"], 1),
+                      "rss_growth_mb_default_norm": round(rss["default"]["growth_mb"], 1),
                       "trials": args.trials, "chunksize": args.chunksize, "scores_identical": identical,
                       **{f"trials_per_s_{name.split()[0].replace('=', '')}": round(rate, 1)
                          for name, _, _, rate in rows}}))

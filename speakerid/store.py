@@ -62,7 +62,8 @@ _BACKEND_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 FEATURES_FILE = "features.json"
 #: Saved decision thresholds, one per backend.
 THRESHOLDS_FILE = "thresholds.json"
-#: The model directory's score-normalisation cohort: a ``speaker,path`` manifest with absolute paths.
+#: The model directory's score-normalisation cohort: a ``speaker,path`` manifest with absolute paths (prepared as
+#: ``cohort-<backend>.npz``, checked and rebuilt by :mod:`speakerid.backends._cohort`).
 COHORT_FILE = "cohort.csv"
 #: Background models: the UBM (GMM-UBM, optional for per-speaker GMMs), the i-vector system, the neural nets.
 UBM_FILE = "ubm.npz"
@@ -282,6 +283,36 @@ class ModelStore:
             atomic_write_bytes(self.model_dir / COHORT_FILE, rows.to_csv(index=False, lineterminator="\n").encode())
         return self.model_dir / COHORT_FILE
 
+    def threshold(self, backend: str, scale: str) -> tuple:
+        """``(value, how chosen)`` of the threshold for scores on ``scale`` (None: unsaved; other scale: refused)."""
+        entry = self._thresholds().get(backend)       # a bare number: saved before provenance was recorded
+        entry = {"threshold": entry} if isinstance(entry, (int, float)) and not isinstance(entry, bool) else entry
+        if not isinstance(entry, dict) or not isinstance(entry.get("threshold"), (int, float)):
+            return None, f"the default; {scale} scores"
+        if entry.get("scale", scale) != scale:
+            raise ConfigMismatchError(f"{self.model_dir / THRESHOLDS_FILE}: the {backend} threshold was set for "
+                                      f"{entry['scale']!r} scores, these are {scale!r}; set it again")
+        value, how = float(entry["threshold"]), entry.get("how")
+        if not isinstance(how, dict):
+            return value, f"saved; {scale} scores"
+        rates = (f" (FAR {100 * how['far']:.2f} %, FRR {100 * how['frr']:.2f} %)"
+                 if isinstance(how.get("far"), float) and isinstance(how.get("frr"), float) else "")
+        return value, f"set-threshold {how.get('criterion', '?')} on {how.get('scores', '?')}{rates}; {scale} scores"
+
+    def save_threshold(self, backend: str, value: float, scale: str, how: dict | None = None) -> None:
+        """Save ``backend``'s threshold for scores on ``scale`` (and ``how`` it was chosen) in thresholds.json."""
+        with self.lock():
+            data = {**self._thresholds(), backend: json.loads(json.dumps(
+                {"threshold": float(value), "scale": scale, **({} if how is None else {"how": how})}))}
+            atomic_write_bytes(self.model_dir / THRESHOLDS_FILE, json.dumps(data, indent=1, sort_keys=True).encode())
+
+    def _thresholds(self) -> dict:   # an unreadable thresholds.json counts as empty
+        try:
+            data = json.loads((self.model_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
     # --- speakers (one folder per backend, so several kinds of speaker model can share a directory)
     def speaker_dir(self, backend: str = DEFAULT_BACKEND) -> Path:
         if not isinstance(backend, str) or not _BACKEND_NAME.fullmatch(backend):
@@ -314,6 +345,12 @@ class ModelStore:
         if header.get("speaker") != speaker:
             raise ModelFormatError(f"{path}: holds speaker {header.get('speaker')!r}, expected {speaker!r}")
         return header, arrays
+
+    def update_speaker_header(self, speaker: str, backend: str, updates: dict) -> Path:
+        """Rewrite a speaker's file with ``updates`` merged into its header (same arrays), under the lock."""
+        with self.lock():
+            header, arrays = self.load_speaker(speaker, backend)
+            return save_model_file(self.speaker_path(speaker, backend), arrays, {**header, **updates})
 
     def remove_speaker(self, speaker: str, backend: str = DEFAULT_BACKEND) -> None:
         self.remove_speakers([speaker], backend)

@@ -8,14 +8,13 @@ default) and the model directory (:class:`~speakerid.store.ModelStore`). Trainin
 
 from __future__ import annotations
 
-import json
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from speakerid._utils.files import atomic_write
 from speakerid._utils.progress import progress
+from speakerid.backends import _cohort
 from speakerid.backends._training import DEFAULT_COHORT_SPEAKERS, record_cohort, warn_overlap
 from speakerid.backends.base import get_backend
 from speakerid.data.augment import augment_header, check_n_augment
@@ -31,7 +30,7 @@ from speakerid.exceptions import AudioError, ModelFormatError, NotFittedError, P
 from speakerid.features import extract
 from speakerid.features.config import FeatureConfig
 from speakerid.features.pipeline import file_features, many_features
-from speakerid.store import DEFAULT_BACKEND, THRESHOLDS_FILE, ModelStore, check_feature_config
+from speakerid.store import DEFAULT_BACKEND, ModelStore, check_feature_config
 
 __all__ = ["SpeakerVerifier", "SEGMENT_S"]
 
@@ -51,6 +50,17 @@ def _finite_threshold(value, allow_infinite: bool = False) -> float:
     return value
 
 
+def _enrollment_job(speaker, files, names) -> tuple:
+    speaker = validate_speaker_id(speaker, for_enrollment=True)
+    files = [str(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
+    if not files:
+        raise ParameterError(f"no enrollment files for speaker {speaker!r}")
+    names = [Path(f).name for f in files] if names is None else [str(n) for n in names]
+    if len(names) != len(files):
+        raise ParameterError(f"{len(names)} names given for {len(files)} enrollment files")
+    return speaker, files, names
+
+
 class SpeakerVerifier:
     """Enroll speakers into a model directory and verify or identify voices against them.
 
@@ -68,9 +78,14 @@ class SpeakerVerifier:
         Scoring options of the backend (e.g. ``{"top_c": 0}`` for exact GMM-UBM scoring).
     n_jobs : int
         Parallel feature extraction over files (joblib).
+    norm, cohort, cohort_top, cache_dir : optional
+        Score normalisation of :meth:`score_frames` (so verify, identify, segments), as
+        :func:`speakerid.scoring.batch.score_trials` (default ``"auto"``; ``"none"``: raw): the same trial gets
+        the same score from both. ``cache_dir``: feature cache for cohort files that must be read.
     """
 
-    def __init__(self, model_dir, backend=None, feature_config=None, backend_params=None, n_jobs=1):
+    def __init__(self, model_dir, backend=None, feature_config=None, backend_params=None, n_jobs=1, *,
+                 norm="auto", cohort=None, cohort_top=None, cache_dir=None):
         self.store = ModelStore(model_dir)
         if backend is None:
             present = self.store.backends()
@@ -84,7 +99,10 @@ class SpeakerVerifier:
         self._config = None
         self._background_loaded = False
         self._background_header = {}
-        self._speaker_cache: dict[str, dict] = {}
+        self._speaker_cache: dict[str, tuple] = {}
+        self._norm_options = {"norm": norm, "cohort": cohort, "cohort_top": cohort_top}
+        _cohort.parse_norm(norm)                          # an unknown method fails here, before any work
+        self.cache_dir, self._normalization = cache_dir, None
 
     @property
     def model_dir(self) -> Path:
@@ -146,7 +164,7 @@ class SpeakerVerifier:
         result = self.backend.train(self.model_dir, manifest, feature_config=self._requested_config,
                                     n_jobs=self.n_jobs, **params)
         self.backend = get_backend(self.backend_name)(self.backend.params)
-        self._background_loaded, self._config = False, None
+        self._background_loaded, self._config, self._normalization = False, None, None
         self._speaker_cache.clear()
         return result
 
@@ -159,39 +177,46 @@ class SpeakerVerifier:
         speaker : str
             The speaker id (validated: no path separators, control characters, ...).
         files : path or list of paths
-            Enrollment audio.
         n_augment : int, optional
             Also enroll on this many noisy copies of each file, seeded by the speaker id (``crc32`` of its UTF-8
-            bytes, then file ``i`` gets ``[seed, i]``: the rule of :mod:`speakerid.features.pipeline`) and recorded
-            in the speaker's header. ``None`` (the default) follows the background model: as many copies as its
-            training made (0 for a UBM trained without them) -- multi-condition training helped only when the
-            UBM and the speaker models both saw noise (``bench/frontend_ablation.py``).
+            bytes, then file ``i`` gets ``[seed, i]``: the rule of :mod:`speakerid.features.pipeline`), recorded in
+            the header. ``None`` follows the background model (as many copies as its training made): noise helped
+            only when the UBM and the speaker models both saw it (``bench/frontend_ablation.py``).
         names : list of str, optional
-            What to record as the source file names in the header (default: the files' own names), e.g. the names
-            users gave to uploads saved under random names.
+            The source file names to record (default: the files' own), e.g. of uploads saved under random names.
 
-        Returns
-        -------
-        dict
-            ``speaker``, ``backend``, ``n_files``, ``total_seconds`` (clean audio), ``n_frames`` (clean frames).
-
-        Raises
-        ------
-        NotFittedError
-            When the backend's background model is missing. ``AudioError`` for an unreadable file.
+        Returns a dict: ``speaker``, ``backend``, ``n_files``, ``total_seconds`` and ``n_frames`` (clean audio).
+        Raises NotFittedError when the background model is missing, AudioError for an unreadable file.
         """
-        if n_augment is not None:
-            n_augment = check_n_augment(n_augment)
-        speaker = validate_speaker_id(speaker, for_enrollment=True)
-        files = [str(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
-        if not files:
-            raise ParameterError(f"no enrollment files for speaker {speaker!r}")
-        names = [Path(f).name for f in files] if names is None else [str(n) for n in names]
-        if len(names) != len(files):
-            raise ParameterError(f"{len(names)} names given for {len(files)} enrollment files")
+        return self._enroll_many([(speaker, files, names)], n_augment)[0]
+
+    def enroll_manifest(self, manifest, n_augment: int | None = None) -> list[dict]:
+        """Enroll every speaker of a ``speaker,path`` manifest (CSV or frame, grouped by speaker); ``n_augment`` as
+        :meth:`enroll`."""
+        frame = manifest if hasattr(manifest, "groupby") else read_manifest(manifest, for_enrollment=True)
+        return self._enroll_many([(speaker, list(paths), None)
+                                  for speaker, paths in frame.groupby("speaker", sort=True)["path"]], n_augment)
+
+    def _enroll_many(self, jobs, n_augment) -> list[dict]:
+        """Adapt a model per ``(speaker, files, names)``, score all on the cohort utterances (Z-norm side), save."""
+        n_augment = None if n_augment is None else check_n_augment(n_augment)
+        jobs = [_enrollment_job(*job) for job in jobs]    # bad ids and empty lists fail before any work
         self._load_background()
         if n_augment is None:
             n_augment = int((self._background_header.get("augment") or {}).get("copies", 0))
+        enrolled = [self._adapt(*job, n_augment) for job in progress(jobs, desc="enroll", unit="speaker")]
+        _cohort.add_cohort_scores(self.store, self.backend, self.backend_name, self.feature_config,
+                                  [(arrays, header) for _, arrays, header in enrolled], self.cache_dir)
+        self.store.save_feature_config(self.feature_config)   # atomic; callers may hold the directory's lock
+        for speaker, arrays, header in enrolled:
+            self.store.save_speaker(speaker, arrays, header, backend=self.backend_name)
+            self._speaker_cache.pop(speaker, None)
+        self._normalization = None
+        return [{"speaker": speaker, "backend": self.backend_name, "n_files": header["n_files"],
+                 "total_seconds": header["total_seconds"], "n_frames": header["n_frames"]}
+                for speaker, _, header in enrolled]
+
+    def _adapt(self, speaker, files, names, n_augment) -> tuple:
         warn_overlap({speaker} & set(self._background_header.get("background_speakers", [])), "enrolled")
         seed = zlib.crc32(speaker.encode("utf-8"))
         extracted = many_features(files, self.feature_config, n_jobs=self.n_jobs, n_augment=n_augment,
@@ -205,19 +230,7 @@ class SpeakerVerifier:
                   "n_frames": int(sum(len(sessions[0]) for sessions, _ in extracted)), "files": names}
         if n_augment:
             header["augment"] = augment_header(n_augment, seed)
-        self.store.save_feature_config(self.feature_config)   # atomic; callers may hold the directory's lock
-        self.store.save_speaker(speaker, arrays, header, backend=self.backend_name)
-        self._speaker_cache.pop(speaker, None)
-        return {"speaker": speaker, "backend": self.backend_name, "n_files": len(files),
-                "total_seconds": header["total_seconds"], "n_frames": header["n_frames"]}
-
-    def enroll_manifest(self, manifest, n_augment: int | None = None) -> list[dict]:
-        """Enroll every speaker of a ``speaker,path`` manifest (CSV or frame, grouped by speaker); ``n_augment`` as
-        :meth:`enroll`."""
-        frame = manifest if hasattr(manifest, "groupby") else read_manifest(manifest, for_enrollment=True)
-        groups = list(frame.groupby("speaker", sort=True)["path"])
-        return [self.enroll(speaker, list(paths), n_augment=n_augment)
-                for speaker, paths in progress(groups, desc="enroll", unit="speaker")]
+        return speaker, arrays, header
 
     def speakers(self) -> list[str]:
         return self.store.speakers(self.backend_name)
@@ -234,59 +247,73 @@ class SpeakerVerifier:
         self.store.remove_speakers(speakers, backend=self.backend_name)
         for speaker in speakers:
             self._speaker_cache.pop(speaker, None)
+        self._normalization = None
 
     # ------------------------------------------------------------------ scoring
-    def _speaker_model(self, speaker: str) -> dict:
+    def _speaker_entry(self, speaker: str) -> tuple:
+        """``(header, arrays)`` of an enrolled speaker, checked against the directory, loaded once."""
         if speaker not in self._speaker_cache:
             header, arrays = self.store.load_speaker(speaker, backend=self.backend_name,
                                                      expected_class=self.backend.speaker_class)
             path = self.store.speaker_path(speaker, self.backend_name)
             check_feature_config(header, self.feature_config, f"{path}")
             self.backend.check_speaker_header(header, path)
-            self._speaker_cache[speaker] = arrays
+            self._speaker_cache[speaker] = (header, arrays)
         return self._speaker_cache[speaker]
+
+    def _speaker_model(self, speaker: str) -> dict:
+        return self._speaker_entry(speaker)[1]
+
+    @property
+    def normalization(self) -> _cohort.CohortNormalization:
+        """The score normalisation this verifier applies (resolved on first use)."""
+        if self._normalization is None:
+            self._load_background()
+            self._normalization = _cohort.CohortNormalization(
+                self.store, self.backend, self.backend_name, self.feature_config, **self._norm_options,
+                enrolled_speakers=self.speakers(), entry=self._speaker_entry, cache_dir=self.cache_dir)
+        return self._normalization
+
+    @property
+    def score_scale(self) -> str:
+        """The scale of :meth:`score_frames` and the threshold: ``"none"`` (raw) or e.g. ``"snorm+enrolled"``."""
+        return self.normalization.scale
 
     def features(self, path) -> np.ndarray:
         """The frames of one audio file under the directory's feature configuration."""
         return file_features(path, self.feature_config)[0]
 
-    def score_frames(self, speakers, frames) -> np.ndarray:
-        """Scores of one utterance's frames against each of ``speakers`` (loaded once, then cached)."""
+    def score_frames(self, speakers, frames, normalizer="default") -> np.ndarray:
+        """Scores (float64) of one utterance's frames (n_frames, n_dims) against each of ``speakers`` on the
+        :attr:`score_scale`: the one scoring path of verify, identify and batch scoring. The utterance is prepared
+        once (its UBM alignment) for every model: claimed, enrolled T-norm cohort, impostor cohort. ``normalizer``:
+        a :class:`~speakerid.backends._cohort.ScoreNormalizer` (batch workers pass the job's), None (raw)."""
+        speakers = [validate_speaker_id(s) for s in speakers]
+        normalizer = self.normalization.normalizer(speakers) if normalizer == "default" else normalizer
         self._load_background()
-        models = [self._speaker_model(validate_speaker_id(s)) for s in speakers]
-        return np.asarray(self.backend.score(self.backend.prepare(frames), models), dtype=np.float64)
+        prepared = self.backend.prepare(frames)
+        if normalizer is None:
+            return np.asarray(self.backend.score(prepared, [self._speaker_model(s) for s in speakers]), np.float64)
+        return normalizer.score(self.backend, prepared, speakers, self._speaker_model)
 
     @property
     def threshold(self) -> float:
-        """The saved decision threshold of this backend, or the backend's default."""
-        saved = self._thresholds().get(self.backend_name)
-        if isinstance(saved, dict):
-            saved = saved.get("threshold")
-        return float(saved) if isinstance(saved, (int, float)) else float(self.backend.default_threshold)
+        """The saved threshold, else the :attr:`score_scale`'s default (the backend's for raw scores, else
+        :data:`~speakerid.backends._cohort.NORMALIZED_THRESHOLD`); saved for another scale: ConfigMismatchError."""
+        saved = self.store.threshold(self.backend_name, self.score_scale)[0]
+        if saved is not None:
+            return saved
+        return float(self.backend.default_threshold) if self.score_scale == "none" else _cohort.NORMALIZED_THRESHOLD
 
     @property
     def threshold_source(self) -> str:
-        """Where :attr:`threshold` comes from, in words (``set-threshold far=0.01 on dev.csv: ...``, ``saved``, or
-        the backend's default)."""
-        saved = self._thresholds().get(self.backend_name)
-        if isinstance(saved, dict) and isinstance(saved.get("threshold"), (int, float)):
-            how = saved.get("how") or {}
-            rates = (f" (FAR {100 * how['far']:.2f} %, FRR {100 * how['frr']:.2f} %)"
-                     if isinstance(how.get("far"), float) and isinstance(how.get("frr"), float) else "")
-            return f"set-threshold {how.get('criterion', '?')} on {how.get('scores', '?')}{rates}"
-        if isinstance(saved, (int, float)):
-            return "saved"
-        return f"the {self.backend_name} default"
+        """Where :attr:`threshold` comes from (``set-threshold far=0.01 on dev.csv ...``, saved, the default)."""
+        return self.store.threshold(self.backend_name, self.score_scale)[1]
 
     def set_threshold(self, value: float, *, how: dict | None = None) -> None:
-        """Save a decision threshold for this backend in the model directory, with ``how`` it was chosen (plain
-        JSON, e.g. :meth:`speakerid.evaluation.operating_points.ThresholdChoice.as_dict` and the score file)."""
-        value = _finite_threshold(value)
-        entry = value if how is None else {"threshold": value, "how": json.loads(json.dumps(how))}
-        with self.store.lock():
-            thresholds = {**self._thresholds(), self.backend_name: entry}
-            with atomic_write(self.store.model_dir / THRESHOLDS_FILE, "w") as fh:
-                json.dump(thresholds, fh, indent=1, sort_keys=True)
+        """Save a threshold for the :attr:`score_scale`, with ``how`` it was chosen (plain JSON, e.g.
+        :meth:`speakerid.evaluation.operating_points.ThresholdChoice.as_dict`)."""
+        self.store.save_threshold(self.backend_name, _finite_threshold(value), self.score_scale, how)
 
     def set_cohort(self, manifest, max_speakers: int | None = DEFAULT_COHORT_SPEAKERS,
                    random_state: int = 0) -> Path:
@@ -297,15 +324,8 @@ class SpeakerVerifier:
         found from any working directory (move the audio and the cohort has to be set again). Warns with
         :class:`DataLeakWarning` when cohort speakers are enrolled. Returns the written file.
         """
+        self._normalization = None      # the prepared cohort and the speakers' cohort scores are rebuilt on use
         return record_cohort(self.store, manifest, max_speakers, random_state)
-
-    def _thresholds(self) -> dict:
-        path = self.store.model_dir / THRESHOLDS_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        except (OSError, ValueError):
-            data = {}
-        return data if isinstance(data, dict) else {}
 
     def verify(self, speaker: str, audio, threshold: float | None = None) -> dict:
         """Score a claim that ``audio`` (a file path) is ``speaker``; accept when the score >= the threshold."""
@@ -316,7 +336,8 @@ class SpeakerVerifier:
         threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
         return {"speaker": speaker, "file": str(audio), "score": score, "threshold": threshold,
                 "threshold_source": source, "accepted": bool(score >= threshold),
-                "decision": "accept" if score >= threshold else "reject", "backend": self.backend_name}
+                "decision": "accept" if score >= threshold else "reject", "backend": self.backend_name,
+                "scale": self.score_scale}
 
     def identify(self, audio, top: int = 5, threshold: float | None = None, frames=None) -> dict:
         """Rank enrolled speakers by score for ``audio``; below the threshold ``best`` is None and ``rejected``
@@ -335,7 +356,7 @@ class SpeakerVerifier:
         rejected = bool(ranked[0]["score"] < threshold)
         return {"file": str(audio), "best": None if rejected else ranked[0]["speaker"], "rejected": rejected,
                 "threshold": threshold, "threshold_source": source, "candidates": ranked,
-                "backend": self.backend_name}
+                "backend": self.backend_name, "scale": self.score_scale}
 
     def _window_scores(self, audio, signal, window_s, hop_s, speakers):
         """``(bounds, scores, notes)`` of the windows of a clip: scores (n_windows, n_speakers), NaN rows where a

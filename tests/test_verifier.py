@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from speakerid.data.manifests import read_manifest
@@ -211,3 +212,35 @@ def test_enroll_records_the_given_source_names(trained, synth_corpus, tmp_path):
     assert verifier.store.load_speaker("spk001")[0]["files"] == [Path(p).name for p in paths]
     with pytest.raises(ParameterError, match="1 names given for 2 enrollment files"):
         verifier.enroll("spk001", paths, names=["one.wav"])
+
+
+def test_verify_identify_and_score_give_the_same_scores(trained, synth_corpus, tmp_path):
+    from speakerid.scoring.batch import score_trials
+
+    result = score_trials(trained, synth_corpus.trials_csv, tmp_path / "s.csv")      # defaults on both sides
+    assert result.normalization.startswith("snorm") and "enrolled" in result.normalization
+    scored = read_manifest(synth_corpus.trials_csv).assign(score=pd.read_csv(tmp_path / "s.csv")["score"].to_numpy())
+    verifier = SpeakerVerifier(trained)
+    assert verifier.score_scale == "snorm+enrolled"
+    verified = [verifier.verify(s, p) for s, p in zip(scored["speaker"], scored["path"])]
+    np.testing.assert_allclose([v["score"] for v in verified], scored["score"], rtol=2e-6, atol=2e-6)
+    assert {v["scale"] for v in verified} == {"snorm+enrolled"}
+    path = scored["path"].iloc[0]
+    ranked = {c["speaker"]: c["score"] for c in verifier.identify(path, top=100)["candidates"]}
+    for row in scored[scored["path"] == path].itertuples():
+        assert ranked[row.speaker] == pytest.approx(row.score, rel=2e-6, abs=2e-6)
+    raw = SpeakerVerifier(trained, norm="none")
+    assert raw.score_scale == "none" and raw.threshold == 0.0
+    assert raw.verify(scored["speaker"].iloc[0], path)["score"] != pytest.approx(verified[0]["score"])
+
+
+def test_threshold_is_kept_with_its_score_scale(trained, tmp_path):
+    shutil.copytree(trained, tmp_path / "m")
+    verifier = SpeakerVerifier(tmp_path / "m")
+    assert verifier.threshold == 2.0                    # normalised scores: 2 impostor standard deviations
+    verifier.set_threshold(1.5)
+    assert SpeakerVerifier(tmp_path / "m").threshold == 1.5
+    with pytest.raises(ConfigMismatchError, match="set for 'snorm\\+enrolled' scores, these are 'none'"):
+        _ = SpeakerVerifier(tmp_path / "m", norm="none").threshold
+    SpeakerVerifier(tmp_path / "m", norm="none").set_threshold(0.25)
+    assert SpeakerVerifier(tmp_path / "m", norm="none").threshold == 0.25

@@ -3,11 +3,15 @@
 Both read the directory's UBM (``ubm.npz``): the GMM-UBM backend needs it (speakers are MAP-adapted from it,
 Reynolds, Quatieri & Dunn, 2000), the per-speaker GMM backend uses it, when present, to normalise its scores.
 :func:`train_ubm` trains that UBM on background speech (with noisy copies: multi-condition training) and records
-a draw of the background speakers as the directory's default score-normalisation cohort.
+a draw of the background speakers as the directory's default score-normalisation cohort, whose speaker models
+and utterance frames it prepares at once from the frames it extracted (``cohort-gmm-ubm.npz``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from speakerid.backends._cohort import directory_cohort
 from speakerid.backends._training import (
     DEFAULT_COHORT_SPEAKERS,
     check_count,
@@ -18,9 +22,11 @@ from speakerid.backends._training import (
 )
 from speakerid.backends.base import Backend, register_backend
 from speakerid.data.augment import augment_header, check_n_augment
+from speakerid.data.manifests import read_manifest
 from speakerid.features.pipeline import many_features
 from speakerid.models.gmm import DiagGMM
 from speakerid.models.gmm_ubm import GMMUBM
+from speakerid.models.llr import UBMAlignment
 from speakerid.models.speaker_gmm import SpeakerGMM
 from speakerid.store import UBM_FILE
 
@@ -53,8 +59,8 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     random_state : int
         Seeds the noisy copies (file ``i`` gets ``[random_state, i]``, see :mod:`speakerid.features.pipeline`),
         the EM initialisation and the cohort draw.
-    verbose : bool
-        One line per EM iteration on stderr.
+    verbose : bool or callable
+        One line per EM iteration on stderr (a callable returning the bool is asked once the features are made).
     n_components, relevance_factor, top_c, max_iter
         See :class:`~speakerid.models.gmm_ubm.GMMUBM`.
     n_augment : int
@@ -83,6 +89,7 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     extracted = many_features(frame["path"], config, n_jobs=n_jobs, n_augment=n_augment,
                               random_state=random_state, desc="UBM features")
     features = [frames for sessions, _ in extracted for frames in sessions]
+    verbose = verbose() if callable(verbose) else verbose    # (a callable: decided now, after the features)
     names = [f"{path}{f' (noisy copy {j})' if j else ''}" for path, (sessions, _) in zip(frame["path"], extracted)
              for j in range(len(sessions))]
     model = GMMUBM(n_components=n_components, relevance_factor=relevance_factor, top_c=top_c, max_iter=max_iter,
@@ -97,6 +104,12 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     path = store.save_background(UBM_FILE, model.to_arrays(), header, config)
     cohort = (record_cohort(store, frame, cohort_speakers, random_state)
               if cohort_speakers is None or cohort_speakers else None)
+    if cohort is not None:   # its models and frames now, from the frames at hand (no file is read twice)
+        backend = GMMUBMBackend()
+        backend.model, backend.background_hash = model, model.ubm_hash_
+        clean = {str(Path(p).resolve()): sessions[0] for p, (sessions, _) in zip(frame["path"], extracted)}
+        directory_cohort(store, backend, GMMUBMBackend.name, config,
+                         frames=[clean[str(Path(p).resolve())] for p in read_manifest(cohort)["path"]])
     return {"model": str(path), "n_components": int(model.ubm_.n_components), "n_features": model.n_features_in_,
             "n_iter": getattr(model.ubm_, "n_iter_", None), "n_files": len(frame), "n_frames": header["n_frames"],
             "log_likelihood_history": history, "cohort": None if cohort is None else str(cohort)}
@@ -128,9 +141,16 @@ class GMMUBMBackend(_UsesUBM):
         arrays = self.model.enroll(frames_list)
         return arrays, {"relevance_factor": float(self.model.relevance_factor), "adapt": self.model.adapt}
 
+    def prepare(self, frames):
+        """The test utterance's UBM alignment (top-C selection), shared by every model it is scored against."""
+        self.check_ready()
+        return self.model.align(frames)
+
     def score(self, prepared, speaker_models):
         self.check_ready()
-        return self.model.score(speaker_models, prepared)
+        if not isinstance(prepared, UBMAlignment):
+            prepared = self.model.align(prepared)
+        return self.model.score_aligned(speaker_models, prepared)
 
     has_embedding = True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from speakerid._utils.progress import report_stages, stage_lines
 from speakerid.cli._common import (
     add_backend,
     add_feature_options,
@@ -55,6 +56,7 @@ def register(sub) -> None:
     p.add_argument("--threshold", type=finite_float, default=None, help="decision threshold (default: saved, else 0)")
     add_backend(p)
     p.add_argument("--exact", action="store_true", help="exact GMM-UBM scoring (no top-C selection)")
+    _add_norm(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_verify)
 
@@ -64,6 +66,7 @@ def register(sub) -> None:
     p.add_argument("--top", type=int, default=5, help="how many speakers to list (default 5)")
     p.add_argument("--threshold", type=finite_float, default=None, help="below it no enrolled speaker matches")
     add_backend(p)
+    _add_norm(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_identify)
 
@@ -81,12 +84,21 @@ def register(sub) -> None:
     p.set_defaults(handler=_remove)
 
 
+def _add_norm(p) -> None:
+    p.add_argument("--norm", default="auto", metavar="METHOD",
+                   help="score normalisation, as for 'speakerid score' (default auto: S-norm with the directory's "
+                        "cohort, + T-norm over the other enrolled speakers when 6 or more are enrolled; none = raw "
+                        "scores). The same trial gets the same score as in 'score'; the threshold is on this scale")
+    p.add_argument("--cohort", metavar="CSV", default=None, help="impostor cohort manifest (as for 'score')")
+
+
 def _verifier(args, **kwargs) -> SpeakerVerifier:
     show_warnings()
     params = {"top_c": 0} if getattr(args, "exact", False) else None
+    norm = {"norm": args.norm, "cohort": args.cohort} if hasattr(args, "norm") else {}
     return SpeakerVerifier(args.model_dir, backend=getattr(args, "backend", None),
                            feature_config=feature_config_from(args), backend_params=params,
-                           n_jobs=getattr(args, "jobs", 1), **kwargs)
+                           n_jobs=getattr(args, "jobs", 1), **norm, **kwargs)
 
 
 def _manifest(args):
@@ -103,10 +115,12 @@ def _train_ubm(args):
 
     show_warnings()
     params = {} if args.augment is None else {"n_augment": args.augment}
-    result = get_backend("gmm-ubm").train(args.model_dir, _manifest(args), feature_config=feature_config_from(args),
-                                          n_jobs=args.jobs, random_state=args.seed, n_components=args.components,
-                                          max_iter=args.iterations, relevance_factor=args.relevance_factor,
-                                          top_c=args.top_c, **params)
+    with report_stages():
+        result = get_backend("gmm-ubm").train(args.model_dir, _manifest(args),
+                                              feature_config=feature_config_from(args), n_jobs=args.jobs,
+                                              random_state=args.seed, n_components=args.components,
+                                              max_iter=args.iterations, relevance_factor=args.relevance_factor,
+                                              top_c=args.top_c, verbose=stage_lines, **params)
     print(f"trained a {result['n_components']}-component UBM on {result['n_features']}-dim features "
           f"({result['n_iter'] or '?'} EM iterations) -> {result['model']}")
 
@@ -117,12 +131,12 @@ def _enroll(args):
     verifier = _verifier(args)
     if (args.manifest or args.data_dir) and (args.speaker or args.files) or (args.manifest and args.data_dir):
         raise ParameterError("give one of --manifest, --data-dir, or --speaker with FILE arguments")
-    if args.manifest or args.data_dir:
-        results = verifier.enroll_manifest(_manifest(args), n_augment=args.augment)
-    elif args.speaker and args.files:
-        results = [verifier.enroll(args.speaker, args.files, n_augment=args.augment)]
-    else:
+    if not (args.manifest or args.data_dir or (args.speaker and args.files)):
         raise ParameterError("nothing to enroll: give --manifest CSV, or --speaker ID FILE...")
+    with report_stages():
+        results = (verifier.enroll_manifest(_manifest(args), n_augment=args.augment)
+                   if args.manifest or args.data_dir
+                   else [verifier.enroll(args.speaker, args.files, n_augment=args.augment)])
     if args.json:
         print_json({"enrolled": results})
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from speakerid._utils.progress import report_stages
 from speakerid.cli._common import (
     ExitStatus,
     add_backend,
@@ -34,6 +35,8 @@ def register(sub) -> None:
     add_out_format(p)
     add_backend(p)
     add_workers(p)
+    p.add_argument("--processes", action="store_true",
+                   help="local workers (--jobs) are processes (joblib) instead of threads of this process")
     p.add_argument("--chunksize", type=int, default=DEFAULT_CHUNKSIZE, metavar="N",
                    help=f"trial rows per chunk (default {DEFAULT_CHUNKSIZE})")
     p.add_argument("--strict", action="store_true", help="exit 9 when any trial could not be scored")
@@ -63,10 +66,12 @@ def _score(args):
 
         trials = kaldi_trials_manifest(args.trials, args.data_dir)
     try:
-        result = score_trials(args.model_dir, trials, args.out, backend=args.backend, n_jobs=args.jobs,
-                              scheduler=args.scheduler, chunksize=args.chunksize, cache_dir=args.cache,
-                              strict=args.strict, top_c=0 if args.exact else None, norm=args.norm,
-                              cohort=args.cohort, cohort_top=args.cohort_top, out_format=args.out_format)
+        with report_stages():
+            result = score_trials(args.model_dir, trials, args.out, backend=args.backend, n_jobs=args.jobs,
+                                  scheduler=args.scheduler, chunksize=args.chunksize, cache_dir=args.cache,
+                                  strict=args.strict, top_c=0 if args.exact else None, norm=args.norm,
+                                  cohort=args.cohort, cohort_top=args.cohort_top, out_format=args.out_format,
+                                  processes=args.processes)
         status = ExitStatus.OK
     except PartialScoringError as exc:
         result, status = exc.result, ExitStatus.PARTIAL_FAILURE

@@ -15,8 +15,11 @@ def register(sub) -> None:
                                    "segments then use it and say so.")
     add_model_dir(p)
     p.add_argument("--scores", required=True, metavar="FILE",
-                   help="dev score file from the same backend, on verify's scale (score --norm none: verify, "
-                        "identify and segments score raw)")
+                   help="dev score file from the same backend and normalisation as verify will use ('score' and "
+                        "'verify' give a trial the same score with the same --norm)")
+    p.add_argument("--norm", default="auto", metavar="METHOD",
+                   help="the score normalisation of the dev scores, recorded with the threshold (default auto, as "
+                        "'score' and 'verify'); verify refuses a threshold of another normalisation")
     p.add_argument("--criterion", default="eer", metavar="CRITERION",
                    help="eer (default), far=<rate> (e.g. far=0.01: the lowest threshold with at most 1 %% false "
                         "acceptances), or min-dcf[:<p_target>] (default p_target 0.01)")
@@ -42,7 +45,7 @@ def _set_threshold(args):
         raise ManifestError("the score file holds no labels: give the trial list with --key", args.scores)
     frame = frame[frame["score"].notna()]
     choice = choose_threshold(frame["score"].to_numpy(), frame["target"].to_numpy(), args.criterion)
-    verifier = SpeakerVerifier(args.model_dir, backend=args.backend)
+    verifier = SpeakerVerifier(args.model_dir, backend=args.backend, norm=args.norm)
     how = {**choice.as_dict(), "scores": str(Path(args.scores).resolve())}
     verifier.set_threshold(choice.threshold, how=how)
     if args.json:

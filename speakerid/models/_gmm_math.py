@@ -27,8 +27,8 @@ from speakerid.exceptions import ParameterError
 
 __all__ = ["as_frames", "chunk_rows", "Workspace", "map_chunks", "add_stats", "augment",
            "param_matrix", "transposed32", "log_lik", "logsumexp_", "logsumexp0", "em_stats_chunk", "top_c_select",
-           "llr_chunk", "moments", "partition_stats", "is_int", "is_real", "checked_array", "m_step",
-           "floored_components", "mixture_variance"]
+           "align_chunk", "llr_aligned_chunk", "moments", "partition_stats", "is_int", "is_real", "checked_array",
+           "m_step", "floored_components", "mixture_variance"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Bytes of the (rows x K) float32 log-likelihood block of one chunk: ~4 MB stays in cache on most CPUs.
@@ -246,39 +246,70 @@ def logsumexp0(V: np.ndarray) -> np.ndarray:
     return m + np.log(E.sum(axis=0), dtype=np.float64)
 
 
-def llr_chunk(X, center, PT, delta, delta_t, c, gather: bool, ws: Workspace) -> np.ndarray:
-    """Sum over one chunk's frames of log p(x|speaker) - log p(x|ubm), for every speaker.
+def align_chunk(X, center, PT, c, ws: Workspace) -> tuple:
+    """One chunk's UBM alignment, the per-frame work every speaker model of a trial shares.
 
-    ``delta`` (S, K, W) holds each speaker's parameter matrix minus the UBM's, truncated to the W = D+1 linear
-    columns when the speakers share the UBM's variances (``delta_t`` is its (S, W, K) transpose); ``c`` is the
-    top-C size or None for exact scoring; ``gather`` picks gathering the C selected rows over a full GEMM.
+    Returns ``(A, idx, V, lse)``: ``A`` the augmented frames ``[x - c, 1, (x - c)^2]`` (float32, n x (2D+1), a
+    copy); with top-C (``c`` an int) ``idx`` and ``V`` (c, n) are each frame's C best UBM components and their
+    weighted log-likelihoods minus the frame's best, ``lse`` (n,) float64 the UBM log-likelihood over those C
+    (same shift); exactly (``c`` None) ``idx`` is None, ``V`` (n, K) all components minus the frame's best and
+    ``lse`` the log-sum over all K.
     """
     A = augment(X, center, ws)
-    k, width = delta.shape[1], delta.shape[2]
-    Ac, n = A[:, :width], X.shape[0]
     L = log_lik(A, PT, ws)
-    out = np.empty(len(delta))
-    if c is None:  # relative to the row max: log p_ubm - max = log(row sum of exp)
-        log_s = np.log(logsumexp_(L, ws, out=ws.get("E", L.shape))[1], dtype=np.float64)
-        L -= ws.get("m", (n,))[:, None]
-        for i in range(len(delta)):
-            T = np.matmul(Ac, delta_t[i], out=ws.get("T", (n, k)))
-            T += L
-            out[i] = (logsumexp_(T, ws)[0] - log_s).sum()
-        return out
-    idx, V = top_c_select(L, c)  # (c, n): the UBM's top-C components of every frame
+    if c is None:
+        m = L.max(axis=1)
+        V = np.subtract(L, m[:, None])
+        E = np.exp(V)
+        return A.copy(), None, V, np.log(E.sum(axis=1), dtype=np.float64)
+    idx, V = top_c_select(L, c)
     V = V - V.max(axis=0)
-    lse_u = logsumexp0(V)
-    for i in range(len(delta)):
-        if gather:  # the C selected rows of the speaker's differences only
-            G = np.take(delta[i], idx, axis=0, out=ws.get("G3", (*idx.shape, width)))
-            T = np.einsum("cnw,nw->cn", G, Ac)
-        else:  # one GEMM beats gathering when C is not << K
-            T = np.matmul(Ac, delta_t[i], out=ws.get("T", (n, k)))
-            T = np.take_along_axis(T.T, idx, axis=0)
-        T += V
-        out[i] = (logsumexp0(T) - lse_u).sum()
-    return out
+    return A.copy(), np.ascontiguousarray(idx), V, logsumexp0(V)
+
+
+def llr_aligned_chunk(aligned: tuple, delta_kws: np.ndarray, gather: bool) -> np.ndarray:
+    """Sum over one aligned chunk's frames of log p(x|speaker) - log p(x|ubm), for every speaker.
+
+    ``delta_kws`` (K, W, S) float32 holds each speaker's parameter matrix minus the UBM's, component-major,
+    truncated to the W = D+1 linear columns when the speakers share the UBM's variances. With top-C, ``gather``
+    evaluates the selected components only: the (frame, component) pairs are grouped by component and each
+    group is one GEMM against all S speakers (C x n x W x S multiply-adds); otherwise (or exactly) one GEMM
+    per speaker over all K components (K x n x W each) is cheaper.
+    """
+    A, idx, V, lse = aligned
+    k, width, n_speakers = delta_kws.shape
+    n = A.shape[0]
+    Ac = A[:, :width]
+    if idx is None or not gather:
+        out = np.empty(n_speakers)
+        for i in range(n_speakers):
+            T = Ac @ delta_kws[:, :, i].T                           # (n, K)
+            if idx is None:
+                T += V
+                out[i] = (logsumexp_(T, Workspace())[0] - lse).sum()
+            else:
+                T = np.take_along_axis(T.T, idx, axis=0) + V        # (c, n)
+                out[i] = (logsumexp0(T) - lse).sum()
+        return out
+    c = idx.shape[0]
+    flat = idx.reshape(-1)                          # pair p = (selection j, frame p % n)
+    order = np.argsort(flat, kind="stable")
+    counts = np.bincount(flat, minlength=k)
+    ends = np.cumsum(counts)
+    grouped = Ac[order % n]                         # the frames of each pair, grouped by component
+    T_grouped = np.empty((c * n, n_speakers), dtype=np.float32)
+    for comp in np.flatnonzero(counts):
+        a, b = ends[comp] - counts[comp], ends[comp]
+        np.matmul(grouped[a:b], delta_kws[comp], out=T_grouped[a:b])
+    T = np.empty_like(T_grouped)
+    T[order] = T_grouped
+    T = T.reshape(c, n, n_speakers)
+    T += V[:, :, None]
+    m = T.max(axis=0)
+    T -= m
+    np.exp(T, out=T)
+    lse_s = m + np.log(T.sum(axis=0), dtype=np.float64)          # (n, S)
+    return (lse_s - lse[:, None]).sum(axis=0)
 
 
 def moments(X) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,8 @@ data are tiny), are re-seeded by splitting the heaviest component: its mean move
 re-seeded one's by +0.2 sigma, both keep its variance and get half its weight. An iteration that re-seeds never
 counts as converged.
 
-:func:`map_adapt` derives a speaker model from a UBM (Reynolds, Quatieri & Dunn, 2000); :func:`llr_scores` scores
-frames against many speaker models at once, exactly or with top-C Gaussian selection.
+:func:`map_adapt` derives a speaker model from a UBM (Reynolds, Quatieri & Dunn, 2000); :mod:`speakerid.models.llr`
+scores frames against many speaker models at once, exactly or with top-C Gaussian selection.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from speakerid._utils.validation import check_is_fitted, check_random_state, res
 from speakerid.exceptions import ParameterError
 from speakerid.models import _gmm_math as gm
 
-__all__ = ["DiagGMM", "map_adapt", "llr_scores"]
+__all__ = ["DiagGMM", "map_adapt"]
 #: What the NotFittedError of an untrained DiagGMM suggests.
 _FIT_HINT = 'call fit() or build it with DiagGMM.from_params()'
 
@@ -40,7 +40,6 @@ _MIN_COUNT = 10.0         # a component with less responsibility mass than 10 fr
 _SPLIT = 0.2              # re-seeding offset, in standard deviations
 _ABS_FLOOR = 1e-10        # absolute variance floor under the relative one
 _INIT_FRAMES = 40         # frames per component in the initialisation subsample (at least 10,000)
-_GATHER_RATIO = 24        # top-C gathers the C selected rows when K > 24 C, else one GEMM over all K (measured)
 
 
 class DiagGMM(BaseEstimator):
@@ -289,7 +288,7 @@ class DiagGMM(BaseEstimator):
         return self.predict_proba(X).argmax(axis=1)
 
 
-# ---------------------------------------------------------------------- MAP adaptation and scoring
+# ---------------------------------------------------------------------- MAP adaptation
 def map_adapt(ubm: DiagGMM, X, relevance_factor=16.0, adapt=("means",)) -> DiagGMM:
     """MAP-adapt a UBM to frames ``X`` (Reynolds, Quatieri & Dunn, 2000).
 
@@ -352,59 +351,3 @@ def map_adapt(ubm: DiagGMM, X, relevance_factor=16.0, adapt=("means",)) -> DiagG
         var = np.maximum(alpha * (stats[:, d + 1:] / safe) + (1 - alpha) * (var0 + mu0 * mu0) - mu * mu, floor)
     return DiagGMM.from_params(w, mu + center, var, **{k: v for k, v in ubm.get_params().items()
                                                        if k not in ("weights_init", "means_init", "variances_init")})
-
-
-def llr_scores(ubm: DiagGMM, speakers, X, top_c=None) -> np.ndarray:
-    """Average frame log-likelihood ratio ``log p(x|speaker) - log p(x|ubm)`` of every speaker model.
-
-    Parameters
-    ----------
-    ubm : DiagGMM
-    speakers : list of DiagGMM
-        Models with the UBM's shape (typically :func:`map_adapt` results).
-    X : array (n_frames, n_dims)
-    top_c : int or None
-        ``None`` (or 0) scores exactly; C >= 1 keeps, for every frame, the C components with the highest UBM
-        log-likelihood and evaluates both the UBM and the speakers over those only (Reynolds' fast scoring).
-
-    Returns
-    -------
-    ndarray of float64, shape (n_speakers,)
-
-    Notes
-    -----
-    Speakers are handled as differences from the UBM: per component, log w'p'(x) - log w p(x) is linear in
-    ``[x, x^2, 1]`` (in ``[x, 1]`` when the variances are the UBM's), so the ratio is computed from small,
-    precise numbers whatever the absolute log-likelihoods are. The UBM pass is one float32 GEMM per chunk of
-    frames; the top C are found by C vectorised arg-max passes (``np.argpartition`` when C > 16), and each
-    speaker's differences are gathered for the C selected components only (when K > 24 C; otherwise one GEMM
-    over all K is cheaper).
-    """
-    X = ubm._frames(X)
-    speakers = list(speakers)
-    k, d = ubm.means_.shape
-    for s in speakers:
-        if not isinstance(s, DiagGMM):
-            raise ParameterError(f"speakers must be DiagGMM models, got {type(s).__name__}")
-        check_is_fitted(s, "means_", _FIT_HINT)
-        if s.means_.shape != (k, d):
-            raise ParameterError(f"speaker model shape {s.means_.shape} differs from the UBM's {(k, d)}")
-    if top_c is not None and (int(top_c) != top_c or top_c < 0):
-        raise ParameterError(f"top_c must be None or an integer >= 0, got {top_c!r}")
-    if not speakers:
-        return np.zeros(0)
-    c = min(int(top_c), k) if top_c else None
-    center = ubm._center()
-    p_ubm = gm.param_matrix(ubm.weights_, ubm.means_, ubm.covariances_, center)
-    delta = np.stack([gm.param_matrix(s.weights_, s.means_, s.covariances_, center) - p_ubm for s in speakers])
-    width = delta.shape[2] if np.any(delta[:, :, d + 1:]) else d + 1     # [x, 1] suffices for shared variances
-    delta = delta[:, :, :width].astype(np.float32)                       # (S, K, width)
-    delta_t = np.ascontiguousarray(delta.transpose(0, 2, 1))             # (S, width, K)
-    pt, c32 = gm.transposed32(p_ubm), center.astype(np.float32)
-    gather = c is not None and k > _GATHER_RATIO * c
-
-    def chunk(a, b, ws):
-        return gm.llr_chunk(X[a:b], c32, pt, delta, delta_t, c, gather, ws)
-
-    total = gm.map_chunks(chunk, len(X), ubm._rows(), resolve_jobs(ubm.n_jobs), reduce=np.add)
-    return total / len(X)

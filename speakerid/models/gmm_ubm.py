@@ -10,7 +10,9 @@ This module works on arrays; :class:`speakerid.SpeakerVerifier` adds files, feat
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 
@@ -19,7 +21,8 @@ from speakerid._utils.hashing import arrays_hash
 from speakerid._utils.validation import check_is_fitted
 from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.models._frame_checks import DegenerateFramesWarning, check_training_frames
-from speakerid.models.gmm import DiagGMM, llr_scores, map_adapt
+from speakerid.models.gmm import DiagGMM, map_adapt
+from speakerid.models.llr import UBMAlignment, aligned_llr, llr_deltas, ubm_alignment
 
 __all__ = ["GMMUBM"]
 #: What the NotFittedError of an untrained GMMUBM suggests.
@@ -29,6 +32,9 @@ _ADAPTABLE = ("means", "weights", "variances")
 #: A UBM whose floored (collapsed) components hold more than this share of the frames is refused (a speech
 #: UBM has none: 0 of 256 on the shared background set).
 _MAX_FLOORED_SHARE = 0.25
+#: Speaker models, and sets of them, whose differences from the UBM a GMMUBM keeps for scoring.
+_MAX_MODELS, _MAX_SETS, _MAX_CACHED_BYTES = 256, 4, 1 << 25
+_CACHE_LOCK = threading.Lock()
 
 
 def _stack_frames(X, names=None, n_components=None, what="training", strict=False) -> np.ndarray:
@@ -215,14 +221,53 @@ class GMMUBM(BaseEstimator):
         -------
         numpy.ndarray of float64, shape (n_models,)
         """
+        return self.score_aligned(models, self.align(X, top_c))
+
+    def align(self, X, top_c="default") -> UBMAlignment:
+        """The UBM alignment of frames ``X`` (n_frames, n_dims): the per-utterance work of :meth:`score`, done
+        once and shared by every :meth:`score_aligned` call (claimed speakers, cohort models, ...)."""
         check_is_fitted(self, "ubm_", _FIT_HINT)
         X = self._check_dims(_stack_frames(X))
         c = self.top_c if top_c == "default" else top_c
         c = None if not c or int(c) >= self.ubm_.n_components else int(c)
-        speakers = [self._as_gmm(m) for m in models]
-        if not speakers:
+        return ubm_alignment(self.ubm_, X, top_c=c)
+
+    def score_aligned(self, models, alignment: UBMAlignment) -> np.ndarray:
+        """:meth:`score` of speaker models on an utterance already aligned by :meth:`align`, float64 (n_models,).
+
+        Each model's differences from the UBM are computed once and kept (keyed by the identity of its arrays,
+        which the cache holds on to), as is the stack of a recurring set of models (a cohort).
+        """
+        check_is_fitted(self, "ubm_", _FIT_HINT)
+        models = list(models)
+        if not models:
             return np.zeros(0)
-        return np.asarray(llr_scores(self.ubm_, speakers, X, top_c=c), dtype=np.float64)
+        key = tuple(id(m["means"]) if isinstance(m, dict) and "means" in m else id(m) for m in models)
+        delta = self._cached("sets", key, models, lambda: self._stack_deltas(models), _MAX_SETS)
+        return np.asarray(aligned_llr(alignment, delta), dtype=np.float64)
+
+    def _stack_deltas(self, models) -> np.ndarray:
+        rows = [self._cached("models", (id(m["means"]) if isinstance(m, dict) and "means" in m else id(m),), [m],
+                             lambda m=m: llr_deltas(self.ubm_, [self._as_gmm(m)]), _MAX_MODELS) for m in models]
+        width = max(r.shape[1] for r in rows)   # a narrow row's x^2 columns are exactly 0 (the UBM's variances)
+        return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=2)
+
+    def _cached(self, kind, key, owners, make, limit):
+        """``make()`` memoised per ``key`` (ids of ``owners``' arrays, held by the entry so no id is reused)."""
+        with _CACHE_LOCK:
+            cache = self.__dict__.setdefault("_delta_cache", {}).setdefault(kind, OrderedDict())
+            hit = cache.get(key)
+            if hit is not None:
+                cache.move_to_end(key)
+                return hit[1]
+        value = make()
+        if value.nbytes > _MAX_CACHED_BYTES:
+            return value
+        with _CACHE_LOCK:
+            cache[key] = (list(owners), value)
+            while len(cache) > limit:
+                cache.popitem(last=False)
+        return value
 
     def _as_gmm(self, model: dict) -> DiagGMM:
         weights = model.get("weights", self.ubm_.weights_)

@@ -4,7 +4,7 @@ Each distinct enrollment entry becomes a model once per run, with the directory'
 GMM of that one file; i-vector, Siamese, MLP: its vector), on the workers; then the list is read in chunks and
 every distinct test entry of a chunk is one task, scored against all the enrollment models it is paired with in
 one call. Symmetric scoring averages ``s(model(e), t)`` and ``s(model(t), e)``. Cohort normalisation (Z/T/ZT/S-norm,
-:mod:`speakerid.scoring.norm`) treats the enrollment model as the claimed model: its Z-norm statistics come from
+:mod:`speakerid.evaluation.norm`) treats the enrollment model as the claimed model: its Z-norm statistics come from
 the cohort utterances, its test side's T-norm statistics from the cohort speakers' models.
 
 Models are kept in memory for the run (one per distinct enrollment entry); features go through the feature cache
@@ -139,7 +139,7 @@ class _PairCohort:
         self.model_rows.update(zip(keys, matrix))
 
     def normalize(self, scores, keys, test_cohort) -> np.ndarray:
-        from speakerid.scoring.norm import normalize_scores
+        from speakerid.evaluation.norm import normalize_scores
 
         model_cohort = np.vstack([self.model_rows[k] for k in keys])
         return normalize_scores(scores, self.method, model_cohort=model_cohort, test_cohort=test_cohort,
@@ -147,8 +147,8 @@ class _PairCohort:
 
 
 def _prepare_cohort(verifier, cohort_csv, method, top_n, cache, folder) -> tuple:
+    from speakerid.backends._cohort import save_models
     from speakerid.data.manifests import read_manifest
-    from speakerid.scoring.cohort import save_models
 
     manifest = read_manifest(cohort_csv)
     backend = verifier.backend

@@ -74,6 +74,10 @@ class TaskRunner:
         speakerid installed and must see the same files.
     batches_per_worker : int
         Batches made per worker and call of :meth:`submit` (more balance the load, fewer cost less overhead).
+    threads : bool
+        Local workers are threads of this process instead of processes: nothing to start or load twice, for
+        work that is mostly NumPy/BLAS (which release the GIL). BLAS is then held at one thread per worker for
+        the runner's lifetime.
 
     Use it as a context manager::
 
@@ -84,16 +88,20 @@ class TaskRunner:
             results = pending.result()
     """
 
-    def __init__(self, n_jobs: int = 1, scheduler: str | None = None, batches_per_worker: int = 4):
+    def __init__(self, n_jobs: int = 1, scheduler: str | None = None, batches_per_worker: int = 4,
+                 threads: bool = False):
         self.n_jobs = resolve_jobs(n_jobs)
         self.scheduler = scheduler
         self.batches_per_worker = int(batches_per_worker)
+        self.threads = bool(threads) and scheduler is None
+        self._blas_limit = None
         self._executor = None
         self._client = None
         self._cluster = None
         self._own_client = True
         #: How the work runs, for reports (e.g. "joblib (2 processes)"); filled in with the worker count by open().
-        self.description = f"joblib ({self.n_jobs} processes)" if self.n_jobs > 1 else "serial"
+        self.description = (f"{self.n_jobs} threads" if self.threads else f"joblib ({self.n_jobs} processes)"
+                            ) if self.n_jobs > 1 else "serial"
         if scheduler is not None and not isinstance(scheduler, str) and not _is_client(scheduler):
             raise ParameterError(f"scheduler must be 'local', a 'tcp://host:port' address or a dask Client, "
                                  f"got {scheduler!r}")
@@ -111,6 +119,13 @@ class TaskRunner:
     def open(self) -> None:
         if self.scheduler is not None:
             self._open_dask()
+        elif self.n_jobs > 1 and self.threads:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from threadpoolctl import threadpool_limits
+
+            self._blas_limit = threadpool_limits(1, user_api="blas")   # the workers' own limits then nest
+            self._executor = ThreadPoolExecutor(self.n_jobs, thread_name_prefix="speakerid-score")
         elif self.n_jobs > 1:
             from joblib.executor import get_memmapping_executor
 
@@ -141,7 +156,12 @@ class TaskRunner:
         self.description = f"dask ({where}, {self.n_workers} workers)"
 
     def close(self) -> None:
-        self._executor = None  # reusable: left running for the next job; idle workers exit after 300 s
+        if self.threads and self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
+            self._blas_limit = None
+        self._executor = None  # (processes) reusable: left running for the next job; idle workers exit after 300 s
         if self._client is not None and self._own_client:
             self._client.close()
         self._client = None
@@ -169,6 +189,10 @@ class TaskRunner:
             futures = self._client.map(_catching_warnings, [func] * len(batches), [shared] * len(batches), batches,
                                        pure=False)
             return Pending(lambda: _warn_again(self._client.gather(futures)), futures)
+        if self._executor is not None and batches and self.threads:
+            # threads share this process's warning machinery (catch_warnings is not thread-safe): they warn directly
+            futures = [self._executor.submit(func, shared, batch) for batch in batches]
+            return Pending(lambda: [f.result() for f in futures], futures)
         if self._executor is not None and batches:
             futures = [self._executor.submit(_catching_warnings, func, shared, batch) for batch in batches]
             return Pending(lambda: _warn_again([f.result() for f in futures]), futures)

@@ -1,9 +1,10 @@
 """The worker side of batch scoring (:mod:`speakerid.scoring.batch`): what runs in each worker process.
 
-A task is one test file and the speakers it is claimed to be; :func:`score_tasks` scores a batch of them. Each
-worker keeps its :class:`~speakerid.verifier.SpeakerVerifier` (and so every speaker model it has loaded), its
-feature cache and the cohort models in a module-level dict keyed by the :class:`WorkerSpec`, so they are loaded
-once per worker and job, not once per task or chunk.
+A task is one test file and the speakers it is claimed to be; :func:`score_tasks` scores a batch of them through
+:meth:`~speakerid.verifier.SpeakerVerifier.score_frames` -- the path ``verify`` takes -- with the job's score
+normaliser (read once from the ``.npz`` the job wrote). Each worker keeps its verifier (and so every speaker model
+it has loaded), its feature cache and the normaliser in a module-level dict keyed by the :class:`WorkerSpec`, so
+they are loaded once per worker and job, not once per task or chunk.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import numpy as np
-
+from speakerid.backends._cohort import ScoreNormalizer, load_models
 from speakerid.exceptions import AudioError
 from speakerid.features.cache import FeatureCache
-from speakerid.scoring.cohort import load_models
 from speakerid.verifier import SpeakerVerifier
 
 __all__ = ["WorkerSpec", "score_tasks", "worker_state"]
@@ -30,10 +29,11 @@ class WorkerSpec:
     backend_params: tuple
     cache_dir: str | None
     stamp: str                # digest of the model files' names, sizes and mtimes
-    cohort_models: str | None = None
+    cohort_models: str | None = None   # a cohort's models (pair scoring: scoring.pairs)
+    normalizer: str | None = None      # the job's ScoreNormalizer file (batch scoring), None for raw scores
 
 
-# spec -> {thread id -> (verifier, feature cache, cohort models)}. Per thread, because a Dask worker may run
+# spec -> {thread id -> (verifier, feature cache, normalizer or cohort models)}. Per thread, because a Dask worker may run
 # tasks on several threads and a verifier loads its models lazily (not thread-safe).
 _WORKER_STATE: dict = {}
 _STATE_LOCK = threading.Lock()
@@ -42,15 +42,17 @@ MAX_SPECS = 2
 
 
 def worker_state(spec: WorkerSpec):
-    """This thread's ``(verifier, feature_cache, cohort_models)`` for ``spec``, made on first use."""
+    """This thread's ``(verifier, feature_cache, extra)`` for ``spec``, made on first use; ``extra`` is the
+    job's :class:`ScoreNormalizer`, else its cohort models (a list), else None. The verifier scores raw."""
     thread = threading.get_ident()
     state = _WORKER_STATE.get(spec, {}).get(thread)
     if state is None:
         verifier = SpeakerVerifier(spec.model_dir, backend=spec.backend,
-                                   backend_params=dict(spec.backend_params) or None)
+                                   backend_params=dict(spec.backend_params) or None, norm="none")
         cache = FeatureCache(spec.cache_dir, verifier.feature_config)
-        cohort = load_models(spec.cohort_models) if spec.cohort_models else None
-        state = (verifier, cache, cohort)
+        extra = (ScoreNormalizer.load(spec.normalizer) if spec.normalizer
+                 else load_models(spec.cohort_models) if spec.cohort_models else None)
+        state = (verifier, cache, extra)
         with _STATE_LOCK:
             if spec not in _WORKER_STATE:
                 while len(_WORKER_STATE) >= MAX_SPECS:  # do not hoard the models of finished jobs
@@ -61,31 +63,27 @@ def worker_state(spec: WorkerSpec):
 
 
 def score_tasks(spec: WorkerSpec, tasks: list) -> list:
-    """Worker side: score each ``(test_path, [speakers])`` task; one ``(scores, error, cohort_scores, cached)``
-    per task (``scores`` None and ``error`` the reason when the audio cannot be used)."""
+    """Worker side: score each ``(test_path, [speakers])`` task; one ``(scores, error, cached)`` per task
+    (``scores`` None and ``error`` the reason when the audio cannot be used)."""
     from threadpoolctl import threadpool_limits
 
-    verifier, cache, cohort = worker_state(spec)
+    verifier, cache, normalizer = worker_state(spec)
     results = []
     # One BLAS thread everywhere: a GEMM's rounding may depend on its thread count, and the scores must not
     # depend on n_jobs or the scheduler. Tasks are small; parallelism comes from the workers.
     with threadpool_limits(limits=1, user_api="blas"):
         for path, speakers in tasks:
-            results.append(_score_task(verifier, cache, cohort, path, speakers))
+            results.append(_score_task(verifier, cache, normalizer, path, speakers))
     return results
 
 
-def _score_task(verifier, cache, cohort, path, speakers):
+def _score_task(verifier, cache, normalizer, path, speakers):
     hits = cache.hits
     try:
         frames = cache.features(path)
     except AudioError as exc:
-        return None, _reason(exc, path), None, False
-    scores = verifier.score_frames(speakers, frames)
-    cohort_scores = None
-    if cohort is not None:
-        cohort_scores = np.asarray(verifier.backend.score(verifier.backend.prepare(frames), cohort), float)
-    return scores, None, cohort_scores, cache.hits > hits
+        return None, _reason(exc, path), False
+    return verifier.score_frames(speakers, frames, normalizer=normalizer), None, cache.hits > hits
 
 
 def _reason(exc: AudioError, path) -> str:

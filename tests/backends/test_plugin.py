@@ -102,8 +102,9 @@ def test_a_toy_backend_goes_through_every_path(toy_backend, synth_corpus, tmp_pa
 
     trials = read_manifest(synth_corpus.trials_csv, require_target=True)
     target = trials[trials["target"] == 1].iloc[0]
-    claim = verifier.verify(target["speaker"], target["path"])
-    assert claim["backend"] == "mean-cosine" and -1.0 - 1e-9 <= claim["score"] <= 1.0 + 1e-9
+    claim = SpeakerVerifier(model_dir, backend="mean-cosine", norm="none").verify(target["speaker"], target["path"])
+    assert claim["backend"] == "mean-cosine" and -1.0 - 1e-9 <= claim["score"] <= 1.0 + 1e-9   # raw: a cosine
+    assert verifier.score_scale == "enrolled"     # by default: T-norm over the other 5 enrolled speakers
     ranked = verifier.identify(target["path"], top=3, threshold=-1.0)
     assert len(ranked["candidates"]) == 3 and ranked["best"] == ranked["candidates"][0]["speaker"]
     pieces = verifier.identify_segments(target["path"], threshold=-1.0)
@@ -112,7 +113,8 @@ def test_a_toy_backend_goes_through_every_path(toy_backend, synth_corpus, tmp_pa
     # batch scoring finds the backend by name and gives the same scores as the facade, trial by trial
     result = score_trials(model_dir, synth_corpus.trials_csv, backend="mean-cosine", norm="none")
     assert result.n_errors == 0 and result.n_scored == len(trials)
-    facade = [SpeakerVerifier(model_dir).verify(row.speaker, row.path)["score"] for row in trials.head(5).itertuples()]
+    facade = [SpeakerVerifier(model_dir, norm="none").verify(row.speaker, row.path)["score"]
+              for row in trials.head(5).itertuples()]
     np.testing.assert_allclose(result.frame["score"].astype(float).to_numpy()[:5], facade, rtol=1e-6)
     # weak but far from chance on distinct synthetic voices (0.28 measured)
     assert metrics.eer(result.frame["score"].astype(float), trials["target"]) < 0.4

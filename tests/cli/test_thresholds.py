@@ -20,7 +20,7 @@ def scored(tmp_path_factory):
     models, corpus = tiny_model_dir(root)
     assert main(["enroll", "--manifest", str(corpus.enroll_csv), "--model-dir", str(models)]) == ExitStatus.OK
     assert main(["score", "--model-dir", str(models), "--trials", str(corpus.trials_csv), "--out",
-                 str(root / "dev.csv"), "--norm", "none"]) == ExitStatus.OK
+                 str(root / "dev.csv")]) == ExitStatus.OK     # verify's scale: the same default normalisation
     return models, corpus, root / "dev.csv"
 
 
@@ -56,3 +56,22 @@ def test_bad_criterion_and_unlabelled_scores(scored, tmp_path, capsys):
     (tmp_path / "s.txt").write_text("a b 1.0\n")
     assert main(["set-threshold", "--model-dir", str(models), "--scores", str(tmp_path / "s.txt")]) == 4
     assert "--key" in capsys.readouterr().err
+
+
+def test_a_threshold_of_raw_dev_scores_is_refused_for_normalised_verify(scored, tmp_path, capsys):
+    import shutil
+
+    models, corpus, _ = scored
+    shutil.copytree(models, tmp_path / "m")
+    raw = tmp_path / "raw.csv"
+    assert main(["score", "--model-dir", str(tmp_path / "m"), "--trials", str(corpus.trials_csv), "--out", str(raw),
+                 "--norm", "none"]) == ExitStatus.OK
+    assert main(["set-threshold", "--model-dir", str(tmp_path / "m"), "--scores", str(raw), "--norm", "none"]) == 0
+    trial = pd.read_csv(corpus.trials_csv).iloc[0]
+    audio = str(corpus.trials_csv.parent / trial["path"])
+    capsys.readouterr()
+    assert main(["verify", "--model-dir", str(tmp_path / "m"), "--speaker", str(trial["speaker"]), audio,
+                 "--norm", "none"]) in (0, None)
+    assert "none scores" in capsys.readouterr().out
+    assert main(["verify", "--model-dir", str(tmp_path / "m"), "--speaker", str(trial["speaker"]), audio]) == 6
+    assert "set for 'none' scores" in capsys.readouterr().err

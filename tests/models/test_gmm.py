@@ -11,8 +11,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from speakerid.exceptions import NotFittedError, ParameterError
-from speakerid.models import gmm as gmm_module
-from speakerid.models.gmm import DiagGMM, llr_scores, map_adapt
+from speakerid.models import llr as llr_module
+from speakerid.models.gmm import DiagGMM, map_adapt
+from speakerid.models.llr import llr_scores
 
 
 def mixture_data(rng, n=3000, d=4, k=6, spread=4.0):
@@ -276,7 +277,7 @@ def test_llr_top_c_equal_to_k_is_exact(ubm, speakers, data):
 @pytest.mark.parametrize("top_c", [1, 3, 5])
 @pytest.mark.parametrize("gather_ratio", [0, 10_000])                         # force gathering / the full GEMM
 def test_llr_top_c_matches_reference(ubm, speakers, data, top_c, gather_ratio, monkeypatch):
-    monkeypatch.setattr(gmm_module, "_GATHER_RATIO", gather_ratio)
+    monkeypatch.setattr(llr_module, "_GATHER_RATIO", gather_ratio)
     X = data[0][-500:]
     got = llr_scores(ubm, speakers, X, top_c=top_c)
     np.testing.assert_allclose(got, [reference_llr(ubm, s, X, top_c) for s in speakers], rtol=1e-5, atol=1e-6)

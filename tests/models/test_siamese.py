@@ -299,7 +299,7 @@ def test_train_siamese_cli_in_process(synth_corpus, tmp_path, capsys):
     row = read_manifest(synth_corpus.trials_csv, require_target=True).iloc[0]
     capsys.readouterr()
     assert main(["verify", "--model-dir", str(model_dir), "--backend", "siamese", "--speaker", row["speaker"],
-                 row["path"], "--json"]) == 0
+                 row["path"], "--json", "--norm", "none"]) == 0                  # raw: a distance
     result = json.loads(capsys.readouterr().out)
     assert result["backend"] == "siamese" and result["score"] <= 0.0  # -distance
     assert main(["train-siamese", "--manifest", manifest, "--model-dir", str(model_dir),

@@ -13,11 +13,11 @@ import pytest
 from speakerid.cli._common import ExitStatus
 from speakerid.cli.main import main
 from speakerid.data.manifests import read_manifest
+from speakerid.evaluation.norm import normalize_scores
 from speakerid.exceptions import DataLeakWarning, ManifestError, ParameterError, UnknownSpeakerError
 from speakerid.scoring import batch as scoring
 from speakerid.scoring import worker as scoring_worker
 from speakerid.scoring.batch import PartialScoringError, score_frame, score_trials, trial_metrics
-from speakerid.scoring.norm import normalize_scores
 from speakerid.store import COHORT_FILE
 from speakerid.verifier import SpeakerVerifier
 
@@ -85,7 +85,7 @@ def test_scores_equal_verify_and_rows_pass_through(model_dir, trials):
     pd.testing.assert_frame_equal(written[given.columns], given)          # every value as written, in order
     assert result.n_trials == result.n_scored == len(given) and result.n_errors == 0
     assert (written["error"] == "").all() and result.has_target and result.out == out
-    verifier = SpeakerVerifier(model_dir)
+    verifier = SpeakerVerifier(model_dir, norm="none")
     expected = [verifier.verify(s, p)["score"] for s, p in zip(given["speaker"], given["path"])]
     np.testing.assert_allclose(written["score"].astype(float), expected, rtol=1e-6, atol=1e-6)
     # each distinct test file is one task, scored against all its claims at once
@@ -198,8 +198,10 @@ def test_jobs_and_dask_give_identical_scores(model_dir, trials, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     base = score_trials(model_dir, trials, tmp_path / "serial.csv", chunksize=40)
     two = score_trials(model_dir, trials, tmp_path / "two.csv", n_jobs=2, chunksize=40)
+    procs = score_trials(model_dir, trials, tmp_path / "procs.csv", n_jobs=2, chunksize=40, processes=True)
     dask = score_trials(model_dir, trials, tmp_path / "dask.csv", scheduler="local", n_jobs=2, chunksize=40)
-    assert two.runner == "joblib (2 processes)" and dask.runner == "dask (LocalCluster, 2 workers)"
+    assert two.runner == "2 threads" and procs.runner == "joblib (2 processes)"
+    assert dask.runner == "dask (LocalCluster, 2 workers)"
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         by_address = score_trials(model_dir, trials, tmp_path / "tcp.csv", scheduler=cluster.scheduler_address)
@@ -207,7 +209,7 @@ def test_jobs_and_dask_give_identical_scores(model_dir, trials, tmp_path):
         assert client.status == "running"  # a Client given is left open
     assert by_address.runner.startswith("dask (tcp://")
     serial = _read(tmp_path / "serial.csv")["score"].astype(np.float32)
-    for name in ("two.csv", "dask.csv", "tcp.csv", "client.csv"):
+    for name in ("two.csv", "procs.csv", "dask.csv", "tcp.csv", "client.csv"):
         np.testing.assert_array_equal(_read(tmp_path / name)["score"].astype(np.float32), serial)
     assert base.n_scored == two.n_scored == dask.n_scored == len(serial)
 
@@ -261,7 +263,7 @@ def test_cohort_normalisation_matches_score_norm(model_dir, synth_corpus, trials
                               cohort_top=3)
     normed = _read(tmp_path / "n.csv")["score"].astype(float).to_numpy()
     raw = _read(trials)
-    verifier = SpeakerVerifier(model_dir)
+    verifier = SpeakerVerifier(model_dir, norm="none")
     cohort_frames = [verifier.features(p) for p in cohort["path"]]
     claimed = sorted(set(raw["speaker"]))
     z = np.stack([verifier.score_frames(claimed, f) for f in cohort_frames], axis=1)

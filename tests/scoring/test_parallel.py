@@ -13,7 +13,6 @@ from speakerid.data.trials import read_chunks, scan_trials
 from speakerid.exceptions import ManifestError, ParameterError
 from speakerid.features import FeatureConfig
 from speakerid.features.cache import FeatureCache, cache_key
-from speakerid.scoring.cohort import load_models, save_models
 from speakerid.scoring.parallel import TaskRunner, split_batches
 
 
@@ -115,14 +114,6 @@ def test_scan_and_chunks_keep_values_and_lines(tmp_path):
     frame = pd.DataFrame({"speaker": ["a", "b"], "path": ["p", "q"], "target": [1, "maybe"]})
     with pytest.raises(ManifestError, match=r"target must be 0 or 1; row\(s\) 1 hold 'maybe'"):
         scan_trials(frame, 10)
-
-
-def test_model_list_round_trip(tmp_path):
-    models = [{"means": np.arange(6.0).reshape(2, 3)}, {"means": np.ones((2, 3)), "weights": np.ones(2) / 2}]
-    save_models(models, tmp_path / "m.npz")
-    loaded = load_models(tmp_path / "m.npz")
-    assert [sorted(m) for m in loaded] == [["means"], ["means", "weights"]]
-    np.testing.assert_array_equal(loaded[0]["means"], models[0]["means"])
 
 
 def _double_all(shared, batch):

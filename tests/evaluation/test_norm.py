@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from speakerid.evaluation.metrics import eer
-from speakerid.exceptions import ParameterError
-from speakerid.scoring.norm import (
+from speakerid.evaluation.norm import (
     STD_FLOOR,
     cohort_stats,
     leave_out_tnorm,
@@ -17,6 +16,7 @@ from speakerid.scoring.norm import (
     znorm,
     ztnorm,
 )
+from speakerid.exceptions import ParameterError
 
 
 @pytest.fixture
