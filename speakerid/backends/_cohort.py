@@ -24,7 +24,14 @@ from speakerid._utils.hashing import arrays_hash
 from speakerid._utils.progress import progress
 from speakerid._utils.validation import shorten
 from speakerid.data.manifests import read_manifest
-from speakerid.evaluation.norm import leave_out_tnorm, normalize_scores
+from speakerid.evaluation.norm import (
+    AUTO_ENROLLED_MIN,
+    ENROLLED,
+    ENROLLED_COHORT_MAX,
+    NORM_METHODS,
+    leave_out_tnorm,
+    normalize_scores,
+)
 from speakerid.exceptions import DataLeakWarning, ModelFormatError, ParameterError
 from speakerid.features.cache import FeatureCache
 from speakerid.store import COHORT_FILE, load_model_file, save_model_file
@@ -34,18 +41,10 @@ __all__ = ["NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN
            "build_cohort", "cohort_scores", "rows_key", "ScoreNormalizer", "CohortNormalization",
            "add_cohort_scores", "save_models", "load_models"]
 
-#: Cohort normalisations accepted by ``norm=`` (each may be followed by ``+enrolled``).
-NORM_METHODS = ("znorm", "tnorm", "ztnorm", "snorm")
-#: ``norm`` suffix (or whole value) for T-norm over the other enrolled speakers.
-ENROLLED = "enrolled"
-#: At most this many enrolled speakers (a seeded draw) form the enrolled cohort.
-ENROLLED_COHORT_MAX = 200
-#: ``norm="auto"`` adds the enrolled-speaker T-norm when at least this many speakers are enrolled.
-AUTO_ENROLLED_MIN = 6
-#: Default decision threshold of normalised scores: Z/T/S-norm put impostor scores near mean 0, std 1, so this is
-#: "2 impostor standard deviations" (on the shared short protocol, K = 64 / 256: 0.5 / 1.1 % false accepts, 14 /
-#: 10 % misses; 3.0 gave 0.2 % and 29 / 23 %). Raw scores keep the backend's own default. Calibrate and save a
-#: threshold (``set_threshold``) for a chosen operating point.
+#: Default decision threshold of normalised scores, set a priori (not tuned): Z/T/S-norm make impostor scores
+#: about standard normal, so 2.0 is "2 impostor standard deviations", about 2.3 % false accepts if they were
+#: exactly Gaussian. Raw scores keep the backend's own default. Choose and save a threshold for an operating
+#: point on development scores (``speakerid set-threshold``).
 NORMALIZED_THRESHOLD = 2.0
 #: Speaker-header entry holding the speaker's scores against the directory's cohort utterances.
 COHORT_SCORES = "cohort_scores"

@@ -9,9 +9,9 @@ import numpy as np
 from speakerid._utils.files import atomic_write
 from speakerid.cli._common import read_feature_config
 from speakerid.exceptions import ParameterError
-from speakerid.features import FEATURE_NAMES, FeatureConfig, extract_file, feature_table
+from speakerid.features import FEATURE_NAMES, FeatureConfig
 
-__all__ = ["register", "feature_table"]
+__all__ = ["register"]
 
 
 def register(sub) -> None:
@@ -63,6 +63,8 @@ def _archive_keys(files) -> list:
 
 
 def _features(args):
+    from speakerid.features.frontend import extract_file, feature_table
+
     config = _config_from(args)
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix not in (".npy", ".npz"):

@@ -14,7 +14,6 @@ from speakerid.cli._common import (
     seed_value,
     show_warnings,
 )
-from speakerid.verifier import SpeakerVerifier
 
 
 def register(sub) -> None:
@@ -92,7 +91,9 @@ def _add_norm(p) -> None:
     p.add_argument("--cohort", metavar="CSV", default=None, help="impostor cohort manifest (as for 'score')")
 
 
-def _verifier(args, **kwargs) -> SpeakerVerifier:
+def _verifier(args, **kwargs):
+    from speakerid.verifier import SpeakerVerifier  # on use: --help needs none of the scoring code
+
     show_warnings()
     params = {"top_c": 0} if getattr(args, "exact", False) else None
     norm = {"norm": args.norm, "cohort": args.cohort} if hasattr(args, "norm") else {}

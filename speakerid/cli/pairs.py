@@ -20,8 +20,8 @@ MAX_ERRORS_SHOWN = 20
 
 def register(sub) -> None:
     from speakerid.data.pair_trials import PAIR_FORMATS
-    from speakerid.scoring.batch import NORM_METHODS
-    from speakerid.scoring.pairs import DEFAULT_CHUNKSIZE
+    from speakerid.data.trials import DEFAULT_CHUNKSIZE
+    from speakerid.evaluation.norm import NORM_METHODS
 
     p = sub.add_parser("score-pairs", help="score a pair trial list (VoxCeleb, Kaldi or CSV: file against file)",
                        description="Each enrollment file becomes a model once (GMM-UBM: MAP-adapted; i-vector, "

@@ -20,7 +20,8 @@ MAX_ERRORS_SHOWN = 20
 
 
 def register(sub) -> None:
-    from speakerid.scoring.batch import AUTO_ENROLLED_MIN, DEFAULT_CHUNKSIZE, ENROLLED, NORM_METHODS
+    from speakerid.data.trials import DEFAULT_CHUNKSIZE
+    from speakerid.evaluation.norm import AUTO_ENROLLED_MIN, ENROLLED, NORM_METHODS
 
     p = sub.add_parser("score", help="score a speaker,path[,target] trial list into a CSV with a score column",
                        description="Stream TRIALS.csv in chunks and write the same rows plus 'score' and 'error' "

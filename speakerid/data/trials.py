@@ -28,6 +28,9 @@ from speakerid.exceptions import ManifestError, ParameterError
 
 pd = lazy_import("pandas")
 
+#: Trial-list rows read, scored and written at a time by batch scoring (memory is bounded by one chunk's files).
+DEFAULT_CHUNKSIZE = 50_000
+
 __all__ = ["TARGET_VALUES", "target_labels", "check_targets", "stripped_codes", "scan_trials", "read_chunks",
            "trial_key", "check_unique_trials", "ScoreFile", "read_score_file"]
 

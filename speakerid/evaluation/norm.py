@@ -46,6 +46,15 @@ import numpy as np
 
 from speakerid.exceptions import ParameterError
 
+#: Cohort normalisations accepted by ``norm=`` (each may be followed by ``+enrolled``).
+NORM_METHODS = ("znorm", "tnorm", "ztnorm", "snorm")
+#: ``norm`` suffix (or whole value) for T-norm over the other enrolled speakers.
+ENROLLED = "enrolled"
+#: At most this many enrolled speakers (a seeded draw) form the enrolled cohort.
+ENROLLED_COHORT_MAX = 200
+#: ``norm="auto"`` adds the enrolled-speaker T-norm when at least this many speakers are enrolled.
+AUTO_ENROLLED_MIN = 6
+
 __all__ = ["METHODS", "STD_FLOOR", "normalize_scores", "cohort_stats", "znorm", "tnorm", "ztnorm", "snorm",
            "leave_out_tnorm"]
 

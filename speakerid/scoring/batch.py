@@ -28,7 +28,7 @@ from speakerid._utils.lazy import lazy_import
 from speakerid._utils.progress import progress
 from speakerid.data.manifests import check_manifest_columns
 from speakerid.data.score_formats import ScoreWriter
-from speakerid.data.trials import read_chunks, scan_trials, stripped_codes
+from speakerid.data.trials import DEFAULT_CHUNKSIZE, read_chunks, scan_trials, stripped_codes
 from speakerid.evaluation.metrics import trial_metrics
 from speakerid.exceptions import SpeakerIDError
 from speakerid.scoring.options import (
@@ -49,7 +49,6 @@ __all__ = ["score_trials", "score_frame", "trial_metrics", "ScoringResult", "Tri
            "DEFAULT_CHUNKSIZE", "NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN"]
 
 #: Rows per chunk of the trial CSV: memory grows with it, per-chunk overhead shrinks.
-DEFAULT_CHUNKSIZE = 50_000
 #: At most this many failed rows are kept in :attr:`ScoringResult.errors` (all are counted and written).
 MAX_ERRORS_KEPT = 1000
 

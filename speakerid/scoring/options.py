@@ -12,14 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speakerid.backends._cohort import (
-    AUTO_ENROLLED_MIN,
-    ENROLLED,
-    ENROLLED_COHORT_MAX,
-    NORM_METHODS,
-    parse_norm,
-    resolve_norm,
-)
+from speakerid.backends._cohort import parse_norm, resolve_norm
+from speakerid.evaluation.norm import AUTO_ENROLLED_MIN, ENROLLED, ENROLLED_COHORT_MAX, NORM_METHODS
 from speakerid.exceptions import ParameterError, UnknownSpeakerError
 
 __all__ = ["NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN", "parse_norm", "check_options",

@@ -25,6 +25,7 @@ from speakerid._utils.lazy import lazy_import
 from speakerid._utils.progress import progress
 from speakerid.data.pair_trials import PairList, open_pairs
 from speakerid.data.score_formats import ScoreWriter
+from speakerid.data.trials import DEFAULT_CHUNKSIZE
 from speakerid.exceptions import AudioError, NotFittedError, ParameterError, SpeakerIDError
 from speakerid.scoring.parallel import TaskRunner
 from speakerid.scoring.worker import WorkerSpec, worker_state
@@ -34,7 +35,6 @@ pd = lazy_import("pandas")
 __all__ = ["score_pairs", "PairScoringResult", "DEFAULT_CHUNKSIZE"]
 
 #: Pairs per chunk of the list: memory grows with it, per-chunk overhead shrinks.
-DEFAULT_CHUNKSIZE = 50_000
 MAX_ERRORS_KEPT = 1000
 
 
