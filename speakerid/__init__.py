@@ -21,6 +21,7 @@ Plumbing lives in :mod:`speakerid._utils`; every deliberate error derives from
 :class:`speakerid.exceptions.SpeakerIDError`.
 """
 
+from speakerid._utils.lazy import lazy_exports
 from speakerid._version import __version__
 
 #: Public names and the module each comes from: imported on first use (PEP 562), so that ``import speakerid``
@@ -38,15 +39,4 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'speakerid' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports("speakerid", _EXPORTS)

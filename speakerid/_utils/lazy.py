@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 import threading
 
 
@@ -47,3 +48,27 @@ def lazy_import(name: str):
     if importlib.util.find_spec(name) is None:
         raise ModuleNotFoundError(f"No module named {name!r}", name=name)
     return _LazyModule(name)
+
+
+def lazy_exports(package: str, exports: dict):
+    """``(__getattr__, __dir__)`` for a package that re-exports ``{name: module}`` on first use (PEP 562).
+
+    Examples
+    --------
+    >>> getattr_, dir_ = lazy_exports("pkg", {"dumps": "json"})
+    >>> getattr_("dumps")([1])
+    '[1]'
+    """
+    def __getattr__(name: str):
+        if name in exports:
+            value = getattr(importlib.import_module(exports[name]), name)
+            if package in sys.modules:  # cached: later lookups skip __getattr__
+                sys.modules[package].__dict__[name] = value
+            return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__():
+        module = sys.modules.get(package)
+        return sorted(set(vars(module) if module else ()) | set(exports))
+
+    return __getattr__, __dir__

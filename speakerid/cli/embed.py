@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from speakerid.cli._common import (
-    ExitStatus,
-    add_backend,
-    add_json,
-    add_model_dir,
-    add_workers,
-    print_json,
-)
+from speakerid.cli import _common as common
 
 
 def register(sub) -> None:
@@ -21,7 +14,7 @@ def register(sub) -> None:
                        description="Embed every utterance of a speaker,path manifest or a Kaldi data directory "
                                    "and write the vectors by utterance id: Kaldi ark/scp (FILE.ark + FILE.scp, "
                                    "readable by kaldiio and Kaldi's ivector tools), .npz (ids, vectors) or CSV.")
-    add_model_dir(p)
+    common.add_model_dir(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifest", metavar="CSV", help="speaker,path manifest (ids: <speaker>-<file stem>)")
     source.add_argument("--data-dir", metavar="DIR", help="Kaldi data directory (its utterance ids; segments ok)")
@@ -29,10 +22,10 @@ def register(sub) -> None:
     p.add_argument("--format", choices=EMBEDDING_FORMATS, default=None, help="default: from FILE's extension")
     p.add_argument("--allow-commands", action="store_true",
                    help="run 'command |' entries of wav.scp (refused by default; see SECURITY.md)")
-    add_backend(p)
-    add_workers(p)
+    common.add_backend(p)
+    common.add_workers(p)
     p.add_argument("--strict", action="store_true", help="exit 9 when any utterance could not be embedded")
-    add_json(p, "the summary as one JSON object")
+    common.add_json(p, "the summary as one JSON object")
     p.set_defaults(handler=_embed)
 
 
@@ -44,11 +37,11 @@ def _embed(args):
                                    fmt=args.format, backend=args.backend, allow_commands=args.allow_commands,
                                    n_jobs=args.jobs, scheduler=args.scheduler, cache_dir=args.cache,
                                    strict=args.strict)
-        status = ExitStatus.OK
+        status = common.ExitStatus.OK
     except PartialExportError as exc:
-        result, status = exc.result, ExitStatus.PARTIAL_FAILURE
+        result, status = exc.result, common.ExitStatus.PARTIAL_FAILURE
     if args.json:
-        print_json({"n_utterances": result.n_utterances, "n_written": result.n_written, "dim": result.dim,
+        common.print_json({"n_utterances": result.n_utterances, "n_written": result.n_written, "dim": result.dim,
                     "out": str(result.out), "format": result.format, "backend": result.backend,
                     "seconds": round(result.seconds, 3), "runner": result.runner,
                     "errors": [{"utterance": u, "reason": r} for u, r in result.errors]})
@@ -58,6 +51,6 @@ def _embed(args):
           f"{result.dim}) in {result.seconds:.1f} s [{result.runner}] -> {result.out}{scp}")
     for utt, reason in result.errors[:20]:
         print(f"  error: {utt}: {reason}")
-    if status == ExitStatus.PARTIAL_FAILURE:
+    if status == common.ExitStatus.PARTIAL_FAILURE:
         print(f"speakerid: error: {len(result.errors)} utterance(s) could not be embedded", file=sys.stderr)
     return status

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from speakerid.cli._common import (
-    ExitStatus,
-    add_backend,
-    add_json,
-    add_model_dir,
-    add_out_format,
-    add_workers,
-    print_json,
-)
+from speakerid.cli import _common as common
 
 #: Failed entries listed in the summary; the rest are counted.
 MAX_ERRORS_SHOWN = 20
@@ -29,11 +21,11 @@ def register(sub) -> None:
                                    "paired with. The list's format is detected from its first line: VoxCeleb "
                                    "'1 enroll.wav test.wav', Kaldi 'enroll-utt test-utt target' (with --data-dir), "
                                    "CSV 'enroll,test[,target]'.")
-    add_model_dir(p)
+    common.add_model_dir(p)
     p.add_argument("--pairs", required=True, metavar="FILE", help="the pair trial list")
     p.add_argument("--out", required=True, metavar="FILE", help="score file to write")
     p.add_argument("--format", choices=PAIR_FORMATS, default=None, help="the list's format (default: detected)")
-    add_out_format(p)
+    common.add_out_format(p)
     p.add_argument("--audio-root", metavar="DIR", default=None,
                    help="folder the VoxCeleb/CSV paths are relative to (default: the list's folder)")
     p.add_argument("--data-dir", metavar="DIR", default=None,
@@ -42,8 +34,8 @@ def register(sub) -> None:
                    help="run 'command |' entries of wav.scp (refused by default; see SECURITY.md)")
     p.add_argument("--symmetric", action="store_true",
                    help="average both directions: s(model(enroll), test) and s(model(test), enroll)")
-    add_backend(p)
-    add_workers(p)
+    common.add_backend(p)
+    common.add_workers(p)
     p.add_argument("--chunksize", type=int, default=DEFAULT_CHUNKSIZE, metavar="N",
                    help=f"pairs per chunk (default {DEFAULT_CHUNKSIZE})")
     p.add_argument("--strict", action="store_true", help="exit 9 when any pair could not be scored")
@@ -53,7 +45,7 @@ def register(sub) -> None:
     group.add_argument("--norm", choices=("auto", "none") + NORM_METHODS, default="auto", metavar="METHOD",
                        help="none, znorm, tnorm, ztnorm or snorm; auto (default) = snorm when there is a cohort")
     group.add_argument("--cohort-top", type=int, default=None, metavar="N", help="use the N best cohort scores")
-    add_json(p, "the summary as one JSON object")
+    common.add_json(p, "the summary as one JSON object")
     p.set_defaults(handler=_score_pairs)
 
 
@@ -67,9 +59,9 @@ def _score_pairs(args):
                              chunksize=args.chunksize, cache_dir=args.cache, norm=args.norm, cohort=args.cohort,
                              cohort_top=args.cohort_top, symmetric=args.symmetric, out_format=args.out_format,
                              strict=args.strict)
-        status = ExitStatus.OK
+        status = common.ExitStatus.OK
     except PartialPairScoringError as exc:
-        result, status = exc.result, ExitStatus.PARTIAL_FAILURE
+        result, status = exc.result, common.ExitStatus.PARTIAL_FAILURE
     metrics = result.metrics
     summary = {"n_pairs": result.n_pairs, "n_scored": result.n_scored, "n_errors": result.n_errors,
                "n_models": result.n_models, "pair_format": result.pair_format, "out": str(result.out),
@@ -77,7 +69,7 @@ def _score_pairs(args):
                "seconds": round(result.seconds, 3), "runner": result.runner, "metrics": metrics,
                "errors": [{"line": line, "entry": entry, "reason": reason} for line, entry, reason in result.errors]}
     if args.json:
-        print_json(summary)
+        common.print_json(summary)
         return status
     print(f"scored {result.n_scored} of {result.n_pairs} {result.pair_format} pairs ({result.n_errors} error(s)), "
           f"{result.n_models} enrollment models, in {result.seconds:.1f} s [{result.runner}] -> {result.out} "
@@ -88,7 +80,7 @@ def _score_pairs(args):
               f"over {metrics['n_target']} target and {metrics['n_nontarget']} non-target scored pairs")
     for line, _entry, reason in result.errors[:MAX_ERRORS_SHOWN]:
         print(f"  error: line {line}: {reason}")
-    if status == ExitStatus.PARTIAL_FAILURE:
+    if status == common.ExitStatus.PARTIAL_FAILURE:
         print(f"speakerid: error: {result.n_errors} of {result.n_pairs} pair(s) could not be scored",
               file=sys.stderr)
     return status

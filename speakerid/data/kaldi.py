@@ -269,15 +269,9 @@ def load_recording(entry: str, sample_rate: int | None = None, *, allow_commands
     """Load one ``wav.scp`` value: a file through :func:`~speakerid.data.audio.load_audio`, or (only with
     ``allow_commands``) the WAV a command writes to its standard output.
 
-    Returns
-    -------
-    signal : numpy.ndarray of float32, shape (n_samples,)
-    sample_rate : int
-
-    Raises
-    ------
-    AudioError
-        The audio cannot be read; a command fails, times out, or was not allowed.
+    Returns ``(signal, sample_rate)`` as :func:`~speakerid.data.audio.load_audio` does, and raises its
+    :class:`~speakerid.exceptions.AudioError` when the audio cannot be read, or when a command fails, times out,
+    or was not allowed.
     """
     if not is_command(entry):
         return load_audio(entry, sample_rate=sample_rate)

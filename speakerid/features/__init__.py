@@ -9,6 +9,7 @@ quality measures).
 
 from __future__ import annotations
 
+from speakerid._utils.lazy import lazy_exports
 from speakerid.features.config import FEATURE_NAMES, FeatureConfig
 
 #: The other public names, imported from their module on first use (PEP 562): a FeatureConfig alone (the CLI's
@@ -38,15 +39,4 @@ _EXPORTS = {
 __all__ = ["FEATURE_NAMES", "FeatureConfig", *(n for n in _EXPORTS if n not in ("FEATURE_NAMES", "FeatureConfig"))]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'speakerid.features' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports("speakerid.features", _EXPORTS)

@@ -31,15 +31,8 @@ import numpy as np
 
 from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import AudioError
+from speakerid.features import framing
 from speakerid.features.config import FeatureConfig
-from speakerid.features.framing import (
-    analysis_window,
-    floored_log,
-    frame_log_energy,
-    frame_signal,
-    preemphasis,
-    remove_dc_offset,
-)
 from speakerid.features.mfcc import mel_filterbank, power_spectrum
 from speakerid.features.vad import _speech_posterior, _vad_mask
 
@@ -163,17 +156,17 @@ def _no_speech_reason(m: SpeechMeasures) -> str:
 def _measure(signal: np.ndarray, config: FeatureConfig) -> SpeechMeasures:
     rate = config.sample_rate
     frame_length, frame_shift = config.frame_length_samples, config.frame_shift_samples
-    signal = remove_dc_offset(signal, rate)
-    log_energy = frame_log_energy(frame_signal(signal, frame_length, frame_shift))
+    signal = framing.remove_dc_offset(signal, rate)
+    log_energy = framing.frame_log_energy(framing.frame_signal(signal, frame_length, frame_shift))
     kept = _vad_mask(log_energy, config.vad_threshold_db, 1)
     if config.vad == "gmm":
         kept &= _speech_posterior(log_energy) >= 0.5
     speech_s = float(np.count_nonzero(kept)) * frame_shift / rate
     if not kept.any():
         return SpeechMeasures(0.0, 0.0, 0.0, 0.0)
-    frames = frame_signal(preemphasis(signal, 0.97), frame_length, frame_shift)[_analysed(np.flatnonzero(kept))]
+    frames = framing.frame_signal(framing.preemphasis(signal, 0.97), frame_length, frame_shift)[_analysed(np.flatnonzero(kept))]
     n_fft = 1 << (2 * frame_length - 1).bit_length()  # twice the frame: the autocorrelation does not wrap
-    window = analysis_window("hamming", frame_length)
+    window = framing.analysis_window("hamming", frame_length)
     power = power_spectrum(frames, n_fft, window, dtype=np.float64)
     return SpeechMeasures(speech_s, _spectral_change_db(power, rate, n_fft), _tonality(power),
                           _voiced_fraction(power, window, n_fft, rate))
@@ -188,7 +181,7 @@ def _analysed(kept_index: np.ndarray) -> np.ndarray:
 
 def _spectral_change_db(power: np.ndarray, rate: int, n_fft: int) -> float:
     bank = mel_filterbank(rate, n_fft, 26)
-    mel = floored_log(ndimage.uniform_filter1d(power @ bank.T, _SMOOTH_FRAMES, axis=0, mode="nearest"))
+    mel = framing.floored_log(ndimage.uniform_filter1d(power @ bank.T, _SMOOTH_FRAMES, axis=0, mode="nearest"))
     typical = np.median(mel, axis=0)
     mel = mel[:, typical >= typical.max() - _ACTIVE_BAND_DB * np.log(10) / 10]
     shape = mel - mel.mean(axis=1, keepdims=True)

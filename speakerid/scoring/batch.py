@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from speakerid.data.score_formats import ScoreWriter
 from speakerid.data.trials import DEFAULT_CHUNKSIZE, read_chunks, scan_trials, stripped_codes
 from speakerid.evaluation.metrics import trial_metrics
 from speakerid.exceptions import SpeakerIDError
+from speakerid.scoring._results import MAX_ERRORS_KEPT, RunResult
 from speakerid.scoring.options import (
     AUTO_ENROLLED_MIN,
     ENROLLED,
@@ -48,9 +49,6 @@ pd = lazy_import("pandas")
 __all__ = ["score_trials", "score_frame", "trial_metrics", "ScoringResult", "TrialError", "PartialScoringError",
            "DEFAULT_CHUNKSIZE", "NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN"]
 
-#: Rows per chunk of the trial CSV: memory grows with it, per-chunk overhead shrinks.
-#: At most this many failed rows are kept in :attr:`ScoringResult.errors` (all are counted and written).
-MAX_ERRORS_KEPT = 1000
 
 
 @dataclass
@@ -67,19 +65,14 @@ class TrialError:
 
 
 @dataclass
-class ScoringResult:
+class ScoringResult(RunResult):
     """What :func:`score_trials` did. ``errors`` keeps the first :data:`MAX_ERRORS_KEPT` failed rows."""
 
     n_trials: int = 0
     n_scored: int = 0
-    n_errors: int = 0
-    errors: list = field(default_factory=list)
-    seconds: float = 0.0
-    out: Path | None = None
     n_tasks: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
-    runner: str = "serial"
     has_target: bool = False
     frame: pd.DataFrame | None = None
     normalization: str = "none"

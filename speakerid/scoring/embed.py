@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from speakerid._utils.progress import progress
 from speakerid.data.embedding_io import EmbeddingWriter, embedding_format
 from speakerid.exceptions import AudioError, NotFittedError, ParameterError, SpeakerIDError
+from speakerid.scoring._results import RunResult
 from speakerid.scoring.pairs import source_frames
 from speakerid.scoring.parallel import TaskRunner
 from speakerid.scoring.worker import WorkerSpec, worker_state
@@ -28,17 +29,14 @@ DEFAULT_CHUNKSIZE = 512
 
 
 @dataclass
-class EmbeddingExport:
+class EmbeddingExport(RunResult):
     """What :func:`export_embeddings` did; ``errors`` keeps up to 1000 ``(utterance, reason)``."""
 
     n_utterances: int = 0
     n_written: int = 0
     dim: int | None = None
-    errors: list = field(default_factory=list)
-    out: Path | None = None
     format: str = ""
     backend: str = ""
-    seconds: float = 0.0
     runner: str = "serial"
 
 

@@ -27,6 +27,7 @@ from speakerid.data.pair_trials import PairList, open_pairs
 from speakerid.data.score_formats import ScoreWriter
 from speakerid.data.trials import DEFAULT_CHUNKSIZE
 from speakerid.exceptions import AudioError, NotFittedError, ParameterError, SpeakerIDError
+from speakerid.scoring._results import MAX_ERRORS_KEPT, RunResult
 from speakerid.scoring.parallel import TaskRunner
 from speakerid.scoring.worker import WorkerSpec, worker_state
 
@@ -34,23 +35,16 @@ pd = lazy_import("pandas")
 
 __all__ = ["score_pairs", "PairScoringResult", "DEFAULT_CHUNKSIZE"]
 
-#: Pairs per chunk of the list: memory grows with it, per-chunk overhead shrinks.
-MAX_ERRORS_KEPT = 1000
 
 
 @dataclass
-class PairScoringResult:
+class PairScoringResult(RunResult):
     """What :func:`score_pairs` did; ``errors`` keeps up to 1000 ``(line, entry, reason)`` of unscored pairs."""
 
     n_pairs: int = 0
     n_scored: int = 0
-    n_errors: int = 0
     n_models: int = 0
-    errors: list = field(default_factory=list)
-    seconds: float = 0.0
-    out: Path | None = None
     out_format: str = "csv"
-    runner: str = "serial"
     has_target: bool = False
     normalization: str = "none"
     symmetric: bool = False
