@@ -248,7 +248,7 @@ def test_bad_audio_cli_one_line_exit_3(workdir, capsys, trained, case):
 _RSS_SCRIPT = textwrap.dedent("""
     import json, resource, sys
     from speakerid.exceptions import AudioError
-    from speakerid.io import load_audio
+    from speakerid.data.audio import load_audio
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         signal, rate = load_audio(sys.argv[1])
