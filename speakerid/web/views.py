@@ -90,8 +90,10 @@ def _identify(form, files, image=False, segments=True) -> dict:
         frames = verifier.features(clip.path)
         result = verifier.identify(clip.path, top=top, threshold=threshold, frames=frames)
         result["file"] = clip.name
+        # the page's table shows every consecutive window (a short last turn is not absorbed by its neighbour)
         rows = (verifier.speaker_turns(signal=clip.signal, window_s=SEGMENT_S, hop_s=SEGMENT_S,
-                                       threshold=result["threshold"]).rows() if segments else None)
+                                       threshold=result["threshold"], min_duration_s=0).rows()
+                if segments else None)
         picture = clip_image_data_uri(clip.signal, clip.sample_rate, clip.name) if image else None
     return {"result": result, "clip": clip.info(), "segments": rows, "image": picture}
 
