@@ -8,9 +8,11 @@ header and their training curves (``history*.csv`` and ``training*.png`` beside 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from speakerid.store import ModelStore
 
 pd = lazy_import("pandas")
 
-__all__ = ["open_model_dir", "read_background", "warn_overlap", "record_cohort", "check_count",
+__all__ = ["open_model_dir", "read_background", "training_workers", "warn_overlap", "record_cohort", "check_count",
            "read_neural_background", "neural_examples", "neural_header", "save_neural", "write_history",
            "plot_history", "manifest_pairs", "HISTORY_COLUMNS"]
 
@@ -48,6 +50,30 @@ def open_model_dir(model_dir, feature_config: FeatureConfig | None = None,
     """``(store, config)`` of a model directory: its saved feature configuration, else the one given."""
     store = ModelStore(model_dir)
     return store, store.feature_config(feature_config, default)
+
+
+@contextlib.contextmanager
+def training_workers(n_jobs=1, scheduler=None, cache_dir=None):
+    """``(runner, cache_dir)`` of a map-reduce training: an opened
+    :class:`~speakerid._utils.parallel.TaskRunner` (``n_jobs`` processes, or Dask with ``scheduler``; a task
+    whose Dask worker died is run again) and the feature store's folder (``cache_dir``, else a temporary one,
+    removed on exit). Both are closed on exit.
+
+    Raises
+    ------
+    ParameterError
+        For a remote scheduler without ``cache_dir``: its workers cannot see this machine's temporary folder.
+    """
+    from speakerid._utils.parallel import TaskRunner
+
+    if cache_dir is None and isinstance(scheduler, str) and scheduler != "local":
+        raise ParameterError(f"training on the Dask scheduler {scheduler} needs a feature store its workers "
+                             "can read: give --cache DIR (cache_dir) on a shared file system")
+    with contextlib.ExitStack() as stack:
+        cache = (Path(cache_dir) if cache_dir is not None else
+                 Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="speakerid-features-"))))
+        runner = stack.enter_context(TaskRunner(n_jobs=n_jobs, scheduler=scheduler, retries=2))
+        yield runner, cache
 
 
 def read_background(manifest) -> tuple[pd.DataFrame, str]:

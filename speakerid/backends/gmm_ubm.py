@@ -18,15 +18,17 @@ from speakerid.backends._training import (
     open_model_dir,
     read_background,
     record_cohort,
+    training_workers,
     warn_overlap,
 )
 from speakerid.backends.base import Backend, register_backend
 from speakerid.data.augment import augment_header, check_n_augment
 from speakerid.data.manifests import read_manifest
-from speakerid.features.pipeline import many_features
+from speakerid.features.feature_store import extract_to_store, read_entry
 from speakerid.models.gmm import DiagGMM
 from speakerid.models.gmm_ubm import GMMUBM
 from speakerid.models.llr import UBMAlignment
+from speakerid.models.sharded import DEFAULT_SHARD_FRAMES, fit_ubm_sharded
 from speakerid.models.speaker_gmm import SpeakerGMM
 from speakerid.store import UBM_FILE
 
@@ -43,8 +45,13 @@ _UBM_CLASS = "GMMUBM"
 def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_state: int = 0, verbose=False,
               n_components: int = 256, relevance_factor: float = 16.0, top_c: int = 5, max_iter: int = 10,
               n_augment: int = DEFAULT_UBM_AUGMENT,
-              cohort_speakers: int | None = DEFAULT_COHORT_SPEAKERS) -> dict:
+              cohort_speakers: int | None = DEFAULT_COHORT_SPEAKERS, scheduler=None, cache_dir=None,
+              subsample: int = 1, shard_frames: int = DEFAULT_SHARD_FRAMES) -> dict:
     """Train the universal background model on a ``speaker,path`` manifest and save it as ``ubm.npz``.
+
+    The features go to an on-disk store first (:func:`speakerid.features.feature_store.extract_to_store`), then
+    the UBM is trained by map-reduce EM over shards of it (:func:`speakerid.models.sharded.fit_ubm_sharded`):
+    this process never holds all the frames, and the model is the same with any ``n_jobs`` or ``scheduler``.
 
     Parameters
     ----------
@@ -55,7 +62,8 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     feature_config : FeatureConfig, optional
         For a new directory; an existing one keeps its own (a different one is a ConfigMismatchError).
     n_jobs : int
-        Processes for feature extraction.
+        Worker processes for feature extraction and EM statistics (1: this process; -1: every core); with
+        ``scheduler="local"`` the number of Dask workers.
     random_state : int
         Seeds the noisy copies (file ``i`` gets ``[random_state, i]``, see :mod:`speakerid.features.pipeline`),
         the EM initialisation and the cohort draw.
@@ -68,12 +76,28 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
         records it and enrollment makes as many copies by default.
     cohort_speakers : int or None
         Background speakers drawn into the default cohort (``cohort.csv``); ``None`` keeps all of them, 0 none.
+    scheduler : str or dask.distributed.Client, optional
+        Run on Dask (``"local"``: a LocalCluster; ``"tcp://host:port"``: a running scheduler, which needs
+        ``cache_dir`` on a file system its workers share), see :class:`~speakerid._utils.parallel.TaskRunner`.
+    cache_dir : str or os.PathLike, optional
+        The feature store's folder: kept, so a rerun (after an interruption, or with other EM settings) extracts
+        only what is missing. ``None``: a temporary folder, removed at the end.
+    subsample : int
+        EM on every ``subsample``-th frame (Kaldi's ``--subsample``; 1 = all frames).
+    shard_frames : int
+        Frames per map-reduce shard (:data:`~speakerid.models.sharded.DEFAULT_SHARD_FRAMES`).
 
     Returns
     -------
     dict
         ``model`` (path), ``n_components``, ``n_features``, ``n_iter`` (EM iterations run), ``n_files``,
-        ``n_frames``, ``log_likelihood_history`` and ``cohort`` (path, or ``None``).
+        ``n_frames``, ``n_extracted`` (files whose features were not in the store), ``log_likelihood_history``,
+        ``em_seconds`` (per iteration) and ``cohort`` (path, or ``None``).
+
+    Raises
+    ------
+    ParameterError
+        For a remote scheduler without ``cache_dir``, and bad hyper-parameters or degenerate training frames.
 
     Warns
     -----
@@ -82,37 +106,41 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     """
     n_augment = check_n_augment(n_augment)
     max_iter = check_count(max_iter, "max_iter", 1)
+    subsample, shard_frames = check_count(subsample, "subsample", 1), check_count(shard_frames, "shard_frames", 1)
     frame, _ = read_background(manifest)
     store, config = open_model_dir(model_dir, feature_config)
     speakers = sorted(set(frame["speaker"].astype(str)))
     warn_overlap(set(speakers) & store.enrolled_speakers(), "already enrolled")
-    extracted = many_features(frame["path"], config, n_jobs=n_jobs, n_augment=n_augment,
-                              random_state=random_state, desc="UBM features")
-    features = [frames for sessions, _ in extracted for frames in sessions]
-    verbose = verbose() if callable(verbose) else verbose    # (a callable: decided now, after the features)
-    names = [f"{path}{f' (noisy copy {j})' if j else ''}" for path, (sessions, _) in zip(frame["path"], extracted)
-             for j in range(len(sessions))]
     model = GMMUBM(n_components=n_components, relevance_factor=relevance_factor, top_c=top_c, max_iter=max_iter,
-                   random_state=random_state, verbose=verbose).fit(features, names=names)
-    history = [float(v) for v in getattr(model.ubm_, "log_likelihood_history_", [])]
-    header = {"model_class": _UBM_CLASS, "params": model.get_params(), "feature_config": config.to_dict(),
-              "feature_hash": config.hash(), "ubm_hash": model.ubm_hash_, "n_files": len(frame),
-              "n_frames": int(sum(len(f) for f in features)), "background_speakers": speakers,
-              "augment": augment_header(n_augment, random_state), "log_likelihood_history": history,
-              "numerics": {"reseeded": int(getattr(model.ubm_, "n_reseeded_", 0)),
-                           "floored_components": list(getattr(model.ubm_, "floored_components_", []))}}
-    path = store.save_background(UBM_FILE, model.to_arrays(), header, config)
-    cohort = (record_cohort(store, frame, cohort_speakers, random_state)
-              if cohort_speakers is None or cohort_speakers else None)
-    if cohort is not None:   # its models and frames now, from the frames at hand (no file is read twice)
-        backend = GMMUBMBackend()
-        backend.model, backend.background_hash = model, model.ubm_hash_
-        clean = {str(Path(p).resolve()): sessions[0] for p, (sessions, _) in zip(frame["path"], extracted)}
-        directory_cohort(store, backend, GMMUBMBackend.name, config,
-                         frames=[clean[str(Path(p).resolve())] for p in read_manifest(cohort)["path"]])
+                   random_state=random_state)
+    model._check_params()
+    with training_workers(n_jobs, scheduler, cache_dir) as (runner, cache):
+        entries, n_extracted = extract_to_store(frame["path"], config, cache, n_augment=n_augment,
+                                                random_state=random_state, runner=runner)
+        model.verbose = verbose() if callable(verbose) else verbose    # (a callable: decided after the features)
+        fit_ubm_sharded(model, entries, runner, subsample=subsample, shard_frames=shard_frames)
+        history = [float(v) for v in getattr(model.ubm_, "log_likelihood_history_", [])]
+        header = {"model_class": _UBM_CLASS, "params": model.get_params(), "feature_config": config.to_dict(),
+                  "feature_hash": config.hash(), "ubm_hash": model.ubm_hash_, "n_files": len(frame),
+                  "n_frames": int(sum(e.n_frames for e in entries)), "background_speakers": speakers,
+                  "augment": augment_header(n_augment, random_state), "log_likelihood_history": history,
+                  "em": {"subsample": subsample, "shard_frames": shard_frames},
+                  "numerics": {"reseeded": int(getattr(model.ubm_, "n_reseeded_", 0)),
+                               "floored_components": list(getattr(model.ubm_, "floored_components_", []))}}
+        path = store.save_background(UBM_FILE, model.to_arrays(), header, config)
+        cohort = (record_cohort(store, frame, cohort_speakers, random_state)
+                  if cohort_speakers is None or cohort_speakers else None)
+        if cohort is not None:   # its models and frames now, from the store (no file is read twice)
+            backend = GMMUBMBackend()
+            backend.model, backend.background_hash = model, model.ubm_hash_
+            clean = {str(Path(frame["path"].iloc[e.file_index]).resolve()): e for e in entries if e.copy == 0}
+            directory_cohort(store, backend, GMMUBMBackend.name, config,
+                             frames=[read_entry(clean[str(Path(p).resolve())])
+                                     for p in read_manifest(cohort)["path"]])
     return {"model": str(path), "n_components": int(model.ubm_.n_components), "n_features": model.n_features_in_,
             "n_iter": getattr(model.ubm_, "n_iter_", None), "n_files": len(frame), "n_frames": header["n_frames"],
-            "log_likelihood_history": history, "cohort": None if cohort is None else str(cohort)}
+            "n_extracted": n_extracted, "log_likelihood_history": history, "em_seconds": list(getattr(model.ubm_, "em_seconds_", [])),
+            "cohort": None if cohort is None else str(cohort)}
 
 
 class _UsesUBM(Backend):

@@ -14,7 +14,7 @@ import numpy as np
 
 from speakerid.exceptions import ParameterError
 
-__all__ = ["DegenerateFramesWarning", "distinct_frames", "check_training_frames", "MIN_DISTINCT_FRACTION"]
+__all__ = ["DegenerateFramesWarning", "distinct_frames", "check_training_frames", "judge_frames", "MIN_DISTINCT_FRACTION"]
 
 #: An array whose distinct frames are fewer than this fraction of its frames is reported (speech: ~1.0).
 MIN_DISTINCT_FRACTION = 0.5
@@ -83,6 +83,16 @@ def check_training_frames(frames_list, n_components: int, names=None, what: str 
         Naming the arrays made mostly of repeated frames, when the rest of the data still suffices.
     """
     counts = [(len(X), distinct_frames(X)) for X in frames_list]
+    lows = np.min([np.min(X, axis=0) for X in frames_list], axis=0)
+    highs = np.max([np.max(X, axis=0) for X in frames_list], axis=0)
+    return judge_frames(counts, lows, highs, n_components, names, what, strict)
+
+
+def judge_frames(counts, lows, highs, n_components: int, names=None, what: str = "training",
+                 strict: bool = False) -> dict:
+    """:func:`check_training_frames` from measurements: ``counts`` ``[(n_frames, n_distinct), ...]`` per array
+    and the per-dimension minimum ``lows`` and maximum ``highs`` over all of them (what map-reduce training
+    collects on its workers, :mod:`speakerid.models.sharded`). Same errors, warnings and result."""
     n_frames = sum(n for n, _ in counts)
     n_distinct = sum(u for _, u in counts)
     repeated = [i for i, (n, u) in enumerate(counts) if u < MIN_DISTINCT_FRACTION * n]
@@ -92,8 +102,7 @@ def check_training_frames(frames_list, n_components: int, names=None, what: str 
         raise ParameterError(f"{what}: only {n_distinct} distinct frames among {n_frames} cannot support "
                              f"{n_components} components (need at least {2 * int(n_components)}): {listing}; "
                              f"give more speech or fewer components")
-    lows = np.min([np.min(X, axis=0) for X in frames_list], axis=0)
-    highs = np.max([np.max(X, axis=0) for X in frames_list], axis=0)
+    lows, highs = np.asarray(lows), np.asarray(highs)
     scale = np.maximum(np.maximum(np.abs(lows), np.abs(highs)), 1.0)
     constant = np.flatnonzero(highs.astype(np.float64) - lows <= 1e-6 * scale)
     if len(constant):
@@ -107,6 +116,6 @@ def check_training_frames(frames_list, n_components: int, names=None, what: str 
                 f"digital silence?): {shown}{more}")
         if strict:
             raise ParameterError(text)
-        warnings.warn(text, DegenerateFramesWarning, stacklevel=3)
+        warnings.warn(text, DegenerateFramesWarning, stacklevel=4)
     return {"n_frames": int(n_frames), "n_distinct": int(n_distinct),
             "repeated": [_name(names, i) for i in repeated]}

@@ -29,7 +29,7 @@ from speakerid._utils.validation import check_is_fitted, check_random_state, res
 from speakerid.exceptions import ParameterError
 from speakerid.models import _gmm_math as gm
 
-__all__ = ["DiagGMM", "map_adapt"]
+__all__ = ["DiagGMM", "map_adapt", "init_subsample"]
 #: What the NotFittedError of an untrained DiagGMM suggests.
 _FIT_HINT = 'call fit() or build it with DiagGMM.from_params()'
 
@@ -85,6 +85,8 @@ class DiagGMM(BaseEstimator):
         Average frame log-likelihood at the last E-step (before the last M-step, as in scikit-learn).
     log_likelihood_history_ : list of float
         Average frame log-likelihood at every iteration's E-step.
+    em_seconds_ : list of float
+        Wall-clock seconds of every EM iteration (E-step statistics and M-step).
     n_reseeded_ : int
         Components re-seeded during training (occupancy below 10 frames after an M-step, summed over
         iterations).
@@ -191,21 +193,37 @@ class DiagGMM(BaseEstimator):
                                  f"10 or more per component) or lower n_components")
         rows, jobs = gm.chunk_rows(k, d, self.chunk_size), resolve_jobs(self.n_jobs)
         sums, squares = gm.map_chunks(lambda a, b, ws: gm.moments(X[a:b]), n, rows, jobs, reduce=gm.add_stats)
-        center = sums / n
-        data_var = np.maximum(squares / n - center * center, 0.0)
-        floor = np.maximum(self.var_floor * data_var, _ABS_FLOOR)
+        center, data_var, floor = self._data_floor(sums, squares, n)
         w, mu, var = self._initial_params(X, center, data_var, floor, check_random_state(self.random_state))
         c32 = center.astype(np.float32)
-        history, converged, reseeded, prev = [], False, 0, -np.inf
+
+        def e_step(pt):
+            return gm.map_chunks(lambda a, b, ws: gm.em_stats_chunk(X[a:b], c32, pt, ws), n, rows, jobs,
+                                 reduce=gm.add_stats)
+
+        return self._run_em(e_step, n, d, center, floor, (w, mu, var))
+
+    def _data_floor(self, sums, squares, n):
+        """``(center, data_var, floor)`` from the per-dimension sums and sums of squares of ``n`` frames."""
+        center = sums / n
+        data_var = np.maximum(squares / n - center * center, 0.0)
+        return center, data_var, np.maximum(self.var_floor * data_var, _ABS_FLOOR)
+
+    def _run_em(self, e_step, n, d, center, floor, params) -> DiagGMM:
+        """EM from initial ``params`` ``(w, mu, var)``; ``e_step(pt)`` returns the summed frame log-likelihood and
+        the float64 ``[sum r x, sum r, sum r x^2]`` statistics (K, 2D+1) of all ``n`` frames under the transposed
+        float32 parameter matrix ``pt`` (chunks in memory here, shards on workers in
+        :mod:`speakerid.models.sharded`). Sets the fitted attributes; returns ``self``."""
+        w, mu, var = params
+        history, seconds, converged, reseeded, prev, new = [], [], False, 0, -np.inf, []
         for it in range(1, int(self.max_iter) + 1):
             tic = time.perf_counter()
-            pt = gm.transposed32(gm.param_matrix(w, mu, var, center))
-            ll, stats = gm.map_chunks(lambda a, b, ws, p=pt: gm.em_stats_chunk(X[a:b], c32, p, ws), n, rows, jobs,
-                                      reduce=gm.add_stats)
+            ll, stats = e_step(gm.transposed32(gm.param_matrix(w, mu, var, center)))
             ll /= n
             w, mu, var, new = gm.m_step(stats, n, center, floor, self.reg_covar, _MIN_COUNT, _SPLIT)
             n_new = len(new)
             history.append(ll)
+            seconds.append(time.perf_counter() - tic)
             reseeded += n_new
             if self.verbose:
                 print(f"DiagGMM EM iteration {it}/{self.max_iter}: avg log-likelihood {ll:.6f} "
@@ -219,7 +237,7 @@ class DiagGMM(BaseEstimator):
         self.converged_, self.n_iter_, self.n_reseeded_ = converged, len(history), reseeded
         self.reseeded_last_ = [int(j) for j in new] if history else []
         self.floored_components_ = [int(j) for j in gm.floored_components(var, floor, self.reg_covar)]
-        self.log_likelihood_history_ = history
+        self.log_likelihood_history_, self.em_seconds_ = history, seconds
         self.lower_bound_ = history[-1] if history else -np.inf
         self.n_features_in_ = d
         return self
@@ -231,18 +249,7 @@ class DiagGMM(BaseEstimator):
             mu = gm.checked_array(self.means_init, (k, d), "means_init")
             w, var = np.full(k, 1.0 / k), np.tile(np.maximum(data_var, floor) + self.reg_covar, (k, 1))
         else:
-            size = min(n, max(10000, _INIT_FRAMES * k))
-            sub = np.asarray(X[np.sort(rng.choice(n, size, replace=False))] - center, dtype=np.float32)
-            if self.init == "kmeans++":
-                from sklearn.cluster import kmeans_plusplus
-                seeds = kmeans_plusplus(sub, k, random_state=rng)[0]
-            elif self.init == "kmeans":
-                from sklearn.cluster import KMeans
-                seeds = KMeans(k, n_init=1, random_state=rng).fit(sub).cluster_centers_
-            else:
-                seeds = sub[rng.choice(size, k, replace=False)]
-            w, mu, var = gm.partition_stats(sub, np.asarray(seeds, np.float32), data_var, floor)
-            mu, var = mu + center, var + self.reg_covar
+            w, mu, var = self._seed_params(X[init_subsample(n, k, rng)], center, data_var, floor, rng)
         if self.weights_init is not None:
             w = gm.checked_array(self.weights_init, (k,), "weights_init")
             if (w < 0).any() or abs(w.sum() - 1) > 1e-3:
@@ -253,6 +260,21 @@ class DiagGMM(BaseEstimator):
             if (var <= 0).any():
                 raise ParameterError("variances_init must be > 0")
         return w, mu, var
+
+    def _seed_params(self, sub, center, data_var, floor, rng):
+        """Weights, means and variances seeded on the frames ``sub`` (the :func:`init_subsample` rows)."""
+        k = int(self.n_components)
+        sub = np.asarray(sub - center, dtype=np.float32)
+        if self.init == "kmeans++":
+            from sklearn.cluster import kmeans_plusplus
+            seeds = kmeans_plusplus(sub, k, random_state=rng)[0]
+        elif self.init == "kmeans":
+            from sklearn.cluster import KMeans
+            seeds = KMeans(k, n_init=1, random_state=rng).fit(sub).cluster_centers_
+        else:
+            seeds = sub[rng.choice(len(sub), k, replace=False)]
+        w, mu, var = gm.partition_stats(sub, np.asarray(seeds, np.float32), data_var, floor)
+        return w, mu + center, var + self.reg_covar
 
     # ------------------------------------------------------------------ scoring
     def score_samples(self, X) -> np.ndarray:
@@ -286,6 +308,16 @@ class DiagGMM(BaseEstimator):
     def predict(self, X) -> np.ndarray:
         """Most likely component of every frame."""
         return self.predict_proba(X).argmax(axis=1)
+
+
+def init_subsample(n_frames: int, n_components: int, rng) -> np.ndarray:
+    """Sorted rows of the seeded initialisation subsample: ``max(10000, 40 K)`` of ``n_frames`` (or all).
+
+    The frames are only indexed, so a trainer that keeps its frames on disk (:mod:`speakerid.models.sharded`)
+    reads these rows alone and draws the same subsample as :meth:`DiagGMM.fit` on the concatenated frames.
+    """
+    size = min(n_frames, max(10000, _INIT_FRAMES * int(n_components)))
+    return np.sort(rng.choice(n_frames, size, replace=False))
 
 
 # ---------------------------------------------------------------------- MAP adaptation

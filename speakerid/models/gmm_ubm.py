@@ -65,16 +65,25 @@ def _check_collapse(gmm: DiagGMM, arrays, names) -> None:
     floored = gmm.floored_components_
     if not floored:
         return
-    share = float(gmm.weights_[floored].sum())
     culprits = [str(names[i]) if names is not None else f"array {i}" for i, A in enumerate(arrays)
                 if np.isin(gmm.predict(A), floored).mean() > 0.5]
+    check_collapse(gmm, culprits, sum(len(A) for A in arrays))
+
+
+def check_collapse(gmm: DiagGMM, culprits, n_frames: int) -> None:
+    """:func:`_check_collapse` given the names of the inputs most of whose ``n_frames`` frames the collapsed
+    components take (map-reduce training finds them on its workers)."""
+    floored = gmm.floored_components_
+    if not floored:
+        return
+    share = float(gmm.weights_[floored].sum())
     shown = f" ({', '.join(culprits[:5])}{' and more' if len(culprits) > 5 else ''})" if culprits else ""
     text = (f"UBM training: {len(floored)} of {len(gmm.weights_)} components collapsed onto the variance floor, "
-            f"holding {100 * share:.1f} % of the {sum(len(A) for A in arrays)} frames: the data contain "
+            f"holding {100 * share:.1f} % of the {n_frames} frames: the data contain "
             f"near-identical frames (tones, constant signals, repeated frames){shown}")
     if share > _MAX_FLOORED_SHARE:
         raise ParameterError(f"{text}; this is not speech a background model can be trained on")
-    warnings.warn(text, DegenerateFramesWarning, stacklevel=3)
+    warnings.warn(text, DegenerateFramesWarning, stacklevel=4)
 
 
 class GMMUBM(BaseEstimator):
@@ -151,18 +160,26 @@ class GMMUBM(BaseEstimator):
         self._check_params()
         arrays = X
         X = _stack_frames(X, names, int(self.n_components), "UBM training")
-        trained = DiagGMM(n_components=int(self.n_components), max_iter=self.max_iter, tol=self.tol,
-                          random_state=self.random_state, verbose=self.verbose).fit(X)
+        trained = self.ubm_estimator().fit(X)
+        _check_collapse(trained, arrays if isinstance(arrays, (list, tuple)) else [X], names)
+        return self.adopt_ubm(trained)
+
+    def ubm_estimator(self) -> DiagGMM:
+        """The (unfitted) :class:`DiagGMM` that :meth:`fit` trains as the UBM."""
+        return DiagGMM(n_components=int(self.n_components), max_iter=self.max_iter, tol=self.tol,
+                       random_state=self.random_state, verbose=self.verbose)
+
+    def adopt_ubm(self, trained: DiagGMM) -> GMMUBM:
+        """Make a fitted :meth:`ubm_estimator` (trained here or by :mod:`speakerid.models.sharded`) the UBM."""
         # keep exactly what a saved model holds (float32), so scores before and after saving are identical
         self.ubm_ = DiagGMM.from_params(trained.weights_.astype(np.float32), trained.means_.astype(np.float32),
                                         trained.covariances_.astype(np.float32))
         for name in ("n_iter_", "converged_", "log_likelihood_history_", "lower_bound_", "n_reseeded_",
-                     "reseeded_last_", "floored_components_"):
+                     "reseeded_last_", "floored_components_", "em_seconds_"):
             if hasattr(trained, name):
                 setattr(self.ubm_, name, getattr(trained, name))
-        _check_collapse(trained, arrays if isinstance(arrays, (list, tuple)) else [X], names)
         self.ubm_hash_ = arrays_hash(self._ubm_arrays())
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = trained.means_.shape[1]
         return self
 
     def enroll(self, X, names=None) -> dict:

@@ -1,0 +1,232 @@
+"""Run batches of independent tasks in-process, on local joblib (loky) workers, or on a Dask cluster.
+
+Batch scoring (:mod:`speakerid.scoring`) and model training (the map-reduce EM of :mod:`speakerid.models.sharded`)
+share these runners; the module sits in ``_utils`` so that both layers can import it.
+
+One :class:`TaskRunner` is opened per job and reused for every chunk of work, so worker processes (and whatever
+they cache in module globals, e.g. loaded models) live for the whole job. :meth:`TaskRunner.submit` returns at
+once with parallel workers, so the caller can prepare the next chunk (or write the last one) meanwhile. Results
+always come back in the order of the tasks, whatever ran them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+from speakerid._utils.validation import resolve_jobs
+from speakerid.exceptions import ParameterError
+
+__all__ = ["TaskRunner", "Pending", "resolve_jobs", "split_batches"]
+
+
+def split_batches(items: list, n_batches: int) -> list[list]:
+    """Split ``items`` into at most ``n_batches`` contiguous, non-empty batches of near-equal length.
+
+    Examples
+    --------
+    >>> split_batches(list(range(5)), 2)
+    [[0, 1, 2], [3, 4]]
+    >>> split_batches([1], 4)
+    [[1]]
+    """
+    n_batches = max(1, min(int(n_batches), len(items)))
+    size, extra = divmod(len(items), n_batches)
+    batches, start = [], 0
+    for i in range(n_batches):
+        stop = start + size + (i < extra)
+        batches.append(items[start:stop])
+        start = stop
+    return [b for b in batches if b]
+
+
+def _catching_warnings(func, shared, batch):
+    """Worker side: ``(func(shared, batch), [(text, category), ...])``. A worker process prints its warnings in
+    Python's raw two-line format; returned, they are raised again in the calling process, which prints them its
+    own way (the command line: one ``speakerid: warning:`` line each)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        output = func(shared, batch)
+    return output, [(str(w.message), w.category) for w in caught]
+
+
+def _warn_again(results: list) -> list:
+    """Caller side of :func:`_catching_warnings`: raise the workers' warnings here; the outputs."""
+    for _, caught in results:
+        for text, category in caught:
+            warnings.warn(text, category, stacklevel=2)
+    return [output for output, _ in results]
+
+
+def _is_client(obj) -> bool:
+    return type(obj).__name__ == "Client" and hasattr(obj, "map") and hasattr(obj, "gather")
+
+
+class TaskRunner:
+    """Map a function over batches of tasks: serially, with joblib, or on Dask.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Local worker processes (joblib's reusable loky executor); 1 runs in this process. With ``scheduler="local"`` the
+        number of Dask workers (1 means one per core).
+    scheduler : str or dask.distributed.Client, optional
+        ``"local"`` starts a :class:`dask.distributed.LocalCluster` (closed by :meth:`close`); ``"tcp://host:port"``
+        connects to a running scheduler; a ``Client`` is used as it is (and left open). The workers need
+        speakerid installed and must see the same files.
+    batches_per_worker : int
+        Batches made per worker and call of :meth:`submit` (more balance the load, fewer cost less overhead).
+    threads : bool
+        Local workers are threads of this process instead of processes: nothing to start or load twice, for
+        work that is mostly NumPy/BLAS (which release the GIL). BLAS is then held at one thread per worker for
+        the runner's lifetime.
+    retries : int
+        On Dask, times a failed task is run again (``Client.map(retries=...)``); a task whose worker died is
+        rescheduled by the scheduler in any case (up to its ``allowed-failures``, 3 by default).
+
+    Use it as a context manager::
+
+        with TaskRunner(n_jobs=2) as runner:
+            results = runner.map(func, shared, tasks)   # func(shared, batch) -> list, one item per task
+            pending = runner.submit(func, shared, more_tasks)
+            ...                                         # other work while the workers score
+            results = pending.result()
+    """
+
+    def __init__(self, n_jobs: int = 1, scheduler: str | None = None, batches_per_worker: int = 4,
+                 threads: bool = False, retries: int = 0):
+        self.retries = int(retries)
+        self.n_jobs = resolve_jobs(n_jobs)
+        self.scheduler = scheduler
+        self.batches_per_worker = int(batches_per_worker)
+        self.threads = bool(threads) and scheduler is None
+        self._blas_limit = None
+        self._executor = None
+        self._client = None
+        self._cluster = None
+        self._own_client = True
+        #: How the work runs, for reports (e.g. "joblib (2 processes)"); filled in with the worker count by open().
+        self.description = (f"{self.n_jobs} threads" if self.threads else f"joblib ({self.n_jobs} processes)"
+                            ) if self.n_jobs > 1 else "serial"
+        if scheduler is not None and not isinstance(scheduler, str) and not _is_client(scheduler):
+            raise ParameterError(f"scheduler must be 'local', a 'tcp://host:port' address or a dask Client, "
+                                 f"got {scheduler!r}")
+        if isinstance(scheduler, str) and scheduler != "local" and "://" not in scheduler:
+            raise ParameterError(f"scheduler must be 'local' or an address like tcp://host:8786, got {scheduler!r}")
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> TaskRunner:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if self.scheduler is not None:
+            self._open_dask()
+        elif self.n_jobs > 1 and self.threads:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from threadpoolctl import threadpool_limits
+
+            self._blas_limit = threadpool_limits(1, user_api="blas")   # the workers' own limits then nest
+            self._executor = ThreadPoolExecutor(self.n_jobs, thread_name_prefix="speakerid-work")
+        elif self.n_jobs > 1:
+            from joblib.executor import get_memmapping_executor
+
+            # the same (reusable) worker processes serve every submit(), and later jobs of this process too.
+            # joblib's own executor class: loky keeps one reusable pool per process, and a plain loky pool left
+            # there breaks the next joblib.Parallel (its executor must be joblib's subclass).
+            self._executor = get_memmapping_executor(self.n_jobs, timeout=300)
+
+    def _open_dask(self) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise ParameterError("a Dask scheduler needs dask[distributed]: pip install 'speakerid[dask]'") from None
+        if not isinstance(self.scheduler, str):
+            self._client, self._own_client = self.scheduler, False
+        elif self.scheduler == "local":
+            workers = self.n_jobs if self.n_jobs > 1 else (os.cpu_count() or 1)
+            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                         dashboard_address=None, silence_logs=logging.WARNING)
+            self._client = Client(self._cluster)
+        else:
+            try:
+                self._client = Client(self.scheduler, timeout="30s")
+            except (OSError, TimeoutError) as exc:
+                raise ParameterError(f"cannot connect to the Dask scheduler {self.scheduler} ({exc})") from None
+        where = ("LocalCluster" if self._cluster is not None else
+                 self.scheduler if isinstance(self.scheduler, str) else self._client.scheduler.address)
+        self.description = f"dask ({where}, {self.n_workers} workers)"
+
+    def close(self) -> None:
+        if self.threads and self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
+            self._blas_limit = None
+        self._executor = None  # (processes) reusable: left running for the next job; idle workers exit after 300 s
+        if self._client is not None and self._own_client:
+            self._client.close()
+        self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    # ------------------------------------------------------------------ work
+    @property
+    def n_workers(self) -> int:
+        if self._client is not None:
+            return max(1, sum(self._client.nthreads().values()))
+        return self.n_jobs if self._executor is not None else 1
+
+    def submit(self, func, shared, tasks: list) -> Pending:
+        """Start ``func(shared, batch)`` over batches of ``tasks``; :meth:`Pending.result` gives the per-task
+        results in order. Serially the work is done here, before returning.
+
+        ``func`` must be a module-level function (it is pickled by reference) returning one item per task.
+        """
+        tasks = list(tasks)
+        n_batches = self.n_workers * self.batches_per_worker if self.n_workers > 1 else 1
+        batches = split_batches(tasks, n_batches) if tasks else []
+        if self._client is not None and batches:
+            futures = self._client.map(_catching_warnings, [func] * len(batches), [shared] * len(batches), batches,
+                                       pure=False, retries=self.retries)
+            return Pending(lambda: _warn_again(self._client.gather(futures)), futures)
+        if self._executor is not None and batches and self.threads:
+            # threads share this process's warning machinery (catch_warnings is not thread-safe): they warn directly
+            futures = [self._executor.submit(func, shared, batch) for batch in batches]
+            return Pending(lambda: [f.result() for f in futures], futures)
+        if self._executor is not None and batches:
+            futures = [self._executor.submit(_catching_warnings, func, shared, batch) for batch in batches]
+            return Pending(lambda: _warn_again([f.result() for f in futures]), futures)
+        outputs = [func(shared, batch) for batch in batches]
+        return Pending(lambda: outputs)
+
+    def map(self, func, shared, tasks: list) -> list:
+        """``func(shared, batch)`` over batches of ``tasks``; the concatenated per-task results, in order."""
+        return self.submit(func, shared, tasks).result()
+
+
+class Pending:
+    """Results of :meth:`TaskRunner.submit`, possibly still being computed."""
+
+    def __init__(self, gather, futures=()):
+        self._gather = gather
+        self._futures = list(futures)
+
+    def result(self) -> list:
+        """Wait for every batch; the per-task results in task order (a worker's exception is raised here)."""
+        try:
+            return [item for output in self._gather() for item in output]
+        except BaseException:
+            self.cancel()
+            raise
+
+    def cancel(self) -> None:
+        """Cancel the batches not started yet (after an error elsewhere)."""
+        for future in self._futures:
+            future.cancel()
