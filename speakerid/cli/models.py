@@ -8,6 +8,7 @@ from speakerid.cli._common import (
     add_feature_options,
     add_jobs,
     add_model_dir,
+    add_workers,
     feature_config_from,
     finite_float,
     print_json,
@@ -30,8 +31,10 @@ def register(sub) -> None:
     p.add_argument("--augment", type=int, default=None, metavar="N",
                    help="also train on N noisy copies of each file (white/pink/brown noise, 0-20 dB SNR); "
                         "enroll then does the same (default 1; 0 = clean training)")
+    p.add_argument("--subsample", type=int, default=1, metavar="N",
+                   help="EM on every N-th frame (Kaldi's --subsample; default 1 = all frames)")
     add_feature_options(p)
-    add_jobs(p)
+    add_workers(p)
     p.set_defaults(handler=_train_ubm)
 
     p = sub.add_parser("enroll", help="enroll every speaker of a speaker,path manifest (or one speaker's files)")
@@ -121,7 +124,8 @@ def _train_ubm(args):
                                               feature_config=feature_config_from(args), n_jobs=args.jobs,
                                               random_state=args.seed, n_components=args.components,
                                               max_iter=args.iterations, relevance_factor=args.relevance_factor,
-                                              top_c=args.top_c, verbose=stage_lines, **params)
+                                              top_c=args.top_c, verbose=stage_lines, scheduler=args.scheduler,
+                                              cache_dir=args.cache, subsample=args.subsample, **params)
     print(f"trained a {result['n_components']}-component UBM on {result['n_features']}-dim features "
           f"({result['n_iter'] or '?'} EM iterations) -> {result['model']}")
 

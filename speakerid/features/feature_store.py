@@ -82,7 +82,11 @@ def _extract_batch(shared, batch) -> list:
     out = []
     for index, audio in batch:
         seed = [random_state, index]
-        paths = [entry_path(cache_dir, audio, config, j, seed) for j in range(n_augment + 1)]
+        try:
+            paths = [entry_path(cache_dir, audio, config, j, seed) for j in range(n_augment + 1)]
+        except OSError:
+            file_sessions(audio, config, n_augment, seed)    # the one-line AudioError of an unreadable file
+            raise
         counts = [_stored_frames(p) for p in paths]
         extracted = None in counts
         if extracted:
