@@ -14,15 +14,23 @@ import time
 import numpy as np
 
 from speakerid._utils.hashing import arrays_hash
-from speakerid.backends._training import check_count, open_model_dir, read_background, warn_overlap
+from speakerid.backends._training import (
+    check_count,
+    open_model_dir,
+    read_background,
+    training_workers,
+    warn_overlap,
+)
 from speakerid.backends.base import Backend, register_backend
 from speakerid.evaluation.metrics import eer
 from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid.features.feature_store import extract_to_store
 from speakerid.features.frontend import feature_dims
-from speakerid.features.pipeline import many_features
 from speakerid.models.clipvec import frames_per_segment, segment_frames
 from speakerid.models.gmm_ubm import GMMUBM
 from speakerid.models.ivector_system import IVectorSystem
+from speakerid.models.sharded import DEFAULT_SHARD_FRAMES, fit_ubm_sharded
+from speakerid.models.sharded_ivector import fit_ivector_sharded
 from speakerid.store import IVECTOR_FILE, UBM_FILE, check_feature_config
 
 __all__ = ["IVectorBackend", "train_ivector", "segment_sessions", "training_eer"]
@@ -39,9 +47,19 @@ def segment_sessions(frames_per_file, speakers, segment_length: int) -> tuple[li
     return segments, np.asarray(labels)
 
 
-def training_eer(system: IVectorSystem, labels) -> dict:
-    """EER and its threshold of every scoring over all pairs of training segments (optimistic: seen speakers)."""
+#: Training segments whose pairs give the stored training EER and default thresholds: all pairs of more would
+#: cost O(n^2) memory (24,000 segments: 4.6 GB per score matrix); a seeded draw of this many is used instead.
+MAX_EER_SEGMENTS = 4000
+
+
+def training_eer(system: IVectorSystem, labels, max_segments: int = MAX_EER_SEGMENTS, random_state=0) -> dict:
+    """EER and its threshold of every scoring over all pairs of training segments (optimistic: seen speakers);
+    over the pairs of a seeded draw of ``max_segments`` segments when there are more."""
     X = system.train_embeddings_
+    labels = np.asarray(labels)
+    if len(X) > max_segments:
+        keep = np.sort(np.random.default_rng(random_state).choice(len(X), max_segments, replace=False))
+        X, labels = X[keep], labels[keep]
     same = (labels[:, None] == labels[None, :])[np.triu_indices(len(X), 1)]
     out = {}
     for scoring in ("plda", "cosine"):
@@ -59,7 +77,8 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
                   verbose: bool = False, rank: int = 200, lda_dim: int = 0, segment_s: float = 1.5,
                   n_augment: int = 2, max_iter: int = 10, top_c: int | None = None, scoring: str = "cosine",
                   enroll: str = "pool", wccn: bool = True, plda_max_iter: int = 10,
-                  ubm_components: int | None = DEFAULT_UBM_COMPONENTS) -> dict:
+                  ubm_components: int | None = DEFAULT_UBM_COMPONENTS, scheduler=None, cache_dir=None,
+                  shard_frames: int = DEFAULT_SHARD_FRAMES) -> dict:
     """Train the i-vector extractor and its back end on a ``speaker,path`` manifest; save ``ivector.npz``.
 
     Parameters
@@ -72,7 +91,12 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
         For a new model directory (an existing one keeps its own; a different one is a
         :class:`~speakerid.exceptions.ConfigMismatchError`).
     n_jobs : int
-        Processes for feature extraction (and threads for the statistics).
+        Worker processes for feature extraction, Baum-Welch statistics and T-matrix EM (map-reduce over shards
+        of the feature store, :mod:`speakerid.models.sharded_ivector`: the same model with any count); with
+        ``scheduler="local"`` the number of Dask workers.
+    scheduler, cache_dir, shard_frames
+        Dask scheduler, feature store folder (kept for reruns; ``None``: a temporary one) and frames per shard,
+        as in :func:`speakerid.backends.gmm_ubm.train_ubm`.
     random_state : int
         Seeds the noisy copies (file ``i`` gets ``[random_state, i]``, the rule of
         :mod:`speakerid.features.pipeline`), the UBM and T's initialisation.
@@ -134,24 +158,21 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
         raise ParameterError(f"lda_dim must be < the number of background speakers ({len(set(speakers))}) and "
                              f"<= rank ({rank}), got {lda_dim}")
     warn_overlap(set(speakers) & store.enrolled_speakers(), "already enrolled")
-    per_file = [sessions for sessions, _ in many_features(files, config, n_jobs=n_jobs, n_augment=n_augment,
-                                                            random_state=random_state, desc="i-vector features")]
-    if ubm is None:
-        # on the clean recordings only: adding the noisy copies did not help on the dev protocol
-        ubm = GMMUBM(n_components=k, random_state=random_state, verbose=verbose).fit([s[0] for s in per_file],
-                                                                                     names=files)
-        if rank > ubm.ubm_.means_.size:
-            raise ParameterError(f"rank must be at most the supervector size K * D = {ubm.ubm_.means_.size}, "
-                                 f"got {rank}")
-    segments, labels = segment_sessions(per_file, speakers, frames_per_segment(segment_s, config))
-    names = [f"{path}{f' (noisy copy {j})' if j else ''}" for path, arrays in zip(files, per_file)
-             for j, frames in enumerate(arrays) for _ in segment_frames(frames, frames_per_segment(segment_s, config))]
-    system.fit(ubm.ubm_, segments, labels, names=names)
+    with training_workers(n_jobs, scheduler, cache_dir) as (runner, cache):
+        entries, n_extracted = extract_to_store(files, config, cache, n_augment=n_augment,
+                                                random_state=random_state, runner=runner)
+        if ubm is None:
+            # on the clean recordings only: adding the noisy copies did not help on the dev protocol
+            ubm = fit_ubm_sharded(GMMUBM(n_components=k, random_state=random_state, verbose=verbose),
+                                  [e for e in entries if e.copy == 0], runner, shard_frames=shard_frames)
+        system, labels = fit_ivector_sharded(system, ubm.ubm_, entries, speakers, runner,
+                                             segment_length=frames_per_segment(segment_s, config),
+                                             work_dir=cache, shard_frames=shard_frames)
     train = training_eer(system, labels)
     out_header = {"model_class": "IVectorSystem", "params": system.get_params(),
                   "feature_config": config.to_dict(), "feature_hash": config.hash(), "ubm_hash": ubm.ubm_hash_,
                   "manifest": source, "background_speakers": sorted(set(speakers)),
-                  "n_files": len(files), "n_segments": len(segments), "segment_s": float(segment_s),
+                  "n_files": len(files), "n_segments": len(labels), "segment_s": float(segment_s),
                   # "augment" is what the verifier reads to augment enrollment (GMM-UBM): none for i-vectors
                   "noisy_copies": n_augment, "augment": None, "own_ubm": ubm_components is not None,
                   "log_likelihood_history": [float(v) for v in system.tv_.log_likelihood_history_],
@@ -161,9 +182,10 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
                   "eer_thresholds": {k: v[1] for k, v in train.items()}}
     path = store.save_background(IVECTOR_FILE, system.to_arrays(), out_header, config)
     return {"model": str(path), "n_files": len(files), "n_speakers": len(set(speakers)),
-            "n_segments": len(segments), "rank": int(rank), "dim": int(system.projection_.shape[1]),
+            "n_segments": len(labels), "rank": int(rank), "dim": int(system.projection_.shape[1]),
             "train_eer": out_header["train_eer"], "seconds": round(time.perf_counter() - start, 1),
-            "log_likelihood_history": out_header["log_likelihood_history"]}
+            "log_likelihood_history": out_header["log_likelihood_history"],
+            "em_seconds": list(system.tv_.em_seconds_), "n_extracted": n_extracted}
 
 
 @register_backend

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from speakerid.cli._common import (
-    add_jobs,
     add_model_dir,
+    add_workers,
     non_negative_int,
     non_negative_seconds,
     positive_int,
@@ -42,7 +42,7 @@ def register(sub) -> None:
                    help="train the system's own K-component UBM on the manifest's recordings (default 32, chosen "
                         "on dev); 0 uses the directory's ubm.npz")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
-    add_jobs(p)
+    add_workers(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_train_ivector)
 
@@ -55,7 +55,8 @@ def _train_ivector(args):
         args.model_dir, args.manifest, n_jobs=args.jobs, random_state=args.seed, verbose=not args.json,
         rank=args.rank, lda_dim=args.lda_dim, segment_s=args.segment_s, n_augment=args.augment,
         max_iter=args.iterations, top_c=args.top_c or None, scoring=args.scoring, enroll=args.enroll,
-        wccn=not args.no_wccn, ubm_components=args.ubm_components or None)
+        wccn=not args.no_wccn, ubm_components=args.ubm_components or None, scheduler=args.scheduler,
+        cache_dir=args.cache)
     if args.json:
         print_json(result)
         return

@@ -126,8 +126,10 @@ def _train_ubm(args):
                                               max_iter=args.iterations, relevance_factor=args.relevance_factor,
                                               top_c=args.top_c, verbose=stage_lines, scheduler=args.scheduler,
                                               cache_dir=args.cache, subsample=args.subsample, **params)
+    reused = result["n_files"] - result["n_extracted"]
     print(f"trained a {result['n_components']}-component UBM on {result['n_features']}-dim features "
-          f"({result['n_iter'] or '?'} EM iterations) -> {result['model']}")
+          f"({result['n_iter'] or '?'} EM iterations{f'; {reused} files read from the store' if reused else ''})"
+          f" -> {result['model']}")
 
 
 def _enroll(args):

@@ -304,14 +304,19 @@ class TotalVariability(BaseEstimator):
         if var.shape != (k, d) or not (var > 0).all():
             raise ParameterError(f"variances must be positive with shape {(k, d)}, got {var.shape}")
         self.variances_ = var
-        rng = np.random.default_rng(self.random_state)
-        r = int(self.rank)
         Fw = self._whiten(F)
-        occupancy = N.sum(axis=0)
+        self._start(N.sum(axis=0), float(np.mean(Fw ** 2)) / max(float(np.mean(N)), 1e-10))
+        return self._run_em(lambda: self._e_step(N, Fw), n)
+
+    def _start(self, occupancy, spread: float) -> None:
+        """The random initial T (``variances_`` set), scaled to ``spread``: the mean squared whitened first-order
+        statistic over the mean zeroth-order one. ``occupancy`` (K,) is ``sum_u N_uc``."""
+        k, d = self.variances_.shape
+        r = int(self.rank)
+        rng = np.random.default_rng(self.random_state)
         empty = occupancy < MIN_OCCUPANCY
         # start from a random T scaled to the spread of the normalised first-order statistics
-        scale = np.sqrt(np.mean(Fw ** 2) / max(np.mean(N), 1e-10) / r)
-        self.T_ = rng.standard_normal((k, d, r)) * scale * np.sqrt(var)[:, :, None]
+        self.T_ = rng.standard_normal((k, d, r)) * np.sqrt(spread / r) * np.sqrt(self.variances_)[:, :, None]
         self.T_[empty] = 0.0
         self._precompute()
         self.log_likelihood_history_ = []
@@ -319,9 +324,20 @@ class TotalVariability(BaseEstimator):
         self.n_empty_components_ = len(self.empty_components_)
         self.occupancy_ = occupancy
         self.n_regularised_ = 0
+        self.n_features_in_ = d
+
+    def _run_em(self, e_step, n: int) -> TotalVariability:
+        """EM from the current T: ``e_step()`` returns the summed (log-likelihood, A (K, R, R), C (K*D, R),
+        sum_u E[ww']) of all ``n`` utterances (:meth:`_e_step` here; shards on workers in
+        :mod:`speakerid.models.sharded_ivector`)."""
+        k, d, r = self.T_.shape
+        empty = np.zeros(k, dtype=bool)
+        empty[self.empty_components_] = True
+        var = self.variances_
+        self.em_seconds_ = []
         for it in range(1, int(self.max_iter) + 1):
             tic = time.perf_counter()
-            ll, A, C, second = self._e_step(N, Fw)
+            ll, A, C, second = e_step()
             self.log_likelihood_history_.append(ll / n)
             Tw, n_reg = _m_step(A, C.reshape(k, d, r), empty)
             self.n_regularised_ += n_reg
@@ -329,10 +345,10 @@ class TotalVariability(BaseEstimator):
                 Tw = Tw @ np.linalg.cholesky(second / n)
             self.T_ = Tw * np.sqrt(var)[:, :, None]
             self._precompute()
+            self.em_seconds_.append(time.perf_counter() - tic)
             if self.verbose:
                 print(f"TotalVariability EM iteration {it}/{self.max_iter}: avg log-likelihood {ll / n:.4f}, "
                       f"{time.perf_counter() - tic:.1f} s", file=sys.stderr, flush=True)
-        self.n_features_in_ = d
         return self
 
     def _batches(self, n):
