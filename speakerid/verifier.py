@@ -8,16 +8,17 @@ default) and the model directory (:class:`~speakerid.store.ModelStore`). Trainin
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from speakerid._utils.parallel import TaskRunner
 from speakerid._utils.progress import progress
 from speakerid.backends import _cohort
-from speakerid.backends._training import DEFAULT_COHORT_SPEAKERS, record_cohort, warn_overlap
+from speakerid.backends._enrollment import adapt_batch, adapt_speaker
+from speakerid.backends._training import DEFAULT_COHORT_SPEAKERS, record_cohort
 from speakerid.backends.base import get_backend
-from speakerid.data.augment import augment_header, check_n_augment
+from speakerid.data.augment import check_n_augment
 from speakerid.data.manifests import read_manifest, validate_speaker_id
 from speakerid.evaluation.turns import (
     SpeakerTurns,
@@ -29,7 +30,7 @@ from speakerid.evaluation.turns import (
 from speakerid.exceptions import AudioError, ModelFormatError, NotFittedError, ParameterError
 from speakerid.features import extract
 from speakerid.features.config import FeatureConfig
-from speakerid.features.pipeline import file_features, many_features
+from speakerid.features.pipeline import file_features
 from speakerid.store import DEFAULT_BACKEND, ModelStore, check_feature_config
 
 __all__ = ["SpeakerVerifier", "SEGMENT_S"]
@@ -77,16 +78,22 @@ class SpeakerVerifier:
     backend_params : dict, optional
         Scoring options of the backend (e.g. ``{"top_c": 0}`` for exact GMM-UBM scoring).
     n_jobs : int
-        Parallel feature extraction over files (joblib).
+        Parallel feature extraction over files (joblib); enrolling several speakers, worker processes over
+        speakers (:mod:`speakerid.backends._enrollment`; the same models as serially).
     norm, cohort, cohort_top, cache_dir : optional
         Score normalisation of :meth:`score_frames` (so verify, identify, segments), as
         :func:`speakerid.scoring.batch.score_trials` (default ``"auto"``; ``"none"``: raw): the same trial gets
-        the same score from both. ``cache_dir``: feature cache for cohort files that must be read.
+        the same score from both. ``cache_dir``: feature cache for cohort files that must be read, and the
+        feature store of enrollment (a rerun reads the stored frames and noisy copies).
+    scheduler : str or dask.distributed.Client, optional
+        Enroll several speakers on Dask (``"local"`` or ``"tcp://host:port"``, whose workers must see the model
+        directory and the audio).
     """
 
     def __init__(self, model_dir, backend=None, feature_config=None, backend_params=None, n_jobs=1, *,
-                 norm="auto", cohort=None, cohort_top=None, cache_dir=None):
+                 norm="auto", cohort=None, cohort_top=None, cache_dir=None, scheduler=None):
         self.store = ModelStore(model_dir)
+        self.scheduler = scheduler
         if backend is None:
             present = self.store.backends()
             backend = present[0] if len(present) == 1 else DEFAULT_BACKEND
@@ -204,7 +211,16 @@ class SpeakerVerifier:
         self._load_background()
         if n_augment is None:
             n_augment = int((self._background_header.get("augment") or {}).get("copies", 0))
-        enrolled = [self._adapt(*job, n_augment) for job in progress(jobs, desc="enroll", unit="speaker")]
+        background = self._background_header.get("background_speakers", [])
+        if len(jobs) > 1 and (self.n_jobs != 1 or self.scheduler is not None):   # speakers on workers
+            shared = (str(self.model_dir), self.backend_name, self.backend.params, self.feature_config, n_augment,
+                      background, self.cache_dir)
+            with TaskRunner(self.n_jobs, self.scheduler, batches_per_worker=1) as runner:
+                enrolled = runner.map(adapt_batch, shared, jobs)
+        else:
+            enrolled = [adapt_speaker(self.backend, self.feature_config, *job, n_augment, background,
+                                      n_jobs=self.n_jobs, cache_dir=self.cache_dir)
+                        for job in progress(jobs, desc="enroll", unit="speaker")]
         _cohort.add_cohort_scores(self.store, self.backend, self.backend_name, self.feature_config,
                                   [(arrays, header) for _, arrays, header in enrolled], self.cache_dir)
         self.store.save_feature_config(self.feature_config)   # atomic; callers may hold the directory's lock
@@ -215,22 +231,6 @@ class SpeakerVerifier:
         return [{"speaker": speaker, "backend": self.backend_name, "n_files": header["n_files"],
                  "total_seconds": header["total_seconds"], "n_frames": header["n_frames"]}
                 for speaker, _, header in enrolled]
-
-    def _adapt(self, speaker, files, names, n_augment) -> tuple:
-        warn_overlap({speaker} & set(self._background_header.get("background_speakers", [])), "enrolled")
-        seed = zlib.crc32(speaker.encode("utf-8"))
-        extracted = many_features(files, self.feature_config, n_jobs=self.n_jobs, n_augment=n_augment,
-                                  random_state=seed, desc=f"enroll {speaker}")
-        # the copies enlarge the adaptation data; the header counts the clean frames
-        arrays, params = self.backend.enroll([frames for sessions, _ in extracted for frames in sessions])
-        header = {"model_class": self.backend.speaker_class, "params": params,
-                  "feature_config": self.feature_config.to_dict(), "feature_hash": self.feature_config.hash(),
-                  "background_hash": self.backend.background_hash, "n_files": len(files),
-                  "total_seconds": round(float(sum(s for _, s in extracted)), 3),
-                  "n_frames": int(sum(len(sessions[0]) for sessions, _ in extracted)), "files": names}
-        if n_augment:
-            header["augment"] = augment_header(n_augment, seed)
-        return speaker, arrays, header
 
     def speakers(self) -> list[str]:
         return self.store.speakers(self.backend_name)

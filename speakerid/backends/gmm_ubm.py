@@ -9,6 +9,7 @@ and utterance frames it prepares at once from the frames it extracted (``cohort-
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from speakerid.backends._cohort import directory_cohort
@@ -91,7 +92,8 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     -------
     dict
         ``model`` (path), ``n_components``, ``n_features``, ``n_iter`` (EM iterations run), ``n_files``,
-        ``n_frames``, ``n_extracted`` (files whose features were not in the store), ``log_likelihood_history``,
+        ``n_frames``, ``n_extracted`` (files whose features were not in the store), ``extract_seconds``,
+        ``log_likelihood_history``,
         ``em_seconds`` (per iteration) and ``cohort`` (path, or ``None``).
 
     Raises
@@ -115,8 +117,10 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
                    random_state=random_state)
     model._check_params()
     with training_workers(n_jobs, scheduler, cache_dir) as (runner, cache):
+        tic = time.perf_counter()
         entries, n_extracted = extract_to_store(frame["path"], config, cache, n_augment=n_augment,
                                                 random_state=random_state, runner=runner)
+        extract_seconds = time.perf_counter() - tic
         model.verbose = verbose() if callable(verbose) else verbose    # (a callable: decided after the features)
         fit_ubm_sharded(model, entries, runner, subsample=subsample, shard_frames=shard_frames)
         history = [float(v) for v in getattr(model.ubm_, "log_likelihood_history_", [])]
@@ -139,7 +143,7 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
                                      for p in read_manifest(cohort)["path"]])
     return {"model": str(path), "n_components": int(model.ubm_.n_components), "n_features": model.n_features_in_,
             "n_iter": getattr(model.ubm_, "n_iter_", None), "n_files": len(frame), "n_frames": header["n_frames"],
-            "n_extracted": n_extracted, "log_likelihood_history": history, "em_seconds": list(getattr(model.ubm_, "em_seconds_", [])),
+            "n_extracted": n_extracted, "extract_seconds": extract_seconds, "log_likelihood_history": history, "em_seconds": list(getattr(model.ubm_, "em_seconds_", [])),
             "cohort": None if cohort is None else str(cohort)}
 
 

@@ -48,8 +48,9 @@ def segment_sessions(frames_per_file, speakers, segment_length: int) -> tuple[li
 
 
 #: Training segments whose pairs give the stored training EER and default thresholds: all pairs of more would
-#: cost O(n^2) memory (24,000 segments: 4.6 GB per score matrix); a seeded draw of this many is used instead.
-MAX_EER_SEGMENTS = 4000
+#: cost O(n^2) memory (24,000 segments: 4.6 GB per score matrix); a seeded draw of this many (2 million pairs)
+#: is used instead.
+MAX_EER_SEGMENTS = 2000
 
 
 def training_eer(system: IVectorSystem, labels, max_segments: int = MAX_EER_SEGMENTS, random_state=0) -> dict:
@@ -159,8 +160,10 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
                              f"<= rank ({rank}), got {lda_dim}")
     warn_overlap(set(speakers) & store.enrolled_speakers(), "already enrolled")
     with training_workers(n_jobs, scheduler, cache_dir) as (runner, cache):
+        tic = time.perf_counter()
         entries, n_extracted = extract_to_store(files, config, cache, n_augment=n_augment,
                                                 random_state=random_state, runner=runner)
+        extract_seconds = time.perf_counter() - tic
         if ubm is None:
             # on the clean recordings only: adding the noisy copies did not help on the dev protocol
             ubm = fit_ubm_sharded(GMMUBM(n_components=k, random_state=random_state, verbose=verbose),
@@ -185,7 +188,8 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
             "n_segments": len(labels), "rank": int(rank), "dim": int(system.projection_.shape[1]),
             "train_eer": out_header["train_eer"], "seconds": round(time.perf_counter() - start, 1),
             "log_likelihood_history": out_header["log_likelihood_history"],
-            "em_seconds": list(system.tv_.em_seconds_), "n_extracted": n_extracted}
+            "em_seconds": list(system.tv_.em_seconds_), "n_extracted": n_extracted,
+            "extract_seconds": extract_seconds}
 
 
 @register_backend

@@ -6,7 +6,6 @@ from speakerid._utils.progress import report_stages, stage_lines
 from speakerid.cli._common import (
     add_backend,
     add_feature_options,
-    add_jobs,
     add_model_dir,
     add_workers,
     feature_config_from,
@@ -45,7 +44,7 @@ def register(sub) -> None:
     add_model_dir(p)
     add_backend(p)
     add_feature_options(p)
-    add_jobs(p)
+    add_workers(p)
     p.add_argument("--augment", type=int, default=None, metavar="N",
                    help="also adapt on N noisy copies of each file (default: as many as the UBM was trained with)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -135,7 +134,7 @@ def _train_ubm(args):
 def _enroll(args):
     from speakerid.exceptions import ParameterError
 
-    verifier = _verifier(args)
+    verifier = _verifier(args, scheduler=args.scheduler, cache_dir=args.cache)
     if (args.manifest or args.data_dir) and (args.speaker or args.files) or (args.manifest and args.data_dir):
         raise ParameterError("give one of --manifest, --data-dir, or --speaker with FILE arguments")
     if not (args.manifest or args.data_dir or (args.speaker and args.files)):

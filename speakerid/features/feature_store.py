@@ -33,13 +33,15 @@ __all__ = ["StoredEntry", "entry_path", "extract_to_store", "read_entry", "make_
 @dataclass(frozen=True)
 class StoredEntry:
     """One frames array in the store: ``path`` (the ``.npy``), ``n_frames``, which file (its row ``file_index``
-    in the manifest) and which copy (0 = clean, ``j`` = noisy copy ``j``); ``name`` is what messages call it."""
+    in the manifest) and which copy (0 = clean, ``j`` = noisy copy ``j``); ``name`` is what messages call it;
+    ``seconds`` the audio file's duration."""
 
     path: str
     n_frames: int
     file_index: int
     copy: int
     name: str
+    seconds: float = 0.0
 
 
 def entry_path(cache_dir, audio_path, config: FeatureConfig, copy: int = 0, seed=None) -> Path:
@@ -74,8 +76,11 @@ def _write(path: Path, frames: np.ndarray) -> None:
 def _extract_batch(shared, batch) -> list:
     """Worker side: the entries of every ``(file_index, audio_path)`` of ``batch``, extracted when missing.
 
-    Returns one ``(file_index, [(entry path, n_frames, extracted?), ...])`` per file, the clean entry first.
+    Returns one ``(file_index, [(entry path, n_frames, extracted?), ...], seconds)`` per file, the clean entry
+    first.
     """
+    import soundfile as sf
+
     from speakerid.features.pipeline import file_sessions
 
     cache_dir, config, n_augment, random_state = shared
@@ -90,11 +95,13 @@ def _extract_batch(shared, batch) -> list:
         counts = [_stored_frames(p) for p in paths]
         extracted = None in counts
         if extracted:
-            sessions, _ = file_sessions(audio, config, n_augment, seed)
+            sessions, seconds = file_sessions(audio, config, n_augment, seed)
             for p, frames in zip(paths, sessions):
                 _write(p, frames)
             counts = [len(frames) for frames in sessions]
-        out.append((index, [(str(p), n, extracted) for p, n in zip(paths, counts)]))
+        else:
+            seconds = sf.info(audio).duration
+        out.append((index, [(str(p), n, extracted) for p, n in zip(paths, counts)], float(seconds)))
     return out
 
 
@@ -137,11 +144,11 @@ def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int 
     else:
         results = runner.map(_extract_batch, shared, tasks)
     entries, n_extracted = [], 0
-    for index, stored in results:
+    for index, stored, seconds in results:
         n_extracted += bool(stored and stored[0][2])
         for copy, (path, n_frames, _) in enumerate(stored):
             name = paths[index] + (f" (noisy copy {copy})" if copy else "")
-            entries.append(StoredEntry(path, n_frames, index, copy, name))
+            entries.append(StoredEntry(path, n_frames, index, copy, name, seconds))
     return entries, n_extracted
 
 

@@ -1,0 +1,195 @@
+"""Training that outgrows one machine: driver memory and EM time of map-reduce training at 1x, 4x and 16x.
+
+Usage::
+
+    python bench/bench_scale.py [--base 250] [--components 64] [--iterations 3] [--rank 50] [--work-dir DIR]
+
+A synthetic corpus (``speakerid.data.synth``: 20 evaluated speakers x 6 utterances, 3 to enroll, every test
+utterance claimed for every speaker; ``16 x base`` background utterances of 2-3 s, 5 per speaker) is made once;
+the 1x, 4x and 16x background sets are its first ``base``, ``4 base`` and ``16 base`` background utterances (whole
+speakers). Every training runs as its own process (``train_ubm`` / ``train_ivector`` with one noisy copy per file,
+one shared ``--cache`` folder), whose driver peak RSS is its ``VmHWM`` (workers are other processes):
+
+- ``train_ubm`` with 2 joblib workers at 1x, 4x, 16x: driver peak RSS, seconds per EM iteration (the slope in
+  seconds per million frames, and how linear it is), feature-extraction seconds per hour of audio;
+- the same 16x UBM with 1 joblib worker and with a Dask LocalCluster of 2 workers (features read from the store):
+  the 2-worker speed-up and Dask against joblib;
+- the reference: the in-memory path (every frame of the store loaded into this process, then
+  :meth:`GMMUBM.fit`, what ``train-ubm`` did before) at 1x and 16x, driver peak RSS;
+- ``train_ivector`` (own 32-component UBM, rank ``--rank``) at 1x and 16x with 2 workers;
+- dev EER (raw scores, ``--norm none``) of the 1x and 16x GMM-UBM and i-vector models on the corpus' trials.
+
+The last line is one JSON object with ``rss_growth_ratio`` (driver peak RSS of ``train_ubm`` at 16x / 1x) and
+``em_speedup_2_workers`` (UBM EM seconds per iteration at 16x with 1 worker / with 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCALES = (1, 4, 16)
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) / 1024.0 for line in fh if line.startswith("VmHWM:"))
+
+
+# ---------------------------------------------------------------------------------------------- child processes
+
+def _child(spec: dict) -> dict:
+    """One training in this (fresh) process; what it measured."""
+    start = time.perf_counter()
+    if spec["what"] == "ubm":
+        from speakerid.backends.gmm_ubm import train_ubm
+
+        out = train_ubm(spec["model_dir"], spec["manifest"], n_jobs=spec["jobs"], scheduler=spec.get("scheduler"),
+                        cache_dir=spec["cache"], n_components=spec["components"], max_iter=spec["iterations"],
+                        n_augment=1, cohort_speakers=0)
+        result = {"em_seconds": out["em_seconds"], "n_frames": out["n_frames"], "n_extracted": out["n_extracted"],
+                  "extract_seconds": out["extract_seconds"]}
+    elif spec["what"] == "ivector":
+        from speakerid.backends.ivector import train_ivector
+
+        out = train_ivector(spec["model_dir"], spec["manifest"], n_jobs=spec["jobs"], cache_dir=spec["cache"],
+                            rank=spec["rank"], max_iter=spec["iterations"], n_augment=1)
+        result = {"em_seconds": out["em_seconds"], "n_segments": out["n_segments"],
+                  "extract_seconds": out["extract_seconds"]}
+    else:   # the reference: every frame in this process, then the in-memory fit
+        from speakerid.data.manifests import read_manifest
+        from speakerid.features.feature_store import extract_to_store, read_entry
+        from speakerid.models.gmm_ubm import GMMUBM
+        from speakerid.store import ModelStore
+
+        config = ModelStore(spec["model_dir"]).feature_config()
+        entries, _ = extract_to_store(read_manifest(spec["manifest"])["path"], config, spec["cache"],
+                                      n_augment=1, random_state=0)
+        frames = [read_entry(e) for e in entries]
+        model = GMMUBM(n_components=spec["components"], max_iter=spec["iterations"], random_state=0).fit(frames)
+        result = {"em_seconds": model.ubm_.em_seconds_, "n_frames": int(sum(len(f) for f in frames))}
+    result.update(seconds=time.perf_counter() - start, peak_rss_mb=_peak_rss_mb())
+    return result
+
+
+def _run_child(spec: dict) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"child {spec['what']} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+def _dev_eer(model_dir, corpus, backend) -> float:
+    from speakerid.evaluation.metrics import eer
+    from speakerid.scoring.batch import score_trials
+    from speakerid.verifier import SpeakerVerifier
+
+    SpeakerVerifier(model_dir, backend=backend).enroll_manifest(corpus.enroll_csv)
+    out = Path(model_dir) / "scores.csv"
+    score_trials(model_dir, corpus.trials_csv, out, backend=backend, norm="none", show_progress=False)
+    import pandas as pd
+
+    scores = pd.read_csv(out)
+    return float(eer(scores["score"].to_numpy(float), scores["target"].to_numpy()))
+
+
+def _subset(corpus, n_files: int, path: Path) -> tuple[Path, float]:
+    """The first ``n_files`` background rows as a manifest (absolute paths); its audio seconds."""
+    import pandas as pd
+    import soundfile as sf
+
+    frame = pd.read_csv(corpus.background_csv).iloc[:n_files].copy()
+    frame["path"] = [str((corpus.folder / p).resolve()) for p in frame["path"]]
+    frame.to_csv(path, index=False)
+    return path, float(sum(sf.info(p).duration for p in frame["path"]))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=int, default=250, help="background utterances at 1x (default 250)")
+    parser.add_argument("--components", type=int, default=64, help="UBM components (default 64)")
+    parser.add_argument("--iterations", type=int, default=3, help="EM iterations (default 3)")
+    parser.add_argument("--rank", type=int, default=50, help="i-vector rank (default 50)")
+    parser.add_argument("--work-dir", default=None, help="keep the corpus, store and models here")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(json.loads(args.child))))
+        return {}
+    from speakerid.data.synth import make_corpus
+
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-scale-"))
+    tic = time.perf_counter()
+    corpus = make_corpus(work / "corpus", n_speakers=20, n_utterances=6, enroll_per_speaker=3,
+                         n_background=16 * args.base // 5, n_background_utterances=5, duration_s=(2.0, 3.0),
+                         seed=0, show_progress=False, reuse=True)
+    print(f"corpus: {corpus.n_files} files, {corpus.n_trials} trials ({time.perf_counter() - tic:.0f} s)",
+          file=sys.stderr)
+    cache = work / "store"
+    common = {"cache": str(cache), "components": args.components, "iterations": args.iterations,
+              "rank": args.rank}
+    rows, audio_s, ubm_dirs = {}, {}, {}
+    for scale in SCALES:
+        manifest, audio_s[scale] = _subset(corpus, scale * args.base, work / f"background-{scale}x.csv")
+        ubm_dirs[scale] = work / f"ubm-{scale}x"
+        rows[("ubm", scale, "joblib 2")] = _run_child({**common, "what": "ubm", "manifest": str(manifest),
+                                                       "model_dir": str(ubm_dirs[scale]), "jobs": 2})
+        print(f"train_ubm {scale}x: {rows[('ubm', scale, 'joblib 2')]}", file=sys.stderr)
+    big = str(work / "background-16x.csv")
+    for label, extra in (("joblib 1", {"jobs": 1}), ("dask 2", {"jobs": 2, "scheduler": "local"})):
+        rows[("ubm", 16, label)] = _run_child({**common, "what": "ubm", "manifest": big, "jobs": 1,
+                                               "model_dir": str(work / f"ubm-16x-{label.replace(' ', '')}"),
+                                               **extra})
+    for scale in (1, 16):
+        rows[("in-memory", scale, "threads 2")] = _run_child({**common, "what": "inmem", "jobs": 2,
+                                                             "manifest": str(work / f"background-{scale}x.csv"),
+                                                             "model_dir": str(ubm_dirs[scale])})
+        rows[("ivector", scale, "joblib 2")] = _run_child({**common, "what": "ivector", "jobs": 2,
+                                                          "manifest": str(work / f"background-{scale}x.csv"),
+                                                          "model_dir": str(work / f"ivector-{scale}x")})
+    eers = {f"{kind}_{scale}x": _dev_eer(work / f"{'ubm' if kind == 'gmm-ubm' else 'ivector'}-{scale}x", corpus,
+                                         kind)
+            for kind in ("gmm-ubm", "ivector") for scale in (1, 16)}
+
+    def per_iter(key):
+        return float(np.mean(rows[key]["em_seconds"]))
+
+    frames = np.array([rows[("ubm", s, "joblib 2")]["n_frames"] for s in SCALES], float) / 1e6
+    times = np.array([per_iter(("ubm", s, "joblib 2")) for s in SCALES])
+    slope, intercept = np.polyfit(frames, times, 1)
+    linear_r2 = 1 - np.sum((times - (slope * frames + intercept)) ** 2) / np.sum((times - times.mean()) ** 2)
+    extract_s = rows[("ubm", 16, "joblib 2")]["extract_seconds"]      # the 3 x base files the 4x run had not
+    new_audio_h = (audio_s[16] - audio_s[4]) / 3600.0
+    print(f"\n{'run':<28}{'frames':>10}{'driver RSS MB':>15}{'s / EM iter':>13}{'total s':>10}")
+    for (what, scale, how), row in rows.items():
+        print(f"{what + ' ' + str(scale) + 'x ' + how:<28}{row.get('n_frames', row.get('n_segments', 0)):>10}"
+              f"{row['peak_rss_mb']:>15.0f}{per_iter((what, scale, how)):>13.2f}{row['seconds']:>10.1f}")
+    summary = {
+        "base_utterances": args.base, "components": args.components, "iterations": args.iterations,
+        "audio_hours": {f"{s}x": round(audio_s[s] / 3600, 3) for s in SCALES},
+        "rss_growth_ratio": rows[("ubm", 16, "joblib 2")]["peak_rss_mb"] / rows[("ubm", 1, "joblib 2")]["peak_rss_mb"],
+        "rss_growth_ratio_in_memory": (rows[("in-memory", 16, "threads 2")]["peak_rss_mb"]
+                                       / rows[("in-memory", 1, "threads 2")]["peak_rss_mb"]),
+        "em_s_per_iter_per_million_frames": slope, "em_linear_r2": linear_r2,
+        "em_speedup_2_workers": per_iter(("ubm", 16, "joblib 1")) / per_iter(("ubm", 16, "joblib 2")),
+        "dask_over_joblib_2_workers": per_iter(("ubm", 16, "dask 2")) / per_iter(("ubm", 16, "joblib 2")),
+        "extract_s_per_audio_hour_2_workers": extract_s / new_audio_h if new_audio_h else None,
+        "ubm_em_s_per_iter_per_audio_hour_2_workers": per_iter(("ubm", 16, "joblib 2")) / (audio_s[16] / 3600),
+        "ivector_em_s_per_iter_per_audio_hour_2_workers": per_iter(("ivector", 16, "joblib 2")) / (audio_s[16] / 3600),
+        "dev_eer": eers,
+    }
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
