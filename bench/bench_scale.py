@@ -12,8 +12,9 @@ one shared ``--cache`` folder), whose driver peak RSS is its ``VmHWM`` (workers 
 
 - ``train_ubm`` with 2 joblib workers at 1x, 4x, 16x: driver peak RSS, seconds per EM iteration (the slope in
   seconds per million frames, and how linear it is), feature-extraction seconds per hour of audio;
-- the same 16x UBM with 1 joblib worker and with a Dask LocalCluster of 2 workers (features read from the store):
-  the 2-worker speed-up and Dask against joblib;
+- the same 16x UBM with 1 and 2 joblib workers and a Dask LocalCluster of 2 workers (features read from the
+  store), each ``--repeats`` times, alternated, the fastest kept (the machine's cores are shared with other
+  work; the 1-minute load average is reported): the 2-worker speed-up and Dask against joblib;
 - the reference: the in-memory path (every frame of the store loaded into this process, then
   :meth:`GMMUBM.fit`, what ``train-ubm`` did before) at 1x and 16x, driver peak RSS;
 - ``train_ivector`` (own 32-component UBM, rank ``--rank``) at 1x and 16x with 2 workers;
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -119,6 +121,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--components", type=int, default=64, help="UBM components (default 64)")
     parser.add_argument("--iterations", type=int, default=3, help="EM iterations (default 3)")
     parser.add_argument("--rank", type=int, default=50, help="i-vector rank (default 50)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each 16x worker setting (default 3)")
     parser.add_argument("--work-dir", default=None, help="keep the corpus, store and models here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -145,10 +148,18 @@ def main(argv=None) -> dict:
                                                        "model_dir": str(ubm_dirs[scale]), "jobs": 2})
         print(f"train_ubm {scale}x: {rows[('ubm', scale, 'joblib 2')]}", file=sys.stderr)
     big = str(work / "background-16x.csv")
-    for label, extra in (("joblib 1", {"jobs": 1}), ("dask 2", {"jobs": 2, "scheduler": "local"})):
-        rows[("ubm", 16, label)] = _run_child({**common, "what": "ubm", "manifest": big, "jobs": 1,
-                                               "model_dir": str(work / f"ubm-16x-{label.replace(' ', '')}"),
-                                               **extra})
+    load = [os.getloadavg()[0]]
+    for repeat in range(args.repeats):     # alternated; the fastest of each kept (other work shares the cores)
+        for label, extra in (("joblib 1", {"jobs": 1}), ("joblib 2", {"jobs": 2}),
+                             ("dask 2", {"jobs": 2, "scheduler": "local"})):
+            if label == "joblib 2" and repeat == 0:
+                continue                   # the 16x run above
+            row = _run_child({**common, "what": "ubm", "manifest": big, "jobs": 1,
+                              "model_dir": str(work / f"ubm-16x-{label.replace(' ', '')}-{repeat}"), **extra})
+            key = ("ubm", 16, label)
+            if key not in rows or np.mean(row["em_seconds"]) < np.mean(rows[key]["em_seconds"]):
+                rows[key] = row
+            load.append(os.getloadavg()[0])
     for scale in (1, 16):
         rows[("in-memory", scale, "threads 2")] = _run_child({**common, "what": "inmem", "jobs": 2,
                                                              "manifest": str(work / f"background-{scale}x.csv"),
@@ -185,7 +196,7 @@ def main(argv=None) -> dict:
         "extract_s_per_audio_hour_2_workers": extract_s / new_audio_h if new_audio_h else None,
         "ubm_em_s_per_iter_per_audio_hour_2_workers": per_iter(("ubm", 16, "joblib 2")) / (audio_s[16] / 3600),
         "ivector_em_s_per_iter_per_audio_hour_2_workers": per_iter(("ivector", 16, "joblib 2")) / (audio_s[16] / 3600),
-        "dev_eer": eers,
+        "dev_eer": eers, "load_average_during_speedup_runs": [round(x, 2) for x in load],
     }
     print(json.dumps(summary))
     return summary
