@@ -18,7 +18,7 @@ import warnings
 from speakerid._utils.validation import resolve_jobs
 from speakerid.exceptions import ParameterError
 
-__all__ = ["TaskRunner", "Pending", "resolve_jobs", "split_batches"]
+__all__ = ["TaskRunner", "Pending", "resolve_jobs", "split_batches", "imap_ordered"]
 
 
 def split_batches(items: list, n_batches: int) -> list[list]:
@@ -230,3 +230,30 @@ class Pending:
         """Cancel the batches not started yet (after an error elsewhere)."""
         for future in self._futures:
             future.cancel()
+
+
+def imap_ordered(runner, func, shared, tasks: list, window: int | None = None):
+    """The per-task results of ``func(shared, batch)`` over ``tasks``, yielded one by one in task order.
+
+    Tasks go to ``runner`` (an opened :class:`TaskRunner`; ``None``: computed here, one task at a time) in windows
+    of ``window`` tasks (default ``4 x workers``); the next window is submitted before the current one is
+    yielded, so workers stay busy while the caller consumes, and at most two windows of results exist at once.
+    """
+    tasks = list(tasks)
+    if runner is None:
+        for task in tasks:
+            yield from func(shared, [task])
+        return
+    window = window or max(1, runner.n_workers) * 4
+    waves = [tasks[i:i + window] for i in range(0, len(tasks), window)]
+    pending = runner.submit(func, shared, waves[0]) if waves else None
+    following = None
+    try:
+        for i in range(len(waves)):
+            following = runner.submit(func, shared, waves[i + 1]) if i + 1 < len(waves) else None
+            yield from pending.result()
+            pending, following = following, None
+    finally:
+        for left in (pending, following):
+            if left is not None:
+                left.cancel()

@@ -39,7 +39,8 @@ def adapt_speaker(backend, config, speaker, files, names, n_augment, background_
         n_frames = sum(len(sessions[0]) for sessions, _ in extracted)
         seconds = sum(s for _, s in extracted)
     else:
-        entries, _ = extract_to_store(files, config, cache_dir, n_augment=n_augment, random_state=seed)
+        entries, _ = extract_to_store(files, config, cache_dir, n_augment=n_augment, random_state=seed,
+                                      desc=f"enroll {speaker}")
         frames = [read_entry(e) for e in entries]
         n_frames = sum(e.n_frames for e in entries if e.copy == 0)
         seconds = sum(e.seconds for e in entries if e.copy == 0)

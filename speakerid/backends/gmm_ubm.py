@@ -119,7 +119,7 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     with training_workers(n_jobs, scheduler, cache_dir) as (runner, cache):
         tic = time.perf_counter()
         entries, n_extracted = extract_to_store(frame["path"], config, cache, n_augment=n_augment,
-                                                random_state=random_state, runner=runner)
+                                                random_state=random_state, runner=runner, desc="UBM features")
         extract_seconds = time.perf_counter() - tic
         model.verbose = verbose() if callable(verbose) else verbose    # (a callable: decided after the features)
         fit_ubm_sharded(model, entries, runner, subsample=subsample, shard_frames=shard_frames)

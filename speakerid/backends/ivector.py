@@ -162,7 +162,7 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
     with training_workers(n_jobs, scheduler, cache_dir) as (runner, cache):
         tic = time.perf_counter()
         entries, n_extracted = extract_to_store(files, config, cache, n_augment=n_augment,
-                                                random_state=random_state, runner=runner)
+                                                random_state=random_state, runner=runner, desc="i-vector features")
         extract_seconds = time.perf_counter() - tic
         if ubm is None:
             # on the clean recordings only: adding the noisy copies did not help on the dev protocol

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from speakerid._utils.files import atomic_write
+from speakerid._utils.parallel import imap_ordered
+from speakerid._utils.progress import progress
 from speakerid.features.cache import cache_key
 from speakerid.features.config import FeatureConfig
 
@@ -106,7 +108,7 @@ def _extract_batch(shared, batch) -> list:
 
 
 def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int = 0, random_state=0,
-                     runner=None) -> tuple[list[StoredEntry], int]:
+                     runner=None, desc: str = "features") -> tuple[list[StoredEntry], int]:
     """Extract every file's frames and ``n_augment`` noisy copies into ``cache_dir``, skipping stored entries.
 
     Parameters
@@ -121,6 +123,8 @@ def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int 
         Noisy copies per file and their seed (:func:`speakerid.features.pipeline.file_sessions`).
     runner : TaskRunner, optional
         Where the extraction runs (an opened :class:`~speakerid._utils.parallel.TaskRunner`); serial by default.
+    desc : str
+        The progress stage's name (:func:`speakerid._utils.progress.progress`).
 
     Returns
     -------
@@ -133,18 +137,13 @@ def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int 
     AudioError
         When a file cannot be read or holds no usable speech (from the worker that read it).
     """
-    from speakerid._utils.parallel import TaskRunner
-
     paths = [os.fspath(p) for p in paths]
     shared = (os.fspath(cache_dir), config, int(n_augment), random_state)
     tasks = list(enumerate(paths))
-    if runner is None:
-        with TaskRunner() as serial:
-            results = serial.map(_extract_batch, shared, tasks)
-    else:
-        results = runner.map(_extract_batch, shared, tasks)
+    window = 16 * max(1, getattr(runner, "n_workers", 1))
     entries, n_extracted = [], 0
-    for index, stored, seconds in results:
+    results = imap_ordered(runner, _extract_batch, shared, tasks, window)
+    for index, stored, seconds in progress(results, total=len(paths), desc=desc, unit="file"):
         n_extracted += bool(stored and stored[0][2])
         for copy, (path, n_frames, _) in enumerate(stored):
             name = paths[index] + (f" (noisy copy {copy})" if copy else "")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from speakerid._utils.parallel import imap_ordered
 from speakerid._utils.validation import check_random_state
 from speakerid.exceptions import ParameterError
 from speakerid.features.feature_store import make_shards, read_entry
@@ -112,21 +113,12 @@ def ordered_reduce(runner, func, shared, tasks: list, reduce, acc=None):
     """Fold ``reduce(acc, item)`` over the per-task results of ``func(shared, batch)``, in task order.
 
     Tasks go to ``runner`` (a :class:`~speakerid._utils.parallel.TaskRunner`, or ``None``: in this process) in
-    windows of ``4 x workers``; the next window is submitted before the current one is reduced, so workers stay
-    busy and at most two windows of results exist at once (driver memory: O(window x result size)).
+    windows of ``4 x workers`` (:func:`~speakerid._utils.parallel.imap_ordered`): at most two windows of results
+    exist at once (driver memory: O(window x result size)).
     """
-    if runner is None:
-        for task in tasks:
-            acc = reduce(acc, func(shared, [task])[0])
-        return acc
-    window = max(1, runner.n_workers) * _WINDOW_PER_WORKER
-    waves = [tasks[i:i + window] for i in range(0, len(tasks), window)]
-    pending = runner.submit(func, shared, waves[0]) if waves else None
-    for i in range(len(waves)):
-        following = runner.submit(func, shared, waves[i + 1]) if i + 1 < len(waves) else None
-        for item in pending.result():
-            acc = reduce(acc, item)
-        pending = following
+    window = _WINDOW_PER_WORKER * max(1, getattr(runner, "n_workers", 1))
+    for item in imap_ordered(runner, func, shared, tasks, window):
+        acc = reduce(acc, item)
     return acc
 
 
