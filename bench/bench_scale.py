@@ -12,9 +12,10 @@ one shared ``--cache`` folder), whose driver peak RSS is its ``VmHWM`` (workers 
 
 - ``train_ubm`` with 2 joblib workers at 1x, 4x, 16x: driver peak RSS, seconds per EM iteration (the slope in
   seconds per million frames, and how linear it is), feature-extraction seconds per hour of audio;
-- the same 16x UBM with 1 and 2 joblib workers and a Dask LocalCluster of 2 workers (features read from the
-  store), each ``--repeats`` times, alternated, the fastest kept (the machine's cores are shared with other
-  work; the 1-minute load average is reported): the 2-worker speed-up and Dask against joblib;
+- the UBM at 1x, 4x, 16x with 2 joblib workers, and at 16x with 1 joblib worker and a Dask LocalCluster of 2
+  workers (features read from the store), each ``--repeats`` times, alternated, the fastest kept (the machine's
+  cores are shared with other work; the 1-minute load average is reported): the 2-worker speed-up and Dask
+  against joblib;
 - the reference: the in-memory path (every frame of the store loaded into this process, then
   :meth:`GMMUBM.fit`, what ``train-ubm`` did before) at 1x and 16x, driver peak RSS;
 - ``train_ivector`` (own 32-component UBM, rank ``--rank``) at 1x and 16x with 2 workers;
@@ -198,15 +199,17 @@ def main(argv=None) -> dict:
                                                        "model_dir": str(ubm_dirs[scale]), "jobs": 2})
         print(f"train_ubm {scale}x: {rows[('ubm', scale, 'joblib 2')]}", file=sys.stderr)
     big = str(work / "background-16x.csv")
+    extract_s = rows[("ubm", 16, "joblib 2")]["extract_seconds"]      # the 3 x base files the 4x run had not
     load = [os.getloadavg()[0]]
+    settings = [(scale, "joblib 2", {"jobs": 2}) for scale in SCALES] + [
+        (16, "joblib 1", {"jobs": 1}), (16, "dask 2", {"jobs": 2, "scheduler": "local"})]
     for repeat in range(args.repeats):     # alternated; the fastest of each kept (other work shares the cores)
-        for label, extra in (("joblib 1", {"jobs": 1}), ("joblib 2", {"jobs": 2}),
-                             ("dask 2", {"jobs": 2, "scheduler": "local"})):
+        for scale, label, extra in settings:
             if label == "joblib 2" and repeat == 0:
-                continue                   # the 16x run above
-            row = _run_child({**common, "what": "ubm", "manifest": big, "jobs": 1,
-                              "model_dir": str(work / f"ubm-16x-{label.replace(' ', '')}-{repeat}"), **extra})
-            key = ("ubm", 16, label)
+                continue                   # the runs above
+            row = _run_child({**common, "what": "ubm", "manifest": str(work / f"background-{scale}x.csv"),
+                              "model_dir": str(work / f"ubm-{scale}x-{label.replace(' ', '')}-{repeat}"), **extra})
+            key = ("ubm", scale, label)
             if key not in rows or np.mean(row["em_seconds"]) < np.mean(rows[key]["em_seconds"]):
                 rows[key] = row
             load.append(os.getloadavg()[0])
@@ -231,7 +234,6 @@ def main(argv=None) -> dict:
     times = np.array([per_iter(("ubm", s, "joblib 2")) for s in SCALES])
     slope, intercept = np.polyfit(frames, times, 1)
     linear_r2 = 1 - np.sum((times - (slope * frames + intercept)) ** 2) / np.sum((times - times.mean()) ** 2)
-    extract_s = rows[("ubm", 16, "joblib 2")]["extract_seconds"]      # the 3 x base files the 4x run had not
     new_audio_h = (audio_s[16] - audio_s[4]) / 3600.0
     print(f"\n{'run':<28}{'frames':>10}{'driver RSS MB':>15}{'s / EM iter':>13}{'total s':>10}")
     for (what, scale, how), row in rows.items():
