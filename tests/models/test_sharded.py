@@ -129,10 +129,6 @@ def _kill_once_em_task(shared, batch):
 
 def test_killed_dask_worker_is_retried_with_the_same_result(stored, tmp_path, monkeypatch):
     """A worker dies inside an EM iteration's statistics; Dask reruns its shards elsewhere: same model."""
-    import sys
-
-    import cloudpickle
-
     _, entries = stored
     reference = fit_ubm_sharded(GMMUBM(n_components=K, max_iter=3, random_state=0), entries, None,
                                 shard_frames=2500)
@@ -141,14 +137,9 @@ def test_killed_dask_worker_is_retried_with_the_same_result(stored, tmp_path, mo
     def em_task(shared, batch):
         return _kill_once_em_task((*shared, marker), batch)
 
-    this_module = sys.modules[__name__]
-    cloudpickle.register_pickle_by_value(this_module)   # the workers need not import the tests
-    monkeypatch.setattr(sharded, "_em_task", em_task)
-    try:
-        with TaskRunner(n_jobs=2, scheduler="local") as runner:
-            model = fit_ubm_sharded(GMMUBM(n_components=K, max_iter=3, random_state=0), entries, runner,
-                                    shard_frames=2500)
-    finally:
-        cloudpickle.unregister_pickle_by_value(this_module)
+    monkeypatch.setattr(sharded, "_em_task", em_task)   # (the workers import this module by its name)
+    with TaskRunner(n_jobs=2, scheduler="local") as runner:
+        model = fit_ubm_sharded(GMMUBM(n_components=K, max_iter=3, random_state=0), entries, runner,
+                                shard_frames=2500)
     assert os.path.exists(marker)            # a worker did die in the middle of the first iteration
     np.testing.assert_array_equal(_params(model), _params(reference))
