@@ -1,0 +1,28 @@
+"""imap_ordered (speakerid._utils.parallel): results in task order, windows submitted ahead, errors raised."""
+
+from __future__ import annotations
+
+import pytest
+
+from speakerid._utils.parallel import TaskRunner, imap_ordered
+
+
+def _square_or_fail(offset, batch):
+    if any(x < 0 for x in batch):
+        raise ValueError(f"negative task in {batch}")
+    return [offset + x * x for x in batch]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_results_come_in_task_order_whatever_the_window(jobs):
+    tasks = list(range(23))
+    with TaskRunner(n_jobs=jobs) as runner:
+        for window in (1, 3, 8, 100):
+            assert list(imap_ordered(runner, _square_or_fail, 5, tasks, window)) == [5 + x * x for x in tasks]
+    assert list(imap_ordered(None, _square_or_fail, 0, [3, 1])) == [9, 1]
+    assert list(imap_ordered(None, _square_or_fail, 0, [])) == []
+
+
+def test_a_failing_task_raises_in_the_caller():
+    with TaskRunner(n_jobs=2) as runner, pytest.raises(ValueError, match="negative"):
+        list(imap_ordered(runner, _square_or_fail, 0, [1, 2, -3, 4, 5, 6], window=2))
