@@ -29,14 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import AudioError
 from speakerid.features import framing
 from speakerid.features.config import FeatureConfig
 from speakerid.features.mfcc import mel_filterbank, power_spectrum
 from speakerid.features.vad import _speech_posterior, _vad_mask
-
-ndimage = lazy_import("scipy.ndimage")
 
 __all__ = ["SpeechMeasures", "measure_speech", "check_speech", "MIN_SPECTRAL_CHANGE_DB", "MAX_TONALITY",
            "NOISE_VOICED_FRACTION", "NOISE_SPECTRAL_CHANGE_DB", "NOISE_MIN_SPEECH_S", "PERIODIC_VOICED_FRACTION",
@@ -179,9 +176,20 @@ def _analysed(kept_index: np.ndarray) -> np.ndarray:
     return kept_index[(starts[:, None] + np.arange(_RUN_FRAMES)).ravel()]
 
 
+def _moving_average(values: np.ndarray, size: int) -> np.ndarray:
+    """Centred mean over ``size`` (odd) rows, the edge rows repeated past the ends (``uniform_filter1d``'s
+    ``mode="nearest"``), without importing :mod:`scipy.ndimage` on the path that scores one clip."""
+    half = size // 2
+    padded = np.pad(values, ((half, half), (0, 0)), mode="edge")
+    total = padded[:len(values)].copy()
+    for shift in range(1, size):
+        total += padded[shift:shift + len(values)]
+    return total / size
+
+
 def _spectral_change_db(power: np.ndarray, rate: int, n_fft: int) -> float:
     bank = mel_filterbank(rate, n_fft, 26)
-    mel = framing.floored_log(ndimage.uniform_filter1d(power @ bank.T, _SMOOTH_FRAMES, axis=0, mode="nearest"))
+    mel = framing.floored_log(_moving_average(power @ bank.T, _SMOOTH_FRAMES))
     typical = np.median(mel, axis=0)
     mel = mel[:, typical >= typical.max() - _ACTIVE_BAND_DB * np.log(10) / 10]
     shape = mel - mel.mean(axis=1, keepdims=True)
