@@ -11,6 +11,7 @@ import decimal
 import functools
 
 import numpy as np
+import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from speakerid.exceptions import ParameterError
@@ -59,10 +60,11 @@ def remove_dc_offset(signal: np.ndarray, sample_rate: int, cutoff_hz: float = DC
     transform with pre-warping, Oppenheim & Schafer, *Discrete-Time Signal Processing*, 3rd ed., sec. 7.3):
     ``|H(w)|^2 = 1 / (1 + (tan(w_c / 2) / tan(w / 2)) ** (2 * order))``, the response
     :func:`scipy.signal.butter` + :func:`scipy.signal.sosfiltfilt` give. It is applied as that real, zero-phase gain
-    on :func:`numpy.fft.rfft` blocks of about a minute, each with half a second of signal on either side (mirrored
+    on :func:`scipy.fft.rfft` blocks of about a minute, each with half a second of signal on either side (mirrored
     at the recording's ends, where the filter's impulse response has decayed by over 200 dB), so memory stays
     bounded on an hour-long file and nothing from :mod:`scipy.signal` (0.6 s to import) is loaded by a command
-    that scores one clip. Computed in float64; the result has the input's float dtype.
+    that scores one clip. Computed in float32 for float32 input (as the features are), else in float64; the
+    result has that dtype.
 
     Parameters
     ----------
@@ -92,8 +94,9 @@ def remove_dc_offset(signal: np.ndarray, sample_rate: int, cutoff_hz: float = DC
     signal = np.asarray(signal)
     if cutoff_hz <= 0 or cutoff_hz >= sample_rate / 2:
         raise ParameterError(f"cutoff_hz must be in (0, {sample_rate / 2:g}) Hz, got {cutoff_hz}")
-    x = signal.astype(np.float64)
-    out = np.empty_like(x)
+    dtype = np.float32 if signal.dtype == np.float32 else np.float64
+    x = signal.astype(dtype, copy=False)
+    out = np.empty(len(x), dtype)
     n = len(x)
     margin = int(np.ceil(_DC_MARGIN_S * sample_rate))
     hop = max(_DC_BLOCK - 2 * margin, margin)
@@ -104,19 +107,19 @@ def remove_dc_offset(signal: np.ndarray, sample_rate: int, cutoff_hz: float = DC
         piece = np.pad(x[lo:hi], (margin - (start - lo), margin - (hi - stop)), mode="reflect") if n > 1 \
             else np.full(stop - start + 2 * margin, x[0])
         size = _fast_length(len(piece))
-        spectrum = np.fft.rfft(piece, size)
-        spectrum *= _zero_phase_gain(size, float(sample_rate), float(cutoff_hz))
-        out[start:stop] = np.fft.irfft(spectrum, size)[margin:margin + stop - start]
-    return out.astype(signal.dtype if signal.dtype.kind == "f" else np.float64, copy=False)
+        spectrum = scipy.fft.rfft(piece, size)
+        spectrum *= _zero_phase_gain(size, float(sample_rate), float(cutoff_hz), np.dtype(dtype).name)
+        out[start:stop] = scipy.fft.irfft(spectrum, size)[margin:margin + stop - start]
+    return out
 
 
 @functools.lru_cache(maxsize=16)
-def _zero_phase_gain(size: int, sample_rate: float, cutoff_hz: float) -> np.ndarray:
+def _zero_phase_gain(size: int, sample_rate: float, cutoff_hz: float, dtype_name: str) -> np.ndarray:
     """``|H|^2`` of the order-:data:`_DC_ORDER` digital Butterworth high-pass at the ``rfft`` bins of ``size``."""
     half_angle = np.pi * np.arange(size // 2 + 1) / size            # w / 2 of each bin
     with np.errstate(divide="ignore"):
         ratio = np.tan(np.pi * cutoff_hz / sample_rate) / np.tan(half_angle)
-    gain = 1.0 / (1.0 + ratio ** (2 * _DC_ORDER))
+    gain = (1.0 / (1.0 + ratio ** (2 * _DC_ORDER))).astype(dtype_name)
     gain.flags.writeable = False
     return gain
 

@@ -84,3 +84,12 @@ def test_scoring_one_clip_does_not_import_scipy_signal_or_ndimage(synth_corpus):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_float32_input_is_filtered_in_float32_close_to_float64():
+    rng = np.random.default_rng(7)
+    x = (0.2 * rng.standard_normal(16000 * 4) + 0.3).astype(np.float32)
+    out32 = framing.remove_dc_offset(x, 16000)
+    out64 = framing.remove_dc_offset(x.astype(np.float64), 16000)
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, out64, atol=1e-5 * np.abs(out64).max())
