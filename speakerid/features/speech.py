@@ -85,7 +85,7 @@ class SpeechMeasures:
     voiced_fraction: float
 
 
-def measure_speech(signal, config: FeatureConfig | None = None) -> SpeechMeasures:
+def measure_speech(signal, config: FeatureConfig | None = None, *, dc_removed: bool = False) -> SpeechMeasures:
     """The speech-presence figures of a mono waveform at ``config.sample_rate``.
 
     Parameters
@@ -94,6 +94,9 @@ def measure_speech(signal, config: FeatureConfig | None = None) -> SpeechMeasure
         At least one frame long, finite (as :func:`speakerid.features.extract` expects).
     config : FeatureConfig, optional
         Frame length and shift, VAD kind and threshold. Default ``FeatureConfig()``.
+    dc_removed : bool
+        ``signal`` already went through :func:`~speakerid.features.framing.remove_dc_offset` (the file pipeline
+        shares that one filtering between this check and the features).
 
     Returns
     -------
@@ -111,10 +114,11 @@ def measure_speech(signal, config: FeatureConfig | None = None) -> SpeechMeasure
     config = FeatureConfig() if config is None else config
     _check_config(config)
     signal = _check_signal(signal, config)
-    return _measure(np.asarray(signal, dtype=np.float64), config)
+    return _measure(np.asarray(signal, dtype=np.float64), config, dc_removed)
 
 
-def check_speech(signal, config: FeatureConfig | None = None, path=None) -> SpeechMeasures:
+def check_speech(signal, config: FeatureConfig | None = None, path=None, *,
+                 dc_removed: bool = False) -> SpeechMeasures:
     """:func:`measure_speech`, refusing a waveform with too little speech or none.
 
     Raises
@@ -124,7 +128,7 @@ def check_speech(signal, config: FeatureConfig | None = None, path=None) -> Spee
         stationary noise; "too little speech" below ``config.min_speech_s``.
     """
     config = FeatureConfig() if config is None else config
-    measures = measure_speech(signal, config)
+    measures = measure_speech(signal, config, dc_removed=dc_removed)
     if measures.speech_s < config.min_speech_s:  # first: a few frames say nothing about their spectrum
         raise AudioError(f"too little speech: {measures.speech_s:.2f} s detected, fewer than the "
                          f"{config.min_speech_s:g} s minimum (min_speech_s)", path)
@@ -151,10 +155,11 @@ def _no_speech_reason(m: SpeechMeasures) -> str:
     return ""
 
 
-def _measure(signal: np.ndarray, config: FeatureConfig) -> SpeechMeasures:
+def _measure(signal: np.ndarray, config: FeatureConfig, dc_removed: bool = False) -> SpeechMeasures:
     rate = config.sample_rate
     frame_length, frame_shift = config.frame_length_samples, config.frame_shift_samples
-    signal = framing.remove_dc_offset(signal, rate)
+    if not dc_removed:
+        signal = framing.remove_dc_offset(signal, rate)
     log_energy = framing.frame_log_energy(framing.frame_signal(signal, frame_length, frame_shift))
     kept = _vad_mask(log_energy, config.vad_threshold_db, 1)
     if config.vad == "gmm":
