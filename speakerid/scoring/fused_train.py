@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,7 @@ def _score_dev(fused: FusedVerifier, dev: dict, work: Path, n_jobs: int, say) ->
 
     frames, enrolled_from = [], None
     for condition, (enroll_csv, trials_csv) in dev.items():
-        say(f"scoring development condition {condition!r}")
+        say(f"  scoring development condition {condition!r}")
         enroll_frame = pd.read_csv(enroll_csv, dtype=str)
         if enrolled_from is None or not enroll_frame.equals(enrolled_from):
             for verifier in fused._owner.values():
@@ -147,7 +148,9 @@ def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
     within = [table["speaker"].isin(h).to_numpy() & pd.Series(true_speaker).isin(h).to_numpy() & ok
               for h in halves]
     for learn, apply in ((0, 1), (1, 0)):
-        model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix[within[learn]], labels[within[learn]])
+        with warnings.catch_warnings():      # a half may separate perfectly: these fits only give figures
+            warnings.simplefilter("ignore", UserWarning)
+            model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix[within[learn]], labels[within[learn]])
         cv[within[apply]] = model.transform(matrix[within[apply]])
     out = {}
     for condition in table["condition"].unique():
