@@ -236,9 +236,10 @@ class SpeakerVerifier:
         return self.store.speakers(self.backend_name)
 
     def speaker_info(self) -> list[dict]:
-        """One dict per enrolled speaker: id, files, seconds, frames, enrolled-at time."""
+        """One dict per enrolled speaker: id, number of files, seconds, frames, enrolled-at time, file names."""
         return [{"speaker": h["speaker"], "n_files": h.get("n_files"), "total_seconds": h.get("total_seconds"),
-                 "n_frames": h.get("n_frames"), "enrolled_at": h.get("created_at"), "backend": self.backend_name}
+                 "n_frames": h.get("n_frames"), "enrolled_at": h.get("created_at"), "backend": self.backend_name,
+                 "files": list(h.get("files") or [])}
                 for h in sorted(self.store.speaker_headers(self.backend_name), key=lambda h: h["speaker"])]
 
     def remove(self, *speakers: str) -> None:
@@ -377,10 +378,13 @@ class SpeakerVerifier:
                 notes[i] = "silent"
                 continue
             try:
-                scores[i] = self.score_frames(speakers, extract(piece, config))
+                scores[i] = self._score_signal(speakers, piece)
             except AudioError as exc:
                 notes[i] = str(exc)
         return bounds, scores, notes
+
+    def _score_signal(self, speakers, signal) -> np.ndarray:   # a window of a clip, at the model's rate
+        return self.score_frames(speakers, extract(signal, self.feature_config))
 
     def identify_segments(self, audio=None, threshold: float | None = None, *, segment_s: float = SEGMENT_S,
                           hop_s: float | None = None, signal=None, speakers=None) -> list[dict]:
@@ -429,11 +433,7 @@ class SpeakerVerifier:
         threshold, or when not scorable), stretches shorter than ``min_duration_s`` (default ``window_s``; 0 keeps
         all) are absorbed by a neighbour, and neighbours with the same label are merged
         (:mod:`speakerid.evaluation.turns`). The ``segments`` command and the web page's table show the result.
-
-        Returns
-        -------
-        SpeakerTurns
-        """
+        Returns a :class:`~speakerid.evaluation.turns.SpeakerTurns`."""
         speakers = list(self.speakers() if speakers is None else speakers)
         threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
         bounds, scores, notes = self._window_scores(audio, signal, window_s, hop_s, speakers)

@@ -37,7 +37,7 @@ from speakerid.evaluation.fusion import LinearFusion, fuse_score_files
 from speakerid.evaluation.metrics import bayes_threshold
 from speakerid.evaluation.norm import AUTO_ENROLLED_MIN
 from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
-from speakerid.store import FUSION_FILE, SYSTEMS_DIR
+from speakerid.store import FUSION_FILE, SYSTEMS_DIR, ModelStore
 from speakerid.verifier import SpeakerVerifier
 
 __all__ = ["SYSTEMS", "DEFAULT_SYSTEMS", "DEFAULT_P_TARGET", "FusedVerifier", "has_fusion", "read_fusion",
@@ -162,6 +162,20 @@ class FusedVerifier:
                                                         cache_dir=cache_dir)
             self._owner[system] = self._verifiers[inputs[0][0]]
 
+    @property
+    def store(self) -> ModelStore:
+        """The fused directory itself (its lock guards enrollment in every system)."""
+        return ModelStore(self.model_dir)
+
+    @property
+    def feature_config(self):
+        """The first system's front end (every system reads audio at the same sample rate)."""
+        return next(iter(self._owner.values())).feature_config
+
+    def missing_background(self) -> str | None:
+        """Why a system cannot enroll or score yet, or ``None``."""
+        return next((why for why in (v.missing_background() for v in self._owner.values()) if why), None)
+
     def system_dir(self, system: str) -> Path:
         return self.model_dir / SYSTEMS_DIR / system
 
@@ -251,6 +265,16 @@ class FusedVerifier:
             matrix[:, j] = verifier.score_frames(speakers, frames[key])
         return self.fusion.transform(matrix), matrix
 
+    def _score_signal(self, speakers, signal) -> np.ndarray:
+        """Fused LLRs of a waveform at the model's rate (a window of :meth:`speaker_turns`)."""
+        matrix = np.column_stack([self._verifiers[name]._score_signal(speakers, signal) for name in self.inputs])
+        return self.fusion.transform(matrix)
+
+    # windows of a long clip (who spoke when): the verifier's code, on the fused LLR
+    _window_scores = SpeakerVerifier._window_scores
+    identify_segments = SpeakerVerifier.identify_segments
+    speaker_turns = SpeakerVerifier.speaker_turns
+
     def _decision(self, llr: float, threshold) -> dict:
         source = self.threshold_source if threshold is None else "given"
         threshold = self.threshold if threshold is None else float(threshold)
@@ -267,8 +291,11 @@ class FusedVerifier:
                 **self._decision(score, threshold), "backend": self.backend_name, "scale": self.score_scale,
                 "system_scores": dict(zip(self.inputs, map(float, matrix[0])))}
 
-    def identify(self, audio, top: int = 5, threshold=None) -> dict:
-        """Enrolled speakers ranked by LLR; ``best`` is None (``rejected``) below the threshold."""
+    def identify(self, audio, top: int = 5, threshold=None, frames=None) -> dict:
+        """Enrolled speakers ranked by LLR; ``best`` is None (``rejected``) below the threshold. ``frames`` is
+        refused: each system computes its own features."""
+        if frames is not None:
+            raise ParameterError("a fused system reads the audio file itself (each system has its own features)")
         if int(top) < 1:
             raise ParameterError(f"top must be >= 1, got {top}")
         speakers = self.speakers()

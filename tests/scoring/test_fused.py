@@ -100,6 +100,34 @@ def test_verify_score_identify_give_one_number(fused, tmp_path):
     assert verified["posterior"] == pytest.approx(float(posterior(verified["llr"], 0.5)))
     assert result.n_errors == 0 and {"score_gmm-ubm", "score_ivector-plda"} <= set(scored.columns)
     assert {"act_dcf", "cllr"} <= set(result.metrics)
+    # the web page's API: the same verifier, the same number
+    from speakerid.web import create_app
+
+    client = create_app(model_dir).test_client()
+    with open(path, "rb") as fh:
+        response = client.post("/api/verify", data={"speaker": row["speaker"], "file": (fh, "clip.wav")},
+                               headers={"X-Requested-With": "test"}, content_type="multipart/form-data")
+    web = response.get_json()
+    assert response.status_code == 200 and web["scale"] == "llr"
+    assert web["llr"] == pytest.approx(verified["llr"], abs=1e-9) and web["posterior"] == pytest.approx(
+        verified["posterior"], abs=1e-9)
+
+
+def test_web_pages_say_llr_probability_and_list_files(fused):
+    from speakerid.web import create_app
+
+    model_dir, corpus, *_ = fused
+    client = create_app(model_dir).test_client()
+    page = client.get("/speakers").get_data(as_text=True)
+    assert "spk001_01.wav" in page and "Remove" in page
+    trials = pd.read_csv(corpus.trials_csv)
+    row = trials[trials["target"] == 1].iloc[0]
+    with open(corpus.trials_csv.parent / row["path"], "rb") as fh:
+        identified = client.post("/api/identify", data={"file": (fh, "clip.wav"), "segments": "1"},
+                                 headers={"X-Requested-With": "x"}, content_type="multipart/form-data").get_json()
+    assert identified["scale"] == "llr" and identified["segments"]
+    assert identified["candidates"][0]["score"] == pytest.approx(
+        FusedVerifier(model_dir).identify(corpus.trials_csv.parent / row["path"])["candidates"][0]["score"])
 
 
 def test_a_file_one_system_cannot_score_is_an_error_row(fused, tmp_path):
