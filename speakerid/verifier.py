@@ -35,8 +35,7 @@ from speakerid.store import DEFAULT_BACKEND, ModelStore, check_feature_config
 __all__ = ["SpeakerVerifier", "SEGMENT_S"]
 
 #: Window of :meth:`SpeakerVerifier.identify_segments` and :meth:`SpeakerVerifier.speaker_turns`, in seconds.
-SEGMENT_S = 2.0
-_SILENCE_PEAK = 1e-6
+SEGMENT_S, _SILENCE_PEAK = 2.0, 1e-6
 
 
 def _finite_threshold(value, allow_infinite: bool = False) -> float:
@@ -133,8 +132,7 @@ class SpeakerVerifier:
         self._background_loaded = True
 
     def missing_background(self) -> str | None:
-        """Why enrollment and scoring cannot work yet (e.g. "no UBM ...: run 'speakerid train-ubm' first"), or
-        ``None`` when the backend has what it needs."""
+        """Why enrollment and scoring cannot work yet ("no UBM ...: run 'speakerid train-ubm' first"), or None."""
         try:
             self._load_background()
         except NotFittedError as exc:
@@ -232,7 +230,7 @@ class SpeakerVerifier:
             header["augment"] = augment_header(n_augment, seed)
         return speaker, arrays, header
 
-    def speakers(self) -> list[str]:
+    def speakers(self) -> list[str]:   # enrolled with this backend
         return self.store.speakers(self.backend_name)
 
     def speaker_info(self) -> list[dict]:
@@ -308,8 +306,11 @@ class SpeakerVerifier:
 
     @property
     def threshold_source(self) -> str:
-        """Where :attr:`threshold` comes from (``set-threshold far=0.01 on dev.csv ...``, saved, the default)."""
-        return self.store.threshold(self.backend_name, self.score_scale)[1]
+        """Where :attr:`threshold` comes from (``set-threshold far=0.01 on dev.csv ...``, saved, or the default and
+        what it means)."""
+        value, how = self.store.threshold(self.backend_name, self.score_scale)
+        meaning = self.backend.threshold_meaning if self.score_scale == "none" else _cohort.MEANING
+        return how if value is not None else f"{how}, {meaning}"
 
     def set_threshold(self, value: float, *, how: dict | None = None) -> None:
         """Save a threshold for the :attr:`score_scale`, with ``how`` it was chosen (plain JSON, e.g.
