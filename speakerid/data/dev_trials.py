@@ -75,12 +75,14 @@ def _crops(n_samples: int, length: int, count: int) -> list[int]:
     return [int(s) for s in np.linspace(0, n_samples - length, count).round()]
 
 
-def _has_sound(crop: np.ndarray) -> bool:
+def _has_sound(crop: np.ndarray, usable=None) -> bool:
+    if usable is not None and not usable(crop):
+        return False
     peak = float(np.max(np.abs(crop - crop.mean()))) if crop.size else 0.0
     return peak > 0 and 20 * np.log10(peak) >= MIN_LEVEL_DBFS + 1.0
 
 
-def build_dev_trials(dev_manifest, out_dir, sample_rate: int, random_state: int = 0) -> dict:
+def build_dev_trials(dev_manifest, out_dir, sample_rate: int, random_state: int = 0, usable=None) -> dict:
     """Write the development audio (PCM-16 WAV) and manifests under ``out_dir``.
 
     Parameters
@@ -92,6 +94,9 @@ def build_dev_trials(dev_manifest, out_dir, sample_rate: int, random_state: int 
         The model's rate, Hz: audio is read (resampled) at it.
     random_state : int
         Seeds the added noise.
+    usable : callable, optional
+        ``usable(signal) -> bool``: whether a crop has enough speech for every system (``speakerid train`` asks
+        the systems' front ends); crops it refuses are left out. Default: every crop with sound.
 
     Returns
     -------
@@ -121,7 +126,7 @@ def build_dev_trials(dev_manifest, out_dir, sample_rate: int, random_state: int 
         length = int(SHORT_S * sample_rate)
         for i, start in enumerate(_crops(second.size, length, N_SHORT)):
             crop = second[start:start + length]
-            if not _has_sound(crop):
+            if not _has_sound(crop, usable):
                 continue
             _write(base / f"test_short_{i}.wav", crop, sample_rate)
             tests["short"].append((speaker, base / f"test_short_{i}.wav"))
@@ -132,7 +137,7 @@ def build_dev_trials(dev_manifest, out_dir, sample_rate: int, random_state: int 
             for kind, part, count, rows in (("enroll", first, N_TINY_ENROLL, enroll["tiny"]),
                                             ("test", second, N_TINY_TEST, tests["tiny"])):
                 for i, start in enumerate(_crops(part.size, length, count)):
-                    if _has_sound(part[start:start + length]):
+                    if _has_sound(part[start:start + length], usable):
                         _write(base / f"{kind}_tiny_{i}.wav", part[start:start + length], sample_rate)
                         rows.append((speaker, base / f"{kind}_tiny_{i}.wav"))
     paths = {}

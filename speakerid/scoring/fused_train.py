@@ -107,6 +107,19 @@ def _score_dev(fused: FusedVerifier, dev: dict, work: Path, n_jobs: int, say) ->
     return pd.concat(frames, ignore_index=True)
 
 
+def _usable(fused: FusedVerifier, signal) -> bool:
+    """Whether every system's front end finds enough speech in ``signal`` (a crop at the model's rate)."""
+    from speakerid.exceptions import AudioError
+    from speakerid.features import extract
+
+    try:
+        for verifier in fused._owner.values():
+            extract(signal, verifier.feature_config)
+    except AudioError:
+        return False
+    return True
+
+
 def _matrix(table: pd.DataFrame, inputs, variant: str) -> tuple[np.ndarray, np.ndarray]:
     matrix = table[[f"{n}:{variant}" for n in inputs]].to_numpy(float)
     return matrix, np.isfinite(matrix).all(axis=1)
@@ -231,8 +244,9 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     shutil.rmtree(work, ignore_errors=True)
     say(f"[{len(systems) + 1}/{total}] building development trials from {len(dev_speakers)} held-out speakers")
     start = time.perf_counter()
-    dev = build_dev_trials(frame[frame["speaker"].isin(dev_speakers)], work / "audio", sample_rate, random_state)
     fused = FusedVerifier(model_dir, n_jobs=n_jobs, spec={**provisional, "inputs": inputs})
+    dev = build_dev_trials(frame[frame["speaker"].isin(dev_speakers)], work / "audio", sample_rate, random_state,
+                           usable=lambda signal: _usable(fused, signal))
     table = _score_dev(fused, dev, work / "scores", n_jobs, say)
     timings["dev_s"] = round(time.perf_counter() - start, 1)
     say(f"[{total - 1}/{total}] learning the fusion and calibration on {len(table)} development trials")
