@@ -190,3 +190,17 @@ def test_a_directory_without_fusion_still_works_and_names_its_scale(tmp_path, ca
     assert isinstance(open_verifier(models), SpeakerVerifier)
     assert main(["verify", "--model-dir", str(models), "--speaker", trials["speaker"].iloc[0], path,
                  "--p-target", "0.1"]) == ExitStatus.USAGE
+
+
+def test_set_threshold_on_a_fused_directory_needs_a_system(fused, tmp_path):
+    model_dir, *_ = fused
+    scores = tmp_path / "dev.csv"
+    pd.DataFrame({"speaker": ["a", "b", "a", "b"], "path": ["1.wav", "1.wav", "2.wav", "2.wav"],
+                  "target": [1, 0, 0, 1], "score": [2.0, -1.0, -0.5, 1.5]}).to_csv(scores, index=False)
+    assert main(["set-threshold", "--model-dir", str(model_dir), "--scores", str(scores)]) == ExitStatus.USAGE
+    assert main(["set-threshold", "--model-dir", str(model_dir), "--scores", str(scores), "--system",
+                 "ivector-plda"]) == ExitStatus.OK
+    one = open_verifier(model_dir, system="ivector-plda")
+    assert one.threshold_source.startswith("set-threshold eer") and -0.5 <= one.threshold <= 1.5
+    # the fused decision is unchanged: still the Bayes threshold
+    assert FusedVerifier(model_dir).threshold == 0.0
