@@ -111,9 +111,11 @@ def _usable(fused: FusedVerifier, signal) -> bool:
     """Whether every system's front end finds enough speech in ``signal`` (a crop at the model's rate)."""
     from speakerid.exceptions import AudioError
     from speakerid.features import extract
+    from speakerid.features.speech import check_speech
 
     try:
-        for verifier in fused._owner.values():
+        for verifier in fused._owner.values():       # the checks a file gets (features.pipeline), then the frames
+            check_speech(signal, verifier.feature_config, "a development crop")
             extract(signal, verifier.feature_config)
     except AudioError:
         return False
