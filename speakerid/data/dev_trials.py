@@ -31,7 +31,7 @@ from speakerid.exceptions import ParameterError
 pd = lazy_import("pandas")
 sf = lazy_import("soundfile")
 
-__all__ = ["DEV_SHARE", "MIN_DEV_SPEAKERS", "split_speakers", "conditions_for", "build_dev_trials"]
+__all__ = ["DEV_SHARE", "MIN_DEV_SPEAKERS", "split_speakers", "conditions_for", "build_dev_trials", "has_sound"]
 
 #: Share of the background speakers held out for development (223 shared background speakers: 40 dev).
 DEV_SHARE = 0.18
@@ -75,7 +75,9 @@ def _crops(n_samples: int, length: int, count: int) -> list[int]:
     return [int(s) for s in np.linspace(0, n_samples - length, count).round()]
 
 
-def _has_sound(crop: np.ndarray, usable=None) -> bool:
+def has_sound(crop: np.ndarray, usable=None) -> bool:
+    """Whether a crop has sound (its peak reaches the loader's level floor + 1 dB: a pause would be refused as too
+    quiet) and ``usable(crop)`` agrees, when given."""
     if usable is not None and not usable(crop):
         return False
     peak = float(np.max(np.abs(crop - crop.mean()))) if crop.size else 0.0
@@ -126,7 +128,7 @@ def build_dev_trials(dev_manifest, out_dir, sample_rate: int, random_state: int 
         length = int(SHORT_S * sample_rate)
         for i, start in enumerate(_crops(second.size, length, N_SHORT)):
             crop = second[start:start + length]
-            if not _has_sound(crop, usable):
+            if not has_sound(crop, usable):
                 continue
             _write(base / f"test_short_{i}.wav", crop, sample_rate)
             tests["short"].append((speaker, base / f"test_short_{i}.wav"))
@@ -137,7 +139,7 @@ def build_dev_trials(dev_manifest, out_dir, sample_rate: int, random_state: int 
             for kind, part, count, rows in (("enroll", first, N_TINY_ENROLL, enroll["tiny"]),
                                             ("test", second, N_TINY_TEST, tests["tiny"])):
                 for i, start in enumerate(_crops(part.size, length, count)):
-                    if _has_sound(part[start:start + length], usable):
+                    if has_sound(part[start:start + length], usable):
                         _write(base / f"{kind}_tiny_{i}.wav", part[start:start + length], sample_rate)
                         rows.append((speaker, base / f"{kind}_tiny_{i}.wav"))
     paths = {}
