@@ -210,4 +210,5 @@ class ExitStatus(IntEnum):
     NOT_FITTED = 7
     UNKNOWN_SPEAKER = 8
     PARTIAL_FAILURE = 9
+    REJECTED = 10          # verify/identify --exit-code: the claim was rejected (no match)
     INTERRUPTED = 130
