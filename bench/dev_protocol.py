@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from speakerid.data.audio import MIN_LEVEL_DBFS, load_audio
+from speakerid.data.audio import load_audio
 from speakerid.data.augment import add_noise
+from speakerid.data.dev_trials import has_sound
 from speakerid.data.manifests import read_manifest
 
 N_DEV = 40
@@ -54,13 +55,6 @@ def _crops(n_samples: int, length: int, count: int) -> list[int]:
         return [0]
     count = min(count, n_samples // length)
     return [int(s) for s in np.linspace(0, n_samples - length, count).round()]
-
-
-def _has_sound(crop: np.ndarray) -> bool:
-    """False for a crop that falls in a pause: its peak is under load_audio's level floor (speakerid refuses it as
-    too quiet; a digit of FSDD, the condition this imitates, is never silent)."""
-    peak = float(np.max(np.abs(crop - crop.mean()))) if crop.size else 0.0
-    return peak > 0 and 20 * np.log10(peak) >= MIN_LEVEL_DBFS + 1.0
 
 
 def _rel(path: Path, folder: Path) -> str:
@@ -122,11 +116,11 @@ def build(out, shared="../shared") -> dict:
             else:
                 crop_len = rate // 2
                 for i, start in enumerate(_crops(first.size, crop_len, 10)):
-                    if _has_sound(first[start:start + crop_len]):
+                    if has_sound(first[start:start + crop_len]):
                         _write(base / f"enroll_{i}.wav", first[start:start + crop_len], rate)
                         enroll["8k"].append((speaker, base / f"enroll_{i}.wav"))
                 for i, start in enumerate(_crops(second.size, crop_len, 6)):
-                    if _has_sound(second[start:start + crop_len]):
+                    if has_sound(second[start:start + crop_len]):
                         _write(base / f"test_{i}.wav", second[start:start + crop_len], rate)
                         tests["8k"].append((speaker, base / f"test_{i}.wav"))
     for cond in CONDITIONS:

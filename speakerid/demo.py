@@ -1,5 +1,6 @@
 """The end-to-end demo behind ``make demo``: synthetic corpus -> features -> UBM -> enroll -> verify -> identify
--> batch-score every trial (raw and with the default normalisation) -> evaluation report.
+-> batch-score every trial (raw and with the default normalisation) -> evaluation report -> the default fused
+system (``speakerid train``: calibrated LLRs).
 
 Everything runs offline on speakers that :mod:`speakerid.data.synth` generates, so the demo works on a fresh clone with
 no data at all. Each step prints one short block; the function returns the figures for tests.
@@ -59,7 +60,7 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     data_dir, model_dir = Path(data_dir), Path(model_dir)
 
     start = time.perf_counter()
-    _say(out, f"[1/6] synthetic corpus in {data_dir}")
+    _say(out, f"[1/7] synthetic corpus in {data_dir}")
     corpus = make_corpus(data_dir, n_speakers=n_speakers, n_utterances=n_utterances, seed=random_state,
                          reuse=not force)
     enroll = read_manifest(corpus.enroll_csv)
@@ -70,7 +71,7 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     timings["corpus"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    _say(out, "[2/6] features (every extractor, on the enrollment files)")
+    _say(out, "[2/7] features (every extractor, on the enrollment files)")
     table = feature_table(list(enroll["path"]), FeatureConfig(features=FEATURE_NAMES))
     _say(out, f"      {'feature':<9}{'frames':>9}{'dims':>6}{'seconds':>9}")
     for row in table:
@@ -78,7 +79,7 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     timings["features"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    _say(out, f"[3/6] UBM: {n_components} components on {len(background)} background files")
+    _say(out, f"[3/7] UBM: {n_components} components on {len(background)} background files")
     verifier = SpeakerVerifier(model_dir, backend="gmm-ubm")
     trained = verifier.train(corpus.background_csv, n_components=n_components, max_iter=10,
                              random_state=random_state)
@@ -88,13 +89,13 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     timings["ubm"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    _say(out, f"[4/6] enroll {enroll['speaker'].nunique()} speakers from {len(enroll)} files (MAP, r=16)")
+    _say(out, f"[4/7] enroll {enroll['speaker'].nunique()} speakers from {len(enroll)} files (MAP, r=16)")
     verifier.enroll_manifest(corpus.enroll_csv)
     _say(out, f"      model directory: {model_dir} ({len(verifier.speakers())} speakers)")
     timings["enroll"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    _say(out, "[5/6] verify one true and one false claim, identify the same file")
+    _say(out, "[5/7] verify one true and one false claim, identify the same file")
     target_row = trials[trials["target"] == 1].iloc[0]
     impostor = next(s for s in corpus.speakers if s != target_row["speaker"])
     true_claim = verifier.verify(target_row["speaker"], target_row["path"])
@@ -112,7 +113,7 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
 
     start = time.perf_counter()
     report_dir = Path(report_dir)
-    _say(out, f"[6/6] batch-score all {len(trials)} trials, raw and with the default normalisation, and evaluate")
+    _say(out, f"[6/7] batch-score all {len(trials)} trials, raw and with the default normalisation, and evaluate")
     report_dir.mkdir(parents=True, exist_ok=True)
     systems = {"gmm-ubm": report_dir / "scores-gmm-ubm.csv", "gmm-ubm+norm": report_dir / "scores-norm.csv"}
     score_trials(model_dir, corpus.trials_csv, systems["gmm-ubm"], norm="none")
@@ -128,8 +129,43 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     _say(out, f"      report: {report_dir / 'report.html'} (ROC, DET, histograms, metrics.json)")
     eer, dcf = by_name["gmm-ubm"]["eer"], by_name["gmm-ubm"]["min_dcf"]
     timings["score"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    fused = _fused_step(corpus, model_dir.parent / f"{model_dir.name}-fused", target_row, impostor, n_components,
+                        random_state, out)
+    timings["fused"] = time.perf_counter() - start
     _say(out, f"done in {sum(timings.values()):.1f} s. Next: make verify SPEAKER={target_row['speaker']} "
               f"AUDIO={target_row['path']}")
     return {"corpus": corpus, "feature_table": table, "true_claim": true_claim, "false_claim": false_claim,
             "identify": identified, "eer": eer, "min_dcf": dcf, "n_trials": len(trials), "report": report,
-            "seconds": timings}
+            "fused": fused, "seconds": timings}
+
+
+def _fused_step(corpus, model_dir, target_row, impostor, n_components, random_state, out):
+    """``speakerid train`` on the background speakers (small models), enroll, two claims as LLRs; or None when the
+    corpus has too few background speakers for a development split."""
+    from speakerid.data.dev_trials import MIN_DEV_SPEAKERS
+    from speakerid.scoring.fused import FusedVerifier
+    from speakerid.scoring.fused_train import train_default
+
+    n_background = len(corpus.background_speakers)
+    if n_background < MIN_DEV_SPEAKERS + 2:
+        _say(out, f"[7/7] default fused system skipped: {n_background} background speakers, it needs "
+                  f"{MIN_DEV_SPEAKERS + 2}")
+        return None
+    _say(out, "[7/7] the default system: speakerid train (GMM-UBM + i-vector, fused and calibrated on held-out "
+              "background speakers)")
+    small = {"gmm-ubm": {"n_components": n_components},
+             "ivector": {"ubm_components": min(32, n_components), "rank": 50}}
+    result = train_default(corpus.background_csv, model_dir, random_state=random_state, system_params=small)
+    for condition, figures in result["dev"].items():
+        f = figures["fusion (dev, in-sample)"]
+        _say(out, f"      dev {condition:<6} EER {f['eer_pct']:5.2f} %, actDCF {f['act_dcf']:.3f} "
+                  f"(minDCF {f['min_dcf']:.3f}), Cllr {f['cllr']:.3f} (min {f['min_cllr']:.3f})")
+    verifier = FusedVerifier(model_dir)
+    verifier.enroll_manifest(corpus.enroll_csv)
+    claims = [verifier.verify(s, target_row["path"]) for s in (target_row["speaker"], impostor)]
+    for claim in claims:
+        _say(out, f"      {Path(target_row['path']).name} claims {claim['speaker']}: {claim['decision']}ed, LLR "
+                  f"{claim['llr']:+.2f}, P(same speaker) = {claim['posterior']:.2f} at prior {claim['p_target']:g}")
+    return {"train": result, "claims": claims}

@@ -30,12 +30,7 @@ from speakerid._utils.files import atomic_write_bytes
 from speakerid._utils.hashing import arrays_hash
 from speakerid._version import __version__
 from speakerid.data.manifests import validate_speaker_id
-from speakerid.exceptions import (
-    ConfigMismatchError,
-    ModelFormatError,
-    ParameterError,
-    UnknownSpeakerError,
-)
+from speakerid.exceptions import ConfigMismatchError, ModelFormatError, ParameterError, UnknownSpeakerError
 from speakerid.features.config import FeatureConfig
 
 __all__ = [
@@ -70,6 +65,8 @@ UBM_FILE = "ubm.npz"
 IVECTOR_FILE = "ivector.npz"
 SIAMESE_FILE = "siamese.npz"
 MLP_FILE = "mlp.npz"
+#: A fused system (``speakerid train``): its systems' model directories under ``systems/``, the calibrated fusion.
+FUSION_FILE, SYSTEMS_DIR = "fusion.json", "systems"
 
 
 def save_model_file(path, arrays: dict, header: dict) -> Path:

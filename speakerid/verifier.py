@@ -36,8 +36,7 @@ from speakerid.store import DEFAULT_BACKEND, ModelStore, check_feature_config
 __all__ = ["SpeakerVerifier", "SEGMENT_S"]
 
 #: Window of :meth:`SpeakerVerifier.identify_segments` and :meth:`SpeakerVerifier.speaker_turns`, in seconds.
-SEGMENT_S = 2.0
-_SILENCE_PEAK = 1e-6
+SEGMENT_S, _SILENCE_PEAK = 2.0, 1e-6
 
 
 def _finite_threshold(value, allow_infinite: bool = False) -> float:
@@ -140,8 +139,7 @@ class SpeakerVerifier:
         self._background_loaded = True
 
     def missing_background(self) -> str | None:
-        """Why enrollment and scoring cannot work yet (e.g. "no UBM ...: run 'speakerid train-ubm' first"), or
-        ``None`` when the backend has what it needs."""
+        """Why enrollment and scoring cannot work yet ("no UBM ...: run 'speakerid train-ubm' first"), or None."""
         try:
             self._load_background()
         except NotFittedError as exc:
@@ -232,13 +230,14 @@ class SpeakerVerifier:
                  "total_seconds": header["total_seconds"], "n_frames": header["n_frames"]}
                 for speaker, _, header in enrolled]
 
-    def speakers(self) -> list[str]:
+    def speakers(self) -> list[str]:   # enrolled with this backend
         return self.store.speakers(self.backend_name)
 
     def speaker_info(self) -> list[dict]:
-        """One dict per enrolled speaker: id, files, seconds, frames, enrolled-at time."""
+        """One dict per enrolled speaker: id, number of files, seconds, frames, enrolled-at time, file names."""
         return [{"speaker": h["speaker"], "n_files": h.get("n_files"), "total_seconds": h.get("total_seconds"),
-                 "n_frames": h.get("n_frames"), "enrolled_at": h.get("created_at"), "backend": self.backend_name}
+                 "n_frames": h.get("n_frames"), "enrolled_at": h.get("created_at"), "backend": self.backend_name,
+                 "files": list(h.get("files") or [])}
                 for h in sorted(self.store.speaker_headers(self.backend_name), key=lambda h: h["speaker"])]
 
     def remove(self, *speakers: str) -> None:
@@ -307,8 +306,11 @@ class SpeakerVerifier:
 
     @property
     def threshold_source(self) -> str:
-        """Where :attr:`threshold` comes from (``set-threshold far=0.01 on dev.csv ...``, saved, the default)."""
-        return self.store.threshold(self.backend_name, self.score_scale)[1]
+        """Where :attr:`threshold` comes from (``set-threshold far=0.01 on dev.csv ...``, saved, or the default and
+        what it means)."""
+        value, how = self.store.threshold(self.backend_name, self.score_scale)
+        meaning = self.backend.threshold_meaning if self.score_scale == "none" else _cohort.MEANING
+        return how if value is not None else f"{how}, {meaning}"
 
     def set_threshold(self, value: float, *, how: dict | None = None) -> None:
         """Save a threshold for the :attr:`score_scale`, with ``how`` it was chosen (plain JSON, e.g.
@@ -377,10 +379,13 @@ class SpeakerVerifier:
                 notes[i] = "silent"
                 continue
             try:
-                scores[i] = self.score_frames(speakers, extract(piece, config))
+                scores[i] = self._score_signal(speakers, piece)
             except AudioError as exc:
                 notes[i] = str(exc)
         return bounds, scores, notes
+
+    def _score_signal(self, speakers, signal) -> np.ndarray:   # a window of a clip, at the model's rate
+        return self.score_frames(speakers, extract(signal, self.feature_config))
 
     def identify_segments(self, audio=None, threshold: float | None = None, *, segment_s: float = SEGMENT_S,
                           hop_s: float | None = None, signal=None, speakers=None) -> list[dict]:
@@ -429,11 +434,7 @@ class SpeakerVerifier:
         threshold, or when not scorable), stretches shorter than ``min_duration_s`` (default ``window_s``; 0 keeps
         all) are absorbed by a neighbour, and neighbours with the same label are merged
         (:mod:`speakerid.evaluation.turns`). The ``segments`` command and the web page's table show the result.
-
-        Returns
-        -------
-        SpeakerTurns
-        """
+        Returns a :class:`~speakerid.evaluation.turns.SpeakerTurns`."""
         speakers = list(self.speakers() if speakers is None else speakers)
         threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
         bounds, scores, notes = self._window_scores(audio, signal, window_s, hop_s, speakers)

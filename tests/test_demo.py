@@ -17,7 +17,8 @@ def test_demo_runs_end_to_end(tmp_path):
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert [s["name"] for s in metrics["systems"]] == ["gmm-ubm", "gmm-ubm+norm"]
     assert (tmp_path / "report" / "report.html").is_file() and (tmp_path / "report" / "det.png").is_file()
-    assert any(line.startswith("[6/6]") for line in lines) and lines[-1].startswith("done in")
+    assert any(line.startswith("[6/7]") for line in lines) and lines[-1].startswith("done in")
+    assert result["fused"] is None and any(line.startswith("[7/7] default fused system skipped") for line in lines)
     again = run_demo(tmp_path / "synth", tmp_path / "models", tmp_path / "report", n_speakers=4,
                      n_utterances=5, n_components=8, out=None)
     assert again["corpus"].reused and again["eer"] == result["eer"]

@@ -46,6 +46,8 @@ __all__ = ["NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN
 #: exactly Gaussian. Raw scores keep the backend's own default. Choose and save a threshold for an operating
 #: point on development scores (``speakerid set-threshold``).
 NORMALIZED_THRESHOLD = 2.0
+#: What :data:`NORMALIZED_THRESHOLD` means, said with every decision that uses it.
+MEANING = "a priori: 2 impostor standard deviations (not a probability; 'speakerid train' gives calibrated LLRs)"
 #: Speaker-header entry holding the speaker's scores against the directory's cohort utterances.
 COHORT_SCORES = "cohort_scores"
 _COHORT_CLASS = "CohortSet"

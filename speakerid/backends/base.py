@@ -41,6 +41,8 @@ class Backend:
         :func:`~speakerid.backends.gmm_ubm.train_ubm`); ``None``: nothing to train (or override :meth:`train`).
     default_threshold : float
         Decision threshold when none was given or saved.
+    threshold_meaning : str
+        What :attr:`default_threshold` means (said with every decision that uses it).
     has_embedding : bool
         Whether :meth:`embed` gives a fixed-length vector per utterance (``speakerid embed``).
     """
@@ -53,6 +55,7 @@ class Backend:
     train_command: str | None = None
     trainer = None
     default_threshold = 0.0
+    threshold_meaning = "an a-priori value of the backend (not chosen on data; not a probability)"
 
     def __init__(self, params: dict | None = None):
         self.params = dict(params or {})

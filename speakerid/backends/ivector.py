@@ -222,6 +222,9 @@ class IVectorBackend(Backend):
         threshold = (header.get("eer_thresholds") or {}).get(self.model.scoring)
         if isinstance(threshold, (int, float)) and math.isfinite(threshold):
             self.default_threshold = float(threshold)
+            self.threshold_meaning = ("the EER threshold of pairs of the training speakers' own segments: "
+                                      "optimistic, it accepts many more impostors among new speakers; choose one "
+                                      "on development trials (set-threshold) or use 'speakerid train'")
 
     def enroll(self, frames_list):
         self.check_ready()

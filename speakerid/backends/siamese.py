@@ -121,6 +121,8 @@ class SiameseBackend(Backend):
         threshold = header.get("eer_threshold")
         if isinstance(threshold, (int, float)) and math.isfinite(threshold) and "scoring" not in self.params:
             self.default_threshold = float(threshold)
+            self.threshold_meaning = ("the EER threshold of the training's validation pairs (held-out training "
+                                      "speakers, one pair per draw; choose one on your own development trials)")
 
     @staticmethod
     def _model_from(arrays, params):

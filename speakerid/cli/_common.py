@@ -105,8 +105,10 @@ def read_feature_config(path) -> FeatureConfig:
 
 
 def add_jobs(parser):
-    parser.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N",
-                        help="parallel feature extraction processes (default 1; -1 = all cores)")
+    """``--jobs`` of the training and enrollment commands: feature extraction on every core unless told otherwise
+    (the model does not depend on it: each file's noisy copies are seeded by its position in the manifest)."""
+    parser.add_argument("--jobs", "-j", type=jobs_count, default=-1, metavar="N",
+                        help="parallel feature extraction processes (default -1 = all cores; 1 = serial)")
 
 
 def add_workers(parser):
@@ -208,4 +210,5 @@ class ExitStatus(IntEnum):
     NOT_FITTED = 7
     UNKNOWN_SPEAKER = 8
     PARTIAL_FAILURE = 9
+    REJECTED = 10          # verify/identify --exit-code: the claim was rejected (no match)
     INTERRUPTED = 130

@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Each command module of speakerid/cli registers its sub-commands here, in the order shown by --help.
-_COMMAND_MODULES = ("demo", "synth", "features", "models", "scoring", "pairs", "embed", "segments", "thresholds",
+_COMMAND_MODULES = ("demo", "synth", "features", "train", "models", "scoring", "pairs", "embed", "segments", "thresholds",
                     "calibration", "fusion", "evaluation", "neural", "ivector", "serve")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from speakerid._utils.progress import report_stages, stage_lines
 from speakerid.cli._common import (
+    ExitStatus,
     add_backend,
     add_feature_options,
     add_model_dir,
@@ -54,10 +55,13 @@ def register(sub) -> None:
     add_model_dir(p)
     p.add_argument("--speaker", required=True, help="the claimed speaker")
     p.add_argument("file", metavar="FILE", help="audio file")
-    p.add_argument("--threshold", type=finite_float, default=None, help="decision threshold (default: saved, else 0)")
+    p.add_argument("--threshold", type=finite_float, default=None,
+                   help="decision threshold on the score's scale (default: a fused directory's Bayes threshold "
+                        "at --p-target; else the saved one, else the scale's default)")
     add_backend(p)
     p.add_argument("--exact", action="store_true", help="exact GMM-UBM scoring (no top-C selection)")
     _add_norm(p)
+    _add_fused(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_verify)
 
@@ -68,6 +72,7 @@ def register(sub) -> None:
     p.add_argument("--threshold", type=finite_float, default=None, help="below it no enrolled speaker matches")
     add_backend(p)
     _add_norm(p)
+    _add_fused(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_identify)
 
@@ -93,15 +98,26 @@ def _add_norm(p) -> None:
     p.add_argument("--cohort", metavar="CSV", default=None, help="impostor cohort manifest (as for 'score')")
 
 
+def _add_fused(p) -> None:
+    p.add_argument("--system", metavar="NAME", default=None,
+                   help="a directory built by 'speakerid train': score with this one system (e.g. gmm-ubm, "
+                        "ivector-plda) on its own scale instead of the calibrated fused LLR")
+    p.add_argument("--p-target", type=finite_float, default=None, metavar="P",
+                   help="prior probability of a true claim, for the decision (Bayes threshold -logit(P) on the "
+                        "LLR) and the posterior (default: stored with the fused model, 0.5 unless trained otherwise)")
+    p.add_argument("--exit-code", action="store_true",
+                   help="exit 0 on ACCEPT (a match) and 10 on REJECT (no match), for shell scripts")
+
+
 def _verifier(args, **kwargs):
-    from speakerid.verifier import SpeakerVerifier  # on use: --help needs none of the scoring code
+    from speakerid.scoring.fused import open_verifier  # on use: --help needs none of the scoring code
 
     show_warnings()
     params = {"top_c": 0} if getattr(args, "exact", False) else None
     norm = {"norm": args.norm, "cohort": args.cohort} if hasattr(args, "norm") else {}
-    return SpeakerVerifier(args.model_dir, backend=getattr(args, "backend", None),
-                           feature_config=feature_config_from(args), backend_params=params,
-                           n_jobs=getattr(args, "jobs", 1), **norm, **kwargs)
+    return open_verifier(args.model_dir, system=getattr(args, "system", None), backend=getattr(args, "backend", None),
+                         p_target=getattr(args, "p_target", None), feature_config=feature_config_from(args),
+                         backend_params=params, n_jobs=getattr(args, "jobs", 1), **norm, **kwargs)
 
 
 def _manifest(args):
@@ -151,28 +167,43 @@ def _enroll(args):
                   f"{r['n_frames']} frames ({r['backend']})")
 
 
+def _status(args, accepted: bool):
+    return ExitStatus.REJECTED if args.exit_code and not accepted else ExitStatus.OK
+
+
 def _verify(args):
     result = _verifier(args).verify(args.speaker, args.file, threshold=args.threshold)
     if args.json:
         print_json(result)
+    elif result["scale"] == "llr":
+        print(f"{'accepted' if result['accepted'] else 'rejected'}: {args.file} as {result['speaker']!r}: "
+              f"LLR {result['llr']:.2f}, P(same speaker) = {result['posterior']:.2f} at prior "
+              f"{result['p_target']:g} (threshold {result['threshold']:.2f}: {result['threshold_source']})")
     else:
-        print(f"{result['decision'].upper()}: {args.file} as {result['speaker']!r} "
-              f"score {result['score']:.4f} (threshold {result['threshold']:.4f}: {result['threshold_source']})")
+        print(f"{result['decision'].upper()}: {args.file} as {result['speaker']!r} score {result['score']:.4f} "
+              f"on the {result['scale']!r} scale, not a calibrated LLR (threshold {result['threshold']:.4f}: "
+              f"{result['threshold_source']})")
+    return _status(args, result["accepted"])
 
 
 def _identify(args):
     result = _verifier(args).identify(args.file, top=args.top, threshold=args.threshold)
     if args.json:
         print_json(result)
-        return
+        return _status(args, not result["rejected"])
+    llr = result["scale"] == "llr"
+    what = "LLR" if llr else f"{result['scale']!r} score (not a calibrated LLR)"
     if result["rejected"]:
-        print(f"{args.file}: no enrolled speaker matches (every score is below the threshold "
+        print(f"{args.file}: no enrolled speaker matches (every {what} is below the threshold "
               f"{result['threshold']:.4f}: {result['threshold_source']})")
     else:
-        print(f"{args.file}: best match {result['best']} (threshold {result['threshold']:.4f}: "
+        odds = f", P(same speaker) = {result['posterior']:.2f} at prior {result['p_target']:g}" if llr else ""
+        print(f"{args.file}: best match {result['best']}{odds} (threshold {result['threshold']:.4f}: "
               f"{result['threshold_source']})")
     for rank, c in enumerate(result["candidates"], 1):
-        print(f"  {rank:>2}. {c['speaker']:<24} {c['score']:9.4f}")
+        extra = f"  P = {c['posterior']:.2f}" if llr else ""
+        print(f"  {rank:>2}. {c['speaker']:<24} {c['score']:9.4f}{extra}")
+    return _status(args, not result["rejected"])
 
 
 def _speakers(args):

@@ -54,6 +54,9 @@ def register(sub) -> None:
                             "speakers are enrolled")
     group.add_argument("--cohort-top", type=int, default=None, metavar="N",
                        help="adaptive: use the N highest cohort scores only (e.g. AS-norm with snorm)")
+    p.add_argument("--system", metavar="NAME", default=None,
+                   help="a directory built by 'speakerid train': scores of this one system on its own scale "
+                        "(default: the calibrated fused LLR, with each system's score in a score_<system> column)")
     add_json(p, "the summary as one JSON object")
     p.set_defaults(handler=_score)
 
@@ -66,13 +69,14 @@ def _score(args):
         from speakerid.data.kaldi_manifests import kaldi_trials_manifest
 
         trials = kaldi_trials_manifest(args.trials, args.data_dir)
+    options = {"n_jobs": args.jobs, "scheduler": args.scheduler, "chunksize": args.chunksize,
+               "cache_dir": args.cache, "strict": args.strict, "out_format": args.out_format,
+               "processes": args.processes}
+    norm = {"top_c": 0 if args.exact else None, "norm": args.norm, "cohort": args.cohort,
+            "cohort_top": args.cohort_top}
     try:
         with report_stages():
-            result = score_trials(args.model_dir, trials, args.out, backend=args.backend, n_jobs=args.jobs,
-                                  scheduler=args.scheduler, chunksize=args.chunksize, cache_dir=args.cache,
-                                  strict=args.strict, top_c=0 if args.exact else None, norm=args.norm,
-                                  cohort=args.cohort, cohort_top=args.cohort_top, out_format=args.out_format,
-                                  processes=args.processes)
+            result = _run(args, trials, options, norm, score_trials)
         status = ExitStatus.OK
     except PartialScoringError as exc:
         result, status = exc.result, ExitStatus.PARTIAL_FAILURE
@@ -89,13 +93,36 @@ def _score(args):
     print(f"score normalisation: {result.normalization}")
     if metrics:
         print(f"EER {100 * metrics['eer']:.2f} %, minDCF(p_target={metrics['p_target']:g}) "
-              f"{metrics['min_dcf']:.4f} over {metrics['n_target']} target and {metrics['n_nontarget']} "
-              "non-target scored trials")
+              f"{metrics['min_dcf']:.4f}" + (f", actDCF {metrics['act_dcf']:.4f} (Bayes threshold), Cllr "
+                                           f"{metrics['cllr']:.4f} (min {metrics['min_cllr']:.4f})"
+                                           if "cllr" in metrics else "")
+              + f" over {metrics['n_target']} target and {metrics['n_nontarget']} non-target scored trials")
     _print_errors(result)
     if status == ExitStatus.PARTIAL_FAILURE:  # the one error line of a failed command, on stderr
         print(f"speakerid: error: {result.n_errors} of {result.n_trials} trial(s) could not be scored (see the "
               f"'error' column of {result.out})", file=sys.stderr)
     return status
+
+
+def _run(args, trials, options, norm, score_trials):
+    """The fused LLR of a directory built by 'train' (or one --system of it), else the plain backend's scores."""
+    from speakerid.scoring.fused import FusedVerifier, has_fusion, open_verifier
+
+    if args.backend is None and has_fusion(args.model_dir):
+        verifier = open_verifier(args.model_dir, system=args.system, n_jobs=args.jobs, cache_dir=args.cache,
+                                 **({} if args.system else {k: v for k, v in norm.items() if k != "top_c"}))
+        if isinstance(verifier, FusedVerifier):
+            if args.exact:
+                from speakerid.exceptions import ParameterError
+                raise ParameterError("--exact applies to one system of a fused directory: add --system NAME")
+            return verifier.score_trials(trials, args.out, **options)
+        params = {**verifier.backend.params, **({"top_c": 0} if args.exact else {})}
+        return score_trials(verifier.model_dir, trials, args.out, backend=verifier.backend_name,
+                            backend_params=params or None, **options, **{k: v for k, v in norm.items()
+                                                                       if k != "top_c"})
+    if args.system:
+        open_verifier(args.model_dir, system=args.system, backend=args.backend)   # says why --system is refused
+    return score_trials(args.model_dir, trials, args.out, backend=args.backend, **options, **norm)
 
 
 def _print_errors(result) -> None:

@@ -37,9 +37,9 @@ def register(sub) -> None:
 def _segments(args):
     from speakerid.data.rttm import write_rttm
     from speakerid.evaluation.turns import stretches_frame
-    from speakerid.verifier import SpeakerVerifier
+    from speakerid.scoring.fused import open_verifier
 
-    verifier = SpeakerVerifier(args.model_dir, backend=args.backend)
+    verifier = open_verifier(args.model_dir, backend=args.backend)   # a trained directory: windows as fused LLRs
     turns = verifier.speaker_turns(args.file, window_s=args.window, hop_s=args.hop, threshold=args.threshold)
     prefix = Path(args.out) if args.out else Path(Path(args.file).stem)
     rttm = write_rttm(prefix.with_name(prefix.name + ".rttm"), Path(args.file).stem,

@@ -54,6 +54,9 @@ def _serve(args):
     from speakerid.web import create_app
 
     app = create_app(args.model_dir, backend=args.backend, max_upload_mb=args.max_upload_mb)
+    import logging
+
+    app.logger.setLevel(logging.INFO)      # one line per request on stderr (speakerid.web.security._log)
     if not is_loopback(args.host):
         print(f"speakerid: warning: listening on {args.host}, reachable from other machines; the page has no "
               "login and anyone who can reach it can enroll and remove voices", file=sys.stderr)

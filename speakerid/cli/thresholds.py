@@ -27,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--key", metavar="FILE", default=None,
                    help="trial list with the labels, for score files without them")
     add_backend(p)
+    p.add_argument("--system", metavar="NAME", default=None,
+                   help="a directory built by 'speakerid train': store the threshold of this one system (the fused "
+                        "LLR is decided at the Bayes threshold of --p-target instead)")
     add_json(p, "the choice as one JSON object")
     p.set_defaults(handler=_set_threshold)
 
@@ -36,16 +39,20 @@ def _set_threshold(args):
 
     from speakerid.data.score_formats import read_score_table
     from speakerid.evaluation.operating_points import choose_threshold, parse_criterion
-    from speakerid.exceptions import ManifestError
-    from speakerid.verifier import SpeakerVerifier
+    from speakerid.exceptions import ManifestError, ParameterError
+    from speakerid.scoring.fused import FusedVerifier, open_verifier
 
     parse_criterion(args.criterion)  # a bad criterion fails before anything is read
+    verifier = open_verifier(args.model_dir, system=args.system, backend=args.backend, norm=args.norm)
+    if isinstance(verifier, FusedVerifier):
+        raise ParameterError(f"{args.model_dir} is a fused system: its calibrated LLR is accepted at the Bayes "
+                             "threshold of the target prior (verify --p-target P); to store one system's threshold "
+                             "give --system NAME")
     frame = read_score_table(args.scores, args.format, key=args.key)
     if "target" not in frame.columns:
         raise ManifestError("the score file holds no labels: give the trial list with --key", args.scores)
     frame = frame[frame["score"].notna()]
     choice = choose_threshold(frame["score"].to_numpy(), frame["target"].to_numpy(), args.criterion)
-    verifier = SpeakerVerifier(args.model_dir, backend=args.backend, norm=args.norm)
     how = {**choice.as_dict(), "scores": str(Path(args.scores).resolve())}
     verifier.set_threshold(choice.threshold, how=how)
     if args.json:

@@ -165,7 +165,7 @@ def fuse_score_files(score_paths, out_path, *, train_paths=None, fusion=None, fu
     Either learn the fusion on development score files of the same systems (``train_paths``, one per
     system, in the same order as ``score_paths``, with a ``target`` column; trials of the development and
     evaluation files need not be the same) or apply a saved one (``fusion``: a JSON path written through
-    ``fusion_out`` earlier). With one system this is plain calibration.
+    ``fusion_out`` earlier, or a fitted :class:`LinearFusion`). With one system this is plain calibration.
 
     The output keeps the first score file's rows and columns; ``score`` becomes the fused LLR and each
     system's raw score is added as ``score_<name>``. Rows where any system has no usable score get an empty
@@ -208,7 +208,7 @@ def fuse_score_files(score_paths, out_path, *, train_paths=None, fusion=None, fu
         if fusion_out is not None:
             model.save(fusion_out)
     else:
-        model = load_calibration(fusion)
+        model = fusion if isinstance(fusion, _AffineLLR) else load_calibration(fusion)
         if not isinstance(model, LinearFusion):
             model_as_fusion = LinearFusion(p_target=model.p_target)
             model_as_fusion.weights_, model_as_fusion.bias_ = np.array([model.a_]), model.b_

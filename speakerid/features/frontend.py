@@ -81,7 +81,7 @@ def feature_dims(config: FeatureConfig) -> dict:
     return {name: per_name[name] for name in FEATURE_NAMES if name in config.features}
 
 
-def extract(signal, config: FeatureConfig | None = None) -> np.ndarray:
+def extract(signal, config: FeatureConfig | None = None, *, dc_removed: bool = False) -> np.ndarray:
     """Frame-level features of a mono waveform, shape ``(n_frames, sum(feature_dims(config).values()))``.
 
     Parameters
@@ -91,6 +91,10 @@ def extract(signal, config: FeatureConfig | None = None) -> np.ndarray:
         least one frame long.
     config : FeatureConfig, optional
         Every setting; the default is ``FeatureConfig()``.
+    dc_removed : bool
+        ``signal`` is already the float32 output of :func:`~speakerid.features.framing.remove_dc_offset` (the file
+        pipeline filters once for its speech check and for the features); not used with ``psf_compat``, which does
+        not filter.
 
     Returns
     -------
@@ -120,7 +124,7 @@ def extract(signal, config: FeatureConfig | None = None) -> np.ndarray:
     config = FeatureConfig() if config is None else config
     _check_config(config)
     signal = _check_signal(signal, config)
-    return _extract(signal, config)
+    return _extract(signal, config, dc_removed)
 
 
 def extract_file(path, config: FeatureConfig | None = None) -> np.ndarray:
@@ -314,9 +318,11 @@ def _log_mel(signal, log_energy, config, plan):
     return log_mel, c0_energy
 
 
-def _extract(signal: np.ndarray, config: FeatureConfig) -> np.ndarray:
+def _extract(signal: np.ndarray, config: FeatureConfig, dc_removed: bool = False) -> np.ndarray:
     plan = _plan(config)
-    if not plan.psf:  # python_speech_features pre-emphasises in the input's own precision; so do we there
+    if dc_removed and not plan.psf:
+        signal = signal.astype(plan.dtype, copy=False)
+    elif not plan.psf:  # python_speech_features pre-emphasises in the input's own precision; so do we there
         signal = remove_dc_offset(signal.astype(plan.dtype, copy=False), config.sample_rate)
     if config.dither:
         noise = np.random.default_rng(_DITHER_SEED).standard_normal(signal.size)

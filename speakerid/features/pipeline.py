@@ -25,6 +25,7 @@ from speakerid.data.augment import check_n_augment, noisy_copies
 from speakerid.exceptions import BandwidthWarning
 from speakerid.features import extract
 from speakerid.features.config import FeatureConfig
+from speakerid.features.framing import remove_dc_offset
 from speakerid.features.speech import check_speech
 
 __all__ = ["file_features", "file_sessions", "many_features"]
@@ -33,9 +34,11 @@ __all__ = ["file_features", "file_sessions", "many_features"]
 _MIN_FILES_PARALLEL = 4
 
 
-def _load(path, config: FeatureConfig) -> tuple[np.ndarray, int]:
-    """The signal of ``path`` at the configuration's rate; warns when the file's own rate is lower; refuses
-    (AudioError) a file with too little speech or none (:func:`speakerid.features.speech.check_speech`)."""
+def _load(path, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(signal, filtered, rate)``: the float32 signal of ``path`` at the configuration's rate and its DC/rumble
+    high-pass (:func:`~speakerid.features.framing.remove_dc_offset`, run once for the speech check and the clean
+    features); warns when the file's own rate is lower; refuses (AudioError) a file with too little speech or none
+    (:func:`speakerid.features.speech.check_speech`)."""
     signal, rate = load_audio(path, sample_rate=config.sample_rate)  # first: it refuses pipes, devices, ...
     try:
         native_rate = sf.info(str(path)).samplerate
@@ -45,8 +48,9 @@ def _load(path, config: FeatureConfig) -> tuple[np.ndarray, int]:
         warnings.warn(f"{path}: {native_rate} Hz audio upsampled to the model's {config.sample_rate} Hz; the band "
                       f"above {native_rate // 2} Hz is empty (consider a model at --sample-rate {native_rate})",
                       BandwidthWarning, stacklevel=3)
-    check_speech(signal, config, path)  # a tone, a constant or 50 ms of a word is refused, not scored
-    return signal, rate
+    filtered = remove_dc_offset(signal.astype(np.float32, copy=False), config.sample_rate)
+    check_speech(filtered, config, path, dc_removed=True)  # a tone, a constant or 50 ms of a word is refused
+    return signal, filtered, rate
 
 
 def file_sessions(path, config: FeatureConfig, n_augment: int = 0, random_state=0) -> tuple[list, float]:
@@ -80,9 +84,11 @@ def file_sessions(path, config: FeatureConfig, n_augment: int = 0, random_state=
         frequency; train the model at the lower rate instead).
     """
     n_augment = check_n_augment(n_augment)
-    signal, rate = _load(path, config)
-    signals = [signal] + (noisy_copies(signal, n_augment, random_state, sample_rate=rate) if n_augment else [])
-    return [extract(s, config) for s in signals], len(signal) / rate
+    signal, filtered, rate = _load(path, config)
+    # python_speech_features' mode does not filter: its features take the signal as read
+    clean = extract(signal, config) if config.psf_compat else extract(filtered, config, dc_removed=True)
+    noisy = noisy_copies(signal, n_augment, random_state, sample_rate=rate) if n_augment else []
+    return [clean] + [extract(s, config) for s in noisy], len(signal) / rate
 
 
 def file_features(path, config: FeatureConfig) -> tuple[np.ndarray, float]:

@@ -28,15 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
-from speakerid._utils.lazy import lazy_import
 from speakerid.exceptions import AudioError
 from speakerid.features import framing
 from speakerid.features.config import FeatureConfig
 from speakerid.features.mfcc import mel_filterbank, power_spectrum
 from speakerid.features.vad import _speech_posterior, _vad_mask
-
-ndimage = lazy_import("scipy.ndimage")
 
 __all__ = ["SpeechMeasures", "measure_speech", "check_speech", "MIN_SPECTRAL_CHANGE_DB", "MAX_TONALITY",
            "NOISE_VOICED_FRACTION", "NOISE_SPECTRAL_CHANGE_DB", "NOISE_MIN_SPEECH_S", "PERIODIC_VOICED_FRACTION",
@@ -87,7 +85,7 @@ class SpeechMeasures:
     voiced_fraction: float
 
 
-def measure_speech(signal, config: FeatureConfig | None = None) -> SpeechMeasures:
+def measure_speech(signal, config: FeatureConfig | None = None, *, dc_removed: bool = False) -> SpeechMeasures:
     """The speech-presence figures of a mono waveform at ``config.sample_rate``.
 
     Parameters
@@ -96,6 +94,9 @@ def measure_speech(signal, config: FeatureConfig | None = None) -> SpeechMeasure
         At least one frame long, finite (as :func:`speakerid.features.extract` expects).
     config : FeatureConfig, optional
         Frame length and shift, VAD kind and threshold. Default ``FeatureConfig()``.
+    dc_removed : bool
+        ``signal`` already went through :func:`~speakerid.features.framing.remove_dc_offset` (the file pipeline
+        shares that one filtering between this check and the features).
 
     Returns
     -------
@@ -113,10 +114,11 @@ def measure_speech(signal, config: FeatureConfig | None = None) -> SpeechMeasure
     config = FeatureConfig() if config is None else config
     _check_config(config)
     signal = _check_signal(signal, config)
-    return _measure(np.asarray(signal, dtype=np.float64), config)
+    return _measure(np.asarray(signal, dtype=np.float64), config, dc_removed)
 
 
-def check_speech(signal, config: FeatureConfig | None = None, path=None) -> SpeechMeasures:
+def check_speech(signal, config: FeatureConfig | None = None, path=None, *,
+                 dc_removed: bool = False) -> SpeechMeasures:
     """:func:`measure_speech`, refusing a waveform with too little speech or none.
 
     Raises
@@ -126,7 +128,7 @@ def check_speech(signal, config: FeatureConfig | None = None, path=None) -> Spee
         stationary noise; "too little speech" below ``config.min_speech_s``.
     """
     config = FeatureConfig() if config is None else config
-    measures = measure_speech(signal, config)
+    measures = measure_speech(signal, config, dc_removed=dc_removed)
     if measures.speech_s < config.min_speech_s:  # first: a few frames say nothing about their spectrum
         raise AudioError(f"too little speech: {measures.speech_s:.2f} s detected, fewer than the "
                          f"{config.min_speech_s:g} s minimum (min_speech_s)", path)
@@ -153,10 +155,11 @@ def _no_speech_reason(m: SpeechMeasures) -> str:
     return ""
 
 
-def _measure(signal: np.ndarray, config: FeatureConfig) -> SpeechMeasures:
+def _measure(signal: np.ndarray, config: FeatureConfig, dc_removed: bool = False) -> SpeechMeasures:
     rate = config.sample_rate
     frame_length, frame_shift = config.frame_length_samples, config.frame_shift_samples
-    signal = framing.remove_dc_offset(signal, rate)
+    if not dc_removed:
+        signal = framing.remove_dc_offset(signal, rate)
     log_energy = framing.frame_log_energy(framing.frame_signal(signal, frame_length, frame_shift))
     kept = _vad_mask(log_energy, config.vad_threshold_db, 1)
     if config.vad == "gmm":
@@ -167,7 +170,8 @@ def _measure(signal: np.ndarray, config: FeatureConfig) -> SpeechMeasures:
     frames = framing.frame_signal(framing.preemphasis(signal, 0.97), frame_length, frame_shift)[_analysed(np.flatnonzero(kept))]
     n_fft = 1 << (2 * frame_length - 1).bit_length()  # twice the frame: the autocorrelation does not wrap
     window = framing.analysis_window("hamming", frame_length)
-    power = power_spectrum(frames, n_fft, window, dtype=np.float64)
+    # float32 as the features: the measures move by under 1e-6 (dB, shares) from float64's on the background
+    power = power_spectrum(frames, n_fft, window, dtype=np.float32)
     return SpeechMeasures(speech_s, _spectral_change_db(power, rate, n_fft), _tonality(power),
                           _voiced_fraction(power, window, n_fft, rate))
 
@@ -179,9 +183,20 @@ def _analysed(kept_index: np.ndarray) -> np.ndarray:
     return kept_index[(starts[:, None] + np.arange(_RUN_FRAMES)).ravel()]
 
 
+def _moving_average(values: np.ndarray, size: int) -> np.ndarray:
+    """Centred mean over ``size`` (odd) rows, the edge rows repeated past the ends (``uniform_filter1d``'s
+    ``mode="nearest"``), without importing :mod:`scipy.ndimage` on the path that scores one clip."""
+    half = size // 2
+    padded = np.pad(values, ((half, half), (0, 0)), mode="edge")
+    total = padded[:len(values)].copy()
+    for shift in range(1, size):
+        total += padded[shift:shift + len(values)]
+    return total / size
+
+
 def _spectral_change_db(power: np.ndarray, rate: int, n_fft: int) -> float:
     bank = mel_filterbank(rate, n_fft, 26)
-    mel = framing.floored_log(ndimage.uniform_filter1d(power @ bank.T, _SMOOTH_FRAMES, axis=0, mode="nearest"))
+    mel = framing.floored_log(_moving_average(power @ bank.T.astype(power.dtype), _SMOOTH_FRAMES))
     typical = np.median(mel, axis=0)
     mel = mel[:, typical >= typical.max() - _ACTIVE_BAND_DB * np.log(10) / 10]
     shape = mel - mel.mean(axis=1, keepdims=True)
@@ -199,8 +214,8 @@ def _voiced_fraction(power: np.ndarray, window: np.ndarray, n_fft: int, rate: in
     hi = min(hi, len(window) - 1)
     if hi <= lo:
         return 0.0
-    autocorr = np.fft.irfft(power, n_fft, axis=1)[:, : hi + 1]
-    window_autocorr = np.fft.irfft(np.abs(np.fft.rfft(window, n_fft)) ** 2, n_fft)[: hi + 1]
+    autocorr = scipy.fft.irfft(power, n_fft, axis=1)[:, : hi + 1]
+    window_autocorr = scipy.fft.irfft(np.abs(scipy.fft.rfft(window, n_fft)) ** 2, n_fft)[: hi + 1]
     normalised = (autocorr / np.maximum(autocorr[:, :1], np.finfo(np.float64).tiny)) / (
         window_autocorr / window_autocorr[0])
     return float(np.mean(normalised[:, lo:hi + 1].max(axis=1) >= _VOICING_THRESHOLD))

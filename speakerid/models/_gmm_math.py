@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 import threading
 
 import numpy as np
 from joblib import Parallel, delayed
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from speakerid.exceptions import ParameterError
 
@@ -135,19 +136,28 @@ def add_stats(acc: tuple, item: tuple) -> tuple:
 
 
 _BLAS_LOCK = threading.Lock()
-_blas_state = {"depth": 0, "limiter": None}
+_blas_state = {"depth": 0, "limiter": None, "controller": None, "modules": -1}
+
+
+def _blas_controller() -> ThreadpoolController:
+    """One :class:`threadpoolctl.ThreadpoolController` (finding the BLAS libraries scans every loaded shared
+    library: 3 ms a call in a process with scipy loaded, paid by every chunked pass before it was kept), found
+    again only when modules were imported since (they may have loaded another BLAS). Call with ``_BLAS_LOCK``."""
+    if _blas_state["controller"] is None or _blas_state["modules"] != len(sys.modules):
+        _blas_state["controller"], _blas_state["modules"] = ThreadpoolController(), len(sys.modules)
+    return _blas_state["controller"]
 
 
 @contextlib.contextmanager
 def _single_threaded_blas():
     """Cap BLAS at one thread; safe when several threads (a web server's) score at once.
 
-    ``threadpool_limits`` changes a process-wide setting: overlapping uses from different threads could restore
+    The limit changes a process-wide setting: overlapping uses from different threads could restore
     it out of order, so the first entrant sets the cap and the last one out restores the original.
     """
     with _BLAS_LOCK:
         if _blas_state["depth"] == 0:
-            _blas_state["limiter"] = threadpool_limits(1, user_api="blas")
+            _blas_state["limiter"] = _blas_controller().limit(limits=1, user_api="blas")
         _blas_state["depth"] += 1
     try:
         yield

@@ -83,15 +83,19 @@ def source_frames(verifier, cache, source, allow_commands: bool):
 
 def build_models(spec: WorkerSpec, tasks: list) -> list:
     """Worker side: ``(arrays, None)`` or ``(None, reason)`` per ``(source, allow_commands)`` task."""
+    from threadpoolctl import threadpool_limits
+
     verifier, cache, _ = worker_state(spec)
     verifier.missing_background()  # loads the background model
     out = []
-    for source, allow_commands in tasks:
-        try:
-            arrays, _ = verifier.backend.enroll([source_frames(verifier, cache, source, allow_commands)])
-            out.append((arrays, None))
-        except AudioError as exc:
-            out.append((None, str(exc)))
+    # one BLAS thread, as score_against: a model must not depend on n_jobs (a GEMM's rounding follows its threads)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for source, allow_commands in tasks:
+            try:
+                arrays, _ = verifier.backend.enroll([source_frames(verifier, cache, source, allow_commands)])
+                out.append((arrays, None))
+            except AudioError as exc:
+                out.append((None, str(exc)))
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import abort, request, session
+from flask import abort, current_app, request, session
 
 __all__ = ["init_app", "csrf_token", "API_HEADER", "CSRF_FIELD"]
 
@@ -41,14 +41,21 @@ def _check_post() -> None:
             abort(415, description=f"API requests must be multipart/form-data (got {request.mimetype or 'none'}); "
                                    "e.g. curl -F file=@clip.wav")
         if not request.headers.get(API_HEADER):
-            abort(400, description=f"API POST requests need the header '{API_HEADER}: speakerid' "
-                                   "(protection against cross-site requests)")
+            abort(400, description=f"API POST requests need an '{API_HEADER}' header (any value, e.g. "
+                                   f"'{API_HEADER}: curl'; protection against cross-site requests)")
         return
     expected = session.get(_SESSION_KEY)
     given = request.form.get(CSRF_FIELD, "")
     if not expected or not isinstance(given, str) or not secrets.compare_digest(given, expected):
         abort(400, description="the form is missing its security token or it has expired "
                                "(CSRF check failed): reload the page and submit it again")
+
+
+def _log(response):
+    """One line per request in the server log: client, method, path, status, size."""
+    current_app.logger.info("%s %s %s %s %s", request.remote_addr or "-", request.method, request.path,
+                            response.status_code, response.content_length or 0)
+    return response
 
 
 def _headers(response):
@@ -64,5 +71,6 @@ def _headers(response):
 def init_app(app) -> None:
     app.before_request(_check_post)
     app.after_request(_headers)
+    app.after_request(_log)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["CSRF_FIELD"] = CSRF_FIELD

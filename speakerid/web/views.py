@@ -8,8 +8,9 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 
 from speakerid._version import __version__
 from speakerid.data.manifests import validate_speaker_id
-from speakerid.exceptions import ParameterError, SpeakerIDError
-from speakerid.verifier import SEGMENT_S, SpeakerVerifier
+from speakerid.exceptions import ParameterError, SpeakerIDError, UnknownSpeakerError
+from speakerid.scoring.fused import open_verifier
+from speakerid.verifier import SEGMENT_S
 from speakerid.web.analysis import clip_image_data_uri
 from speakerid.web.uploads import UploadScope
 
@@ -17,16 +18,17 @@ __all__ = ["blueprint", "render_error_page"]
 
 blueprint = Blueprint("views", __name__)
 
-_PAGES = {"views.speakers": "speakers", "views.home": "identify", "views.enroll": "enroll",
+_PAGES = {"views.speakers": "speakers", "views.remove_speaker": "speakers", "views.home": "identify", "views.enroll": "enroll",
           "views.verify": "verify", "views.identify": "identify"}
 _TITLES = {"speakers": "Speakers", "enroll": "Enroll", "verify": "Verify", "identify": "Identify"}
 
 
 # ----------------------------------------------------------------------------------------------- actions
-def _verifier() -> SpeakerVerifier:
-    """A fresh verifier per request: nothing mutable is shared between the server's threads."""
+def _verifier():
+    """A fresh verifier per request (nothing mutable is shared between the server's threads): the fused LLR of a
+    directory built by ``speakerid train``, else the directory's backend (as the CLI chooses)."""
     config = current_app.config
-    return SpeakerVerifier(config["SPEAKERID_MODEL_DIR"], backend=config["SPEAKERID_BACKEND"])
+    return open_verifier(config["SPEAKERID_MODEL_DIR"], backend=config["SPEAKERID_BACKEND"])
 
 
 def _uploads(verifier) -> UploadScope:
@@ -72,7 +74,9 @@ def _verify(form, files, image=False) -> dict:
     verifier = _verifier()
     speaker = validate_speaker_id(form.get("speaker", ""))
     threshold = _threshold(form.get("threshold"))
-    verifier.store.load_speaker(speaker, backend=verifier.backend_name)  # unknown speaker: 404 before any work
+    if speaker not in verifier.speakers():                                # unknown speaker: 404 before any work
+        raise UnknownSpeakerError(f"speaker {speaker!r} is not enrolled in {verifier.model_dir} "
+                                  f"(backend {verifier.backend_name})")
     with _uploads(verifier) as uploads:
         clip = uploads.save(files.get("file"))
         result = verifier.verify(speaker, clip.path, threshold=threshold)
@@ -87,8 +91,7 @@ def _identify(form, files, image=False, segments=True) -> dict:
     top = _top(form.get("top"))
     with _uploads(verifier) as uploads:
         clip = uploads.save(files.get("file"))
-        frames = verifier.features(clip.path)
-        result = verifier.identify(clip.path, top=top, threshold=threshold, frames=frames)
+        result = verifier.identify(clip.path, top=top, threshold=threshold)
         result["file"] = clip.name
         # the page's table shows every consecutive window (a short last turn is not absorbed by its neighbour)
         rows = (verifier.speaker_turns(signal=clip.signal, window_s=SEGMENT_S, hop_s=SEGMENT_S,
@@ -146,6 +149,15 @@ def home():  # the seed's home page: record or upload a voice and see who it res
 @blueprint.get("/speakers")
 def speakers():
     return _page("speakers")
+
+
+@blueprint.post("/speakers/remove")
+def remove_speaker():
+    verifier = _verifier()
+    speaker = validate_speaker_id(request.form.get("speaker", ""))
+    with verifier.store.lock():
+        verifier.remove(speaker)
+    return _page("speakers", removed=speaker)
 
 
 @blueprint.route("/enroll", methods=["GET", "POST"])

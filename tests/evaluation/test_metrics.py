@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
@@ -297,19 +295,15 @@ def test_summary_agrees_with_the_functions(rng):
     assert all(isinstance(v, (int, float)) for v in s.values())
 
 
-def test_million_trials_under_a_second():
+def test_million_trials_match_the_gaussian_eer():
+    """A million trials (speed is benchmarked in bench/, never timed here): the EER of two unit Gaussians d' = 2
+    apart is Phi(-1), and minCllr is between 0 and 1."""
     rng = np.random.default_rng(7)
     n = 1_000_000
     labels = (rng.random(n) < 0.1).astype(np.int8)
     scores = rng.normal(size=n) + 2.0 * labels
-    metrics.eer(scores[:1000], labels[:1000])  # warm-up
-    best = np.inf
-    for _ in range(2):  # best of two: the cores are shared with other work
-        start = time.perf_counter()
-        value = metrics.eer(scores, labels)
-        best = min(best, time.perf_counter() - start)
-    assert 0.14 < value < 0.18  # Gaussian with d' = 2: EER = Phi(-1) ~ 0.159
-    assert best < 1.0
+    assert metrics.eer(scores, labels) == pytest.approx(0.1587, abs=0.003)
+    assert 0.0 < metrics.min_cllr(scores, labels) < 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -96,3 +96,16 @@ def test_unreadable_files_give_row_errors_and_out_formats(setup, tmp_path):
     assert all("bad.wav" in reason for _, _, reason in result.errors)
     with pytest.raises(ParameterError, match="enrolled"):
         score_pairs(models, tmp_path / "p.csv", norm="enrolled")
+
+
+def test_scores_do_not_depend_on_the_callers_blas_threads(setup):
+    """Models and scores are computed on one BLAS thread whatever the caller's setting (a GEMM's rounding
+    follows its thread count), so a serial run equals a threaded one."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    root, models, pairs = setup
+    lists = pair_lists(root, pairs, "blas")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        two = score_pairs(models, lists / "pairs.csv", norm="none")
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        one = score_pairs(models, lists / "pairs.csv", norm="none")
+    np.testing.assert_array_equal(two.frame["score"], one.frame["score"])

@@ -159,6 +159,8 @@ def test_enroll_verify_identify_in_the_browser(server, browser, shoot, synth_cor
     browser.get(f"{server}/speakers")
     rows = browser.find_elements(By.CSS_SELECTOR, "#gallery tbody tr")
     assert [r.find_element(By.CSS_SELECTOR, "td.id").text for r in rows] == [TARGET, OTHER]
+    assert rows[0].find_element(By.CSS_SELECTOR, "td.files").text == (
+        f"{TARGET}_01.wav, {TARGET}_02.wav, {TARGET}_03.wav")
     shoot("speakers")
 
     clip = _wav(synth_corpus, f"{TARGET}_05.wav")
@@ -182,12 +184,62 @@ def test_enroll_verify_identify_in_the_browser(server, browser, shoot, synth_cor
     assert browser.find_element(By.ID, "clip-image").get_attribute("naturalWidth") not in (None, "0")
     shoot("identify")
 
+    legend = browser.find_element(By.ID, "candidates-legend").text
+    assert legend.startswith("Speakers in bold reach the threshold")
+
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("speaker,path\nalice,a.wav\n")
     browser.find_element(By.ID, "file").send_keys(str(not_audio))
     error = _submit(browser, "identify-form", "error").text
     assert error.startswith("notes.wav: not a readable audio file") and "Traceback" not in browser.page_source
     shoot("identify-error")
+
+    _enroll(browser, server, "leaver", [_wav(synth_corpus, f"{OTHER}_01.wav")])
+    browser.get(f"{server}/speakers")
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#gallery tbody tr")
+               if r.find_element(By.CSS_SELECTOR, "td.id").text == "leaver")
+    browser.execute_script("document.documentElement.dataset.testOld = '1'")
+    row.find_element(By.CSS_SELECTOR, "button.remove").click()
+    WebDriverWait(browser, WAIT_S, ignored_exceptions=(WebDriverException,)).until(_new_document_loaded)
+    assert browser.find_element(By.ID, "removed").text == "Removed leaver."
+    assert [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#gallery td.id")] == [TARGET, OTHER]
+    shoot("speakers-removed")
+
+
+@pytest.fixture(scope="module")
+def fused_server(tmp_path_factory):
+    """The app over a small fused system (``speakerid train`` on 14 synthetic background speakers), 4 enrolled."""
+    from speakerid.data.synth import make_corpus
+    from speakerid.scoring.fused import FusedVerifier
+    from speakerid.scoring.fused_train import train_default
+
+    root = tmp_path_factory.mktemp("browser-fused")
+    corpus = make_corpus(root / "corpus", n_speakers=4, n_utterances=4, enroll_per_speaker=2, n_background=14,
+                         n_background_utterances=2, duration_s=(2.0, 3.0), seed=0, show_progress=False)
+    small = {"gmm-ubm": {"n_components": 8, "max_iter": 3, "n_augment": 0},
+             "ivector": {"ubm_components": 8, "rank": 10, "n_augment": 0, "max_iter": 3, "segment_s": 1.0}}
+    train_default(corpus.background_csv, root / "m", dev_share=0.45, system_params=small)
+    FusedVerifier(root / "m").enroll_manifest(corpus.enroll_csv)
+    httpd = make_server("127.0.0.1", 0, create_app(root / "m"), threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}", corpus, root / "m"
+    httpd.shutdown()
+    thread.join(timeout=10)
+
+
+def test_fused_verify_says_llr_and_probability(fused_server, browser, shoot):
+    from speakerid.scoring.fused import FusedVerifier
+
+    server, corpus, model_dir = fused_server
+    clip = corpus.folder / "wav" / "spk001" / "spk001_03.wav"
+    expected = FusedVerifier(model_dir).verify("spk001", clip)
+    decision = _verify(browser, server, "spk001", clip)
+    assert decision == ("ACCEPTED" if expected["accepted"] else "REJECTED")
+    assert browser.find_element(By.ID, "score").text == f"{expected['llr']:.2f}"
+    assert browser.find_element(By.ID, "posterior").text == f"{expected['posterior']:.2f}"
+    assert "log-likelihood ratio" in browser.find_element(By.ID, "verdict").text
+    shoot("verify-fused")
 
 
 _READ_FILE_INPUT = """

@@ -314,6 +314,7 @@ def test_api_posts_need_multipart_and_the_header(client, synth_corpus):
     response = client.post("/api/identify", data={"file": _upload(_wav(synth_corpus))},
                            content_type="multipart/form-data")
     assert response.status_code == 400 and "X-Requested-With" in response.get_json()["error"]
+    assert "any value" in response.get_json()["error"]                 # as the README says
     response = client.post("/api/verify", headers=API, json={"speaker": CLIP_SPEAKER})
     assert response.status_code == 415 and "multipart/form-data" in response.get_json()["error"]
     assert client.get("/api/nothing").status_code == 404 and client.get("/api/nothing").is_json
@@ -385,3 +386,14 @@ def test_serve_bad_options_are_one_line_usage_errors(fake_waitress, enrolled_dir
     assert main(["serve", *argv]) == ExitStatus.USAGE
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1 and not fake_waitress
+
+
+def test_one_log_line_per_request(client, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        client.get("/api/speakers")
+        client.get("/speakers")
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(lines) == 2 and lines[0].split()[1:4] == ["GET", "/api/speakers", "200"]
+    assert lines[1].split()[1:4] == ["GET", "/speakers", "200"]

@@ -1,0 +1,269 @@
+"""``speakerid train``: one command from a background manifest to a fused, calibrated system.
+
+Stages: split the background speakers (seeded, :data:`~speakerid.data.dev_trials.DEV_SHARE` held out for
+development); train each system's background models on the training speakers with the backends' own trainers
+(:func:`~speakerid.backends.gmm_ubm.train_ubm`, :func:`~speakerid.backends.ivector.train_ivector`,
+:func:`~speakerid.backends.siamese.train_siamese`; ``n_jobs`` passed on); build development trials from the
+held-out speakers (:mod:`speakerid.data.dev_trials`: full length, 2-s crops, 5-dB noise, at the model's rate);
+enroll the development speakers and score them through each system's ordinary scoring path (with and without the
+enrolled-speaker T-norm); learn the two prior-weighted logistic-regression fusions (BOSARIS) on the pooled
+conditions; report EER, minDCF, actDCF, Cllr and minCllr per condition, in-sample and cross-validated over two
+halves of the development speakers; remove the development speakers again and write ``fusion.json``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from speakerid._utils.lazy import lazy_import
+from speakerid.backends._training import read_background
+from speakerid.data.dev_trials import DEV_SHARE, build_dev_trials, split_speakers
+from speakerid.evaluation.fusion import LinearFusion
+from speakerid.evaluation.metrics import summary
+from speakerid.exceptions import ParameterError
+from speakerid.features.config import FeatureConfig
+from speakerid.scoring.fused import DEFAULT_P_TARGET, DEFAULT_SYSTEMS, SYSTEMS, FusedVerifier, write_fusion
+from speakerid.store import FUSION_FILE, SYSTEMS_DIR
+
+pd = lazy_import("pandas")
+
+__all__ = ["train_default", "DEV_SCORES_FILE", "FIT_P_TARGET", "dev_figures"]
+
+#: The development scores the fusions were learned on (kept so that the fusion can be reproduced).
+DEV_SCORES_FILE = "dev-scores.csv"
+#: Prior at which the fusion's logistic regression is weighted (BOSARIS: near the application's operating point).
+FIT_P_TARGET = 0.5
+_VARIANTS = ("enrolled", "plain")
+
+
+def _check_systems(systems) -> list[str]:
+    systems = [s.strip() for s in (systems.split(",") if isinstance(systems, str) else systems) if s.strip()]
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems or len(set(systems)) != len(systems):
+        raise ParameterError(f"systems must be distinct names among {', '.join(SYSTEMS)}; got {systems}")
+    return [s for s in SYSTEMS if s in systems]          # the fusion's order is the registry's
+
+
+def _train_system(system: str, directory: Path, manifest, rate: int, n_jobs: int, random_state: int,
+                  params: dict) -> dict:
+    """The backend's own trainer on the training speakers (its defaults unless ``params``, the model's rate)."""
+    if system == "gmm-ubm":
+        from speakerid.backends.gmm_ubm import train_ubm
+        return train_ubm(directory, manifest, feature_config=FeatureConfig(sample_rate=rate), n_jobs=n_jobs,
+                         random_state=random_state, **params)
+    if system == "ivector":
+        from speakerid.backends.ivector import train_ivector
+        return train_ivector(directory, manifest, feature_config=FeatureConfig(sample_rate=rate), n_jobs=n_jobs,
+                             random_state=random_state, **params)
+    from speakerid.backends.siamese import train_siamese
+    from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG
+    config = FeatureConfig.from_dict({**NEURAL_FEATURE_CONFIG.to_dict(), "sample_rate": rate})
+    return train_siamese(directory, manifest, feature_config=config, n_jobs=n_jobs, random_state=random_state,
+                         **params)
+
+
+def _plain(scale: str) -> str:
+    """The normalisation of ``scale`` without the enrolled-speaker T-norm (``snorm+enrolled`` -> ``snorm``)."""
+    return "+".join(p for p in scale.split("+") if p != "enrolled") or "none"
+
+
+def _score_dev(fused: FusedVerifier, dev: dict, work: Path, n_jobs: int, say) -> pd.DataFrame:
+    """Enroll each condition's development speakers, score its trials with every input under both variants."""
+    from speakerid.scoring.batch import score_trials
+
+    frames, enrolled_from = [], None
+    for condition, (enroll_csv, trials_csv) in dev.items():
+        say(f"  scoring development condition {condition!r}")
+        enroll_frame = pd.read_csv(enroll_csv, dtype=str)
+        if enrolled_from is None or not enroll_frame.equals(enrolled_from):
+            for verifier in fused._owner.values():
+                if verifier.speakers():
+                    verifier.remove(*verifier.speakers())
+            fused.enroll_manifest(enroll_frame)
+            enrolled_from = enroll_frame
+        table = pd.read_csv(trials_csv, dtype={"speaker": str})
+        table.insert(0, "condition", condition)
+        for name in fused.inputs:
+            verifier = fused.system(name)
+            scale = verifier.score_scale
+            if "enrolled" not in scale.split("+"):
+                raise ParameterError(f"{len(verifier.speakers())} development speakers are too few for the "
+                                     "enrolled-speaker T-norm; give more background speakers or a larger dev share")
+            for variant, norm in (("enrolled", scale), ("plain", _plain(scale))):
+                out = work / f"{condition}-{name}-{variant}.csv"
+                result = score_trials(verifier.model_dir, trials_csv, out, backend=verifier.backend_name,
+                                      backend_params=verifier.backend.params or None, norm=norm, n_jobs=n_jobs,
+                                      show_progress=False)
+                table[f"{name}:{variant}"] = pd.read_csv(result.out)["score"].to_numpy(float)
+        frames.append(table)
+    for verifier in fused._owner.values():
+        if verifier.speakers():
+            verifier.remove(*verifier.speakers())
+    return pd.concat(frames, ignore_index=True)
+
+
+def _usable(fused: FusedVerifier, signal) -> bool:
+    """Whether every system's front end finds enough speech in ``signal`` (a crop at the model's rate)."""
+    from speakerid.exceptions import AudioError
+    from speakerid.features import extract
+    from speakerid.features.speech import check_speech
+
+    try:
+        for verifier in fused._owner.values():       # the checks a file gets (features.pipeline), then the frames
+            check_speech(signal, verifier.feature_config, "a development crop")
+            extract(signal, verifier.feature_config)
+    except AudioError:
+        return False
+    return True
+
+
+def _matrix(table: pd.DataFrame, inputs, variant: str) -> tuple[np.ndarray, np.ndarray]:
+    matrix = table[[f"{n}:{variant}" for n in inputs]].to_numpy(float)
+    return matrix, np.isfinite(matrix).all(axis=1)
+
+
+def fit_fusions(table: pd.DataFrame, inputs) -> dict:
+    """The two fusions (``"enrolled"``, ``"plain"``) learned on every usable development trial of ``table``."""
+    fusions = {}
+    for variant in _VARIANTS:
+        matrix, ok = _matrix(table, inputs, variant)
+        model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix[ok], table["target"].to_numpy()[ok])
+        model.system_names_ = list(inputs)
+        fusions[variant] = model
+    return fusions
+
+
+def _figures(scores, labels, llr: bool) -> dict:
+    s = summary(scores, labels, p_target=0.01, llr=llr)
+    out = {"eer_pct": round(100 * s["eer"], 2), "min_dcf": round(s["min_dcf"], 4),
+           "min_cllr": round(s["min_cllr"], 4), "n_target": s["n_target"], "n_nontarget": s["n_nontarget"]}
+    if llr:
+        out.update(act_dcf=round(s["act_dcf"], 4), cllr=round(s["cllr"], 4))
+    return out
+
+
+def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
+    """Per condition: each input (``enrolled`` variant, raw scale), the fusion learned on all of dev
+    (``fusion (dev, in-sample)``) and cross-validated over two halves of the development speakers
+    (``fusion (dev CV)``: learned on the trials within one half, applied to the other)."""
+    labels = table["target"].to_numpy()
+    matrix, ok = _matrix(table, inputs, "enrolled")
+    fused = np.full(len(table), np.nan)
+    fused[ok] = fusions["enrolled"].transform(matrix[ok])
+    truth = table[table["target"] == 1].drop_duplicates("path").set_index("path")["speaker"]
+    true_speaker = table["path"].map(truth).to_numpy()
+    speakers = sorted(table["speaker"].unique())
+    cv = np.full(len(table), np.nan)
+    halves = [set(speakers[0::2]), set(speakers[1::2])]
+    within = [table["speaker"].isin(h).to_numpy() & pd.Series(true_speaker).isin(h).to_numpy() & ok
+              for h in halves]
+    for learn, apply in ((0, 1), (1, 0)):
+        with warnings.catch_warnings():      # a half may separate perfectly: these fits only give figures
+            warnings.simplefilter("ignore", UserWarning)
+            model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix[within[learn]], labels[within[learn]])
+        cv[within[apply]] = model.transform(matrix[within[apply]])
+    out = {}
+    for condition in table["condition"].unique():
+        rows = (table["condition"] == condition).to_numpy()
+        figs = {name: _figures(matrix[rows & ok, j], labels[rows & ok], False) for j, name in enumerate(inputs)}
+        figs["fusion (dev, in-sample)"] = _figures(fused[rows & ok], labels[rows & ok], True)
+        keep = rows & np.isfinite(cv)
+        if len(np.unique(labels[keep])) == 2:
+            figs["fusion (dev CV)"] = _figures(cv[keep], labels[keep], True)
+        out[str(condition)] = figs
+    return out
+
+
+def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: int = 16000, n_jobs: int = 1,
+                  dev_share: float = DEV_SHARE, p_target: float = DEFAULT_P_TARGET, random_state: int = 0,
+                  system_params: dict | None = None, say=None) -> dict:
+    """Train the fused, calibrated default system of a model directory from a background manifest.
+
+    Parameters
+    ----------
+    manifest : path or pandas.DataFrame
+        ``speaker,path`` background speech (at least 8 speakers; keep them disjoint from the evaluated ones).
+    model_dir : path
+        A new (or an earlier ``train``'s) model directory; its ``systems/`` and ``fusion.json`` are replaced.
+    systems : str or list of str
+        Among :data:`~speakerid.scoring.fused.SYSTEMS` (``"gmm-ubm,ivector"`` by default).
+    sample_rate : int
+        The model's sample rate, Hz (audio is resampled to it; 8000 adds the 0.5-s ``tiny`` dev condition).
+    n_jobs : int
+        Passed to every trainer and to the development scoring.
+    dev_share : float
+        Share of the background speakers held out for development.
+    p_target : float
+        The decisions' target prior stored with the model (``--p-target`` of the scoring commands overrides it).
+    random_state : int
+        Seeds the split, the development noise and the trainers.
+    system_params : dict, optional
+        ``{system: {trainer keyword: value}}`` overriding a trainer's defaults (e.g. small models in tests).
+    say : callable, optional
+        ``say(text)`` is called at each stage (the CLI prints it).
+
+    Returns
+    -------
+    dict
+        ``model_dir``, ``systems``, ``inputs``, ``weights`` (per fusion), ``dev`` (:func:`dev_figures`),
+        ``timings_s``, ``n_train_speakers``, ``n_dev_speakers``.
+
+    Raises
+    ------
+    ParameterError
+        Unknown systems, too few speakers, a bad share or prior. ManifestError/AudioError from the data.
+    """
+    say = say or (lambda text: None)
+    systems = _check_systems(systems)
+    if not 0.0 < float(p_target) < 1.0:
+        raise ParameterError(f"p_target must be strictly between 0 and 1, got {p_target}")
+    frame, _ = read_background(manifest)
+    frame = frame.assign(speaker=frame["speaker"].astype(str))
+    train_speakers, dev_speakers = split_speakers(frame["speaker"].unique(), dev_share, random_state)
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (model_dir / FUSION_FILE, model_dir / SYSTEMS_DIR):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    train_frame = frame[frame["speaker"].isin(train_speakers)].reset_index(drop=True)
+    timings, total = {}, len(systems) + 3
+    for i, system in enumerate(systems, 1):
+        say(f"[{i}/{total}] training {system} on {len(train_speakers)} background speakers")
+        start = time.perf_counter()
+        _train_system(system, model_dir / SYSTEMS_DIR / system, train_frame[["speaker", "path"]], sample_rate,
+                      n_jobs, random_state, (system_params or {}).get(system, {}))
+        timings[f"train_{system}_s"] = round(time.perf_counter() - start, 1)
+    inputs = [name for s in systems for name, _ in SYSTEMS[s][1]]
+    provisional = {"systems": systems, "p_target": float(p_target), "fusions": {}, "dev": {}}
+    work = model_dir / "dev"
+    shutil.rmtree(work, ignore_errors=True)
+    say(f"[{len(systems) + 1}/{total}] building development trials from {len(dev_speakers)} held-out speakers")
+    start = time.perf_counter()
+    fused = FusedVerifier(model_dir, n_jobs=n_jobs, spec={**provisional, "inputs": inputs})
+    dev = build_dev_trials(frame[frame["speaker"].isin(dev_speakers)], work / "audio", sample_rate, random_state,
+                           usable=lambda signal: _usable(fused, signal))
+    table = _score_dev(fused, dev, work / "scores", n_jobs, say)
+    timings["dev_s"] = round(time.perf_counter() - start, 1)
+    say(f"[{total - 1}/{total}] learning the fusion and calibration on {len(table)} development trials")
+    fusions = fit_fusions(table, inputs)
+    figures = dev_figures(table, inputs, fusions)
+    table.to_csv(work / DEV_SCORES_FILE, index=False)
+    shutil.rmtree(work / "audio", ignore_errors=True)
+    shutil.rmtree(work / "scores", ignore_errors=True)
+    write_fusion(model_dir, {"systems": systems, "p_target": float(p_target), "sample_rate": int(sample_rate),
+                             "fusions": {v: m.to_dict() for v, m in fusions.items()}, "dev": figures,
+                             "split": {"random_state": int(random_state), "dev_share": float(dev_share),
+                                       "dev_speakers": dev_speakers, "n_train_speakers": len(train_speakers)},
+                             "dev_scores": f"dev/{DEV_SCORES_FILE}", "timings_s": timings})
+    say(f"[{total}/{total}] wrote {model_dir / FUSION_FILE}")
+    return {"model_dir": str(model_dir), "systems": systems, "inputs": inputs,
+            "weights": {v: {"weights": m.weights_.tolist(), "bias": m.bias_} for v, m in fusions.items()},
+            "dev": figures, "timings_s": timings, "n_train_speakers": len(train_speakers),
+            "n_dev_speakers": len(dev_speakers)}

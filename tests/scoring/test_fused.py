@@ -1,0 +1,206 @@
+"""The fused system of ``speakerid train``: stored fusion reproducible, LLR signs, one number per trial, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from speakerid.cli._common import ExitStatus
+from speakerid.cli.main import main
+from speakerid.data.synth import make_corpus
+from speakerid.evaluation.metrics import bayes_threshold
+from speakerid.exceptions import ParameterError
+from speakerid.scoring.fused import FusedVerifier, open_verifier, posterior, read_fusion
+from speakerid.scoring.fused_train import DEV_SCORES_FILE, fit_fusions, train_default
+from speakerid.verifier import SpeakerVerifier
+
+SMALL = {"gmm-ubm": {"n_components": 8, "max_iter": 3, "n_augment": 0},
+         "ivector": {"ubm_components": 8, "rank": 10, "n_augment": 0, "max_iter": 3, "segment_s": 1.0}}
+
+
+@pytest.fixture(scope="module")
+def fused(tmp_path_factory):
+    """A fused system trained on 14 synthetic background speakers (8 train, 6 dev), 4 speakers enrolled."""
+    root = tmp_path_factory.mktemp("fused")
+    corpus = make_corpus(root / "corpus", n_speakers=4, n_utterances=4, enroll_per_speaker=2, n_background=14,
+                         n_background_utterances=2, duration_s=(2.0, 3.0), seed=0, show_progress=False)
+    stages = []
+    result = train_default(corpus.background_csv, root / "m", dev_share=0.45, system_params=SMALL,
+                           say=stages.append)
+    verifier = FusedVerifier(root / "m")
+    verifier.enroll_manifest(corpus.enroll_csv)
+    return root / "m", corpus, result, stages
+
+
+def test_train_splits_stores_and_reports(fused):
+    model_dir, _, result, stages = fused
+    assert result["n_train_speakers"] == 8 and result["n_dev_speakers"] == 6
+    assert result["inputs"] == ["gmm-ubm", "ivector-cosine", "ivector-plda"]
+    assert stages[0].startswith("[1/5] training gmm-ubm") and stages[-1].startswith("[5/5] wrote")
+    assert sum(s.startswith("  scoring development condition") for s in stages) == 3
+    spec = read_fusion(model_dir)
+    assert set(spec["dev"]) == {"clean", "short", "noisy"}
+    for figures in spec["dev"].values():
+        fusion = figures["fusion (dev, in-sample)"]
+        assert {"eer_pct", "min_dcf", "act_dcf", "cllr", "min_cllr"} <= set(fusion)
+        assert 0.0 <= fusion["min_cllr"] <= fusion["cllr"] + 1e-9
+    # the development speakers were removed again, their audio deleted; the split is recorded
+    assert not (model_dir / "dev" / "audio").exists()
+    assert FusedVerifier(model_dir).speakers() == ["spk001", "spk002", "spk003", "spk004"]
+    assert len(spec["split"]["dev_speakers"]) == 6
+
+
+def test_fusion_reproduces_from_the_stored_dev_scores(fused):
+    model_dir, *_ = fused
+    spec = read_fusion(model_dir)
+    table = pd.read_csv(model_dir / "dev" / DEV_SCORES_FILE, dtype={"speaker": str})
+    refit = fit_fusions(table, spec["inputs"])
+    for key in ("enrolled", "plain"):
+        np.testing.assert_allclose(refit[key].weights_, spec["fusions"][key].weights_, rtol=1e-6, atol=1e-9)
+        assert refit[key].bias_ == pytest.approx(spec["fusions"][key].bias_, rel=1e-6, abs=1e-9)
+
+
+def test_llr_sign_of_clear_genuine_and_impostor_trials(fused):
+    """A file the speaker was enrolled on is clearly genuine; a claim across voice types (a male voice claiming a
+    female speaker, or the other way round) is a clear impostor."""
+    model_dir, corpus, *_ = fused
+    verifier = FusedVerifier(model_dir)
+    enroll = pd.read_csv(corpus.enroll_csv)
+    voice = pd.read_csv(corpus.speakers_csv).set_index("speaker")["voice_type"]
+    speakers = sorted(enroll["speaker"].unique())
+    genuine, impostor = [], []
+    for speaker, rows in enroll.groupby("speaker"):
+        llr, _ = verifier.score_file(speakers, corpus.enroll_csv.parent / rows["path"].iloc[0])
+        genuine.append(llr[speakers.index(speaker)])
+        impostor.extend(x for claim, x in zip(speakers, llr) if voice[claim] != voice[speaker])
+    assert len(impostor) >= 3
+    assert min(genuine) > 0 > max(impostor)
+
+
+def test_verify_score_identify_give_one_number(fused, tmp_path):
+    model_dir, corpus, *_ = fused
+    trials = pd.read_csv(corpus.trials_csv)
+    row = trials[trials["target"] == 1].iloc[0]
+    path = corpus.trials_csv.parent / row["path"]
+    verifier = FusedVerifier(model_dir)
+    verified = verifier.verify(row["speaker"], path)
+    identified = verifier.identify(path, top=10)
+    out = tmp_path / "scores.csv"
+    result = verifier.score_trials(corpus.trials_csv, out)
+    scored = pd.read_csv(out)
+    batch = scored[(scored["speaker"] == row["speaker"]) & (scored["path"] == row["path"])]["score"].iloc[0]
+    ranked = {c["speaker"]: c["score"] for c in identified["candidates"]}
+    assert verified["scale"] == "llr" and verified["threshold"] == bayes_threshold(0.5) == 0.0
+    assert ranked[row["speaker"]] == pytest.approx(verified["llr"], abs=1e-12)
+    # score files keep each system's score to float32 precision
+    assert batch == pytest.approx(verified["llr"], rel=1e-5, abs=1e-5)
+    assert verified["posterior"] == pytest.approx(float(posterior(verified["llr"], 0.5)))
+    assert result.n_errors == 0 and {"score_gmm-ubm", "score_ivector-plda"} <= set(scored.columns)
+    assert {"act_dcf", "cllr"} <= set(result.metrics)
+    # the web page's API: the same verifier, the same number
+    from speakerid.web import create_app
+
+    client = create_app(model_dir).test_client()
+    with open(path, "rb") as fh:
+        response = client.post("/api/verify", data={"speaker": row["speaker"], "file": (fh, "clip.wav")},
+                               headers={"X-Requested-With": "test"}, content_type="multipart/form-data")
+    web = response.get_json()
+    assert response.status_code == 200 and web["scale"] == "llr"
+    assert web["llr"] == pytest.approx(verified["llr"], abs=1e-9) and web["posterior"] == pytest.approx(
+        verified["posterior"], abs=1e-9)
+
+
+def test_web_pages_say_llr_probability_and_list_files(fused):
+    from speakerid.web import create_app
+
+    model_dir, corpus, *_ = fused
+    client = create_app(model_dir).test_client()
+    page = client.get("/speakers").get_data(as_text=True)
+    assert "spk001_01.wav" in page and "Remove" in page
+    trials = pd.read_csv(corpus.trials_csv)
+    row = trials[trials["target"] == 1].iloc[0]
+    with open(corpus.trials_csv.parent / row["path"], "rb") as fh:
+        identified = client.post("/api/identify", data={"file": (fh, "clip.wav"), "segments": "1"},
+                                 headers={"X-Requested-With": "x"}, content_type="multipart/form-data").get_json()
+    assert identified["scale"] == "llr" and identified["segments"]
+    assert identified["candidates"][0]["score"] == pytest.approx(
+        FusedVerifier(model_dir).identify(corpus.trials_csv.parent / row["path"])["candidates"][0]["score"])
+
+
+def test_a_file_one_system_cannot_score_is_an_error_row(fused, tmp_path):
+    import soundfile as sf
+
+    model_dir, corpus, *_ = fused
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(1600, dtype=np.float32), 16000)
+    trials = tmp_path / "trials.csv"
+    pd.DataFrame({"speaker": ["spk001"], "path": [str(silent)]}).to_csv(trials, index=False)
+    result = FusedVerifier(model_dir).score_trials(trials, tmp_path / "out.csv")
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert result.n_errors == 1 and out["score"].iloc[0] == "" and out["error"].iloc[0] != ""
+
+
+def test_p_target_moves_the_bayes_threshold_and_the_posterior(fused):
+    model_dir, corpus, *_ = fused
+    trials = pd.read_csv(corpus.trials_csv)
+    row = trials.iloc[0]
+    low = FusedVerifier(model_dir, p_target=0.01).verify(row["speaker"], corpus.trials_csv.parent / row["path"])
+    assert low["threshold"] == pytest.approx(np.log(99))
+    assert low["posterior"] == pytest.approx(1 / (1 + 99 * np.exp(-low["llr"])))
+    with pytest.raises(ParameterError):
+        FusedVerifier(model_dir, p_target=1.0)
+
+
+def test_cli_verify_exit_code_and_plain_words(fused, capsys):
+    model_dir, corpus, *_ = fused
+    trials = pd.read_csv(corpus.trials_csv)
+    target = trials[trials["target"] == 1].iloc[0]
+    verifier = FusedVerifier(model_dir)
+    path = str(corpus.trials_csv.parent / target["path"])
+    claims = {s: verifier.verify(s, path)["accepted"] for s in sorted(trials["speaker"].unique())}
+    accepted = [s for s, ok in claims.items() if ok]
+    rejected = [s for s, ok in claims.items() if not ok]
+    assert accepted and rejected
+    capsys.readouterr()
+    assert main(["verify", "--model-dir", str(model_dir), "--speaker", accepted[0], path, "--exit-code"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("accepted:") and "P(same speaker) = " in text and "at prior 0.5" in text
+    assert main(["verify", "--model-dir", str(model_dir), "--speaker", rejected[0], path,
+                 "--exit-code"]) == ExitStatus.REJECTED == 10
+    assert main(["verify", "--model-dir", str(model_dir), "--speaker", rejected[0], path]) == 0
+    assert main(["verify", "--model-dir", str(model_dir), "--speaker", accepted[0], path, "--system",
+                 "gmm-ubm", "--json"]) == 0
+    one = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert one["scale"] != "llr" and one["backend"] == "gmm-ubm"
+
+
+def test_a_directory_without_fusion_still_works_and_names_its_scale(tmp_path, capsys):
+    from tests.conftest import tiny_model_dir
+
+    models, corpus = tiny_model_dir(tmp_path)
+    assert main(["enroll", "--manifest", str(corpus.enroll_csv), "--model-dir", str(models)]) == 0
+    trials = pd.read_csv(corpus.trials_csv)
+    path = str(corpus.trials_csv.parent / trials["path"].iloc[0])
+    capsys.readouterr()
+    assert main(["verify", "--model-dir", str(models), "--speaker", trials["speaker"].iloc[0], path]) == 0
+    assert "not a calibrated LLR" in capsys.readouterr().out
+    assert isinstance(open_verifier(models), SpeakerVerifier)
+    assert main(["verify", "--model-dir", str(models), "--speaker", trials["speaker"].iloc[0], path,
+                 "--p-target", "0.1"]) == ExitStatus.USAGE
+
+
+def test_set_threshold_on_a_fused_directory_needs_a_system(fused, tmp_path):
+    model_dir, *_ = fused
+    scores = tmp_path / "dev.csv"
+    pd.DataFrame({"speaker": ["a", "b", "a", "b"], "path": ["1.wav", "1.wav", "2.wav", "2.wav"],
+                  "target": [1, 0, 0, 1], "score": [2.0, -1.0, -0.5, 1.5]}).to_csv(scores, index=False)
+    assert main(["set-threshold", "--model-dir", str(model_dir), "--scores", str(scores)]) == ExitStatus.USAGE
+    assert main(["set-threshold", "--model-dir", str(model_dir), "--scores", str(scores), "--system",
+                 "ivector-plda"]) == ExitStatus.OK
+    one = open_verifier(model_dir, system="ivector-plda")
+    assert one.threshold_source.startswith("set-threshold eer") and -0.5 <= one.threshold <= 1.5
+    # the fused decision is unchanged: still the Bayes threshold
+    assert FusedVerifier(model_dir).threshold == 0.0
