@@ -111,10 +111,13 @@ def add_jobs(parser):
                         help="parallel feature extraction processes (default -1 = all cores; 1 = serial)")
 
 
-def add_workers(parser):
-    """``--jobs``, ``--scheduler`` and ``--cache`` of the streamed commands (score, score-pairs, embed)."""
-    parser.add_argument("--jobs", "-j", type=jobs_count, default=1, metavar="N",
-                        help="worker processes (default 1; -1 = all cores); Dask workers with --scheduler local")
+def add_workers(parser, jobs: int = 1):
+    """``--jobs``, ``--scheduler`` and ``--cache`` of the streamed commands (score, score-pairs, embed) and of the
+    map-reduce training ones (train-ubm, train-ivector, enroll: ``jobs=-1``, every core by default; the model does
+    not depend on the worker count)."""
+    default = "default -1 = all cores; 1 = serial" if jobs == -1 else f"default {jobs}; -1 = all cores"
+    parser.add_argument("--jobs", "-j", type=jobs_count, default=jobs, metavar="N",
+                        help=f"worker processes ({default}); Dask workers with --scheduler local")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
                         help="run on Dask: 'local' starts a LocalCluster, tcp://host:port joins a running one")
     parser.add_argument("--cache", metavar="DIR", default=None,

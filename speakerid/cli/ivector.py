@@ -42,7 +42,7 @@ def register(sub) -> None:
                    help="train the system's own K-component UBM on the manifest's recordings (default 32, chosen "
                         "on dev); 0 uses the directory's ubm.npz")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
-    add_workers(p)
+    add_workers(p, jobs=-1)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_train_ivector)
 

@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--subsample", type=int, default=1, metavar="N",
                    help="EM on every N-th frame (Kaldi's --subsample; default 1 = all frames)")
     add_feature_options(p)
-    add_workers(p)
+    add_workers(p, jobs=-1)
     p.set_defaults(handler=_train_ubm)
 
     p = sub.add_parser("enroll", help="enroll every speaker of a speaker,path manifest (or one speaker's files)")
@@ -45,7 +45,7 @@ def register(sub) -> None:
     add_model_dir(p)
     add_backend(p)
     add_feature_options(p)
-    add_workers(p)
+    add_workers(p, jobs=-1)
     p.add_argument("--augment", type=int, default=None, metavar="N",
                    help="also adapt on N noisy copies of each file (default: as many as the UBM was trained with)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

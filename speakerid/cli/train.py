@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from speakerid.cli._common import add_jobs, add_model_dir, print_json, seed_value, show_warnings
+from speakerid.cli._common import add_model_dir, add_workers, print_json, seed_value, show_warnings
 
 
 def register(sub) -> None:
@@ -29,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--p-target", type=float, default=DEFAULT_P_TARGET, metavar="P",
                    help=f"target prior of the stored decision threshold (default {DEFAULT_P_TARGET})")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
-    add_jobs(p)
+    add_workers(p, jobs=-1)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(handler=_train)
 
@@ -44,7 +44,7 @@ def _train(args):
     show_warnings()
     result = train_default(args.manifest, args.model_dir, systems=args.systems, sample_rate=args.sample_rate,
                            n_jobs=args.jobs, dev_share=args.dev_share, p_target=args.p_target,
-                           random_state=args.seed, say=_say)
+                           random_state=args.seed, say=_say, scheduler=args.scheduler, cache_dir=args.cache)
     if args.json:
         print_json(result)
         return

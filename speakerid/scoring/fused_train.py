@@ -13,7 +13,9 @@ halves of the development speakers; remove the development speakers again and wr
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -50,16 +52,20 @@ def _check_systems(systems) -> list[str]:
 
 
 def _train_system(system: str, directory: Path, manifest, rate: int, n_jobs: int, random_state: int,
-                  params: dict) -> dict:
-    """The backend's own trainer on the training speakers (its defaults unless ``params``, the model's rate)."""
+                  params: dict, scheduler=None, cache_dir=None) -> dict:
+    """The backend's own trainer on the training speakers (its defaults unless ``params``, the model's rate).
+
+    The map-reduce trainers (GMM-UBM, i-vector) run on ``scheduler`` and share the feature store ``cache_dir``
+    (one extraction of each file for both); the Siamese network trains in this process."""
+    workers = {"n_jobs": n_jobs, "scheduler": scheduler, "cache_dir": cache_dir}
     if system == "gmm-ubm":
         from speakerid.backends.gmm_ubm import train_ubm
-        return train_ubm(directory, manifest, feature_config=FeatureConfig(sample_rate=rate), n_jobs=n_jobs,
-                         random_state=random_state, **params)
+        return train_ubm(directory, manifest, feature_config=FeatureConfig(sample_rate=rate),
+                         random_state=random_state, **workers, **params)
     if system == "ivector":
         from speakerid.backends.ivector import train_ivector
-        return train_ivector(directory, manifest, feature_config=FeatureConfig(sample_rate=rate), n_jobs=n_jobs,
-                             random_state=random_state, **params)
+        return train_ivector(directory, manifest, feature_config=FeatureConfig(sample_rate=rate),
+                             random_state=random_state, **workers, **params)
     from speakerid.backends.siamese import train_siamese
     from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG
     config = FeatureConfig.from_dict({**NEURAL_FEATURE_CONFIG.to_dict(), "sample_rate": rate})
@@ -181,7 +187,7 @@ def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
 
 def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: int = 16000, n_jobs: int = 1,
                   dev_share: float = DEV_SHARE, p_target: float = DEFAULT_P_TARGET, random_state: int = 0,
-                  system_params: dict | None = None, say=None) -> dict:
+                  system_params: dict | None = None, say=None, scheduler=None, cache_dir=None) -> dict:
     """Train the fused, calibrated default system of a model directory from a background manifest.
 
     Parameters
@@ -196,6 +202,12 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
         The model's sample rate, Hz (audio is resampled to it; 8000 adds the 0.5-s ``tiny`` dev condition).
     n_jobs : int
         Passed to every trainer and to the development scoring.
+    scheduler : str or dask.distributed.Client, optional
+        Dask scheduler of the map-reduce trainers (GMM-UBM and i-vector, see
+        :func:`~speakerid.backends.gmm_ubm.train_ubm`); a remote one needs ``cache_dir`` on a shared file system.
+    cache_dir : str or os.PathLike, optional
+        Feature store kept for later runs (an interrupted run resumes from it). Without it the systems share a
+        temporary one for the run, so each background file is read and analysed once for all of them.
     dev_share : float
         Share of the background speakers held out for development.
     p_target : float
@@ -234,12 +246,15 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
             stale.unlink()
     train_frame = frame[frame["speaker"].isin(train_speakers)].reset_index(drop=True)
     timings, total = {}, len(systems) + 3
-    for i, system in enumerate(systems, 1):
-        say(f"[{i}/{total}] training {system} on {len(train_speakers)} background speakers")
-        start = time.perf_counter()
-        _train_system(system, model_dir / SYSTEMS_DIR / system, train_frame[["speaker", "path"]], sample_rate,
-                      n_jobs, random_state, (system_params or {}).get(system, {}))
-        timings[f"train_{system}_s"] = round(time.perf_counter() - start, 1)
+    with contextlib.ExitStack() as stack:
+        store = cache_dir if cache_dir is not None else stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="speakerid-train-features-"))
+        for i, system in enumerate(systems, 1):
+            say(f"[{i}/{total}] training {system} on {len(train_speakers)} background speakers")
+            start = time.perf_counter()
+            _train_system(system, model_dir / SYSTEMS_DIR / system, train_frame[["speaker", "path"]], sample_rate,
+                          n_jobs, random_state, (system_params or {}).get(system, {}), scheduler, store)
+            timings[f"train_{system}_s"] = round(time.perf_counter() - start, 1)
     inputs = [name for s in systems for name, _ in SYSTEMS[s][1]]
     provisional = {"systems": systems, "p_target": float(p_target), "fusions": {}, "dev": {}}
     work = model_dir / "dev"
