@@ -26,3 +26,25 @@ def test_train_command_builds_a_fused_directory_and_prints_dev_figures(tmp_path,
     assert read_fusion(models)["systems"] == ["gmm-ubm"]           # a refused run leaves the model as it was
     assert main(["speakers", "--model-dir", str(models), "--json"]) == ExitStatus.OK
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"speakers": []}
+
+
+def test_train_with_a_cache_keeps_the_features_and_a_rerun_gives_the_same_models(tmp_path, capsys):
+    """--cache: the GMM-UBM and i-vector trainers share one feature store that outlives the run; a second run
+    reads it (nothing re-extracted) and gives the same fusion."""
+    import numpy as np
+
+    corpus = make_corpus(tmp_path / "corpus", n_speakers=2, n_utterances=2, enroll_per_speaker=1, n_background=10,
+                         n_background_utterances=2, duration_s=(2.0, 2.5), seed=2, show_progress=False)
+    cache = tmp_path / "features"
+    args = ["train", "--manifest", str(corpus.background_csv), "--systems", "gmm-ubm", "--dev-share", "0.5",
+            "--cache", str(cache), "--jobs", "1"]
+    assert main(args + ["--model-dir", str(tmp_path / "A")]) == ExitStatus.OK
+    stored = sorted(p.relative_to(cache) for p in cache.rglob("*.npy"))
+    assert stored, "the feature store was not kept"
+    mtimes = {p: (cache / p).stat().st_mtime_ns for p in stored}
+    assert main(args + ["--model-dir", str(tmp_path / "B")]) == ExitStatus.OK
+    assert {p: (cache / p).stat().st_mtime_ns for p in stored} == mtimes      # read, not written again
+    a, b = read_fusion(tmp_path / "A"), read_fusion(tmp_path / "B")
+    for variant in a["fusions"]:
+        np.testing.assert_allclose(a["fusions"][variant].weights_, b["fusions"][variant].weights_, rtol=1e-6)
+    capsys.readouterr()
