@@ -29,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--p-target", type=float, default=DEFAULT_P_TARGET, metavar="P",
                    help=f"target prior of the stored decision threshold (default {DEFAULT_P_TARGET})")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
+    p.add_argument("--force", action="store_true",
+                   help="retrain a model directory that has enrolled speakers (they are removed with the old systems)")
     add_workers(p, jobs=-1)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(handler=_train)
@@ -44,7 +46,8 @@ def _train(args):
     show_warnings()
     result = train_default(args.manifest, args.model_dir, systems=args.systems, sample_rate=args.sample_rate,
                            n_jobs=args.jobs, dev_share=args.dev_share, p_target=args.p_target,
-                           random_state=args.seed, say=_say, scheduler=args.scheduler, cache_dir=args.cache)
+                           random_state=args.seed, say=_say, scheduler=args.scheduler, cache_dir=args.cache,
+                           force=args.force)
     if args.json:
         print_json(result)
         return

@@ -30,7 +30,15 @@ from speakerid.evaluation.metrics import summary
 from speakerid.exceptions import ParameterError
 from speakerid.features.config import FeatureConfig
 from speakerid.scoring.fused import DEFAULT_P_TARGET, DEFAULT_SYSTEMS, SYSTEMS, FusedVerifier, write_fusion
-from speakerid.store import FUSION_FILE, SYSTEMS_DIR
+from speakerid.store import (
+    FUSION_FILE,
+    IVECTOR_FILE,
+    MLP_FILE,
+    SIAMESE_FILE,
+    SYSTEMS_DIR,
+    UBM_FILE,
+    ModelStore,
+)
 
 pd = lazy_import("pandas")
 
@@ -60,17 +68,43 @@ def _train_system(system: str, directory: Path, manifest, rate: int, n_jobs: int
     workers = {"n_jobs": n_jobs, "scheduler": scheduler, "cache_dir": cache_dir}
     if system == "gmm-ubm":
         from speakerid.backends.gmm_ubm import train_ubm
-        return train_ubm(directory, manifest, feature_config=FeatureConfig(sample_rate=rate),
+        return train_ubm(directory, manifest, feature_config=_system_config(system, rate),
                          random_state=random_state, **workers, **params)
     if system == "ivector":
         from speakerid.backends.ivector import train_ivector
-        return train_ivector(directory, manifest, feature_config=FeatureConfig(sample_rate=rate),
+        return train_ivector(directory, manifest, feature_config=_system_config(system, rate),
                              random_state=random_state, **workers, **params)
     from speakerid.backends.siamese import train_siamese
-    from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG
-    config = FeatureConfig.from_dict({**NEURAL_FEATURE_CONFIG.to_dict(), "sample_rate": rate})
-    return train_siamese(directory, manifest, feature_config=config, n_jobs=n_jobs, random_state=random_state,
-                         **params)
+    return train_siamese(directory, manifest, feature_config=_system_config(system, rate), n_jobs=n_jobs,
+                         random_state=random_state, **params)
+
+
+def _system_config(system: str, rate: int) -> FeatureConfig:
+    """The front end a system is trained with at the model's rate (ParameterError for a rate it cannot use)."""
+    try:
+        if system == "siamese":
+            from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG
+            return FeatureConfig.from_dict({**NEURAL_FEATURE_CONFIG.to_dict(), "sample_rate": rate})
+        return FeatureConfig(sample_rate=rate)
+    except ParameterError as exc:
+        raise ParameterError(f"--sample-rate {rate}: {exc} (use 16000, or 8000 for telephone audio)") from None
+
+
+def _check_target(model_dir: Path, force: bool) -> None:
+    """Refuse a model directory whose models or enrollments training would destroy or leave orphaned."""
+    if not model_dir.exists():
+        return
+    if not model_dir.is_dir():
+        raise ParameterError(f"{model_dir}: not a directory")
+    expert = sorted(p.name for p in model_dir.iterdir()
+                    if p.name in (UBM_FILE, IVECTOR_FILE, SIAMESE_FILE, MLP_FILE, ModelStore.SPEAKER_DIR))
+    if expert:
+        raise ParameterError(f"{model_dir}: holds models of the expert commands ({', '.join(expert)}); "
+                             "'speakerid train' needs a new model directory")
+    enrolled = {p.name for p in (model_dir / SYSTEMS_DIR).glob(f"*/{ModelStore.SPEAKER_DIR}/*/*.npz")}
+    if enrolled and not force:
+        raise ParameterError(f"{model_dir}: {len(enrolled)} speaker(s) are enrolled; retraining replaces every "
+                             "system and removes them (use --force, or train into a new model directory)")
 
 
 def _plain(scale: str) -> str:
@@ -187,7 +221,8 @@ def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
 
 def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: int = 16000, n_jobs: int = 1,
                   dev_share: float = DEV_SHARE, p_target: float = DEFAULT_P_TARGET, random_state: int = 0,
-                  system_params: dict | None = None, say=None, scheduler=None, cache_dir=None) -> dict:
+                  system_params: dict | None = None, say=None, scheduler=None, cache_dir=None,
+                  force: bool = False) -> dict:
     """Train the fused, calibrated default system of a model directory from a background manifest.
 
     Parameters
@@ -208,6 +243,9 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     cache_dir : str or os.PathLike, optional
         Feature store kept for later runs (an interrupted run resumes from it). Without it the systems share a
         temporary one for the run, so each background file is read and analysed once for all of them.
+    force : bool
+        Retrain a fused directory that has enrolled speakers: its systems, their enrollments and thresholds are
+        replaced (without it such a directory is refused before anything is touched).
     dev_share : float
         Share of the background speakers held out for development.
     p_target : float
@@ -228,12 +266,17 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     Raises
     ------
     ParameterError
-        Unknown systems, too few speakers, a bad share or prior. ManifestError/AudioError from the data.
+        Unknown systems, too few speakers, a bad share, prior or sample rate; a directory holding the expert
+        commands' models, or enrolled speakers without ``force``. ManifestError/AudioError from the data. Every
+        check runs before the directory is changed.
     """
     say = say or (lambda text: None)
     systems = _check_systems(systems)
     if not 0.0 < float(p_target) < 1.0:
         raise ParameterError(f"p_target must be strictly between 0 and 1, got {p_target}")
+    for system in systems:      # the front ends' checks (e.g. an analysis frame longer than the FFT) before any work
+        _system_config(system, sample_rate)
+    _check_target(Path(model_dir), force)
     frame, _ = read_background(manifest)
     frame = frame.assign(speaker=frame["speaker"].astype(str))
     train_speakers, dev_speakers = split_speakers(frame["speaker"].unique(), dev_share, random_state)

@@ -48,3 +48,35 @@ def test_train_with_a_cache_keeps_the_features_and_a_rerun_gives_the_same_models
     for variant in a["fusions"]:
         np.testing.assert_allclose(a["fusions"][variant].weights_, b["fusions"][variant].weights_, rtol=1e-6)
     capsys.readouterr()
+
+
+def test_retraining_is_refused_before_anything_changes(tmp_path, capsys):
+    """A directory with enrolled speakers is refused without --force, a rate the front end cannot use is refused
+    before the directory is touched, and an expert directory is never trained into."""
+    corpus = make_corpus(tmp_path / "corpus", n_speakers=2, n_utterances=2, enroll_per_speaker=1, n_background=10,
+                         n_background_utterances=2, duration_s=(2.0, 2.5), seed=3, show_progress=False)
+    models = tmp_path / "M"
+    train = ["train", "--manifest", str(corpus.background_csv), "--model-dir", str(models), "--systems", "gmm-ubm",
+             "--dev-share", "0.5", "--jobs", "1"]
+    assert main(train) == ExitStatus.OK
+    assert main(["enroll", "--manifest", str(corpus.enroll_csv), "--model-dir", str(models)]) == ExitStatus.OK
+    before = sorted(p.relative_to(models) for p in models.rglob("*"))
+    capsys.readouterr()
+    for extra, message in ((["--sample-rate", "22050"], "--sample-rate 22050"),
+                           ([], "2 speaker(s) are enrolled"),
+                           (["--force", "--sample-rate", "22050"], "--sample-rate 22050")):
+        assert main(train + extra) == ExitStatus.USAGE
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert sorted(p.relative_to(models) for p in models.rglob("*")) == before
+    assert main(train + ["--force"]) == ExitStatus.OK
+    assert main(["speakers", "--model-dir", str(models), "--json"]) == ExitStatus.OK
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"speakers": []}
+
+    expert = tmp_path / "E"
+    assert main(["train-ubm", "--manifest", str(corpus.background_csv), "--model-dir", str(expert), "--components",
+                 "4", "--iterations", "2", "--jobs", "1"]) == ExitStatus.OK
+    capsys.readouterr()
+    assert main(["train", "--manifest", str(corpus.background_csv), "--model-dir", str(expert)]) == ExitStatus.USAGE
+    assert "holds models of the expert commands (ubm.npz)" in capsys.readouterr().err
+    assert not (expert / "systems").exists()
