@@ -299,7 +299,7 @@ class SpeakerVerifier:
     def threshold(self) -> float:
         """The saved threshold, else the :attr:`score_scale`'s default (the backend's for raw scores, else
         :data:`~speakerid.backends._cohort.NORMALIZED_THRESHOLD`); saved for another scale: ConfigMismatchError."""
-        saved = self.store.threshold(self.backend_name, self.score_scale)[0]
+        saved = self.store.threshold(self.backend.threshold_key(), self.score_scale)[0]
         if saved is not None:
             return saved
         return float(self.backend.default_threshold) if self.score_scale == "none" else _cohort.NORMALIZED_THRESHOLD
@@ -308,14 +308,14 @@ class SpeakerVerifier:
     def threshold_source(self) -> str:
         """Where :attr:`threshold` comes from (``set-threshold far=0.01 on dev.csv ...``, saved, or the default and
         what it means)."""
-        value, how = self.store.threshold(self.backend_name, self.score_scale)
+        value, how = self.store.threshold(self.backend.threshold_key(), self.score_scale)
         meaning = self.backend.threshold_meaning if self.score_scale == "none" else _cohort.MEANING
         return how if value is not None else f"{how}, {meaning}"
 
     def set_threshold(self, value: float, *, how: dict | None = None) -> None:
         """Save a threshold for the :attr:`score_scale`, with ``how`` it was chosen (plain JSON, e.g.
         :meth:`speakerid.evaluation.operating_points.ThresholdChoice.as_dict`)."""
-        self.store.save_threshold(self.backend_name, _finite_threshold(value), self.score_scale, how)
+        self.store.save_threshold(self.backend.threshold_key(), _finite_threshold(value), self.score_scale, how)
 
     def set_cohort(self, manifest, max_speakers: int | None = DEFAULT_COHORT_SPEAKERS,
                    random_state: int = 0) -> Path:

@@ -62,6 +62,11 @@ class Backend:
         self.background_hash = None
         self.model = None          # the background model, once load_background has read it
 
+    def threshold_key(self) -> str:
+        """Under which name ``thresholds.json`` keeps this backend's saved threshold: its name, unless a scoring
+        parameter puts its scores on another scale (see :class:`~speakerid.backends.ivector.IVectorBackend`)."""
+        return self.name
+
     # ------------------------------------------------------------------ training
     @classmethod
     def train(cls, model_dir, manifest, *, feature_config=None, n_jobs=1, random_state=0, verbose=False,

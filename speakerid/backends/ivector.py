@@ -211,6 +211,12 @@ class IVectorBackend(Backend):
     model_class = "IVectorSystem"
     default_threshold = 0.0
 
+    def threshold_key(self) -> str:
+        """``ivector``, or ``ivector-plda`` / ``ivector-cosine`` when a scoring is asked for: PLDA and cosine scores
+        are on different scales, so each keeps its own saved threshold."""
+        scoring = self.params.get("scoring")
+        return self.name if scoring is None else f"{self.name}-{scoring}"
+
     def load_background(self, name, header, arrays):
         self.check_model_class(name, header, self.model_class)
         params = {**header.get("params", {}), **self.params}

@@ -49,6 +49,8 @@ def _set_threshold(args):
                              "threshold of the target prior (verify --p-target P); to store one system's threshold "
                              "give --system NAME")
     frame = read_score_table(args.scores, args.format, key=args.key)
+    if args.system is not None:
+        frame = _system_scores(args.scores, frame, args.system)
     if "target" not in frame.columns:
         raise ManifestError("the score file holds no labels: give the trial list with --key", args.scores)
     frame = frame[frame["score"].notna()]
@@ -62,3 +64,29 @@ def _set_threshold(args):
           f"FRR {100 * choice.frr:.2f} % over {choice.n_target} target and {choice.n_nontarget} non-target trials) "
           f"stored for the {verifier.backend_name} backend in {verifier.model_dir}")
     return ExitStatus.OK
+
+
+def _system_scores(path, frame, system: str):
+    """The ``score_<input>`` column of a fused directory's score file for ``--system`` (its ``score`` column is
+    the fused LLR); a file without per-system columns (``score --system NAME``, another format) as it is."""
+    import pandas as pd
+
+    from speakerid.exceptions import ManifestError
+    from speakerid.scoring.fused import SYSTEMS
+
+    try:
+        columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except (ValueError, OSError, UnicodeDecodeError):  # not a CSV: one score per trial, the system's own
+        return frame
+    per_system = [c for c in columns if c.startswith("score_")]
+    if not per_system:
+        return frame
+    name = SYSTEMS[system][1][0][0] if system in SYSTEMS else system   # a system's first input, as --system does
+    column = f"score_{name}"
+    if column not in per_system:
+        raise ManifestError(f"no {column} column for --system {system} (the file has {', '.join(per_system)})",
+                            path)
+    values = pd.to_numeric(pd.read_csv(path, usecols=[column])[column], errors="coerce").to_numpy(float)
+    if len(values) != len(frame):
+        raise ManifestError(f"{column} has {len(values)} rows, the scores {len(frame)}", path)
+    return frame.assign(score=values)

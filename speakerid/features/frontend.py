@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speakerid._utils.blas import one_blas_thread
 from speakerid.exceptions import AudioError, ParameterError
 from speakerid.features.config import FEATURE_NAMES, FeatureConfig
 from speakerid.features.denoise import denoise_power
@@ -124,7 +125,8 @@ def extract(signal, config: FeatureConfig | None = None, *, dc_removed: bool = F
     config = FeatureConfig() if config is None else config
     _check_config(config)
     signal = _check_signal(signal, config)
-    return _extract(signal, config, dc_removed)
+    with one_blas_thread():     # the same features in this process and on any worker (see speakerid._utils.blas)
+        return _extract(signal, config, dc_removed)
 
 
 def extract_file(path, config: FeatureConfig | None = None) -> np.ndarray:

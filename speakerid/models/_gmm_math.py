@@ -15,15 +15,13 @@ chunk, accumulated in float64.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import sys
 import threading
 
 import numpy as np
 from joblib import Parallel, delayed
-from threadpoolctl import ThreadpoolController
 
+from speakerid._utils.blas import one_blas_thread
 from speakerid.exceptions import ParameterError
 
 __all__ = ["as_frames", "chunk_rows", "Workspace", "map_chunks", "add_stats", "augment",
@@ -112,8 +110,9 @@ def map_chunks(func, n: int, rows: int, n_jobs: int, reduce=None):
     n_jobs = min(n_jobs, len(bounds))
     if n_jobs <= 1:
         ws = Workspace()
-        for i, (a, b) in enumerate(bounds):
-            deliver(i, func(a, b, ws))
+        with one_blas_thread():       # the same sums as on threads or workers (see speakerid._utils.blas)
+            for i, (a, b) in enumerate(bounds):
+                deliver(i, func(a, b, ws))
     else:
         todo = itertools.count()      # next() on a count is atomic under the GIL
 
@@ -122,7 +121,7 @@ def map_chunks(func, n: int, rows: int, n_jobs: int, reduce=None):
             while (i := next(todo)) < len(bounds):
                 deliver(i, func(*bounds[i], ws))
 
-        with _single_threaded_blas():
+        with one_blas_thread():
             Parallel(n_jobs=n_jobs, backend="threading")(delayed(worker)() for _ in range(n_jobs))
     if reduce is not None:
         return state["acc"]
@@ -133,40 +132,6 @@ def add_stats(acc: tuple, item: tuple) -> tuple:
     """``reduce`` for :func:`em_stats_chunk` results: adds log-likelihood sums and statistics (in place)."""
     np.add(acc[1], item[1], out=acc[1])
     return acc[0] + item[0], acc[1]
-
-
-_BLAS_LOCK = threading.Lock()
-_blas_state = {"depth": 0, "limiter": None, "controller": None, "modules": -1}
-
-
-def _blas_controller() -> ThreadpoolController:
-    """One :class:`threadpoolctl.ThreadpoolController` (finding the BLAS libraries scans every loaded shared
-    library: 3 ms a call in a process with scipy loaded, paid by every chunked pass before it was kept), found
-    again only when modules were imported since (they may have loaded another BLAS). Call with ``_BLAS_LOCK``."""
-    if _blas_state["controller"] is None or _blas_state["modules"] != len(sys.modules):
-        _blas_state["controller"], _blas_state["modules"] = ThreadpoolController(), len(sys.modules)
-    return _blas_state["controller"]
-
-
-@contextlib.contextmanager
-def _single_threaded_blas():
-    """Cap BLAS at one thread; safe when several threads (a web server's) score at once.
-
-    The limit changes a process-wide setting: overlapping uses from different threads could restore
-    it out of order, so the first entrant sets the cap and the last one out restores the original.
-    """
-    with _BLAS_LOCK:
-        if _blas_state["depth"] == 0:
-            _blas_state["limiter"] = _blas_controller().limit(limits=1, user_api="blas")
-        _blas_state["depth"] += 1
-    try:
-        yield
-    finally:
-        with _BLAS_LOCK:
-            _blas_state["depth"] -= 1
-            if _blas_state["depth"] == 0:
-                _blas_state["limiter"].restore_original_limits()
-                _blas_state["limiter"] = None
 
 
 def augment(X: np.ndarray, center: np.ndarray, ws: Workspace, quad: bool = True) -> np.ndarray:

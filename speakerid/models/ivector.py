@@ -31,6 +31,7 @@ import time
 import numpy as np
 import scipy.linalg
 
+from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.estimator import BaseEstimator
 from speakerid._utils.validation import check_is_fitted, resolve_jobs
 from speakerid.exceptions import ParameterError
@@ -67,7 +68,7 @@ def _posterior(L, rhs):
     of the work of an LU inverse). These are R x R problems: BLAS runs single-threaded, because a
     multi-threaded BLAS on many small matrices mostly waits for its threads.
     """
-    with gm._single_threaded_blas():
+    with one_blas_thread():
         chol = np.linalg.cholesky(L)                        # lower G, L = G G'; its upper triangle is zero
         log_det = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
         w = np.empty(rhs.shape)
@@ -406,7 +407,7 @@ class TotalVariability(BaseEstimator):
         Fw = self._whiten(F)
         out = []
         for b in self._batches(len(N)):
-            with gm._single_threaded_blas():   # R x R factorisations: BLAS threads only add contention
+            with one_blas_thread():   # R x R factorisations: BLAS threads only add contention
                 chol = np.linalg.cholesky(self._precision(N[b]))
                 out.append(np.stack([scipy.linalg.cho_solve((c, True), y) for c, y in
                                      zip(chol, Fw[b] @ self._Tw)]))

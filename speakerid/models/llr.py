@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.validation import check_is_fitted, resolve_jobs
 from speakerid.exceptions import ParameterError
 from speakerid.models import _gmm_math as gm
@@ -51,7 +52,7 @@ def ubm_alignment(ubm: DiagGMM, X, top_c=None) -> UBMAlignment:
     def chunk(a, b, ws):
         return gm.align_chunk(X[a:b], c32, pt, c, ws)
 
-    with gm._single_threaded_blas():   # small GEMMs: BLAS threads cost more than they give (and vary rounding)
+    with one_blas_thread():   # small GEMMs: BLAS threads cost more than they give (and vary rounding)
         chunks = gm.map_chunks(chunk, len(X), ubm._rows(), resolve_jobs(ubm.n_jobs))
     return UBMAlignment(chunks, c, len(X), center, k)
 
@@ -90,7 +91,7 @@ def aligned_llr(alignment: UBMAlignment, delta_kws: np.ndarray) -> np.ndarray:
         return np.zeros(0)
     c = alignment.top_c
     gather = c is not None and (k > _GATHER_RATIO * c or delta_kws.shape[2] >= _GROUP_MIN_SPEAKERS)
-    with gm._single_threaded_blas():
+    with one_blas_thread():
         total = sum(gm.llr_aligned_chunk(chunk, delta_kws, gather) for chunk in alignment.chunks)
     return total / alignment.n_frames
 

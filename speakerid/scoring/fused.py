@@ -360,7 +360,8 @@ def open_verifier(model_dir, *, system=None, backend=None, p_target=None, **kwar
         fused = FusedVerifier(model_dir, p_target=p_target, n_jobs=kwargs.get("n_jobs", 1),
                               cache_dir=kwargs.get("cache_dir"))
         if system is None:
-            extra = sorted(k for k, v in kwargs.items()
+            options = {"norm": "--norm", "backend_params": "--exact", "cohort": "--cohort", "cohort_top": "--cohort-top"}
+            extra = sorted(options.get(k, k) for k, v in kwargs.items()
                            if k not in ("n_jobs", "cache_dir") and v not in (None, "auto"))
             if extra:
                 raise ParameterError(f"{', '.join(extra)} apply to one system of the fused directory {model_dir}: "

@@ -204,3 +204,24 @@ def test_set_threshold_on_a_fused_directory_needs_a_system(fused, tmp_path):
     assert one.threshold_source.startswith("set-threshold eer") and -0.5 <= one.threshold <= 1.5
     # the fused decision is unchanged: still the Bayes threshold
     assert FusedVerifier(model_dir).threshold == 0.0
+
+
+def test_set_threshold_of_one_system_reads_its_own_column_and_keeps_its_own_key(fused, tmp_path):
+    """A fused score file's 'score' is the fused LLR: --system NAME takes score_NAME, and PLDA and cosine (one
+    i-vector folder, two scales) keep separate thresholds."""
+    model_dir, *_ = fused
+    scores = tmp_path / "fused-scores.csv"
+    pd.DataFrame({"speaker": ["a", "b", "a", "b"], "path": ["1.wav", "1.wav", "2.wav", "2.wav"],
+                  "target": [1, 0, 0, 1], "score": [109.0, 100.0, 101.0, 108.0],
+                  "score_gmm-ubm": [0.9, -0.9, -0.7, 0.8], "score_ivector-cosine": [0.6, 0.1, 0.2, 0.7],
+                  "score_ivector-plda": [30.0, -30.0, -20.0, 25.0]}).to_csv(scores, index=False)
+    base = ["set-threshold", "--model-dir", str(model_dir), "--scores", str(scores)]
+    assert main(base + ["--system", "ivector-plda"]) == ExitStatus.OK
+    assert main(base + ["--system", "ivector-cosine"]) == ExitStatus.OK
+    plda, cosine = open_verifier(model_dir, system="ivector-plda"), open_verifier(model_dir, system="ivector-cosine")
+    assert -20.0 <= plda.threshold <= 25.0 and 0.2 <= cosine.threshold <= 0.6      # from their own columns
+    assert main(base + ["--system", "gmm-ubm"]) == ExitStatus.OK
+    assert -0.7 <= open_verifier(model_dir, system="gmm-ubm").threshold <= 0.8
+    assert open_verifier(model_dir, system="ivector-plda").threshold == plda.threshold
+    pd.read_csv(scores).drop(columns=["score_gmm-ubm"]).to_csv(scores, index=False)
+    assert main(base + ["--system", "gmm-ubm"]) == ExitStatus.MANIFEST
