@@ -46,7 +46,7 @@ def _serve(args):
     if args.threads < 1:
         raise ParameterError(f"--threads must be >= 1, got {args.threads}")
     if not Path(args.model_dir).is_dir():
-        raise ParameterError(f"{args.model_dir}: no such model directory (make one with 'speakerid train-ubm')")
+        raise ParameterError(f"{args.model_dir}: no such model directory (make one with 'speakerid train')")
     try:
         import flask  # noqa: F401
     except ModuleNotFoundError:
@@ -56,7 +56,12 @@ def _serve(args):
     app = create_app(args.model_dir, backend=args.backend, max_upload_mb=args.max_upload_mb)
     import logging
 
-    app.logger.setLevel(logging.INFO)      # one line per request on stderr (speakerid.web.security._log)
+    from flask.logging import default_handler
+
+    app.logger.setLevel(logging.INFO)      # one line per request on stderr (speakerid.web.security._log),
+    if default_handler not in app.logger.handlers:       # printed by Flask's own handler only: waitress
+        app.logger.addHandler(default_handler)            # configures a root handler that would print it again
+    app.logger.propagate = False
     if not is_loopback(args.host):
         print(f"speakerid: warning: listening on {args.host}, reachable from other machines; the page has no "
               "login and anyone who can reach it can enroll and remove voices", file=sys.stderr)

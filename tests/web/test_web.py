@@ -356,6 +356,8 @@ def test_serve_starts_waitress_on_loopback(fake_waitress, enrolled_dir, capsys):
     ((app, kwargs),) = fake_waitress
     assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8123
     assert app.config["MAX_CONTENT_LENGTH"] == 5_000_000
+    # one line per request: Flask's handler prints it, the root logger (waitress configures one) does not again
+    assert app.logger.handlers and app.logger.propagate is False
 
 
 def test_serve_warns_on_a_public_address(fake_waitress, enrolled_dir, capsys):
