@@ -323,7 +323,9 @@ class FusedVerifier:
         start = time.perf_counter()
         strict = options.pop("strict", False)
         if options.get("out_format", "csv") != "csv":
-            raise ParameterError("a fused system writes CSV scores (convert with 'speakerid convert-scores')")
+            raise ParameterError("the fused LLRs are written as CSV (--out-format csv); --system NAME writes one "
+                                 "system's scores in the other formats")
+        Path(out).resolve().parent.mkdir(parents=True, exist_ok=True)      # as score_trials does for its own file
         with tempfile.TemporaryDirectory(prefix="fused-", dir=Path(out).resolve().parent) as tmp:
             results = []
             for name in self.inputs:

@@ -225,3 +225,12 @@ def test_set_threshold_of_one_system_reads_its_own_column_and_keeps_its_own_key(
     assert open_verifier(model_dir, system="ivector-plda").threshold == plda.threshold
     pd.read_csv(scores).drop(columns=["score_gmm-ubm"]).to_csv(scores, index=False)
     assert main(base + ["--system", "gmm-ubm"]) == ExitStatus.MANIFEST
+
+
+def test_score_into_a_new_folder_and_only_as_csv(fused, tmp_path):
+    model_dir, corpus, *_ = fused
+    out = tmp_path / "new" / "deeper" / "scores.csv"
+    FusedVerifier(model_dir).score_trials(corpus.trials_csv, out)
+    assert pd.read_csv(out)["score"].notna().all()
+    with pytest.raises(ParameterError, match="--system NAME writes one system's scores"):
+        FusedVerifier(model_dir).score_trials(corpus.trials_csv, tmp_path / "s.txt", out_format="kaldi")
