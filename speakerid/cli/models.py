@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from speakerid._utils.progress import report_stages, stage_lines
 from speakerid.cli._common import (
     ExitStatus,
@@ -15,6 +17,7 @@ from speakerid.cli._common import (
     seed_value,
     show_warnings,
 )
+from speakerid.exceptions import ParameterError
 
 
 def register(sub) -> None:
@@ -113,6 +116,9 @@ def _verifier(args, **kwargs):
     from speakerid.scoring.fused import open_verifier  # on use: --help needs none of the scoring code
 
     show_warnings()
+    if not os.path.isdir(args.model_dir):      # one message for every command, before any model file is looked for
+        raise ParameterError(f"{args.model_dir}: no such model directory (make one with 'speakerid train', or "
+                             "the expert commands' 'speakerid train-ubm')")
     params = {"top_c": 0} if getattr(args, "exact", False) else None
     norm = {"norm": args.norm, "cohort": args.cohort} if hasattr(args, "norm") else {}
     return open_verifier(args.model_dir, system=getattr(args, "system", None), backend=getattr(args, "backend", None),

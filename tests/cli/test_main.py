@@ -69,9 +69,17 @@ def test_train_enroll_verify_identify_speakers_remove(capsys, synth_corpus, tmp_
     (["enroll", "--model-dir", "{tmp}/m", "--speaker", "x", "{wav}"], ExitStatus.NOT_FITTED, "train-ubm"),
     (["enroll", "--model-dir", "{tmp}/m", "--speaker", "../evil", "{wav}"], ExitStatus.USAGE, "../evil"),
     (["enroll", "--model-dir", "{tmp}/m"], ExitStatus.USAGE, "nothing to enroll"),
+    # a model directory that does not exist: one message whatever the command (it was four different ones)
+    (["enroll", "--model-dir", "{tmp}/typo", "--speaker", "x", "{wav}"], ExitStatus.USAGE, "no such model directory"),
+    (["verify", "--model-dir", "{tmp}/typo", "--speaker", "x", "{wav}"], ExitStatus.USAGE, "no such model directory"),
+    (["identify", "--model-dir", "{tmp}/typo", "{wav}"], ExitStatus.USAGE, "no such model directory"),
+    (["speakers", "--model-dir", "{tmp}/typo"], ExitStatus.USAGE, "no such model directory"),
+    (["score", "--model-dir", "{tmp}/typo", "--trials", "{wav}", "--out", "{tmp}/s.csv"], ExitStatus.USAGE,
+     "no such model directory"),
 ])
 def test_errors_are_one_line_with_exit_codes(capsys, tmp_path, synth_corpus, argv, status, needle):
     wav = read_manifest(synth_corpus.enroll_csv).iloc[0]["path"]
+    (tmp_path / "m").mkdir()                      # a new, empty model directory
     argv = [a.format(tmp=tmp_path, wav=wav) for a in argv]
     got, out, err = _run(capsys, *argv)
     assert got == status, err
