@@ -112,11 +112,13 @@ def _add_fused(p) -> None:
                    help="exit 0 on ACCEPT (a match) and 10 on REJECT (no match), for shell scripts")
 
 
-def _verifier(args, **kwargs):
+def _verifier(args, must_exist: bool = True, **kwargs):
     from speakerid.scoring.fused import open_verifier  # on use: --help needs none of the scoring code
 
     show_warnings()
-    if not os.path.isdir(args.model_dir):      # one message for every command, before any model file is looked for
+    # one message for every command, before any model file is looked for (enroll may make the directory: the
+    # per-speaker GMM backend needs no background model)
+    if must_exist and not os.path.isdir(args.model_dir):
         raise ParameterError(f"{args.model_dir}: no such model directory (make one with 'speakerid train', or "
                              "the expert commands' 'speakerid train-ubm')")
     params = {"top_c": 0} if getattr(args, "exact", False) else None
@@ -156,7 +158,7 @@ def _train_ubm(args):
 def _enroll(args):
     from speakerid.exceptions import ParameterError
 
-    verifier = _verifier(args, scheduler=args.scheduler, cache_dir=args.cache)
+    verifier = _verifier(args, must_exist=False, scheduler=args.scheduler, cache_dir=args.cache)
     if (args.manifest or args.data_dir) and (args.speaker or args.files) or (args.manifest and args.data_dir):
         raise ParameterError("give one of --manifest, --data-dir, or --speaker with FILE arguments")
     if not (args.manifest or args.data_dir or (args.speaker and args.files)):

