@@ -165,7 +165,12 @@ def _fused_step(corpus, model_dir, target_row, impostor, n_components, random_st
     verifier = FusedVerifier(model_dir)
     verifier.enroll_manifest(corpus.enroll_csv)
     claims = [verifier.verify(s, target_row["path"]) for s in (target_row["speaker"], impostor)]
-    for claim in claims:
-        _say(out, f"      {Path(target_row['path']).name} claims {claim['speaker']}: {claim['decision']}ed, LLR "
-                  f"{claim['llr']:+.2f}, P(same speaker) = {claim['posterior']:.2f} at prior {claim['p_target']:g}")
+    for claim, genuine in zip(claims, (True, False)):
+        right = (claim["decision"] == "accept") == genuine
+        verdict = "right" if right else f"wrong: a false {'reject' if genuine else 'accept'}"
+        _say(out, f"      {Path(target_row['path']).name} claims {claim['speaker']}: {claim['decision']}ed ({verdict}), "
+                  f"LLR {claim['llr']:+.2f}, P(same speaker) = {claim['posterior']:.2f} at prior "
+                  f"{claim['p_target']:g}")
+    _say(out, f"      (small models from {n_background} synthetic background speakers: real use trains on hundreds, "
+              "see the README's figures on real speech)")
     return {"train": result, "claims": claims}
