@@ -189,6 +189,7 @@ def test_train_ivector_errors_are_one_line(synth_corpus, ivector_dir, tmp_path, 
     status, _, err = _cli(capsys, "train-ivector", "--manifest", bg, "--model-dir", ivector_dir, "--lda-dim", "50",
                           "--rank", "4")
     assert status == ExitStatus.USAGE and "lda_dim" in err
+    (tmp_path / "nothing").mkdir()          # an empty model directory (a missing one is a usage error)
     status, _, err = _cli(capsys, "verify", "--model-dir", tmp_path / "nothing", "--backend", "ivector",
                           "--speaker", "a", synth_corpus.folder / pd.read_csv(synth_corpus.trials_csv)["path"][0])
     assert status == ExitStatus.NOT_FITTED and "train-ivector" in err
