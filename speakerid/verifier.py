@@ -15,7 +15,7 @@ import numpy as np
 from speakerid._utils.parallel import TaskRunner
 from speakerid._utils.progress import progress
 from speakerid.backends import _cohort
-from speakerid.backends._enrollment import adapt_batch, adapt_speaker
+from speakerid.backends._enrollment import adapt_batch, adapt_speaker, on_workers
 from speakerid.backends._training import DEFAULT_COHORT_SPEAKERS, record_cohort
 from speakerid.backends.base import get_backend
 from speakerid.data.augment import check_n_augment
@@ -210,7 +210,7 @@ class SpeakerVerifier:
         if n_augment is None:
             n_augment = int((self._background_header.get("augment") or {}).get("copies", 0))
         background = self._background_header.get("background_speakers", [])
-        if len(jobs) > 1 and (self.n_jobs != 1 or self.scheduler is not None):   # speakers on workers
+        if on_workers(jobs, self.n_jobs, self.scheduler):   # speakers on workers when it pays
             shared = (str(self.model_dir), self.backend_name, self.backend.params, self.feature_config, n_augment,
                       background, self.cache_dir)
             with TaskRunner(self.n_jobs, self.scheduler, batches_per_worker=1) as runner:

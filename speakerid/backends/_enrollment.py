@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zlib
 
+from speakerid._utils.validation import resolve_jobs
 from speakerid.backends._training import warn_overlap
 from speakerid.backends.base import get_backend
 from speakerid.data.augment import augment_header
@@ -20,7 +21,12 @@ from speakerid.features.feature_store import extract_to_store, read_entry
 from speakerid.features.pipeline import many_features
 from speakerid.store import ModelStore
 
-__all__ = ["adapt_speaker", "adapt_batch"]
+__all__ = ["adapt_speaker", "adapt_batch", "on_workers"]
+
+#: Local worker processes pay for themselves from about this many enrollment files each: starting them (and loading
+#: the background model in each) costs ~0.7 s, a file ~20 ms (shared background, 2 cores: 10 files 0.79 s serial
+#: against 1.50 s on 2 workers, 30 files 1.17 s against 1.85 s).
+MIN_FILES_PER_WORKER = 32
 
 #: Per worker process: the loaded backend of each (model directory, backend, parameters, background files' mtimes).
 _BACKENDS: dict = {}
@@ -70,6 +76,18 @@ def _worker_backend(model_dir, name, params):
         _BACKENDS.clear()              # one directory at a time per worker
         _BACKENDS[key] = backend
     return _BACKENDS[key]
+
+
+def on_workers(jobs: list, n_jobs, scheduler) -> bool:
+    """Whether ``enroll_manifest`` hands its ``(speaker, files, names)`` jobs to workers: always on a Dask
+    ``scheduler``; locally when there are several speakers and at least :data:`MIN_FILES_PER_WORKER` files per
+    worker (the models are the same either way)."""
+    if len(jobs) < 2:
+        return False
+    if scheduler is not None:
+        return True
+    workers = resolve_jobs(n_jobs)
+    return workers > 1 and sum(len(files) for _, files, _ in jobs) >= MIN_FILES_PER_WORKER * workers
 
 
 def adapt_batch(shared, batch) -> list:

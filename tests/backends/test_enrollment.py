@@ -22,8 +22,12 @@ def _models(model_dir):
 
 
 @pytest.mark.parametrize("how", [{"n_jobs": 2}, {"n_jobs": 2, "scheduler": "local"}, {"cache": True}])
-def test_speakers_on_workers_get_the_serial_models(synth_corpus, ubm_dir, tmp_path, how):
+def test_speakers_on_workers_get_the_serial_models(synth_corpus, ubm_dir, tmp_path, how, monkeypatch):
     import shutil
+
+    from speakerid.backends import _enrollment
+
+    monkeypatch.setattr(_enrollment, "MIN_FILES_PER_WORKER", 1)   # this small corpus on workers all the same
 
     serial_dir, other_dir = tmp_path / "serial", tmp_path / "other"
     shutil.copytree(ubm_dir / "base", serial_dir)
@@ -49,3 +53,14 @@ def test_speakers_on_workers_get_the_serial_models(synth_corpus, ubm_dir, tmp_pa
         SpeakerVerifier(again_dir, cache_dir=tmp_path / "store").enroll_manifest(synth_corpus.enroll_csv)
         for speaker, (_, arrays) in _models(again_dir).items():
             np.testing.assert_array_equal(arrays["means"], a[speaker][1]["means"])
+
+
+def test_workers_only_when_they_pay_for_themselves():
+    from speakerid.backends._enrollment import MIN_FILES_PER_WORKER, on_workers
+
+    few = [(f"s{i}", ["a.wav"] * 3, None) for i in range(10)]                      # 30 files
+    many = [(f"s{i}", ["a.wav"] * 3, None) for i in range(MIN_FILES_PER_WORKER)]  # 3 x 32 files
+    assert not on_workers(few, 2, None) and on_workers(many, 2, None)
+    assert not on_workers(many, 1, None)                   # one worker: in this process
+    assert on_workers(few, 2, "local")                      # a Dask scheduler asked for: always
+    assert not on_workers(few[:1], 2, "local")              # one speaker: nothing to spread
