@@ -170,61 +170,39 @@ def run_command(args: list[str], log) -> tuple[float, float]:
     return seconds, peak if peak is not None else usage.ru_maxrss / 1024.0
 
 
-def ours(shared: Path, protocols, n_components: int, jobs: int, work: Path, log) -> dict:
+def ours(shared: Path, protocols, n_components: int | None, jobs: int, work: Path, log) -> dict:
+    """What a user types: ``train-ubm --components K`` (or, with ``n_components`` None, the fused default
+    ``speakerid train``), then ``enroll`` and ``score`` per protocol; each expert-path protocol is also scored with
+    ``--norm none`` (not in the total) for the normalisation's cost."""
     proto_dir = shared / "protocols"
     times, rss, eers, raw = {}, {}, {}, {}
-    base = work / f"models-k{n_components}"
+    tag = "default" if n_components is None else f"k{n_components}"
+    train = (["train", "--jobs", str(jobs)] if n_components is None
+             else ["train-ubm", "--components", str(n_components)])
+    base = work / f"models-{tag}"
     shutil.rmtree(base, ignore_errors=True)
-    times["train-ubm"], rss["train-ubm"] = run_command(
-        ["train-ubm", "--manifest", str(proto_dir / "librispeech-background.csv"), "--model-dir", str(base),
-         "--components", str(n_components)], log)
+    times[train[0]], rss[train[0]] = run_command(
+        train + ["--manifest", str(proto_dir / "librispeech-background.csv"), "--model-dir", str(base)], log)
     for name in protocols:
-        model_dir = work / f"models-k{n_components}-{name}"
+        model_dir = work / f"models-{tag}-{name}"
         shutil.rmtree(model_dir, ignore_errors=True)
         shutil.copytree(base, model_dir)
         key = f"enroll {name}"
         times[key], rss[key] = run_command(["enroll", "--manifest", str(proto_dir / f"{name}-enroll.csv"),
                                             "--model-dir", str(model_dir)], log)
-        out = work / f"scores-k{n_components}-{name}.csv"
+        out = work / f"scores-{tag}-{name}.csv"
+        score = ["score", "--model-dir", str(model_dir), "--trials", str(proto_dir / f"{name}-trials.csv"),
+                 "--jobs", str(jobs)]
         key = f"score {name}"
-        times[key], rss[key] = run_command(["score", "--model-dir", str(model_dir), "--trials",
-                                            str(proto_dir / f"{name}-trials.csv"), "--out", str(out), "--jobs",
-                                            str(jobs)], log)
+        times[key], rss[key] = run_command(score + ["--out", str(out)], log)
         scores = pd.read_csv(out)
         eers[name] = _eer(scores["score"].to_numpy(float), scores["target"].to_numpy())
-        # the same trials scored raw (not in the total): what the default normalisation costs
-        raw[name], _ = run_command(["score", "--model-dir", str(model_dir), "--trials",
-                                    str(proto_dir / f"{name}-trials.csv"), "--out", str(out.with_suffix(".raw.csv")),
-                                    "--jobs", str(jobs), "--norm", "none"], log)
-    norm_cost = sum(times[f"score {n}"] for n in protocols) / sum(raw.values())
-    return {"seconds": times, "peak_rss_mb": rss, "total_s": sum(times.values()), "eer": eers,
-            "raw_score_s": raw, "norm_cost_ratio": norm_cost}
-
-
-def ours_default(shared: Path, protocols, jobs: int, work: Path, log) -> dict:
-    """The default path a new user types: ``speakerid train``, then ``enroll`` and ``score`` per protocol."""
-    proto_dir = shared / "protocols"
-    times, rss, eers = {}, {}, {}
-    base = work / "models-default"
-    shutil.rmtree(base, ignore_errors=True)
-    times["train"], rss["train"] = run_command(
-        ["train", "--manifest", str(proto_dir / "librispeech-background.csv"), "--model-dir", str(base),
-         "--jobs", str(jobs)], log)
-    for name in protocols:
-        model_dir = work / f"models-default-{name}"
-        shutil.rmtree(model_dir, ignore_errors=True)
-        shutil.copytree(base, model_dir)
-        key = f"enroll {name}"
-        times[key], rss[key] = run_command(["enroll", "--manifest", str(proto_dir / f"{name}-enroll.csv"),
-                                            "--model-dir", str(model_dir)], log)
-        out = work / f"scores-default-{name}.csv"
-        key = f"score {name}"
-        times[key], rss[key] = run_command(["score", "--model-dir", str(model_dir), "--trials",
-                                            str(proto_dir / f"{name}-trials.csv"), "--out", str(out), "--jobs",
-                                            str(jobs)], log)
-        scores = pd.read_csv(out)
-        eers[name] = _eer(scores["score"].to_numpy(float), scores["target"].to_numpy())
-    return {"seconds": times, "peak_rss_mb": rss, "total_s": sum(times.values()), "eer": eers}
+        if n_components is not None:   # the same trials scored raw: what the default normalisation costs
+            raw[name], _ = run_command(score + ["--out", str(out.with_suffix(".raw.csv")), "--norm", "none"], log)
+    result = {"seconds": times, "peak_rss_mb": rss, "total_s": sum(times.values()), "eer": eers}
+    if raw:
+        result.update(raw_score_s=raw, norm_cost_ratio=sum(times[f"score {n}"] for n in protocols) / sum(raw.values()))
+    return result
 
 
 def main(argv=None) -> int:
@@ -243,8 +221,7 @@ def main(argv=None) -> int:
     results = {}
     with open(work / "commands.log", "w") as log:
         for k in args.components:
-            mine = (ours_default(args.shared, args.protocols, args.jobs, work, log) if args.default
-                    else ours(args.shared, args.protocols, k, args.jobs, work, log))
+            mine = ours(args.shared, args.protocols, None if args.default else k, args.jobs, work, log)
             ref = recipe(args.shared, args.protocols, k)
             results[k] = {"speakerid": mine, "recipe": ref, "ratio": ref["total_s"] / mine["total_s"]}
             what = "speakerid train (fused)" if args.default else "speakerid default"
