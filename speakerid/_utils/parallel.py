@@ -11,10 +11,12 @@ always come back in the order of the tasks, whatever ran them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
 
+from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.validation import resolve_jobs
 from speakerid.exceptions import ParameterError
 
@@ -129,9 +131,8 @@ class TaskRunner:
         elif self.n_jobs > 1 and self.threads:
             from concurrent.futures import ThreadPoolExecutor
 
-            from threadpoolctl import threadpool_limits
-
-            self._blas_limit = threadpool_limits(1, user_api="blas")   # the workers' own limits then nest
+            self._blas_limit = contextlib.ExitStack()      # set here, in the thread that starts the workers: their
+            self._blas_limit.enter_context(one_blas_thread())   # own caps then nest (see speakerid._utils.blas)
             self._executor = ThreadPoolExecutor(self.n_jobs, thread_name_prefix="speakerid-work")
         elif self.n_jobs > 1:
             from joblib.executor import get_memmapping_executor
@@ -166,7 +167,7 @@ class TaskRunner:
         if self.threads and self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         if self._blas_limit is not None:
-            self._blas_limit.restore_original_limits()
+            self._blas_limit.close()
             self._blas_limit = None
         self._executor = None  # (processes) reusable: left running for the next job; idle workers exit after 300 s
         if self._client is not None and self._own_client:

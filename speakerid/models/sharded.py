@@ -31,6 +31,7 @@ import threading
 
 import numpy as np
 
+from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.parallel import imap_ordered
 from speakerid._utils.validation import check_random_state
 from speakerid.exceptions import ParameterError
@@ -48,12 +49,6 @@ DEFAULT_SHARD_FRAMES = 50_000
 #: Shards in flight per worker: enough to keep workers busy between the driver's reductions.
 _WINDOW_PER_WORKER = 4
 _LOCAL = threading.local()
-
-
-def _one_blas_thread():
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
 
 
 def _workspace() -> gm.Workspace:
@@ -89,7 +84,7 @@ def shard_em_stats(X, center32, pt, rows: int, ws: gm.Workspace | None = None) -
 def _moments_task(subsample, batch) -> list:
     """Worker: per shard ``(n, sums, squares, lows, highs, [(n_i, distinct_i)...], picked rows)``."""
     out = []
-    with _one_blas_thread():
+    with one_blas_thread():
         for shard in batch:
             counts, picked = [], []
             sums = squares = lows = highs = None
@@ -109,7 +104,7 @@ def _em_task(shared, batch) -> list:
     """Worker: per shard ``(log-likelihood sum, statistics)`` under the parameters in ``shared``."""
     pt, center32, subsample, rows = shared
     ws = _workspace()
-    with _one_blas_thread():
+    with one_blas_thread():
         return [shard_em_stats(_frames(shard, subsample, ws), center32, pt, rows, ws) for shard in batch]
 
 
@@ -119,7 +114,7 @@ def _collapse_task(shared, batch) -> list:
 
     (weights, means, variances), floored, subsample = shared
     gmm = DiagGMM.from_params(weights, means, variances, n_jobs=1)
-    with _one_blas_thread():
+    with one_blas_thread():
         return [[bool(np.isin(gmm.predict(read_entry(p, subsample)), floored).mean() > 0.5) for p in shard]
                 for shard in batch]
 

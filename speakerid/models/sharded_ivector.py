@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.files import atomic_write
 from speakerid.exceptions import ParameterError
 from speakerid.features.feature_store import make_shards, read_entry
@@ -33,7 +34,7 @@ from speakerid.models.clipvec import segment_frames
 from speakerid.models.gmm import DiagGMM
 from speakerid.models.ivector import TotalVariability, baum_welch_stats
 from speakerid.models.ivector_system import IVectorSystem
-from speakerid.models.sharded import DEFAULT_SHARD_FRAMES, _one_blas_thread, ordered_reduce
+from speakerid.models.sharded import DEFAULT_SHARD_FRAMES, ordered_reduce
 
 __all__ = ["fit_ivector_sharded"]
 
@@ -63,7 +64,7 @@ def _bw_task(shared, batch) -> list:
     ubm_arrays, top_c, segment_length, folder = shared
     ubm = DiagGMM.from_params(*ubm_arrays, n_jobs=1)
     out = []
-    with _one_blas_thread():
+    with one_blas_thread():
         for shard in batch:
             path = _stats_path(folder, ubm_arrays, segment_length, top_c, shard)
             segments, owner = [], []
@@ -95,7 +96,7 @@ def _tv(shared) -> TotalVariability:
 def _tv_em_task(shared, batch) -> list:
     """Worker: per shard ``(log-likelihood, A (K, R, R), C (K*D, R), sum E[ww'])`` under the current T."""
     tv = _tv(shared)
-    with _one_blas_thread():
+    with one_blas_thread():
         out = []
         for path in batch:
             N, F, _ = _load_stats(path)
@@ -106,7 +107,7 @@ def _tv_em_task(shared, batch) -> list:
 def _ivector_task(shared, batch) -> list:
     """Worker: per shard, the raw i-vectors (n_segments, R) of its segments."""
     tv = _tv(shared)
-    with _one_blas_thread():
+    with one_blas_thread():
         return [tv.transform(*_load_stats(path)[:2]) for path in batch]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.progress import progress
 from speakerid.data.embedding_io import EmbeddingWriter, embedding_format
 from speakerid.exceptions import AudioError, NotFittedError, ParameterError, SpeakerIDError
@@ -72,12 +73,11 @@ def utterances_of(manifest=None, data_dir=None, *, allow_commands: bool = False)
 
 def embed_tasks(spec: WorkerSpec, tasks: list) -> list:
     """Worker side: ``(vector, None)`` or ``(None, reason)`` per ``(source, allow_commands)`` task."""
-    from threadpoolctl import threadpool_limits
 
     verifier, cache, _ = worker_state(spec)
     verifier.missing_background()
     out = []
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         for source, allow_commands in tasks:
             try:
                 frames = source_frames(verifier, cache, source, allow_commands)

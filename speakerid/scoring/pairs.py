@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.lazy import lazy_import
 from speakerid._utils.progress import progress
 from speakerid.data.pair_trials import PairList, open_pairs
@@ -83,13 +84,12 @@ def source_frames(verifier, cache, source, allow_commands: bool):
 
 def build_models(spec: WorkerSpec, tasks: list) -> list:
     """Worker side: ``(arrays, None)`` or ``(None, reason)`` per ``(source, allow_commands)`` task."""
-    from threadpoolctl import threadpool_limits
 
     verifier, cache, _ = worker_state(spec)
     verifier.missing_background()  # loads the background model
     out = []
     # one BLAS thread, as score_against: a model must not depend on n_jobs (a GEMM's rounding follows its threads)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         for source, allow_commands in tasks:
             try:
                 arrays, _ = verifier.backend.enroll([source_frames(verifier, cache, source, allow_commands)])
@@ -101,12 +101,11 @@ def build_models(spec: WorkerSpec, tasks: list) -> list:
 
 def score_against(spec: WorkerSpec, tasks: list) -> list:
     """Worker side: per ``(source, allow_commands, models)`` task, ``(scores, reason, cohort_scores)``."""
-    from threadpoolctl import threadpool_limits
 
     verifier, cache, cohort = worker_state(spec)
     verifier.missing_background()
     out = []
-    with threadpool_limits(limits=1, user_api="blas"):  # scores independent of n_jobs (see scoring.worker)
+    with one_blas_thread():  # scores independent of n_jobs (see scoring.worker)
         for source, allow_commands, models in tasks:
             try:
                 prepared = verifier.backend.prepare(source_frames(verifier, cache, source, allow_commands))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from speakerid._utils.blas import one_blas_thread
 from speakerid.backends._cohort import ScoreNormalizer, load_models
 from speakerid.exceptions import AudioError
 from speakerid.features.cache import FeatureCache
@@ -65,13 +66,12 @@ def worker_state(spec: WorkerSpec):
 def score_tasks(spec: WorkerSpec, tasks: list) -> list:
     """Worker side: score each ``(test_path, [speakers])`` task; one ``(scores, error, cached)`` per task
     (``scores`` None and ``error`` the reason when the audio cannot be used)."""
-    from threadpoolctl import threadpool_limits
 
     verifier, cache, normalizer = worker_state(spec)
     results = []
     # One BLAS thread everywhere: a GEMM's rounding may depend on its thread count, and the scores must not
     # depend on n_jobs or the scheduler. Tasks are small; parallelism comes from the workers.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         for path, speakers in tasks:
             results.append(_score_task(verifier, cache, normalizer, path, speakers))
     return results
