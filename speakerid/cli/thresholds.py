@@ -72,7 +72,7 @@ def _system_scores(path, frame, system: str):
     import pandas as pd
 
     from speakerid.exceptions import ManifestError
-    from speakerid.scoring.fused import SYSTEMS
+    from speakerid.scoring.fused import input_name
 
     try:
         columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
@@ -81,8 +81,7 @@ def _system_scores(path, frame, system: str):
     per_system = [c for c in columns if c.startswith("score_")]
     if not per_system:
         return frame
-    name = SYSTEMS[system][1][0][0] if system in SYSTEMS else system   # a system's first input, as --system does
-    column = f"score_{name}"
+    column = f"score_{input_name(system)}"
     if column not in per_system:
         raise ManifestError(f"no {column} column for --system {system} (the file has {', '.join(per_system)})",
                             path)

@@ -40,7 +40,7 @@ from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterErro
 from speakerid.store import FUSION_FILE, SYSTEMS_DIR, ModelStore
 from speakerid.verifier import SpeakerVerifier
 
-__all__ = ["SYSTEMS", "DEFAULT_SYSTEMS", "DEFAULT_P_TARGET", "FusedVerifier", "has_fusion", "read_fusion",
+__all__ = ["SYSTEMS", "DEFAULT_SYSTEMS", "DEFAULT_P_TARGET", "FusedVerifier", "has_fusion", "read_fusion", "input_name",
            "write_fusion", "posterior", "open_verifier", "AUTO_ENROLLED_MIN"]
 
 #: system name -> (backend, fusion inputs: (input name, backend scoring params)), in fusion order.
@@ -54,6 +54,12 @@ DEFAULT_SYSTEMS = ("gmm-ubm", "ivector")
 #: Target prior of the default decision (the Bayes threshold of a calibrated LLR at it is 0).
 DEFAULT_P_TARGET = 0.5
 _FORMAT, _VERSION = "speakerid-fused-system", 1
+
+
+def input_name(name: str) -> str:
+    """The fusion input a ``--system`` name stands for: an input itself (``"ivector-plda"``), or a system's first
+    input (``"ivector"`` -> ``"ivector-cosine"``), whose scores are the ``score_<input>`` column of a score file."""
+    return SYSTEMS[name][1][0][0] if name in SYSTEMS else name
 
 
 def posterior(llr, p_target: float) -> np.ndarray:
@@ -160,7 +166,7 @@ class FusedVerifier:
                 self._verifiers[name] = SpeakerVerifier(self.system_dir(system), backend=backend,
                                                         backend_params=params or None, n_jobs=n_jobs,
                                                         cache_dir=cache_dir)
-            self._owner[system] = self._verifiers[inputs[0][0]]
+            self._owner[system] = self._verifiers[input_name(system)]
 
     @property
     def store(self) -> ModelStore:
