@@ -17,6 +17,17 @@ def add_model_dir(parser, required=True):
     parser.add_argument("--model-dir", required=required, metavar="DIR", help="model directory")
 
 
+def check_model_dir(path) -> None:
+    """The one message of every command given a ``--model-dir`` that does not exist (ParameterError, exit 2)."""
+    import os
+
+    from speakerid.exceptions import ParameterError
+
+    if not os.path.isdir(path):
+        raise ParameterError(f"{path}: no such model directory (make one with 'speakerid train', or the expert "
+                             "commands' 'speakerid train-ubm')")
+
+
 def add_backend(parser):
     from speakerid.backends.base import available_backends
 

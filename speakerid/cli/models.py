@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from speakerid._utils.progress import report_stages, stage_lines
 from speakerid.cli._common import (
     ExitStatus,
@@ -11,6 +9,7 @@ from speakerid.cli._common import (
     add_feature_options,
     add_model_dir,
     add_workers,
+    check_model_dir,
     feature_config_from,
     finite_float,
     print_json,
@@ -118,9 +117,8 @@ def _verifier(args, must_exist: bool = True, **kwargs):
     show_warnings()
     # one message for every command, before any model file is looked for (enroll may make the directory: the
     # per-speaker GMM backend needs no background model)
-    if must_exist and not os.path.isdir(args.model_dir):
-        raise ParameterError(f"{args.model_dir}: no such model directory (make one with 'speakerid train', or "
-                             "the expert commands' 'speakerid train-ubm')")
+    if must_exist:
+        check_model_dir(args.model_dir)
     params = {"top_c": 0} if getattr(args, "exact", False) else None
     norm = {"norm": args.norm, "cohort": args.cohort} if hasattr(args, "norm") else {}
     return open_verifier(args.model_dir, system=getattr(args, "system", None), backend=getattr(args, "backend", None),
@@ -156,7 +154,6 @@ def _train_ubm(args):
 
 
 def _enroll(args):
-    from speakerid.exceptions import ParameterError
 
     verifier = _verifier(args, must_exist=False, scheduler=args.scheduler, cache_dir=args.cache)
     if (args.manifest or args.data_dir) and (args.speaker or args.files) or (args.manifest and args.data_dir):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 
-from speakerid.cli._common import add_backend, add_model_dir
+from speakerid.cli._common import add_backend, add_model_dir, check_model_dir
 from speakerid.exceptions import ParameterError, SpeakerIDError
 
 
@@ -39,14 +39,12 @@ def is_loopback(host: str) -> bool:
 
 
 def _serve(args):
-    from pathlib import Path
 
     if not 0 < args.port < 65536:
         raise ParameterError(f"--port must be between 1 and 65535, got {args.port}")
     if args.threads < 1:
         raise ParameterError(f"--threads must be >= 1, got {args.threads}")
-    if not Path(args.model_dir).is_dir():
-        raise ParameterError(f"{args.model_dir}: no such model directory (make one with 'speakerid train')")
+    check_model_dir(args.model_dir)
     try:
         import flask  # noqa: F401
     except ModuleNotFoundError:
