@@ -116,8 +116,9 @@ def read_feature_config(path) -> FeatureConfig:
 
 
 def add_jobs(parser):
-    """``--jobs`` of the training and enrollment commands: feature extraction on every core unless told otherwise
-    (the model does not depend on it: each file's noisy copies are seeded by its position in the manifest)."""
+    """``--jobs`` of the neural training commands (train-siamese, train-mlp; the map-reduce ones take
+    :func:`add_workers`): feature extraction on every core unless told otherwise (the model does not depend on it:
+    each file's noisy copies are seeded by its position in the manifest)."""
     parser.add_argument("--jobs", "-j", type=jobs_count, default=-1, metavar="N",
                         help="parallel feature extraction processes (default -1 = all cores; 1 = serial)")
 
