@@ -101,7 +101,9 @@ def _check_target(model_dir: Path, force: bool) -> None:
     if expert:
         raise ParameterError(f"{model_dir}: holds models of the expert commands ({', '.join(expert)}); "
                              "'speakerid train' needs a new model directory")
-    enrolled = {p.name for p in (model_dir / SYSTEMS_DIR).glob(f"*/{ModelStore.SPEAKER_DIR}/*/*.npz")}
+    systems = model_dir / SYSTEMS_DIR
+    enrolled = set().union(*(ModelStore(d).enrolled_speakers() for d in systems.iterdir() if d.is_dir())) \
+        if systems.is_dir() else set()
     if enrolled and not force:
         raise ParameterError(f"{model_dir}: {len(enrolled)} speaker(s) are enrolled; retraining replaces every "
                              "system and removes them (use --force, or train into a new model directory)")
