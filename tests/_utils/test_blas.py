@@ -55,3 +55,17 @@ def test_features_do_not_depend_on_the_callers_blas_threads():
     with threadpool_limits(limits=1, user_api="blas"):
         one = extract(signal, config)
     np.testing.assert_array_equal(two, one)
+
+
+def test_gmm_training_and_scoring_do_not_depend_on_the_callers_blas_threads():
+    """The chunked GMM passes (EM statistics, frame log-likelihoods) on one thread in this process."""
+    from speakerid.models.gmm import DiagGMM
+
+    frames = np.random.default_rng(1).standard_normal((20000, 60)).astype(np.float32)
+    results = []
+    for threads in (2, 1):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            gmm = DiagGMM(n_components=64, max_iter=2, random_state=0, n_jobs=1).fit(frames)
+            results.append((gmm.means_, gmm.score_samples(frames)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
