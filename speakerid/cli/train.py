@@ -9,7 +9,7 @@ from speakerid.cli._common import add_model_dir, add_workers, print_json, seed_v
 
 def register(sub) -> None:
     from speakerid.data.dev_trials import DEV_SHARE
-    from speakerid.scoring.fused import DEFAULT_P_TARGET, DEFAULT_SYSTEMS, SYSTEMS
+    from speakerid.scoring.systems import DEFAULT_P_TARGET, DEFAULT_SYSTEMS, SYSTEMS
 
     p = sub.add_parser("train", help="train the default system: several systems, fused and calibrated on held-out "
                                      "background speakers (scores become log-likelihood ratios)",

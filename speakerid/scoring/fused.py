@@ -37,22 +37,13 @@ from speakerid.evaluation.fusion import LinearFusion, fuse_score_files
 from speakerid.evaluation.metrics import bayes_threshold
 from speakerid.evaluation.norm import AUTO_ENROLLED_MIN
 from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid.scoring.systems import DEFAULT_P_TARGET, DEFAULT_SYSTEMS, SYSTEMS
 from speakerid.store import FUSION_FILE, SYSTEMS_DIR, ModelStore
 from speakerid.verifier import SpeakerVerifier
 
 __all__ = ["SYSTEMS", "DEFAULT_SYSTEMS", "DEFAULT_P_TARGET", "FusedVerifier", "has_fusion", "read_fusion", "input_name",
            "write_fusion", "posterior", "open_verifier", "AUTO_ENROLLED_MIN"]
 
-#: system name -> (backend, fusion inputs: (input name, backend scoring params)), in fusion order.
-SYSTEMS = {
-    "gmm-ubm": ("gmm-ubm", (("gmm-ubm", {}),)),
-    "ivector": ("ivector", (("ivector-cosine", {"scoring": "cosine"}), ("ivector-plda", {"scoring": "plda"}))),
-    "siamese": ("siamese", (("siamese", {}),)),
-}
-#: Systems ``speakerid train`` builds by default (see the README for the development figures behind the choice).
-DEFAULT_SYSTEMS = ("gmm-ubm", "ivector")
-#: Target prior of the default decision (the Bayes threshold of a calibrated LLR at it is 0).
-DEFAULT_P_TARGET = 0.5
 _FORMAT, _VERSION = "speakerid-fused-system", 1
 
 

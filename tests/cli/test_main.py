@@ -26,6 +26,20 @@ def test_help_and_version(capsys):
     assert status == ExitStatus.USAGE and len(err.strip().splitlines()) == 1
 
 
+def test_help_imports_no_scoring_or_signal_code():
+    """`speakerid --help` builds every subcommand's parser; none may import the code the commands run (the verifier,
+    the front end's scipy.fft, scikit-learn, pandas, joblib): each costs start-up on every command."""
+    import subprocess
+    import sys
+
+    heavy = ("speakerid.verifier", "speakerid.features.pipeline", "scipy.fft", "scipy.signal", "scipy.stats",
+             "sklearn", "pandas", "joblib", "flask", "dask", "matplotlib")
+    code = ("import sys\nfrom speakerid.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
 def test_train_enroll_verify_identify_speakers_remove(capsys, synth_corpus, tmp_path):
     models = tmp_path / "models"
     status, out, err = _run(capsys, "train-ubm", "--manifest", synth_corpus.background_csv, "--model-dir", models,
