@@ -59,7 +59,8 @@ class DiagGMM(BaseEstimator):
         Added to every variance after flooring (scikit-learn's ``reg_covar``).
     init : {"kmeans++", "kmeans", "random"}
         How initial means are drawn from a random subsample of ``max(10000, 40 K)`` frames (or all of them):
-        k-means++ seeding, scikit-learn KMeans, or random frames. Weights and variances then come from the
+        k-means++ seeding (:func:`speakerid.models._gmm_math.kmeans_plusplus`: scikit-learn's draws, without
+        importing it), scikit-learn KMeans, or random frames. Weights and variances then come from the
         partition of the subsample by nearest mean.
     weights_init, means_init, variances_init : array or None
         Initial parameters (shapes (K,), (K, D), (K, D)); any that is given replaces the computed one.
@@ -266,8 +267,7 @@ class DiagGMM(BaseEstimator):
         k = int(self.n_components)
         sub = np.asarray(sub - center, dtype=np.float32)
         if self.init == "kmeans++":
-            from sklearn.cluster import kmeans_plusplus
-            seeds = kmeans_plusplus(sub, k, random_state=rng)[0]
+            seeds = sub[gm.kmeans_plusplus(sub, k, rng)]
         elif self.init == "kmeans":
             from sklearn.cluster import KMeans
             seeds = KMeans(k, n_init=1, random_state=rng).fit(sub).cluster_centers_
