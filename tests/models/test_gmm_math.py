@@ -11,7 +11,8 @@ from speakerid.models._gmm_math import kmeans_plusplus
 def _family(kind: str, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if kind == "mfcc-like":      # correlated dims of unequal scale, like cepstra with deltas
-        return (rng.normal(size=(5000, 60)) * rng.uniform(0.2, 4.0, 60) + 3 * rng.normal(size=(5000, 1))).astype(np.float32)
+        X = rng.normal(size=(5000, 60)) * rng.uniform(0.2, 4.0, 60) + 3 * rng.normal(size=(5000, 1))
+        return X.astype(np.float32)
     if kind == "clusters":       # well separated blobs: the seeds must land in different ones
         centres = rng.normal(scale=20.0, size=(12, 5))
         return (centres[rng.integers(0, 12, 3000)] + rng.normal(size=(3000, 5))).astype(np.float32)
