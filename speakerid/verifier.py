@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from speakerid._utils.parallel import TaskRunner
+from speakerid._utils.parallel import TaskRunner, imap_ordered
 from speakerid._utils.progress import progress
+from speakerid._utils.validation import resolve_jobs
 from speakerid.backends import _cohort
-from speakerid.backends._enrollment import adapt_batch, adapt_speaker, on_workers
+from speakerid.backends._enrollment import adapt_batch, adapt_local, on_workers
 from speakerid.backends._training import DEFAULT_COHORT_SPEAKERS, record_cohort
 from speakerid.backends.base import get_backend
 from speakerid.data.augment import check_n_augment
@@ -215,10 +216,13 @@ class SpeakerVerifier:
                       background, self.cache_dir)
             with TaskRunner(self.n_jobs, self.scheduler, batches_per_worker=1) as runner:
                 enrolled = runner.map(adapt_batch, shared, jobs)
-        else:
-            enrolled = [adapt_speaker(self.backend, self.feature_config, *job, n_augment, background,
-                                      n_jobs=self.n_jobs, cache_dir=self.cache_dir)
-                        for job in progress(jobs, desc="enroll", unit="speaker")]
+        else:   # speakers on threads of this process (nothing to start or load; one BLAS thread each)
+            threads = 1 if len(jobs) < 2 or self.scheduler is not None else min(resolve_jobs(self.n_jobs), len(jobs))
+            shared = (self.backend, self.feature_config, n_augment, background, self.n_jobs if threads == 1 else 1,
+                      self.cache_dir)
+            with TaskRunner(threads, threads=True, batches_per_worker=1) as runner:
+                enrolled = list(progress(imap_ordered(runner if threads > 1 else None, adapt_local, shared, jobs),
+                                         total=len(jobs), desc="enroll", unit="speaker"))
         _cohort.add_cohort_scores(self.store, self.backend, self.backend_name, self.feature_config,
                                   [(arrays, header) for _, arrays, header in enrolled], self.cache_dir)
         self.store.save_feature_config(self.feature_config)   # atomic; callers may hold the directory's lock

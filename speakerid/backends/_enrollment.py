@@ -21,7 +21,7 @@ from speakerid.features.feature_store import extract_to_store, read_entry
 from speakerid.features.pipeline import many_features
 from speakerid.store import ModelStore
 
-__all__ = ["adapt_speaker", "adapt_batch", "on_workers"]
+__all__ = ["adapt_speaker", "adapt_batch", "adapt_local", "on_workers"]
 
 #: Local worker processes pay for themselves from about this many enrollment files each: starting them (and loading
 #: the background model in each) costs ~0.7 s, a file ~20 ms (shared background, 2 cores: 10 files 0.79 s serial
@@ -88,6 +88,14 @@ def on_workers(jobs: list, n_jobs, scheduler) -> bool:
         return True
     workers = resolve_jobs(n_jobs)
     return workers > 1 and sum(len(files) for _, files, _ in jobs) >= MIN_FILES_PER_WORKER * workers
+
+
+def adapt_local(shared, batch) -> list:
+    """A thread of this process: :func:`adapt_speaker` of every ``(speaker, files, names)`` of ``batch`` with the
+    caller's loaded backend."""
+    backend, config, n_augment, background_speakers, n_jobs, cache_dir = shared
+    return [adapt_speaker(backend, config, speaker, files, names, n_augment, background_speakers, n_jobs=n_jobs,
+                          cache_dir=cache_dir) for speaker, files, names in batch]
 
 
 def adapt_batch(shared, batch) -> list:

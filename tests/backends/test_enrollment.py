@@ -21,19 +21,21 @@ def _models(model_dir):
     return {s: verifier.store.load_speaker(s, "gmm-ubm") for s in verifier.speakers()}
 
 
-@pytest.mark.parametrize("how", [{"n_jobs": 2}, {"n_jobs": 2, "scheduler": "local"}, {"cache": True}])
+@pytest.mark.parametrize("how", [{"n_jobs": 2}, {"n_jobs": 2, "threads": True}, {"n_jobs": 2, "scheduler": "local"},
+                                 {"cache": True}])
 def test_speakers_on_workers_get_the_serial_models(synth_corpus, ubm_dir, tmp_path, how, monkeypatch):
     import shutil
 
     from speakerid.backends import _enrollment
 
-    monkeypatch.setattr(_enrollment, "MIN_FILES_PER_WORKER", 1)   # this small corpus on workers all the same
+    if not how.get("threads"):   # this small corpus on worker processes all the same (else: on threads)
+        monkeypatch.setattr(_enrollment, "MIN_FILES_PER_WORKER", 1)
 
     serial_dir, other_dir = tmp_path / "serial", tmp_path / "other"
     shutil.copytree(ubm_dir / "base", serial_dir)
     shutil.copytree(ubm_dir / "base", other_dir)
     serial = SpeakerVerifier(serial_dir).enroll_manifest(synth_corpus.enroll_csv)
-    options = {k: v for k, v in how.items() if k != "cache"}
+    options = {k: v for k, v in how.items() if k not in ("cache", "threads")}
     if how.get("cache"):
         options["cache_dir"] = tmp_path / "store"
     other = SpeakerVerifier(other_dir, **options).enroll_manifest(synth_corpus.enroll_csv)
