@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
 import warnings
 from enum import IntEnum
@@ -183,17 +184,41 @@ def print_json(obj) -> None:
 
 
 _SHOWN_WARNINGS: set = set()
+#: Per-file warnings ("FILE: text") already printed once: text -> files with it not printed.
+_REPEATED_WARNINGS: dict = {}
+
+
+def _file_warning(text: str) -> str | None:
+    """The text of a per-file warning (``"FILE: text"`` where FILE exists), else ``None``."""
+    name, sep, rest = text.partition(": ")
+    return rest if sep and rest and os.path.exists(name) else None
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     text = " ".join(str(message).split())
-    if text not in _SHOWN_WARNINGS:
-        _SHOWN_WARNINGS.add(text)
-        print(f"speakerid: warning: {text}", file=sys.stderr)
+    if text in _SHOWN_WARNINGS:
+        return
+    _SHOWN_WARNINGS.add(text)
+    per_file = _file_warning(text)
+    if per_file is not None and per_file in _REPEATED_WARNINGS:   # the same for another file: counted
+        _REPEATED_WARNINGS[per_file] += 1
+        return
+    if per_file is not None:
+        _REPEATED_WARNINGS[per_file] = 0
+    print(f"speakerid: warning: {text}", file=sys.stderr)
+
+
+def _show_repeats() -> None:
+    for text, more in _REPEATED_WARNINGS.items():
+        if more:
+            print(f"speakerid: warning: {more} more file(s) with the same warning: {text}", file=sys.stderr)
+    _REPEATED_WARNINGS.clear()
 
 
 def show_warnings() -> None:
-    """Print warnings as one line each on stderr (``speakerid: warning: ...``), each text once per command.
+    """Print warnings as one line each on stderr (``speakerid: warning: ...``), each text once per command; a
+    per-file warning (``FILE: text``) is printed for its first file, and once more at the end of the command
+    (:func:`one_line_warnings`) with the count of the other files that had it.
 
     :func:`speakerid.cli.main.main` installs this around every command (see :func:`one_line_warnings`);
     stdout stays free for the command's output (e.g. ``--json``).
@@ -205,11 +230,15 @@ def show_warnings() -> None:
 @contextlib.contextmanager
 def one_line_warnings():
     """Within the block, warnings print as :func:`show_warnings` prints them; the previous handling is restored
-    after it (so in-process callers of ``main`` keep their own)."""
+    after it (so in-process callers of ``main`` keep their own), after the count of repeated per-file warnings."""
     with warnings.catch_warnings():
         _SHOWN_WARNINGS.clear()
+        _REPEATED_WARNINGS.clear()
         show_warnings()
-        yield
+        try:
+            yield
+        finally:
+            _show_repeats()
 
 
 class ExitStatus(IntEnum):

@@ -79,12 +79,13 @@ def iter_manifest(path, chunksize: int = 10000, *, require_target: bool = False,
     _check_readable(path)
     first_line = 2
     try:
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunksize,
-                             skipinitialspace=True, encoding="utf-8-sig")
-        for chunk in reader:
-            yield _clean_manifest(chunk, path, require_target=require_target, check_files=check_files,
-                                  first_line=first_line, for_enrollment=False)
-            first_line += len(chunk)
+        # closed however the caller stops reading (an error in a chunk, a generator dropped half-way)
+        with pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunksize, skipinitialspace=True,
+                         encoding="utf-8-sig") as reader:
+            for chunk in reader:
+                yield _clean_manifest(chunk, path, require_target=require_target, check_files=check_files,
+                                      first_line=first_line, for_enrollment=False)
+                first_line += len(chunk)
     except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as exc:
         raise ManifestError(f"not a readable CSV ({_one_line(exc)})", path) from None
     except pd.errors.EmptyDataError:

@@ -130,8 +130,8 @@ def convert_scores(csv_path, out, fmt: str, *, enroll: str = "speaker", test: st
                    chunksize: int = 100_000) -> ScoreWriter:
     """Rewrite a scored CSV (``score`` and the ``enroll``/``test`` columns) as ``fmt``, streamed; returns the
     finished writer (``n_written``, ``n_unscored``)."""
-    reader = pd.read_csv(csv_path, dtype=str, keep_default_na=False, chunksize=chunksize, encoding="utf-8-sig")
-    with ScoreWriter(out, fmt, enroll=enroll, test=test) as writer:
+    with (pd.read_csv(csv_path, dtype=str, keep_default_na=False, chunksize=chunksize, encoding="utf-8-sig")
+          as reader, ScoreWriter(out, fmt, enroll=enroll, test=test) as writer):
         for chunk in reader:
             chunk = chunk.rename(columns=lambda c: str(c).strip())
             if fmt != "csv":

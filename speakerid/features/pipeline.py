@@ -16,7 +16,6 @@ import warnings
 
 import numpy as np
 import soundfile as sf
-from joblib import Parallel, delayed
 
 from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.progress import progress
@@ -110,12 +109,21 @@ def many_features(paths, config: FeatureConfig, *, n_jobs=1, n_augment: int = 0,
     """:func:`file_sessions` of every file, in order, on ``n_jobs`` processes: ``[([clean, noisy...], s), ...]``.
 
     File ``i`` is seeded with ``[random_state, i]`` (the module's seeding rule); ``n_jobs`` follows
-    :func:`speakerid._utils.validation.resolve_jobs` (``None`` = 1, -1 = all cores).
+    :func:`speakerid._utils.validation.resolve_jobs` (``None`` = 1, -1 = all cores). The workers are those of a
+    :class:`~speakerid._utils.parallel.TaskRunner`: their warnings (e.g. :class:`BandwidthWarning`) are raised
+    again here, as a serial run raises them.
     """
+    from speakerid._utils.parallel import TaskRunner, imap_ordered
+
     paths = [str(p) for p in paths]
-    n_augment = check_n_augment(n_augment)
-    jobs = resolve_jobs(n_jobs)
-    tasks = ((p, config, n_augment, [random_state, i]) for i, p in enumerate(progress(paths, desc=desc, unit="file")))
-    if jobs == 1 or len(paths) < _MIN_FILES_PARALLEL:
-        return [file_sessions(*task) for task in tasks]
-    return Parallel(n_jobs=jobs)(delayed(file_sessions)(*task) for task in tasks)
+    shared = (config, check_n_augment(n_augment), random_state)
+    jobs = resolve_jobs(n_jobs) if len(paths) >= _MIN_FILES_PARALLEL else 1
+    with TaskRunner(jobs) as runner:
+        results = imap_ordered(runner if jobs > 1 else None, _sessions_batch, shared, list(enumerate(paths)))
+        return list(progress(results, total=len(paths), desc=desc, unit="file"))
+
+
+def _sessions_batch(shared, batch) -> list:
+    """Worker side of :func:`many_features`: :func:`file_sessions` of each ``(index, path)`` of ``batch``."""
+    config, n_augment, random_state = shared
+    return [file_sessions(path, config, n_augment, [random_state, index]) for index, path in batch]

@@ -32,3 +32,23 @@ def test_warnings_are_one_line_each_once_and_restored(capsys, category):
     assert warnings.showwarning is before
     err = capsys.readouterr().err
     assert err.splitlines() == ["speakerid: warning: first line second line", "speakerid: warning: another"]
+
+
+def test_a_warning_repeated_for_many_files_is_printed_once_and_counted(capsys, tmp_path):
+    files = [tmp_path / f"clip {i}.wav" for i in range(5)]
+    for f in files:
+        f.write_bytes(b"")
+    text = "8000 Hz audio upsampled to the model's 16000 Hz"
+    with one_line_warnings():
+        for f in files:
+            warnings.warn(f"{f}: {text}", BandwidthWarning, stacklevel=1)
+        warnings.warn(f"{files[0]}: the channels cancel", UserWarning, stacklevel=1)   # another text: its own line
+        warnings.warn(f"{tmp_path / 'missing.wav'}: {text}", UserWarning, stacklevel=1)  # not a file: as it is
+    assert capsys.readouterr().err.splitlines() == [
+        f"speakerid: warning: {files[0]}: {text}",
+        f"speakerid: warning: {files[0]}: the channels cancel",
+        f"speakerid: warning: {tmp_path / 'missing.wav'}: {text}",
+        f"speakerid: warning: 4 more file(s) with the same warning: {text}"]
+    with one_line_warnings():   # counted per command
+        warnings.warn(f"{files[1]}: {text}", BandwidthWarning, stacklevel=1)
+    assert capsys.readouterr().err.splitlines() == [f"speakerid: warning: {files[1]}: {text}"]

@@ -55,6 +55,25 @@ def test_iter_manifest_chunks_keep_line_numbers(tmp_path):
     assert list(whole["speaker"]) == [f"s{i}" for i in range(25)]
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_iter_manifest_closes_its_file_when_the_reader_stops_early(tmp_path):
+    """A scoring run that stops at a bad chunk (or a caller that drops the generator) leaves no file open."""
+    import gc
+    import warnings
+
+    write_tone(tmp_path / "a.wav")
+    rows = "".join(f"s{i},a.wav,{i % 2}\n" for i in range(25)) + "s25,missing.wav,1\n"
+    (tmp_path / "t.csv").write_text("speaker,path,target\n" + rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        chunks = iter_manifest(tmp_path / "t.csv", chunksize=10, require_target=True)
+        next(chunks)
+        del chunks                       # dropped half-way
+        gc.collect()
+        with pytest.raises(ManifestError, match="line 27"):
+            list(iter_manifest(tmp_path / "t.csv", chunksize=10, require_target=True))
+        gc.collect()
+
 
 def test_manifest_ids_come_back_in_nfc_and_forms_are_one_speaker(tmp_path):
     write_tone(tmp_path / "a.wav")
