@@ -144,7 +144,10 @@ class TaskRunner:
             # the same (reusable) worker processes serve every submit(), and later jobs of this process too.
             # joblib's own executor class: loky keeps one reusable pool per process, and a plain loky pool left
             # there breaks the next joblib.Parallel (its executor must be joblib's subclass).
-            self._executor = get_memmapping_executor(self.n_jobs, timeout=300)
+            # max_nbytes=None: large arrays are pickled, not written to /dev/shm files. Those memory maps belong
+            # to the reused pool, outlive this runner, and at exit loky's resource tracker reported them as
+            # "leaked file objects" on stderr.
+            self._executor = get_memmapping_executor(self.n_jobs, timeout=300, max_nbytes=None)
 
     def _open_dask(self) -> None:
         try:

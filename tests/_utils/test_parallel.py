@@ -26,3 +26,24 @@ def test_results_come_in_task_order_whatever_the_window(jobs):
 def test_a_failing_task_raises_in_the_caller():
     with TaskRunner(n_jobs=2) as runner, pytest.raises(ValueError, match="negative"):
         list(imap_ordered(runner, _square_or_fail, 0, [1, 2, -3, 4, 5, 6], window=2))
+
+
+def test_large_arrays_leave_no_temporary_files_at_exit(tmp_path):
+    """Worker processes get large arrays without memory-mapped /dev/shm files: the reused pool kept those past
+    the runner and loky's resource tracker printed 'leaked file objects' on stderr when the command exited."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from speakerid._utils.parallel import TaskRunner\n"
+        "def total(shared, batch):\n"
+        "    return [float(shared.sum()) + t for t in batch]\n"
+        "if __name__ == '__main__':\n"
+        "    with TaskRunner(2) as runner:\n"
+        "        print(runner.map(total, np.ones(2_000_000), list(range(8))))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([2_000_000.0 + t for t in range(8)])
+    assert "leaked" not in done.stderr and done.stderr.strip() == ""
