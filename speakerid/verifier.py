@@ -219,7 +219,7 @@ class SpeakerVerifier:
         else:   # speakers on threads of this process (nothing to start or load; one BLAS thread each)
             threads = 1 if len(jobs) < 2 or self.scheduler is not None else min(resolve_jobs(self.n_jobs), len(jobs))
             shared = (self.backend, self.feature_config, n_augment, background, self.n_jobs if threads == 1 else 1,
-                      self.cache_dir)
+                      self.cache_dir, len(jobs) == 1)      # per-file progress: only for a lone speaker
             with TaskRunner(threads, threads=True, batches_per_worker=1) as runner:
                 enrolled = list(progress(imap_ordered(runner if threads > 1 else None, adapt_local, shared, jobs),
                                          total=len(jobs), desc="enroll", unit="speaker"))

@@ -33,20 +33,21 @@ _BACKENDS: dict = {}
 
 
 def adapt_speaker(backend, config, speaker, files, names, n_augment, background_speakers=(), *, n_jobs=1,
-                  cache_dir=None) -> tuple:
+                  cache_dir=None, show_progress: bool = True) -> tuple:
     """``(speaker, arrays, header)``: ``backend``'s model of ``speaker`` from ``files`` and ``n_augment`` noisy
-    copies of each (seeded ``[crc32(speaker), i]``); the header counts the clean frames and audio seconds."""
+    copies of each (seeded ``[crc32(speaker), i]``); the header counts the clean frames and audio seconds.
+    ``show_progress``: the per-file progress (off when a caller reports progress over speakers)."""
     warn_overlap({speaker} & set(background_speakers), "enrolled", stacklevel=4)
     seed = zlib.crc32(speaker.encode("utf-8"))
     if cache_dir is None:
         extracted = many_features(files, config, n_jobs=n_jobs, n_augment=n_augment, random_state=seed,
-                                  desc=f"enroll {speaker}")
+                                  desc=f"enroll {speaker}", show_progress=show_progress)
         frames = [f for sessions, _ in extracted for f in sessions]
         n_frames = sum(len(sessions[0]) for sessions, _ in extracted)
         seconds = sum(s for _, s in extracted)
     else:
         entries, _ = extract_to_store(files, config, cache_dir, n_augment=n_augment, random_state=seed,
-                                      desc=f"enroll {speaker}")
+                                      desc=f"enroll {speaker}", show_progress=show_progress)
         frames = [read_entry(e) for e in entries]
         n_frames = sum(e.n_frames for e in entries if e.copy == 0)
         seconds = sum(e.seconds for e in entries if e.copy == 0)
@@ -93,9 +94,9 @@ def on_workers(jobs: list, n_jobs, scheduler) -> bool:
 def adapt_local(shared, batch) -> list:
     """A thread of this process: :func:`adapt_speaker` of every ``(speaker, files, names)`` of ``batch`` with the
     caller's loaded backend."""
-    backend, config, n_augment, background_speakers, n_jobs, cache_dir = shared
+    backend, config, n_augment, background_speakers, n_jobs, cache_dir, show_progress = shared
     return [adapt_speaker(backend, config, speaker, files, names, n_augment, background_speakers, n_jobs=n_jobs,
-                          cache_dir=cache_dir) for speaker, files, names in batch]
+                          cache_dir=cache_dir, show_progress=show_progress) for speaker, files, names in batch]
 
 
 def adapt_batch(shared, batch) -> list:
@@ -103,4 +104,4 @@ def adapt_batch(shared, batch) -> list:
     model_dir, name, params, config, n_augment, background_speakers, cache_dir = shared
     backend = _worker_backend(model_dir, name, params)
     return [adapt_speaker(backend, config, speaker, files, names, n_augment, background_speakers,
-                          cache_dir=cache_dir) for speaker, files, names in batch]
+                          cache_dir=cache_dir, show_progress=False) for speaker, files, names in batch]

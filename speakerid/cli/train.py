@@ -41,13 +41,15 @@ def _say(text: str) -> None:
 
 
 def _train(args):
+    from speakerid._utils.progress import report_stages, stage_lines
     from speakerid.scoring.fused_train import train_default
 
     show_warnings()
-    result = train_default(args.manifest, args.model_dir, systems=args.systems, sample_rate=args.sample_rate,
-                           n_jobs=args.jobs, dev_share=args.dev_share, p_target=args.p_target,
-                           random_state=args.seed, say=_say, scheduler=args.scheduler, cache_dir=args.cache,
-                           force=args.force)
+    with report_stages():   # in a log: the trainers' stage and EM-iteration lines too
+        result = train_default(args.manifest, args.model_dir, systems=args.systems, sample_rate=args.sample_rate,
+                               n_jobs=args.jobs, dev_share=args.dev_share, p_target=args.p_target,
+                               random_state=args.seed, say=_say, scheduler=args.scheduler, cache_dir=args.cache,
+                               force=args.force, verbose=stage_lines)
     if args.json:
         print_json(result)
         return

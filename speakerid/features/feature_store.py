@@ -108,7 +108,7 @@ def _extract_batch(shared, batch) -> list:
 
 
 def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int = 0, random_state=0,
-                     runner=None, desc: str = "features") -> tuple[list[StoredEntry], int]:
+                     runner=None, desc: str = "features", show_progress: bool = True) -> tuple[list[StoredEntry], int]:
     """Extract every file's frames and ``n_augment`` noisy copies into ``cache_dir``, skipping stored entries.
 
     Parameters
@@ -125,6 +125,8 @@ def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int 
         Where the extraction runs (an opened :class:`~speakerid._utils.parallel.TaskRunner`); serial by default.
     desc : str
         The progress stage's name (:func:`speakerid._utils.progress.progress`).
+    show_progress : bool
+        Report progress at all (off when the caller reports its own, e.g. over speakers).
 
     Returns
     -------
@@ -143,7 +145,8 @@ def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int 
     window = 16 * max(1, getattr(runner, "n_workers", 1))
     entries, n_extracted = [], 0
     results = imap_ordered(runner, _extract_batch, shared, tasks, window)
-    for index, stored, seconds in progress(results, total=len(paths), desc=desc, unit="file"):
+    for index, stored, seconds in progress(results, total=len(paths), desc=desc, unit="file",
+                                           enabled=None if show_progress else False):
         n_extracted += bool(stored and stored[0][2])
         for copy, (path, n_frames, _) in enumerate(stored):
             name = paths[index] + (f" (noisy copy {copy})" if copy else "")

@@ -105,13 +105,14 @@ def file_features(path, config: FeatureConfig) -> tuple[np.ndarray, float]:
 
 
 def many_features(paths, config: FeatureConfig, *, n_jobs=1, n_augment: int = 0, random_state=0,
-                  desc: str = "features") -> list[tuple[list, float]]:
+                  desc: str = "features", show_progress: bool = True) -> list[tuple[list, float]]:
     """:func:`file_sessions` of every file, in order, on ``n_jobs`` processes: ``[([clean, noisy...], s), ...]``.
 
     File ``i`` is seeded with ``[random_state, i]`` (the module's seeding rule); ``n_jobs`` follows
     :func:`speakerid._utils.validation.resolve_jobs` (``None`` = 1, -1 = all cores). The workers are those of a
     :class:`~speakerid._utils.parallel.TaskRunner`: their warnings (e.g. :class:`BandwidthWarning`) are raised
-    again here, as a serial run raises them.
+    again here, as a serial run raises them. ``desc`` names the progress stage
+    (:func:`speakerid._utils.progress.progress`; none without ``show_progress``).
     """
     from speakerid._utils.parallel import TaskRunner, imap_ordered
 
@@ -120,7 +121,7 @@ def many_features(paths, config: FeatureConfig, *, n_jobs=1, n_augment: int = 0,
     jobs = resolve_jobs(n_jobs) if len(paths) >= _MIN_FILES_PARALLEL else 1
     with TaskRunner(jobs) as runner:
         results = imap_ordered(runner if jobs > 1 else None, _sessions_batch, shared, list(enumerate(paths)))
-        return list(progress(results, total=len(paths), desc=desc, unit="file"))
+        return list(progress(results, total=len(paths), desc=desc, unit="file", enabled=None if show_progress else False))
 
 
 def _sessions_batch(shared, batch) -> list:

@@ -60,20 +60,22 @@ def _check_systems(systems) -> list[str]:
 
 
 def _train_system(system: str, directory: Path, manifest, rate: int, n_jobs: int, random_state: int,
-                  params: dict, scheduler=None, cache_dir=None) -> dict:
+                  params: dict, scheduler=None, cache_dir=None, verbose=False) -> dict:
     """The backend's own trainer on the training speakers (its defaults unless ``params``, the model's rate).
 
     The map-reduce trainers (GMM-UBM, i-vector) run on ``scheduler`` and share the feature store ``cache_dir``
-    (one extraction of each file for both); the Siamese network trains in this process."""
+    (one extraction of each file for both); the Siamese network trains in this process. ``verbose`` (a bool, or a
+    callable deciding when the trainer starts its EM): the trainers' one line per EM iteration."""
     workers = {"n_jobs": n_jobs, "scheduler": scheduler, "cache_dir": cache_dir}
     if system == "gmm-ubm":
         from speakerid.backends.gmm_ubm import train_ubm
         return train_ubm(directory, manifest, feature_config=_system_config(system, rate),
-                         random_state=random_state, **workers, **params)
+                         random_state=random_state, verbose=verbose, **workers, **params)
     if system == "ivector":
         from speakerid.backends.ivector import train_ivector
         return train_ivector(directory, manifest, feature_config=_system_config(system, rate),
-                             random_state=random_state, **workers, **params)
+                             random_state=random_state, verbose=verbose() if callable(verbose) else verbose,
+                             **workers, **params)
     from speakerid.backends.siamese import train_siamese
     return train_siamese(directory, manifest, feature_config=_system_config(system, rate), n_jobs=n_jobs,
                          random_state=random_state, **params)
@@ -224,7 +226,7 @@ def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
 def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: int = 16000, n_jobs: int = 1,
                   dev_share: float = DEV_SHARE, p_target: float = DEFAULT_P_TARGET, random_state: int = 0,
                   system_params: dict | None = None, say=None, scheduler=None, cache_dir=None,
-                  force: bool = False) -> dict:
+                  force: bool = False, verbose=False) -> dict:
     """Train the fused, calibrated default system of a model directory from a background manifest.
 
     Parameters
@@ -258,6 +260,9 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
         ``{system: {trainer keyword: value}}`` overriding a trainer's defaults (e.g. small models in tests).
     say : callable, optional
         ``say(text)`` is called at each stage (the CLI prints it).
+    verbose : bool or callable
+        The GMM-UBM and i-vector trainers print one line per EM iteration on stderr (a callable is asked when
+        each trainer starts its EM: the CLI's :func:`~speakerid._utils.progress.stage_lines`).
 
     Returns
     -------
@@ -298,7 +303,7 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
             say(f"[{i}/{total}] training {system} on {len(train_speakers)} background speakers")
             start = time.perf_counter()
             _train_system(system, model_dir / SYSTEMS_DIR / system, train_frame[["speaker", "path"]], sample_rate,
-                          n_jobs, random_state, (system_params or {}).get(system, {}), scheduler, store)
+                          n_jobs, random_state, (system_params or {}).get(system, {}), scheduler, store, verbose)
             timings[f"train_{system}_s"] = round(time.perf_counter() - start, 1)
     inputs = [name for s in systems for name, _ in SYSTEMS[s][1]]
     provisional = {"systems": systems, "p_target": float(p_target), "fusions": {}, "dev": {}}

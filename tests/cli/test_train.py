@@ -80,3 +80,20 @@ def test_retraining_is_refused_before_anything_changes(tmp_path, capsys):
     assert main(["train", "--manifest", str(corpus.background_csv), "--model-dir", str(expert)]) == ExitStatus.USAGE
     assert "holds models of the expert commands (ubm.npz)" in capsys.readouterr().err
     assert not (expert / "systems").exists()
+
+
+def test_train_in_a_log_shows_each_trainers_em_iterations_and_no_per_file_lines(tmp_path, capsys, monkeypatch):
+    """Not on a terminal (a log, CI), a long ``train`` reports its stages, the GMM-UBM and i-vector trainers' EM
+    iterations, and the development enrollment per speaker list, never one line per speaker's file."""
+    from speakerid._utils import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "ALIVE_AFTER_S", 0.0)    # "long" from the start
+    corpus = make_corpus(tmp_path / "corpus", n_speakers=2, n_utterances=2, enroll_per_speaker=1, n_background=10,
+                         n_background_utterances=2, duration_s=(2.0, 2.5), seed=1, show_progress=False)
+    assert main(["train", "--manifest", str(corpus.background_csv), "--model-dir", str(tmp_path / "M"),
+                 "--dev-share", "0.5", "--jobs", "1"]) == ExitStatus.OK
+    err = capsys.readouterr().err
+    assert err.count("DiagGMM EM iteration 1/") == 2               # the GMM-UBM's UBM and the i-vector system's
+    assert "TotalVariability EM iteration 1/" in err
+    assert "speakerid: enroll: done, 6 speaker(s)" in err
+    assert not [line for line in err.splitlines() if line.startswith("speakerid: enroll ")]   # "enroll <speaker>:"
