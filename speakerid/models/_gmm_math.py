@@ -19,7 +19,6 @@ import itertools
 import threading
 
 import numpy as np
-from joblib import Parallel, delayed
 
 from speakerid._utils.blas import one_blas_thread
 from speakerid.exceptions import ParameterError
@@ -121,8 +120,11 @@ def map_chunks(func, n: int, rows: int, n_jobs: int, reduce=None):
             while (i := next(todo)) < len(bounds):
                 deliver(i, func(*bounds[i], ws))
 
-        with one_blas_thread():
-            Parallel(n_jobs=n_jobs, backend="threading")(delayed(worker)() for _ in range(n_jobs))
+        from concurrent.futures import ThreadPoolExecutor
+
+        with one_blas_thread(), ThreadPoolExecutor(n_jobs, thread_name_prefix="speakerid-gmm") as pool:
+            for done in [pool.submit(worker) for _ in range(n_jobs)]:
+                done.result()         # a worker's exception is raised here
     if reduce is not None:
         return state["acc"]
     return [result for _, result in sorted(state["list"], key=lambda item: item[0])]

@@ -37,3 +37,19 @@ def test_train_ubm_reports_stages_and_em_iterations(capsys, tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert "speakerid: UBM features: 0 of 6 file(s)" in err and "speakerid: UBM features: done, 6 file(s)" in err
     assert err.count("EM iteration") == 2
+
+
+def test_a_report_that_shows_nothing_does_not_load_tqdm():
+    """Off a terminal a silent report is a plain pass-through: tqdm (30-50 ms of imports) stays unloaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from speakerid._utils.progress import progress\n"
+            "assert list(progress(range(3), desc='files')) == [0, 1, 2]\n"
+            "with progress(total=5, desc='score') as bar:\n"
+            "    bar.update(2); bar.update(3)\n"
+            "assert bar.n == 5\n"
+            "print('tqdm' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False" and done.stderr == ""
