@@ -126,11 +126,11 @@ def add_jobs(parser):
 
 def add_workers(parser, jobs: int = 1):
     """``--jobs``, ``--scheduler`` and ``--cache`` of the streamed commands (score, score-pairs, embed) and of the
-    map-reduce training ones (train-ubm, train-ivector, enroll: ``jobs=-1``, every core by default; the model does
-    not depend on the worker count)."""
+    map-reduce training ones (train-ubm, train-ivector, enroll, train). ``jobs=-1`` (every core by default) where
+    the result does not depend on the worker count: the trainers' models and ``score``'s scores."""
     default = "default -1 = all cores; 1 = serial" if jobs == -1 else f"default {jobs}; -1 = all cores"
     parser.add_argument("--jobs", "-j", type=jobs_count, default=jobs, metavar="N",
-                        help=f"worker processes ({default}); Dask workers with --scheduler local")
+                        help=f"parallel workers ({default}); Dask workers with --scheduler local")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
                         help="run on Dask: 'local' starts a LocalCluster, tcp://host:port joins a running one")
     parser.add_argument("--cache", metavar="DIR", default=None,

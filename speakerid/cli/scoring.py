@@ -35,7 +35,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="scores to write")
     add_out_format(p)
     add_backend(p)
-    add_workers(p)
+    add_workers(p, jobs=-1)     # threads by default; the scores are the same with any count (tests/scoring)
     p.add_argument("--processes", action="store_true",
                    help="local workers (--jobs) are processes (joblib) instead of threads of this process")
     p.add_argument("--chunksize", type=int, default=DEFAULT_CHUNKSIZE, metavar="N",

@@ -67,6 +67,16 @@ def test_train_enroll_verify_identify_speakers_remove(capsys, synth_corpus, tmp_
 
     status, out, _ = _run(capsys, "speakers", "--model-dir", models, "--json")
     assert len(json.loads(out)["speakers"]) == len(synth_corpus.speakers)
+
+    # score's default is every core (threads): the same file, byte for byte, as --jobs 1
+    outputs = {}
+    for extra in ((), ("--jobs", 1)):
+        outputs[extra] = tmp_path / f"scores{len(extra)}.csv"
+        status, out, err = _run(capsys, "score", "--model-dir", models, "--trials", synth_corpus.trials_csv, "--out",
+                                outputs[extra], *extra)
+        assert status == ExitStatus.OK, err
+        assert ("[serial]" in out) == bool(extra), out
+    assert outputs[()].read_bytes() == outputs[("--jobs", 1)].read_bytes()
     status, out, _ = _run(capsys, "remove", "--model-dir", models, "--speaker", synth_corpus.speakers[0])
     assert status == ExitStatus.OK
     status, out, _ = _run(capsys, "speakers", "--model-dir", models)
