@@ -12,11 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speakerid._utils.parallel import TaskRunner, imap_ordered
-from speakerid._utils.progress import progress
-from speakerid._utils.validation import resolve_jobs
 from speakerid.backends import _cohort
-from speakerid.backends._enrollment import adapt_batch, adapt_local, on_workers
+from speakerid.backends._enrollment import adapt_speakers
 from speakerid.backends._training import DEFAULT_COHORT_SPEAKERS, record_cohort
 from speakerid.backends.base import get_backend
 from speakerid.data.augment import check_n_augment
@@ -211,18 +208,8 @@ class SpeakerVerifier:
         if n_augment is None:
             n_augment = int((self._background_header.get("augment") or {}).get("copies", 0))
         background = self._background_header.get("background_speakers", [])
-        if on_workers(jobs, self.n_jobs, self.scheduler):   # speakers on workers when it pays
-            shared = (str(self.model_dir), self.backend_name, self.backend.params, self.feature_config, n_augment,
-                      background, self.cache_dir)
-            with TaskRunner(self.n_jobs, self.scheduler, batches_per_worker=1) as runner:
-                enrolled = runner.map(adapt_batch, shared, jobs)
-        else:   # speakers on threads of this process (nothing to start or load; one BLAS thread each)
-            threads = 1 if len(jobs) < 2 or self.scheduler is not None else min(resolve_jobs(self.n_jobs), len(jobs))
-            shared = (self.backend, self.feature_config, n_augment, background, self.n_jobs if threads == 1 else 1,
-                      self.cache_dir, len(jobs) == 1)      # per-file progress: only for a lone speaker
-            with TaskRunner(threads, threads=True, batches_per_worker=1) as runner:
-                enrolled = list(progress(imap_ordered(runner if threads > 1 else None, adapt_local, shared, jobs),
-                                         total=len(jobs), desc="enroll", unit="speaker"))
+        enrolled = adapt_speakers(jobs, self.backend, self.backend_name, str(self.model_dir), self.feature_config,
+                                  n_augment, background, self.n_jobs, self.scheduler, self.cache_dir)
         _cohort.add_cohort_scores(self.store, self.backend, self.backend_name, self.feature_config,
                                   [(arrays, header) for _, arrays, header in enrolled], self.cache_dir)
         self.store.save_feature_config(self.feature_config)   # atomic; callers may hold the directory's lock
