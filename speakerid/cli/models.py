@@ -198,16 +198,17 @@ def _identify(args):
         return _status(args, not result["rejected"])
     llr = result["scale"] == "llr"
     what = "LLR" if llr else f"{result['scale']!r} score (not a calibrated LLR)"
+    digits = ".2f" if llr else ".4f"         # as verify prints each scale
     if result["rejected"]:
         print(f"{args.file}: no enrolled speaker matches (every {what} is below the threshold "
-              f"{result['threshold']:.4f}: {result['threshold_source']})")
+              f"{result['threshold']:{digits}}: {result['threshold_source']})")
     else:
         odds = f", P(same speaker) = {result['posterior']:.2f} at prior {result['p_target']:g}" if llr else ""
-        print(f"{args.file}: best match {result['best']}{odds} (threshold {result['threshold']:.4f}: "
+        print(f"{args.file}: best match {result['best']}{odds} (threshold {result['threshold']:{digits}}: "
               f"{result['threshold_source']})")
     for rank, c in enumerate(result["candidates"], 1):
         extra = f"  P = {c['posterior']:.2f}" if llr else ""
-        print(f"  {rank:>2}. {c['speaker']:<24} {c['score']:9.4f}{extra}")
+        print(f"  {rank:>2}. {c['speaker']:<24} {c['score']:9{digits}}{extra}")
     return _status(args, not result["rejected"])
 
 

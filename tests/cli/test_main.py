@@ -110,3 +110,24 @@ def test_errors_are_one_line_with_exit_codes(capsys, tmp_path, synth_corpus, arg
     assert err.startswith("speakerid") and err.count("\n") == 1 and needle in err
     got, _, err = _run(capsys, "--traceback", *argv)
     assert got == status and "Traceback" in err
+
+
+@pytest.mark.parametrize("scale,threshold_text,row", [("llr", "threshold 0.00:", ["1.", "alice", "1.23", "P", "=", "0.77"]),
+                                                     ("gmm-ubm", "threshold 0.0000:", ["1.", "alice", "1.2346"])])
+def test_identify_prints_each_scale_as_verify_does(capsys, monkeypatch, tmp_path, scale, threshold_text, row):
+    """Calibrated LLRs with 2 decimals (their Bayes threshold 0.00), raw scores with 4, in every line."""
+    from speakerid.cli import models as cli_models
+
+    result = {"scale": scale, "rejected": False, "best": "alice", "threshold": 0.0, "threshold_source": "stored",
+              "posterior": 0.77, "p_target": 0.5, "candidates": [{"speaker": "alice", "score": 1.23456,
+                                                                    "posterior": 0.77}]}
+
+    class Stub:
+        def identify(self, *args, **kwargs):
+            return result
+
+    monkeypatch.setattr(cli_models, "_verifier", lambda args, **kwargs: Stub())
+    status, out, _ = _run(capsys, "identify", "--model-dir", tmp_path, tmp_path / "x.wav")
+    assert status == ExitStatus.OK
+    first, candidate = out.splitlines()
+    assert threshold_text in first and candidate.split() == row
