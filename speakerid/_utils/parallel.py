@@ -11,9 +11,11 @@ always come back in the order of the tasks, whatever ran them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
+import signal
 import warnings
 
 from speakerid._utils.blas import one_blas_thread
@@ -21,6 +23,10 @@ from speakerid._utils.validation import resolve_jobs
 from speakerid.exceptions import ParameterError
 
 __all__ = ["TaskRunner", "Pending", "resolve_jobs", "split_batches", "imap_ordered"]
+
+
+#: After Ctrl-C, local worker processes get this long (s) to finish their batches before they are killed.
+INTERRUPT_GRACE_S = 3.0
 
 
 def split_batches(items: list, n_batches: int) -> list[list]:
@@ -63,6 +69,11 @@ def _warn_again(results: list) -> list:
         for text, category in caught:
             warnings.warn(text, category, stacklevel=2)
     return [output for output, _ in results]
+
+
+def _ignore_interrupts() -> None:
+    """Initializer of the local worker processes: Ctrl-C is for the command (see :meth:`TaskRunner.close`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _is_client(obj) -> bool:
@@ -109,6 +120,7 @@ class TaskRunner:
         self.threads = bool(threads) and scheduler is None
         self._blas_limit = None
         self._executor = None
+        self._futures = []          # (worker processes) what was submitted, waited for or stopped by close()
         self._client = None
         self._cluster = None
         self._own_client = True
@@ -126,8 +138,8 @@ class TaskRunner:
         self.open()
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        self.close(interrupted=exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
 
     def open(self) -> None:
         if self.scheduler is not None:
@@ -147,7 +159,10 @@ class TaskRunner:
             # max_nbytes=None: large arrays are pickled, not written to /dev/shm files. Those memory maps belong
             # to the reused pool, outlive this runner, and at exit loky's resource tracker reported them as
             # "leaked file objects" on stderr.
-            self._executor = get_memmapping_executor(self.n_jobs, timeout=300, max_nbytes=None)
+            # The workers ignore Ctrl-C: this process gets it and stops them (close(interrupted=True)), instead of
+            # each printing its own KeyboardInterrupt traceback.
+            self._executor = get_memmapping_executor(self.n_jobs, timeout=300, max_nbytes=None,
+                                                     initializer=_ignore_interrupts)
 
     def _open_dask(self) -> None:
         try:
@@ -170,9 +185,20 @@ class TaskRunner:
                  self.scheduler if isinstance(self.scheduler, str) else self._client.scheduler.address)
         self.description = f"dask ({where}, {self.n_workers} workers)"
 
-    def close(self) -> None:
+    def close(self, interrupted: bool = False) -> None:
+        """Release the workers. Thread and Dask batches not started are cancelled. Worker processes finish the
+        batches they were given (they may be writing into a folder the caller removes next); when ``interrupted``
+        (Ctrl-C) for at most :data:`INTERRUPT_GRACE_S`, then the reusable pool is shut down and its processes
+        killed."""
         if self.threads and self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+        elif self._executor is not None and self._futures:
+            # (not cancelled: cancelling a future of loky's pool races with its queue manager, which then dies;
+            # killing the pool with batches queued makes that thread print a KeyError: so, a grace period first)
+            _, running = concurrent.futures.wait(self._futures, timeout=INTERRUPT_GRACE_S if interrupted else None)
+            if running:
+                self._executor.shutdown(wait=True, kill_workers=True)
+        self._futures = []
         if self._blas_limit is not None:
             self._blas_limit.close()
             self._blas_limit = None
@@ -210,7 +236,8 @@ class TaskRunner:
             return Pending(lambda: [f.result() for f in futures], futures)
         if self._executor is not None and batches:
             futures = [self._executor.submit(_catching_warnings, func, shared, batch) for batch in batches]
-            return Pending(lambda: _warn_again([f.result() for f in futures]), futures)
+            self._futures = [f for f in self._futures if not f.done()] + futures
+            return Pending(lambda: _warn_again([f.result() for f in futures]))   # (not cancellable: see close)
         outputs = [func(shared, batch) for batch in batches]
         return Pending(lambda: outputs)
 
@@ -235,7 +262,8 @@ class Pending:
             raise
 
     def cancel(self) -> None:
-        """Cancel the batches not started yet (after an error elsewhere)."""
+        """Cancel the batches not started yet (after an error elsewhere); local worker processes' batches are
+        left to :meth:`TaskRunner.close`."""
         for future in self._futures:
             future.cancel()
 

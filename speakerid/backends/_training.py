@@ -71,7 +71,8 @@ def training_workers(n_jobs=1, scheduler=None, cache_dir=None):
                              "can read: give --cache DIR (cache_dir) on a shared file system")
     with contextlib.ExitStack() as stack:
         cache = (Path(cache_dir) if cache_dir is not None else
-                 Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="speakerid-features-"))))
+                 Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="speakerid-features-",
+                                                                    ignore_cleanup_errors=True))))
         runner = stack.enter_context(TaskRunner(n_jobs=n_jobs, scheduler=scheduler, retries=2))
         yield runner, cache
 

@@ -298,7 +298,7 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     timings, total = {}, len(systems) + 3
     with contextlib.ExitStack() as stack:
         store = cache_dir if cache_dir is not None else stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="speakerid-train-features-"))
+            tempfile.TemporaryDirectory(prefix="speakerid-train-features-", ignore_cleanup_errors=True))
         for i, system in enumerate(systems, 1):
             say(f"[{i}/{total}] training {system} on {len(train_speakers)} background speakers")
             start = time.perf_counter()

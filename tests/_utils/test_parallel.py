@@ -47,3 +47,50 @@ def test_large_arrays_leave_no_temporary_files_at_exit(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str([2_000_000.0 + t for t in range(8)])
     assert "leaked" not in done.stderr and done.stderr.strip() == ""
+
+
+_WORKER_SCRIPT = """
+import os, signal, sys, tempfile, threading, time
+from pathlib import Path
+from speakerid._utils.parallel import TaskRunner
+
+def write(folder, batch):
+    out = []
+    for i in batch:
+        if i == 0 and MODE == "error":
+            raise ValueError("task 0 failed")
+        sub = Path(folder) / str(i)            # files keep coming, as a feature store's entries do
+        sub.mkdir()
+        for j in range(300):
+            (sub / f"{j}.npy").write_bytes(b"x" * 1000)
+            time.sleep(0.001)
+        out.append(i)
+    return out
+
+MODE = sys.argv[1]
+if __name__ == "__main__":
+    if MODE == "interrupt":
+        threading.Timer(0.8, os.killpg, (os.getpgid(0), signal.SIGINT)).start()   # as a terminal's Ctrl-C
+    try:
+        with tempfile.TemporaryDirectory() as folder, TaskRunner(2) as runner:
+            runner.map(write, folder, list(range(16)))
+    except (KeyboardInterrupt, ValueError) as exc:
+        print(type(exc).__name__, str(exc))
+"""
+
+
+@pytest.mark.parametrize("mode,expected", [("error", "ValueError task 0 failed"), ("interrupt", "KeyboardInterrupt")])
+def test_a_failed_or_interrupted_run_stops_its_workers_before_its_folder_goes(tmp_path, mode, expected):
+    """The error (or Ctrl-C) reaches the caller as itself, not as the folder's 'Directory not empty' from workers
+    still writing into it; Ctrl-C is the command's (workers print no traceback of their own) and no worker
+    process outlives the run."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(_WORKER_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True, timeout=120,
+                          start_new_session=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+    assert done.stderr.strip() == ""
