@@ -25,10 +25,11 @@ from speakerid.store import ModelStore
 
 __all__ = ["adapt_speaker", "adapt_speakers", "adapt_batch", "adapt_local", "on_workers"]
 
-#: Local worker processes pay for themselves from about this many enrollment files each: starting them (and loading
-#: the background model in each) costs ~0.7 s, a file ~20 ms (shared background, 2 cores: 10 files 0.79 s serial
-#: against 1.50 s on 2 workers, 30 files 1.17 s against 1.85 s).
-MIN_FILES_PER_WORKER = 32
+#: Local worker processes are used from this many enrollment files each; below it, threads of the command. On 2
+#: cores (in-process, K = 64 UBM): 120 FSDD digits 1.10 s serial, 1.08 s on threads, 1.32 s on processes; the 223
+#: background files (2,808 s of speech) 6.80 s serial, 4.67 s on threads, 4.82 s on processes. Processes are kept
+#: for larger enrollments, where the threads' Python share (under the GIL) binds first.
+MIN_FILES_PER_WORKER = 256
 
 #: Per worker process: the loaded backend of each (model directory, backend, parameters, background files' mtimes).
 _BACKENDS: dict = {}

@@ -61,7 +61,7 @@ def test_workers_only_when_they_pay_for_themselves():
     from speakerid.backends._enrollment import MIN_FILES_PER_WORKER, on_workers
 
     few = [(f"s{i}", ["a.wav"] * 3, None) for i in range(10)]                      # 30 files
-    many = [(f"s{i}", ["a.wav"] * 3, None) for i in range(MIN_FILES_PER_WORKER)]  # 3 x 32 files
+    many = [(f"s{i}", ["a.wav"] * 3, None) for i in range(MIN_FILES_PER_WORKER)]  # 3 files a speaker
     assert not on_workers(few, 2, None) and on_workers(many, 2, None)
     assert not on_workers(many, 1, None)                   # one worker: in this process
     assert on_workers(few, 2, "local")                      # a Dask scheduler asked for: always
