@@ -155,7 +155,8 @@ def _train_ubm(args):
 
 def _enroll(args):
 
-    verifier = _verifier(args, must_exist=False, scheduler=args.scheduler, cache_dir=args.cache)
+    # only the per-speaker GMM backend (no background model) may start a directory here
+    verifier = _verifier(args, must_exist=args.backend != "gmm", scheduler=args.scheduler, cache_dir=args.cache)
     if (args.manifest or args.data_dir) and (args.speaker or args.files) or (args.manifest and args.data_dir):
         raise ParameterError("give one of --manifest, --data-dir, or --speaker with FILE arguments")
     if not (args.manifest or args.data_dir or (args.speaker and args.files)):

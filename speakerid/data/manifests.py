@@ -86,6 +86,8 @@ def iter_manifest(path, chunksize: int = 10000, *, require_target: bool = False,
                 yield _clean_manifest(chunk, path, require_target=require_target, check_files=check_files,
                                       first_line=first_line, for_enrollment=False)
                 first_line += len(chunk)
+        if first_line == 2:      # as read_manifest: a list with no trial is a mistake, not an empty result
+            raise ManifestError("the manifest has a header but no rows", path)
     except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as exc:
         raise ManifestError(f"not a readable CSV ({_one_line(exc)})", path) from None
     except pd.errors.EmptyDataError:

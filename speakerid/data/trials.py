@@ -246,6 +246,8 @@ def scan_trials(trials, chunksize: int):
         n_empty += int(no_speaker.sum())
         claimed.update(s for s in speakers if s)
         index.add(coded_key_hashes(codes, speakers, path_codes, paths), labels)
+    if n_rows == 0:     # as read_manifest: nothing to score is a mistake (a wrong file), not an empty result
+        raise ManifestError("the trial list has a header but no trials", source)
     if n_empty:
         raise ManifestError(f"empty speaker id on {unit}(s) {_first(empty, n_empty)}", source)
     if n_bad:
@@ -289,15 +291,16 @@ def _first(shown, total: int) -> str:
 def _raw_chunks(path: Path, chunksize: int, usecols=None):
     reader = _csv_errors(path, lambda: pd.read_csv(path, chunksize=chunksize, usecols=usecols, **_CSV_OPTIONS))
     line = 2
-    iterator = iter(reader)
-    while True:
-        chunk = _csv_errors(path, lambda: next(iterator, None))
-        if chunk is None:
-            return
-        chunk = chunk.rename(columns=lambda c: str(c).strip())
-        chunk.index = pd.RangeIndex(line, line + len(chunk), name="line")
-        line += len(chunk)
-        yield chunk
+    with reader:        # closed however the caller stops reading
+        iterator = iter(reader)
+        while True:
+            chunk = _csv_errors(path, lambda: next(iterator, None))
+            if chunk is None:
+                return
+            chunk = chunk.rename(columns=lambda c: str(c).strip())
+            chunk.index = pd.RangeIndex(line, line + len(chunk), name="line")
+            line += len(chunk)
+            yield chunk
 
 
 def read_chunks(trials, chunksize: int):

@@ -94,7 +94,7 @@ def test_train_enroll_verify_identify_speakers_remove(capsys, synth_corpus, tmp_
     (["enroll", "--model-dir", "{tmp}/m", "--speaker", "../evil", "{wav}"], ExitStatus.USAGE, "../evil"),
     (["enroll", "--model-dir", "{tmp}/m"], ExitStatus.USAGE, "nothing to enroll"),
     # a model directory that does not exist: one message whatever the command (it was four different ones)
-    (["enroll", "--model-dir", "{tmp}/typo", "--speaker", "x", "{wav}"], ExitStatus.NOT_FITTED, "train-ubm"),
+    (["enroll", "--model-dir", "{tmp}/typo", "--speaker", "x", "{wav}"], ExitStatus.USAGE, "no such model directory"),
     (["verify", "--model-dir", "{tmp}/typo", "--speaker", "x", "{wav}"], ExitStatus.USAGE, "no such model directory"),
     (["identify", "--model-dir", "{tmp}/typo", "{wav}"], ExitStatus.USAGE, "no such model directory"),
     (["speakers", "--model-dir", "{tmp}/typo"], ExitStatus.USAGE, "no such model directory"),
@@ -131,3 +131,13 @@ def test_identify_prints_each_scale_as_verify_does(capsys, monkeypatch, tmp_path
     assert status == ExitStatus.OK
     first, candidate = out.splitlines()
     assert threshold_text in first and candidate.split() == row
+
+
+def test_only_the_per_speaker_gmm_backend_starts_a_model_directory_at_enroll(capsys, tmp_path, synth_corpus):
+    wav = read_manifest(synth_corpus.enroll_csv).iloc[0]["path"]
+    status, _, err = _run(capsys, "enroll", "--model-dir", tmp_path / "new", "--speaker", "x", wav)
+    assert status == ExitStatus.USAGE and "no such model directory" in err and not (tmp_path / "new").exists()
+    status, out, err = _run(capsys, "enroll", "--model-dir", tmp_path / "new", "--backend", "gmm", "--speaker", "x",
+                            wav)
+    assert status == ExitStatus.OK, err
+    assert "enrolled x: 1 file(s)" in out and (tmp_path / "new").is_dir()

@@ -169,3 +169,19 @@ def test_score_frames_treat_nan_cells_as_missing():
     frame.loc[12, "target"] = 3
     with pytest.raises(ManifestError, match=r"^system 'A': target must be 0 or 1; row\(s\) 12 hold '3'"):
         read_score_file(frame, name="system 'A'")
+
+
+@pytest.mark.parametrize("text", ["speaker,path,target\n", "speaker,path\n", "speaker,path,target\n,,\n \n"])
+def test_a_trial_list_without_trials_is_refused(tmp_path, text):
+    """A header alone (or only blank rows) is a wrong file, not 0 trials to score: refused like an empty
+    enrollment manifest, before any output is written."""
+    from speakerid.data.manifests import iter_manifest
+
+    path = tmp_path / "trials.csv"
+    path.write_text(text)
+    with pytest.raises(ManifestError, match="trial list has a header but no trials") as info:
+        scan_trials(path, chunksize=10)
+    assert str(path) in str(info.value)
+    if text.count("\n") == 1:
+        with pytest.raises(ManifestError, match="header but no rows"):
+            list(iter_manifest(path, chunksize=10))
