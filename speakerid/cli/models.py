@@ -169,7 +169,7 @@ def _enroll(args):
         print_json({"enrolled": results})
     else:
         for r in results:
-            print(f"enrolled {r['speaker']}: {r['n_files']} file(s), {r['total_seconds']:.1f} s, "
+            print(f"enrolled {r['speaker']}: {r['n_files']} file(s), {r['total_seconds']:.1f} s of audio, "
                   f"{r['n_frames']} frames ({r['backend']})")
 
 

@@ -281,7 +281,7 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
     if is_frame:
         check_manifest_columns(trials.columns, "trials DataFrame")
     n_rows, claimed, has_target = scan_trials(trials, chunksize)
-    check_enrolled(verifier, claimed)
+    check_enrolled(verifier, claimed, None if is_frame else trials)
     normalizer = verifier.normalization.normalizer(claimed) if claimed else None
     base_dir = os.getcwd() if is_frame else str(Path(trials).resolve().parent)
     # the normaliser is saved beside the output: a folder the workers of a cluster likely see as well

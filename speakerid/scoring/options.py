@@ -38,8 +38,9 @@ def check_options(chunksize, norm, cohort, cohort_top, model_dir) -> tuple:
     return method, cohort, enrolled
 
 
-def check_enrolled(verifier, claimed) -> None:
-    """:class:`UnknownSpeakerError` listing every claimed speaker that is not enrolled (before any scoring)."""
+def check_enrolled(verifier, claimed, source=None) -> None:
+    """:class:`UnknownSpeakerError` listing every claimed speaker that is not enrolled (before any scoring);
+    the message starts with ``source`` (the trial list) when given."""
     def enrolled(speaker):
         try:
             return verifier.store.has_speaker(speaker, verifier.backend_name)
@@ -51,6 +52,7 @@ def check_enrolled(verifier, claimed) -> None:
         known = verifier.speakers()
         shown = f" ({', '.join(known[:5])}{' ...' if len(known) > 5 else ''})" if known else ""
         raise UnknownSpeakerError(
+            f"{f'{source}: ' if source is not None else ''}"
             f"{len(unknown)} claimed speaker(s) not enrolled in {verifier.model_dir} (backend "
             f"{verifier.backend_name}): {', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}; "
             f"{len(known)} enrolled{shown}")

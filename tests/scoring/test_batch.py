@@ -121,7 +121,7 @@ def test_unknown_speakers_all_listed_before_scoring(model_dir, trials, tmp_path,
     out = tmp_path / "never.csv"
     with pytest.raises(UnknownSpeakerError, match="nobody-1, nobody-2, nobody-3") as info:
         score_trials(model_dir, bad, out, chunksize=2)
-    assert "3 claimed speaker(s)" in str(info.value)
+    assert "3 claimed speaker(s)" in str(info.value) and str(info.value).startswith(f"{bad}: ")  # names the list
     assert not out.exists() and not list(tmp_path.glob(".*"))
 
 
