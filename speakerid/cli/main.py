@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that area is not built yet
             raise
         module.register(sub)
+    parser.commands = sub.choices      # name -> sub-command parser (their errors point to their own --help)
     return parser
 
 
@@ -67,7 +68,10 @@ def main(argv=None) -> ExitStatus:
     try:
         with one_line_warnings():
             parser = build_parser()
-            args = parser.parse_args(argv)
+            args, extra = parser.parse_known_args(argv)
+            if extra:    # "speakerid score --bogus": see 'speakerid score --help', not the top-level one
+                parser.commands.get(getattr(args, "command", None), parser).error(
+                    f"unrecognized arguments: {' '.join(extra)}")
             if not getattr(args, "handler", None):
                 parser.print_help(sys.stderr)
                 return ExitStatus.USAGE

@@ -24,6 +24,12 @@ def test_help_and_version(capsys):
     assert status == ExitStatus.OK and out.startswith("speakerid ")
     status, _, err = _run(capsys, "verify", "--bogus")
     assert status == ExitStatus.USAGE and len(err.strip().splitlines()) == 1
+    # an option the command does not have: the hint is that command's help
+    status, _, err = _run(capsys, "score", "--model-dir", "m", "--trials", "t", "--out", "o", "--sample-rate", 8000)
+    assert status == ExitStatus.USAGE and err.strip() == ("speakerid score: unrecognized arguments: --sample-rate "
+                                                          "8000 (see 'speakerid score --help')")
+    status, _, err = _run(capsys, "--bogus")
+    assert status == ExitStatus.USAGE and err.strip().endswith("(see 'speakerid --help')")
 
 
 def test_help_imports_no_scoring_or_signal_code():
