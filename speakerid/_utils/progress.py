@@ -8,7 +8,7 @@ import contextlib
 import sys
 import time
 
-__all__ = ["progress", "report_stages", "stage_lines"]
+__all__ = ["progress", "report_stages", "stage_lines", "em_bar"]
 
 #: A command reports its stages once it has run this long (seconds): the log of a long run shows it is alive.
 ALIVE_AFTER_S = 5.0
@@ -120,3 +120,9 @@ class _Lines:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def em_bar(total: int, desc: str, verbose=False):
+    """The progress of an EM run over ``total`` iterations: a bar on a terminal, nothing elsewhere and nothing
+    when ``verbose`` (its one line per iteration is the report, e.g. in a log)."""
+    return progress(total=int(total), desc=desc, unit="iteration", enabled=not verbose and sys.stderr.isatty())

@@ -33,6 +33,7 @@ import numpy as np
 
 from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.parallel import imap_ordered
+from speakerid._utils.progress import em_bar
 from speakerid._utils.validation import check_random_state
 from speakerid.exceptions import ParameterError
 from speakerid.features.feature_store import make_shards, read_entry
@@ -210,10 +211,13 @@ def fit_ubm_sharded(model: GMMUBM, entries, runner=None, *, subsample: int = 1,
     params = gmm._seed_params(np.concatenate(picked), center, data_var, floor, rng)
     center32, rows = center.astype(np.float32), gm.chunk_rows(k, len(center), None)
 
-    def e_step(pt):
-        return ordered_reduce(runner, _em_task, (pt, center32, subsample, rows), paths, _add_stats)
+    with em_bar(gmm.max_iter, "UBM EM", gmm.verbose) as bar:
+        def e_step(pt):
+            stats = ordered_reduce(runner, _em_task, (pt, center32, subsample, rows), paths, _add_stats)
+            bar.update(1)
+            return stats
 
-    gmm._run_em(e_step, n_seen, len(center), center, floor, params)
+        gmm._run_em(e_step, n_seen, len(center), center, floor, params)
     if gmm.floored_components_:
         shared = ((gmm.weights_, gmm.means_, gmm.covariances_), gmm.floored_components_, subsample)
         flags = ordered_reduce(runner, _collapse_task, shared, paths, lambda acc, item: (acc or []) + item)

@@ -27,6 +27,7 @@ import numpy as np
 
 from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.files import atomic_write
+from speakerid._utils.progress import em_bar
 from speakerid.exceptions import ParameterError
 from speakerid.features.feature_store import make_shards, read_entry
 from speakerid.models._frame_checks import distinct_frames, judge_frames
@@ -195,8 +196,13 @@ def fit_ivector_sharded(system: IVectorSystem, ubm: DiagGMM, entries, labels, ru
     occupancy = np.asarray(pass1["N"], dtype=np.float64)
     tv._start(occupancy, (pass1["F2"] / (n * k * d)) / max(float(occupancy.sum()) / (n * k), 1e-10))
     paths = pass1["paths"]
-    tv._run_em(lambda: tuple(ordered_reduce(runner, _tv_em_task, (tv.T_, tv.variances_, tv.batch_size), paths,
-                                            _add_sums)), n)
+    with em_bar(tv.max_iter, "T-matrix EM", tv.verbose) as bar:
+        def e_step():
+            sums = tuple(ordered_reduce(runner, _tv_em_task, (tv.T_, tv.variances_, tv.batch_size), paths, _add_sums))
+            bar.update(1)
+            return sums
+
+        tv._run_em(e_step, n)
     ivectors = ordered_reduce(runner, _ivector_task, (tv.T_, tv.variances_, tv.batch_size), paths,
                               lambda acc, item: (acc or []) + [item])
     system.ubm_ = ubm

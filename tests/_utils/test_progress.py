@@ -53,3 +53,17 @@ def test_a_report_that_shows_nothing_does_not_load_tqdm():
             "print('tqdm' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False" and done.stderr == ""
+
+
+def test_em_bar_on_a_terminal_only_and_not_beside_verbose_lines(monkeypatch, capsys):
+    import sys
+
+    from speakerid._utils.progress import _Silent, em_bar
+
+    assert isinstance(em_bar(10, "UBM EM"), _Silent)                     # a log or a pipe: the EM lines report
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert isinstance(em_bar(10, "UBM EM", verbose=True), _Silent)       # verbose lines instead
+    with em_bar(10, "UBM EM") as bar:                                     # a terminal: a bar
+        assert not isinstance(bar, _Silent) and bar.total == 10
+        bar.update(3)
+    assert "UBM EM" in capsys.readouterr().err
