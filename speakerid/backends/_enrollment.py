@@ -20,16 +20,14 @@ from speakerid.backends._training import warn_overlap
 from speakerid.backends.base import get_backend
 from speakerid.data.augment import augment_header
 from speakerid.features.feature_store import extract_to_store, read_entry
-from speakerid.features.pipeline import many_features
+from speakerid.features.pipeline import MIN_FILES_PER_PROCESS, many_features
 from speakerid.store import ModelStore
 
 __all__ = ["adapt_speaker", "adapt_speakers", "adapt_batch", "adapt_local", "on_workers"]
 
-#: Local worker processes are used from this many enrollment files each; below it, threads of the command. On 2
-#: cores (in-process, K = 64 UBM): 120 FSDD digits 1.10 s serial, 1.08 s on threads, 1.32 s on processes; the 223
-#: background files (2,808 s of speech) 6.80 s serial, 4.67 s on threads, 4.82 s on processes. Processes are kept
-#: for larger enrollments, where the threads' Python share (under the GIL) binds first.
-MIN_FILES_PER_WORKER = 256
+#: Local worker processes are used from this many enrollment files each; below it, threads of the command (the
+#: measurements behind the number: :data:`speakerid.features.pipeline.MIN_FILES_PER_PROCESS`).
+MIN_FILES_PER_WORKER = MIN_FILES_PER_PROCESS
 
 #: Per worker process: the loaded backend of each (model directory, backend, parameters, background files' mtimes).
 _BACKENDS: dict = {}

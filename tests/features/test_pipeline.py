@@ -30,8 +30,12 @@ def narrowband_files(synth_corpus, tmp_path_factory):
     return paths
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
-def test_every_files_warning_reaches_the_caller(narrowband_files, n_jobs):
+@pytest.mark.parametrize("n_jobs,processes", [(1, False), (2, False), (2, True)])
+def test_every_files_warning_reaches_the_caller(narrowband_files, n_jobs, processes, monkeypatch):
+    from speakerid.features import pipeline
+
+    if processes:     # this small list on worker processes all the same (else: threads of this process)
+        monkeypatch.setattr(pipeline, "MIN_FILES_PER_PROCESS", 1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         results = many_features(narrowband_files, FeatureConfig(), n_jobs=n_jobs, n_augment=1, random_state=3)
@@ -41,12 +45,17 @@ def test_every_files_warning_reaches_the_caller(narrowband_files, n_jobs):
     assert [len(sessions) for sessions, _ in results] == [2] * len(narrowband_files)
 
 
-def test_workers_give_the_serial_frames_in_order(narrowband_files):
+def test_workers_give_the_serial_frames_in_order(narrowband_files, monkeypatch):
+    from speakerid.features import pipeline
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BandwidthWarning)
         serial = many_features(narrowband_files, FeatureConfig(), n_jobs=1, n_augment=1, random_state=3)
-        parallel = many_features(narrowband_files, FeatureConfig(), n_jobs=2, n_augment=1, random_state=3)
-    for (a, seconds_a), (b, seconds_b) in zip(serial, parallel):
-        assert seconds_a == seconds_b
-        for x, y in zip(a, b):
-            np.testing.assert_array_equal(x, y)
+        threads = many_features(narrowband_files, FeatureConfig(), n_jobs=2, n_augment=1, random_state=3)
+        monkeypatch.setattr(pipeline, "MIN_FILES_PER_PROCESS", 1)
+        processes = many_features(narrowband_files, FeatureConfig(), n_jobs=2, n_augment=1, random_state=3)
+    for parallel in (threads, processes):
+        for (a, seconds_a), (b, seconds_b) in zip(serial, parallel):
+            assert seconds_a == seconds_b
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(x, y)
