@@ -75,8 +75,8 @@ class SpeakerVerifier:
     backend_params : dict, optional
         Scoring options of the backend (e.g. ``{"top_c": 0}`` for exact GMM-UBM scoring).
     n_jobs : int
-        Parallel feature extraction over files (joblib); enrolling several speakers, worker processes over
-        speakers (:mod:`speakerid.backends._enrollment`; the same models as serially).
+        Parallel workers over files and, enrolling several speakers, over speakers: threads of this process, worker
+        processes for large enrollments (:mod:`speakerid.backends._enrollment`; the same models as serially).
     norm, cohort, cohort_top, cache_dir : optional
         Score normalisation of :meth:`score_frames` (so verify, identify, segments), as
         :func:`speakerid.scoring.batch.score_trials` (default ``"auto"``; ``"none"``: raw): the same trial gets

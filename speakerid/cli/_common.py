@@ -20,8 +20,6 @@ def add_model_dir(parser, required=True):
 
 def check_model_dir(path) -> None:
     """The one message of every command given a ``--model-dir`` that does not exist (ParameterError, exit 2)."""
-    import os
-
     from speakerid.exceptions import ParameterError
 
     if not os.path.isdir(path):
@@ -121,7 +119,7 @@ def add_jobs(parser):
     :func:`add_workers`): feature extraction on every core unless told otherwise (the model does not depend on it:
     each file's noisy copies are seeded by its position in the manifest)."""
     parser.add_argument("--jobs", "-j", type=jobs_count, default=-1, metavar="N",
-                        help="parallel feature extraction processes (default -1 = all cores; 1 = serial)")
+                        help="parallel feature extraction workers (default -1 = all cores; 1 = serial)")
 
 
 def add_workers(parser, jobs: int = 1):

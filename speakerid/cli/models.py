@@ -154,7 +154,6 @@ def _train_ubm(args):
 
 
 def _enroll(args):
-
     # only the per-speaker GMM backend (no background model) may start a directory here
     verifier = _verifier(args, must_exist=args.backend != "gmm", scheduler=args.scheduler, cache_dir=args.cache)
     if (args.manifest or args.data_dir) and (args.speaker or args.files) or (args.manifest and args.data_dir):
