@@ -2,7 +2,7 @@
 
 The layers, lowest first (a module may import from its own layer or a lower one, at import time or lazily):
 
-    _version, exceptions, _utils  <  data  <  features  <  evaluation  <  models  <  store  <  backends
+    _version, exceptions, _utils  <  data  <  features, degrade  <  evaluation  <  models  <  store  <  backends
     <  verifier  <  scoring  <  demo, cli, web
 
 ``models`` may use ``evaluation.metrics`` (plain numpy: a validation EER while training) but nothing else above
@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speakerid"
 LAYERS = [
     {"_version", "exceptions", "_utils"},
     {"data"},
-    {"features"},
+    {"features", "degrade"},
     {"evaluation"},
     {"models"},
     {"store"},

@@ -38,8 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Each command module of speakerid/cli registers its sub-commands here, in the order shown by --help.
-_COMMAND_MODULES = ("demo", "synth", "features", "train", "models", "scoring", "pairs", "embed", "segments", "thresholds",
-                    "calibration", "fusion", "evaluation", "neural", "ivector", "serve")
+_COMMAND_MODULES = ("demo", "synth", "degrade", "protocol", "features", "train", "models", "scoring", "pairs", "embed",
+                    "segments", "thresholds", "calibration", "fusion", "evaluation", "neural", "ivector", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
