@@ -344,7 +344,7 @@ def _as_text(column: pd.Series) -> pd.Series:
     return text
 
 
-def _read_score_csv(path: Path, all_columns: bool) -> pd.DataFrame:
+def _read_score_csv(path: Path, all_columns: bool, columns=()) -> pd.DataFrame:
     if not path.is_file():
         raise ManifestError("no such score file" if not path.exists() else "not a file", path)
 
@@ -355,13 +355,13 @@ def _read_score_csv(path: Path, all_columns: bool) -> pd.DataFrame:
         header = [str(c).strip() for c in pd.read_csv(path, nrows=0, **_CSV_OPTIONS).columns]
         if "score" not in header:
             return pd.DataFrame(columns=header)  # the caller names what is missing
-        return pd.read_csv(path, usecols=lambda c: str(c).strip() in SCORE_COLUMNS, **_CSV_OPTIONS)
+        return pd.read_csv(path, usecols=lambda c: str(c).strip() in (*SCORE_COLUMNS, *columns), **_CSV_OPTIONS)
 
     return _csv_errors(path, read, what="score file", header="speaker,path,target,score")
 
 
 def read_score_file(source, *, require_target: bool = True, name: str | None = None,
-                    all_columns: bool = True) -> ScoreFile:
+                    all_columns: bool = True, columns=()) -> ScoreFile:
     """Read a score file: a trial list with a ``score`` per row, as ``speakerid score`` writes it.
 
     A row whose score is missing (an empty cell; ``None``/NaN in a DataFrame), or whose ``error`` is not empty,
@@ -378,7 +378,9 @@ def read_score_file(source, *, require_target: bool = True, name: str | None = N
         How to name a DataFrame in error messages (default ``"<DataFrame>"``).
     all_columns : bool
         Keep every column in :attr:`ScoreFile.frame` (to write the rows back); else read only
-        :data:`SCORE_COLUMNS`.
+        :data:`SCORE_COLUMNS` and ``columns``.
+    columns : sequence of str
+        With ``all_columns=False``, more columns to keep if the file has them (e.g. the speakers to resample).
 
     Returns
     -------
@@ -404,7 +406,7 @@ def read_score_file(source, *, require_target: bool = True, name: str | None = N
         rows = np.asarray(frame.index)
     else:
         where, unit = str(source), "line"
-        frame = _read_score_csv(Path(source), all_columns)
+        frame = _read_score_csv(Path(source), all_columns, columns)
         rows = np.arange(2, len(frame) + 2)   # CSV line numbers, the header being line 1
     frame = frame.rename(columns=lambda c: str(c).strip())
     wanted = ["score"] + (["target"] if require_target else [])

@@ -13,6 +13,10 @@ each system are :func:`speakerid.evaluation.metrics.summary`.
 ``act_dcf`` and ``cllr`` treat the scores as calibrated natural-log likelihood ratios: ``act_dcf`` is the cost
 at the Bayes threshold ``log((1 - p_target) / p_target)`` (4.595 at ``p_target=0.01``). Raw GMM-UBM scores are
 not calibrated, so for them only EER, minDCF and minCllr are meaningful.
+
+Every figure comes with a bootstrap confidence interval that resamples speakers (trials of one speaker are not
+independent), see :mod:`speakerid.evaluation.bootstrap`; :func:`compare` tests whether two systems scored on the
+same trials differ.
 """
 
 from __future__ import annotations
@@ -32,15 +36,23 @@ from speakerid._utils.files import atomic_write
 from speakerid._utils.jsontext import json_safe
 from speakerid._utils.lazy import lazy_import
 from speakerid._version import __version__
-from speakerid.data.trials import read_score_file
+from speakerid.data.trials import read_score_file, target_labels, trial_key
 from speakerid.evaluation import metrics
+from speakerid.evaluation.bootstrap import (
+    GROUP_COLUMNS,
+    METHOD_REFERENCES,
+    check_bootstrap,
+    paired_comparison,
+    speaker_groups,
+    with_intervals,
+)
 from speakerid.evaluation.operating_points import dcf_table
 from speakerid.evaluation.plots import figure_bytes, plot_det, plot_roc, plot_score_histograms
 from speakerid.exceptions import ManifestError, ParameterError
 
 pd = lazy_import("pandas")
 
-__all__ = ["evaluate", "ACT_DCF_NOTE"]
+__all__ = ["evaluate", "compare", "ACT_DCF_NOTE", "GROUP_COLUMNS"]
 
 ACT_DCF_NOTE = ("actDCF and Cllr treat the scores as calibrated natural-log likelihood ratios; actDCF is the "
                 "cost at the Bayes threshold log((1 - p_target) / p_target)")
@@ -84,7 +96,8 @@ def _source_info(source) -> dict:
 
 
 def evaluate(score_files, out_dir=None, p_target=0.01, names=None, *, dpi: int = 100, score_format=None,
-             key=None) -> dict:
+             key=None, n_boot: int = 1000, confidence: float = 0.95, group_column: str | None = None,
+             random_state=0) -> dict:
     """Evaluate one or more systems' score files and (with ``out_dir``) write a report folder.
 
     Writes, atomically, into ``out_dir``: ``roc.png`` and ``det.png`` (one curve per system),
@@ -110,6 +123,17 @@ def evaluate(score_files, out_dir=None, p_target=0.01, names=None, *, dpi: int =
         One name per system; default the file names without ``.csv`` (``system1``, ... for DataFrames).
     dpi : int
         Resolution of the PNG figures.
+    n_boot : int
+        Bootstrap replicates of each system's confidence intervals (:func:`~speakerid.evaluation.bootstrap.\
+bootstrap_metrics`); 0 computes none.
+    confidence : float
+        Coverage of the intervals, in (0, 1).
+    group_column : str, optional
+        The score-file column whose values are resampled (the speakers). Default: the first of
+        :data:`GROUP_COLUMNS` the file has; without one, or when it holds a single value, trials are resampled
+        and ``intervals_note`` says so.
+    random_state : None, int or numpy.random.Generator
+        Seed of the resampling (the default makes reports reproducible).
 
     Returns
     -------
@@ -119,8 +143,12 @@ def evaluate(score_files, out_dir=None, p_target=0.01, names=None, *, dpi: int =
         ``name``, ``source``, ``input``, ``n_trials``, ``n_skipped``, ``skipped_errors``, ``eer_percent`` and
         the :func:`~speakerid.evaluation.metrics.summary` of its scores read as LLRs (``n_target``,
         ``n_nontarget``, ``eer`` as a fraction, ``eer_threshold``, ``min_dcf``, ``min_dcf_threshold``,
-        ``act_dcf``, ``act_dcf_threshold``, ``far``, ``frr``, ``cllr``, ``min_cllr``, ``p_target``); plus
-        ``out_dir`` (absolute). Infinite thresholds are written as the string ``"inf"``.
+        ``act_dcf``, ``act_dcf_threshold``, ``far``, ``frr``, ``cllr``, ``min_cllr``, ``p_target``), ``group_column``
+        (``None`` when trials were resampled), ``n_speakers`` (distinct values of that column, or None),
+        ``intervals`` (the :func:`~speakerid.evaluation.bootstrap.bootstrap_metrics` result at every ``p_target``,
+        or ``None`` with ``n_boot=0``) and ``intervals_note`` (why trials were resampled, or None); plus
+        ``out_dir`` (absolute) and ``intervals`` (how the intervals were made, one sentence).
+        Infinite thresholds are written as the string ``"inf"``.
 
     Raises
     ------
@@ -128,9 +156,10 @@ def evaluate(score_files, out_dir=None, p_target=0.01, names=None, *, dpi: int =
         A score file is unreadable, lacks the ``score`` / ``target`` columns, or lists a trial twice or as both
         a target and a non-target (the message names it and its lines).
     ParameterError
-        A score file has NaN or infinite scores or only one class of trials, or the names are wrong (the message
-        names the file).
+        A score file has NaN or infinite scores or only one class of trials, lacks ``group_column`` or has scored
+        rows with an empty one, or the names, ``n_boot`` or ``confidence`` are wrong (the message names the file).
     """
+    n_boot, confidence = check_bootstrap(n_boot, confidence, allow_zero=True)
     sources = list(score_files) if isinstance(score_files, (list, tuple)) else [score_files]
     if not sources:
         raise ParameterError("no score files to evaluate")
@@ -146,23 +175,29 @@ def evaluate(score_files, out_dir=None, p_target=0.01, names=None, *, dpi: int =
     systems, data = [], []
     for name, source in zip(names, sources):
         where = name if isinstance(source, pd.DataFrame) else str(source)
-        scores = read_score_file(_as_score_csv(source, score_format, key), name=where, all_columns=False)
+        scores = _read_scores(source, where, score_format, key, group_column)
+        groups, column, n_speakers, note = speaker_groups(scores.frame, scores.usable, group_column, where)
         try:
             values = metrics.summary(scores.scores, scores.labels, p_target, llr=True)
             values["operating_points"] = dcf_table(scores.scores, scores.labels, p_targets)
+            intervals = None if not n_boot else with_intervals(
+                scores.scores, scores.labels, groups, p_targets=p_targets, n_boot=n_boot, confidence=confidence,
+                random_state=random_state, llr=True, known={k: values[k] for k in ("cllr", "min_cllr")})
         except ParameterError as exc:
             raise ParameterError(f"{where}: {exc}") from None
         source_info = _source_info(source)
         systems.append({"name": name, "source": source_info["file"] or "<DataFrame>", "input": source_info,
                         "n_trials": len(scores.usable), **values, "eer_percent": 100.0 * values["eer"],
-                        "n_skipped": scores.n_skipped, "skipped_errors": scores.errors})
+                        "n_skipped": scores.n_skipped, "skipped_errors": scores.errors,
+                        "group_column": None if groups is None else column, "n_speakers": n_speakers,
+                        "intervals": intervals, "intervals_note": note})
         data.append((name, scores.scores, scores.labels))
 
     result = {
         "speakerid_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "p_target": p_target, "p_targets": p_targets, "c_miss": 1.0, "c_fa": 1.0, "note": ACT_DCF_NOTE,
-        "files": None, "systems": systems,
+        "intervals": _intervals_note(n_boot, confidence), "files": None, "systems": systems,
     }
     if out_dir is None:
         return {**result, "out_dir": None}
@@ -209,6 +244,107 @@ def _as_score_csv(source, score_format, key):
     return table.rename(columns={"enroll": "speaker", "test": "path"})
 
 
+def _read_scores(source, where: str, score_format, key, group_column):
+    wanted = [group_column] if group_column is not None else list(GROUP_COLUMNS)
+    return read_score_file(_as_score_csv(source, score_format, key), name=where, all_columns=False,
+                           columns=wanted)
+
+
+def _intervals_note(n_boot: int, confidence: float) -> str:
+    if not n_boot:
+        return "no confidence intervals (n_boot = 0)"
+    return (f"{100 * confidence:g} % percentile intervals from {n_boot} bootstrap resamples of the speakers, a "
+            f"speaker drawn k times counting all its trials k times (the subsets bootstrap); references: "
+            f"{METHOD_REFERENCES}")
+
+
+def compare(score_a, score_b, names=None, *, p_target=(0.01, 0.1), n_boot: int = 1000, confidence: float = 0.95,
+            group_column: str | None = None, random_state=0, score_format=None, key=None) -> dict:
+    """Compare two systems' score files of the same trials: each metric's difference B - A with its interval.
+
+    The files are joined on their trials (speaker, path); the trials scored in both are compared by a paired
+    bootstrap that resamples speakers (:func:`~speakerid.evaluation.bootstrap.paired_comparison`).
+
+    Parameters
+    ----------
+    score_a, score_b : str, os.PathLike or pandas.DataFrame
+        Score files as :func:`evaluate` reads them, with ``speaker``, ``path``, ``target`` and ``score`` columns.
+    names : sequence of two str, optional
+        The systems' names (default: the file names without ``.csv``).
+    p_target, n_boot, confidence, group_column, random_state, score_format, key
+        As :func:`evaluate` (``group_column`` is read from ``score_a``); ``n_boot`` must be >= 1.
+
+    Returns
+    -------
+    dict
+        The :func:`~speakerid.evaluation.bootstrap.paired_comparison` result plus ``names``, ``sources``,
+        ``p_targets``, ``n_trials`` (in both files), ``n_skipped`` (not scored in one of them), ``group_column``,
+        ``n_speakers``, ``intervals_note`` and ``note``.
+
+    Raises
+    ------
+    ManifestError
+        A file is unreadable, lacks the speaker / path / target / score columns, or its trials or their targets
+        differ from the other file's (the message names the file and a trial).
+    ParameterError
+        As :func:`evaluate`.
+    """
+    sources = [score_a, score_b]
+    names = _system_names(sources, names)
+    n_boot, confidence = check_bootstrap(n_boot, confidence)
+    p_targets = [float(p) for p in np.atleast_1d(p_target)]
+    for p in p_targets:
+        metrics.bayes_threshold(p)  # validates every p_target before any file is read
+    wheres = [name if isinstance(s, pd.DataFrame) else str(s) for name, s in zip(names, sources)]
+    files = [_read_scores(s, w, score_format, key, group_column) for s, w in zip(sources, wheres)]
+    keys = []
+    for data, where in zip(files, wheres):
+        missing = [c for c in ("speaker", "path") if c not in data.frame.columns]
+        if missing:
+            raise ManifestError(f"no {' or '.join(missing)} column: compare matches the two files' trials by "
+                                "speaker and path", where)
+        keys.append(_trial_keys(data.frame))
+    a, b = files
+    in_b, in_a = keys[1].get_indexer(keys[0]), keys[0].get_indexer(keys[1])
+    for absent, listed, how in ((in_b < 0, keys[0], f"lacks {{}} trial(s) of {wheres[0]}"),
+                                (in_a < 0, keys[1], f"has {{}} trial(s) that {wheres[0]} lacks")):
+        if absent.any():
+            speaker, path = listed[int(np.argmax(absent))]
+            raise ManifestError(f"{how.format(int(absent.sum()))}, e.g. speaker {speaker!r}, path {path!r}: the "
+                                "two score files must list the same trials", wheres[1])
+    labels_a, labels_b = (target_labels(f.frame["target"].to_numpy()) for f in files)   # checked by the reader
+    labels_b = labels_b[in_b]
+    other = labels_a != labels_b
+    if other.any():
+        first = keys[0][int(np.argmax(other))]
+        raise ManifestError(f"{int(other.sum())} trial(s) have another target than in {wheres[0]}, e.g. speaker "
+                            f"{first[0]!r}, path {first[1]!r}", wheres[1])
+    both = a.usable & b.usable[in_b]
+    scores_a, scores_b = (np.full(len(f.usable), np.nan) for f in files)
+    scores_a[a.usable], scores_b[b.usable] = a.scores, b.scores
+    scores_a, scores_b = scores_a[both], scores_b[in_b][both]
+    groups, column, n_speakers, note = speaker_groups(a.frame, both, group_column, wheres[0])
+    try:
+        result = paired_comparison(scores_a, scores_b, labels_a[both], groups, p_targets=p_targets, n_boot=n_boot,
+                                   confidence=confidence, random_state=random_state)
+    except ParameterError as exc:
+        raise ParameterError(f"{wheres[0]} vs {wheres[1]}: {exc}") from None
+    return {"names": names, "sources": [_source_info(s)["file"] or "<DataFrame>" for s in sources],
+            "p_targets": p_targets, "n_trials": len(both), "n_skipped": int((~both).sum()),
+            "group_column": None if groups is None else column, "n_speakers": n_speakers, "intervals_note": note,
+            "note": ACT_DCF_NOTE, **result}
+
+
+def _trial_keys(frame):
+    """The (speaker, path) trial of every row, compared as :func:`speakerid.data.trials.trial_key` does."""
+    columns = []
+    for position, column in enumerate(("speaker", "path")):
+        codes, uniques = pd.factorize(frame[column].astype(str).to_numpy(dtype=object))
+        keyed = np.array([trial_key(u, u)[position] for u in uniques], dtype=object)
+        columns.append(keyed[codes])
+    return pd.MultiIndex.from_arrays(columns)
+
+
 def _fmt(value, spec: str) -> str:
     return format(value, spec) if isinstance(value, (int, float)) and math.isfinite(value) else str(value)
 
@@ -218,16 +354,27 @@ def _img(images: dict, file_name: str, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
+def _ci(system: dict, name: str, value, spec: str, scale: float = 1.0) -> str:
+    """``value [low, high]`` of one figure (just the value without intervals)."""
+    interval = (system.get("intervals") or {}).get(name)
+    if not interval:
+        return _fmt(value, spec)
+    return (f"{_fmt(value, spec)} <small>[{_fmt(scale * interval['low'], spec)}, "
+            f"{_fmt(scale * interval['high'], spec)}]</small>")
+
+
 def _html(result: dict, images: dict) -> str:
     esc = html.escape
-    rows, inputs, hists = [], [], []
+    p = result["p_target"]
+    rows, inputs, hists, methods = [], [], [], []
     for s in result["systems"]:
+        speakers = s["n_speakers"] if s["n_speakers"] is not None else "—"
         rows.append(
-            f"<tr><td>{esc(s['name'])}</td><td>{s['n_target']}</td><td>{s['n_nontarget']}</td>"
-            f"<td>{s['n_skipped']}</td><td>{_fmt(s['eer_percent'], '.2f')}</td>"
-            f"<td>{_fmt(s['eer_threshold'], '.4g')}</td><td>{_fmt(s['min_dcf'], '.4f')}</td>"
-            f"<td>{_fmt(s['min_dcf_threshold'], '.4g')}</td><td>{_fmt(s['act_dcf'], '.4f')}</td>"
-            f"<td>{_fmt(s['cllr'], '.4f')}</td><td>{_fmt(s['min_cllr'], '.4f')}</td></tr>")
+            f"<tr><td>{esc(s['name'])}</td><td>{speakers}</td><td>{s['n_target']}</td><td>{s['n_nontarget']}</td>"
+            f"<td>{s['n_skipped']}</td><td>{_ci(s, 'eer', s['eer_percent'], '.2f', 100.0)}</td>"
+            f"<td>{_fmt(s['eer_threshold'], '.4g')}</td><td>{_ci(s, f'min_dcf@{p:g}', s['min_dcf'], '.4f')}</td>"
+            f"<td>{_fmt(s['min_dcf_threshold'], '.4g')}</td><td>{_ci(s, f'act_dcf@{p:g}', s['act_dcf'], '.4f')}</td>"
+            f"<td>{_ci(s, 'cllr', s['cllr'], '.4f')}</td><td>{_ci(s, 'min_cllr', s['min_cllr'], '.4f')}</td></tr>")
         info = s["input"]
         detail = (f"{esc(info['file'])} ({info['bytes']} bytes, sha256 {info['sha256'][:16]}…)" if info["file"]
                   else f"in-memory DataFrame ({info['rows']} rows)")
@@ -237,10 +384,20 @@ def _html(result: dict, images: dict) -> str:
             skipped = f" — {s['n_skipped']} row(s) without a score skipped ({examples})"
         inputs.append(f"<li><b>{esc(s['name'])}</b>: {detail}{skipped}</li>")
         hists.append(_img(images, result["files"]["hist"][s["name"]], f"score histogram of {s['name']}"))
-    p = result["p_target"]
-    points = "\n".join(f"<tr><td>{esc(s['name'])}</td><td>{o['p_target']:g}</td><td>{_fmt(o['min_dcf'], '.4f')}</td>"
-                       f"<td>{_fmt(o['act_dcf'], '.4f')}</td></tr>" for s in result["systems"]
-                       for o in s.get("operating_points", []))
+        if s["intervals"]:
+            note = f" ({esc(s['intervals_note'])})" if s["intervals_note"] else ""
+            methods.append(f"<li><b>{esc(s['name'])}</b>: {s['n_speakers'] or 'no'} speakers"
+                           f"{' (column ' + esc(s['group_column']) + ')' if s['group_column'] else ''}, "
+                           f"{s['n_target']} target / {s['n_nontarget']} non-target trials; "
+                           f"{esc(s['intervals']['method'])}{note}.</li>")
+    points = []
+    for s in result["systems"]:
+        for o in s.get("operating_points", []):
+            at = f"{o['p_target']:g}"
+            points.append(f"<tr><td>{esc(s['name'])}</td><td>{at}</td><td>{_ci(s, 'min_dcf@' + at, o['min_dcf'], '.4f')}"
+                          f"</td><td>{_ci(s, 'act_dcf@' + at, o['act_dcf'], '.4f')}</td></tr>")
+    points = "\n".join(points)
+    methods_html = "\n".join(methods)
     rows_html, hists_html, inputs_html = "\n".join(rows), "\n".join(hists), "\n".join(inputs)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>speakerid evaluation report</title>
@@ -255,15 +412,20 @@ img {{ max-width: 48%; margin: 0.5em 1% 0.5em 0; vertical-align: top; }}
 </style></head><body>
 <h1>Speaker verification evaluation</h1>
 <p>speakerid {esc(result['speakerid_version'])}, {esc(result['created'])}; P<sub>target</sub> = {p:g},
-C<sub>miss</sub> = C<sub>fa</sub> = 1.</p>
+C<sub>miss</sub> = C<sub>fa</sub> = 1. Each figure is followed by its [confidence interval].</p>
 <table>
-<tr><th>system</th><th>target trials</th><th>non-target trials</th><th>skipped</th><th>EER %</th>
+<tr><th>system</th><th>speakers</th><th>target trials</th><th>non-target trials</th><th>skipped</th><th>EER %</th>
 <th>EER threshold</th><th>minDCF</th><th>minDCF threshold</th><th>actDCF</th><th>Cllr</th><th>minCllr</th></tr>
 {rows_html}
 </table>
 <p class="note">EER: where miss and false-alarm rates meet (interpolated DET curve). minDCF: normalised detection
 cost at the best threshold. {esc(result['note'])} (here {metrics.bayes_threshold(p):.4g}); for uncalibrated
 scores (e.g. raw GMM-UBM log-likelihood ratios) only EER, minDCF and minCllr are meaningful.</p>
+<p class="note">Intervals: {esc(result['intervals'])}. Trials of one speaker are not independent, so speakers,
+not trials, are resampled.</p>
+<ul class="note">
+{methods_html}
+</ul>
 <h2>Operating points</h2>
 <table><tr><th>system</th><th>P<sub>target</sub></th><th>minDCF</th><th>actDCF</th></tr>
 {points}
