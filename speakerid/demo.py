@@ -160,7 +160,8 @@ def _fused_step(corpus, model_dir, target_row, impostor, n_components, random_st
     result = train_default(corpus.background_csv, model_dir, random_state=random_state, system_params=small)
     for condition, figures in result["dev"].items():
         f = figures["fusion (dev, in-sample)"]
-        _say(out, f"      dev {condition:<6} EER {f['eer_pct']:5.2f} %, actDCF {f['act_dcf']:.3f} "
+        low, high = f["eer_pct_ci"]
+        _say(out, f"      dev {condition:<6} EER {f['eer_pct']:5.2f} % [{low:.2f}, {high:.2f}], actDCF {f['act_dcf']:.3f} "
                   f"(minDCF {f['min_dcf']:.3f}), Cllr {f['cllr']:.3f} (min {f['min_cllr']:.3f})")
     verifier = FusedVerifier(model_dir)
     verifier.enroll_manifest(corpus.enroll_csv)

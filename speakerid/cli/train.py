@@ -55,17 +55,31 @@ def _train(args):
         return
     print(f"trained {', '.join(result['systems'])} on {result['n_train_speakers']} background speakers; fusion "
           f"learned on {result['n_dev_speakers']} held-out ones -> {result['model_dir']}")
-    print(dev_table(result["dev"]))
+    print(dev_table(result["dev"], result.get("dev_trials")))
 
 
-def dev_table(dev: dict) -> str:
-    """The development figures as text: one row per condition and system."""
-    lines = [f"{'development (held-out background speakers)':<44}{'EER %':>7}{'minDCF':>8}{'actDCF':>8}"
-             f"{'Cllr':>8}{'minCllr':>8}"]
-    for condition, systems in dev.items():
-        for name, f in systems.items():
-            act = f"{f['act_dcf']:8.3f}{f['cllr']:8.3f}" if "cllr" in f else f"{'-':>8}{'-':>8}"
-            lines.append(f"{condition + ': ' + name:<44}{f['eer_pct']:7.2f}{f['min_dcf']:8.3f}{act}"
-                         f"{f['min_cllr']:8.3f}")
-    lines.append("minDCF/actDCF at P_target = 0.01; single systems are not calibrated (no actDCF/Cllr)")
+def dev_table(dev: dict, kind: str | None = None) -> str:
+    """The development figures as text: one row per condition and system, each figure with its 95 % interval."""
+    from speakerid.scoring.dev_sets import KINDS
+
+    def cell(f, key, digits):
+        if key not in f:
+            return "-"
+        low, high = f.get(f"{key}_ci", (f[key], f[key]))
+        return f"{f[key]:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+    head = f"development ({KINDS[kind]})" if kind in KINDS else "development (held-out background speakers)"
+    columns = (("EER %", "eer_pct", 2), ("minDCF", "min_dcf", 3), ("actDCF", "act_dcf", 3), ("Cllr", "cllr", 3),
+               ("minCllr", "min_cllr", 3))
+    rows = [(f"{condition}: {name}", f"{f.get('n_speakers', '?')} / {f['n_target']} / {f['n_nontarget']}",
+             *(cell(f, key, digits) for _, key, digits in columns))
+            for condition, systems in dev.items() for name, f in systems.items()]
+    widths = [max(len(r[i]) for r in rows + [("", "spk / tar / non") + tuple(c[0] for c in columns)])
+              for i in range(len(columns) + 2)]
+    widths[0] = max(widths[0], 30)
+    lines = [head, "  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(
+        zip(("", "spk / tar / non") + tuple(c[0] for c in columns), widths)))]
+    lines += ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.append("minDCF/actDCF at P_target = 0.01; single systems are not calibrated (no actDCF/Cllr); [95 % "
+                 "interval] from 1000 bootstrap resamples of the development speakers (Bolle et al. 2004)")
     return "\n".join(lines)

@@ -43,13 +43,20 @@ SHORT_S, N_SHORT, NOISY_SNR_DB = 2.0, 3, 5.0
 TINY_S, N_TINY_ENROLL, N_TINY_TEST = 0.5, 10, 6
 
 
-def split_speakers(speakers, dev_share: float = DEV_SHARE, random_state: int = 0) -> tuple[list, list]:
+def split_speakers(speakers, dev_share: float = DEV_SHARE, random_state: int = 0,
+                   candidates=None) -> tuple[list, list]:
     """``(train, dev)`` speaker lists: a seeded draw of ``round(dev_share * n)`` (at least
     :data:`MIN_DEV_SPEAKERS`) development speakers; :class:`ParameterError` when fewer than 2 would train.
+
+    ``candidates`` (optional): the speakers development speakers should come from (``speakerid train``: those
+    with several recordings, so that target trials pair different recordings); used when at least
+    :data:`MIN_DEV_SPEAKERS` of them are among ``speakers``, and then at most all of them are drawn.
 
     >>> train, dev = split_speakers([f"s{i}" for i in range(20)], 0.3)
     >>> len(train), len(dev), set(train) & set(dev)
     (14, 6, set())
+    >>> split_speakers([f"s{i}" for i in range(20)], 0.3, candidates=[f"s{i}" for i in range(12, 20)])[1]
+    ['s12', 's13', 's14', 's15', 's16', 's18']
     """
     speakers = sorted(set(map(str, speakers)))
     if not 0.0 < float(dev_share) < 1.0:
@@ -58,7 +65,12 @@ def split_speakers(speakers, dev_share: float = DEV_SHARE, random_state: int = 0
     if len(speakers) - n_dev < 2:
         raise ParameterError(f"{len(speakers)} background speakers: need at least {MIN_DEV_SPEAKERS + 2} (at least "
                              f"{MIN_DEV_SPEAKERS} held out for development, 2 to train on)")
-    dev = sorted(np.random.default_rng(random_state).choice(speakers, size=n_dev, replace=False).tolist())
+    pool = speakers
+    if candidates is not None:
+        chosen = sorted(set(map(str, candidates)) & set(speakers))
+        if len(chosen) >= MIN_DEV_SPEAKERS:
+            pool, n_dev = chosen, min(n_dev, len(chosen))
+    dev = sorted(np.random.default_rng(random_state).choice(pool, size=n_dev, replace=False).tolist())
     return sorted(set(speakers) - set(dev)), dev
 
 

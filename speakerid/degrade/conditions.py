@@ -9,6 +9,8 @@ Condition language: steps joined by ``+``, applied left to right (``noise@5+reve
 ``music@SNR``              the same with a ``music`` recording
 ``babble@SNR``             3 to 7 talkers, each a random segment of a random ``speech`` recording scaled to
                            equal speech power, summed
+``white|pink|brown@SNR``   synthetic coloured noise (:func:`speakerid.data.augment.coloured_noise`), no
+                           recording needed
 ``reverb``                 convolution with a random real room impulse response (``rir`` recording)
 ``reverb-sim``             convolution with the RIR of a random simulated shoebox room (image method)
 ``telephone[:CODEC]``      300-3400 Hz, 8 kHz, a codec round trip (``ulaw`` default, ``alaw``, ``gsm``); output
@@ -55,7 +57,8 @@ from speakerid._utils.parallel import TaskRunner, imap_ordered
 from speakerid._utils.progress import progress
 from speakerid._utils.validation import resolve_jobs, shorten
 from speakerid.data.audio import load_audio
-from speakerid.degrade.mixing import add_babble, add_recording
+from speakerid.data.augment import COLOURS, coloured_noise
+from speakerid.degrade.mixing import add_babble, add_recording, mix_at_snr
 from speakerid.degrade.noise_bank import KINDS, NoiseBank
 from speakerid.degrade.rooms import add_real_reverb, add_simulated_reverb
 from speakerid.degrade.telephone import CODECS, telephone
@@ -65,7 +68,7 @@ __all__ = ["NoiseBank", "Step", "Degraded", "parse_condition", "condition_text",
            "degrade_manifest", "KINDS", "STEP_FORMS", "OUTPUT_COLUMNS"]
 
 #: The valid steps, as error messages and the CLI's help list them.
-STEP_FORMS = ("clean, noise@SNR, music@SNR, babble@SNR, reverb, reverb-sim, telephone[:ulaw|alaw|gsm], "
+STEP_FORMS = ("clean, noise@SNR, music@SNR, babble@SNR, white@SNR, pink@SNR, brown@SNR, reverb, reverb-sim, telephone[:ulaw|alaw|gsm], "
               "telephone-16k[:ulaw|alaw|gsm], gain@DB, clip@LEVEL (0 < LEVEL <= 1)")
 #: Columns of the manifest :func:`degrade_manifest` writes.
 OUTPUT_COLUMNS = ("speaker", "path", "source", "condition", "record")
@@ -76,7 +79,8 @@ MAX_DB = 100.0
 OUTPUT_PEAK = 0.99
 
 _NEEDS = {"noise": "noise", "music": "music", "babble": "speech", "reverb": "rir"}
-_VALUED = {"noise": "SNR", "music": "SNR", "babble": "SNR", "gain": "DB", "clip": "LEVEL"}
+_VALUED = {"noise": "SNR", "music": "SNR", "babble": "SNR", "white": "SNR", "pink": "SNR", "brown": "SNR",
+           "gain": "DB", "clip": "LEVEL"}
 _PLAIN = ("clean", "reverb", "reverb-sim")
 _TELEPHONE = ("telephone", "telephone-16k")
 
@@ -258,6 +262,9 @@ def _apply(step: Step, x: np.ndarray, rate: int, bank, rng):
         x, info = add_recording(x, rate, value, bank.kinds[name], rng, bank.licences)
     elif name == "babble":
         x, info = add_babble(x, rate, value, bank.kinds["speech"], rng, bank.licences)
+    elif name in COLOURS:     # synthetic coloured noise: no recording needed
+        noise = coloured_noise(x.size, name, rng, rate)
+        x, info = mix_at_snr(x, rate, noise, value)
     elif name == "reverb":
         x, info = add_real_reverb(x, rate, bank.kinds["rir"], rng, bank.licences)
     elif name == "reverb-sim":

@@ -4,11 +4,14 @@ Stages: split the background speakers (seeded, :data:`~speakerid.data.dev_trials
 development); train each system's background models on the training speakers with the backends' own trainers
 (:func:`~speakerid.backends.gmm_ubm.train_ubm`, :func:`~speakerid.backends.ivector.train_ivector`,
 :func:`~speakerid.backends.siamese.train_siamese`; ``n_jobs`` passed on); build development trials from the
-held-out speakers (:mod:`speakerid.data.dev_trials`: full length, 2-s crops, 5-dB noise, at the model's rate);
+held-out speakers (:mod:`speakerid.scoring.dev_sets`: full length, 2-s crops, 5-dB noise, at the model's rate;
+enrollment and test from different recordings when the background has speakers with several, else the halves of
+one recording);
 enroll the development speakers and score them through each system's ordinary scoring path (with and without the
 enrolled-speaker T-norm); learn the two prior-weighted logistic-regression fusions (BOSARIS) on the pooled
 conditions; report EER, minDCF, actDCF, Cllr and minCllr per condition, in-sample and cross-validated over two
-halves of the development speakers; remove the development speakers again and write ``fusion.json``.
+halves of the development speakers, each with its 95 % interval from a bootstrap over the development speakers
+(:func:`speakerid.evaluation.bootstrap.bootstrap_metrics`); remove the development speakers again and write ``fusion.json``.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import numpy as np
 
 from speakerid._utils.lazy import lazy_import
 from speakerid.backends._training import read_background
-from speakerid.data.dev_trials import DEV_SHARE, build_dev_trials, split_speakers
+from speakerid.data.dev_trials import DEV_SHARE, split_speakers
+from speakerid.evaluation.bootstrap import bootstrap_metrics
 from speakerid.evaluation.fusion import LinearFusion
-from speakerid.evaluation.metrics import summary
 from speakerid.exceptions import ParameterError
 from speakerid.features.config import FeatureConfig
+from speakerid.scoring import dev_sets
 from speakerid.scoring.fused import DEFAULT_P_TARGET, DEFAULT_SYSTEMS, SYSTEMS, FusedVerifier, write_fusion
 from speakerid.store import (
     FUSION_FILE,
@@ -49,6 +53,8 @@ DEV_SCORES_FILE = "dev-scores.csv"
 #: Prior at which the fusion's logistic regression is weighted (BOSARIS: near the application's operating point).
 FIT_P_TARGET = 0.5
 _VARIANTS = ("enrolled", "plain")
+#: Bootstrap resamples of the development figures' intervals.
+DEV_N_BOOT = 1000
 
 
 def _check_systems(systems) -> list[str]:
@@ -130,7 +136,7 @@ def _score_dev(fused: FusedVerifier, dev: dict, work: Path, n_jobs: int, say) ->
                     verifier.remove(*verifier.speakers())
             fused.enroll_manifest(enroll_frame)
             enrolled_from = enroll_frame
-        table = pd.read_csv(trials_csv, dtype={"speaker": str})
+        table = pd.read_csv(trials_csv, dtype={"speaker": str}).drop(columns=["condition", "record"], errors="ignore")
         table.insert(0, "condition", condition)
         for name in fused.inputs:
             verifier = fused.system(name)
@@ -182,12 +188,17 @@ def fit_fusions(table: pd.DataFrame, inputs) -> dict:
     return fusions
 
 
-def _figures(scores, labels, llr: bool) -> dict:
-    s = summary(scores, labels, p_target=0.01, llr=llr)
-    out = {"eer_pct": round(100 * s["eer"], 2), "min_dcf": round(s["min_dcf"], 4),
-           "min_cllr": round(s["min_cllr"], 4), "n_target": s["n_target"], "n_nontarget": s["n_nontarget"]}
+def _figures(scores, labels, llr: bool, speakers) -> dict:
+    """The figures of one score set, each with its 95 % interval over the development speakers (``*_ci``)."""
+    b = bootstrap_metrics(scores, labels, speakers, p_targets=(0.01,), n_boot=DEV_N_BOOT, llr=llr)
+    names = {"eer_pct": "eer", "min_dcf": "min_dcf@0.01", "min_cllr": "min_cllr"}
     if llr:
-        out.update(act_dcf=round(s["act_dcf"], 4), cllr=round(s["cllr"], 4))
+        names.update(act_dcf="act_dcf@0.01", cllr="cllr")
+    out = {"n_target": b["n_target"], "n_nontarget": b["n_nontarget"], "n_speakers": b["n_groups"]}
+    for key, metric in names.items():
+        scale, digits = (100.0, 2) if key == "eer_pct" else (1.0, 4)
+        out[key] = round(scale * b[metric]["value"], digits)
+        out[f"{key}_ci"] = [round(scale * b[metric]["low"], digits), round(scale * b[metric]["high"], digits)]
     return out
 
 
@@ -211,14 +222,16 @@ def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
             warnings.simplefilter("ignore", UserWarning)
             model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix[within[learn]], labels[within[learn]])
         cv[within[apply]] = model.transform(matrix[within[apply]])
+    claims = table["speaker"].astype(str).to_numpy()   # the bootstrap resamples the claimed (enrolled) speakers
     out = {}
     for condition in table["condition"].unique():
         rows = (table["condition"] == condition).to_numpy()
-        figs = {name: _figures(matrix[rows & ok, j], labels[rows & ok], False) for j, name in enumerate(inputs)}
-        figs["fusion (dev, in-sample)"] = _figures(fused[rows & ok], labels[rows & ok], True)
+        figs = {name: _figures(matrix[rows & ok, j], labels[rows & ok], False, claims[rows & ok])
+                for j, name in enumerate(inputs)}
+        figs["fusion (dev, in-sample)"] = _figures(fused[rows & ok], labels[rows & ok], True, claims[rows & ok])
         keep = rows & np.isfinite(cv)
         if len(np.unique(labels[keep])) == 2:
-            figs["fusion (dev CV)"] = _figures(cv[keep], labels[keep], True)
+            figs["fusion (dev CV)"] = _figures(cv[keep], labels[keep], True, claims[keep])
         out[str(condition)] = figs
     return out
 
@@ -286,7 +299,8 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     _check_target(Path(model_dir), force)
     frame, _ = read_background(manifest)
     frame = frame.assign(speaker=frame["speaker"].astype(str))
-    train_speakers, dev_speakers = split_speakers(frame["speaker"].unique(), dev_share, random_state)
+    train_speakers, dev_speakers = split_speakers(frame["speaker"].unique(), dev_share, random_state,
+                                                  candidates=dev_sets.multi_recording_speakers(frame))
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     for stale in (model_dir / FUSION_FILE, model_dir / SYSTEMS_DIR):
@@ -312,8 +326,9 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     say(f"[{len(systems) + 1}/{total}] building development trials from {len(dev_speakers)} held-out speakers")
     start = time.perf_counter()
     fused = FusedVerifier(model_dir, n_jobs=n_jobs, spec={**provisional, "inputs": inputs})
-    dev = build_dev_trials(frame[frame["speaker"].isin(dev_speakers)], work / "audio", sample_rate, random_state,
-                           usable=lambda signal: _usable(fused, signal))
+    dev, kind = dev_sets.build_trials(frame[frame["speaker"].isin(dev_speakers)], work / "audio", sample_rate,
+                                      random_state, usable=lambda signal: _usable(fused, signal), n_jobs=n_jobs)
+    say(f"  development trials: {dev_sets.KINDS[kind]}")
     table = _score_dev(fused, dev, work / "scores", n_jobs, say)
     timings["dev_s"] = round(time.perf_counter() - start, 1)
     say(f"[{total - 1}/{total}] learning the fusion and calibration on {len(table)} development trials")
@@ -325,10 +340,11 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     write_fusion(model_dir, {"systems": systems, "p_target": float(p_target), "sample_rate": int(sample_rate),
                              "fusions": {v: m.to_dict() for v, m in fusions.items()}, "dev": figures,
                              "split": {"random_state": int(random_state), "dev_share": float(dev_share),
-                                       "dev_speakers": dev_speakers, "n_train_speakers": len(train_speakers)},
+                                       "dev_speakers": dev_speakers, "n_train_speakers": len(train_speakers),
+                                       "dev_trials": kind},
                              "dev_scores": f"dev/{DEV_SCORES_FILE}", "timings_s": timings})
     say(f"[{total}/{total}] wrote {model_dir / FUSION_FILE}")
     return {"model_dir": str(model_dir), "systems": systems, "inputs": inputs,
             "weights": {v: {"weights": m.weights_.tolist(), "bias": m.bias_} for v, m in fusions.items()},
-            "dev": figures, "timings_s": timings, "n_train_speakers": len(train_speakers),
+            "dev": figures, "dev_trials": kind, "timings_s": timings, "n_train_speakers": len(train_speakers),
             "n_dev_speakers": len(dev_speakers)}

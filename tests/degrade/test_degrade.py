@@ -164,7 +164,7 @@ def test_speech_frames_are_the_energy_vad_of_the_features(rate):
         np.testing.assert_array_equal(frames.mask, expected)
 
 
-@pytest.mark.parametrize("kind", ["noise", "music", "babble"])
+@pytest.mark.parametrize("kind", ["noise", "music", "babble", "white", "pink", "brown"])
 @pytest.mark.parametrize("signal_name", sorted(SIGNALS))
 def test_snr_is_measured_on_the_speech_frames(bank, kind, signal_name):
     clean = speech_like(**SIGNALS[signal_name])
@@ -178,6 +178,17 @@ def test_snr_is_measured_on_the_speech_frames(bank, kind, signal_name):
     noise = out.signal.astype(np.float64) - clean
     whole = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise ** 2))
     assert whole < snr - 1.0
+
+
+def test_coloured_noise_steps_need_no_bank_and_have_their_slope():
+    clean = speech_like(3)
+    power = {}
+    for colour in ("white", "pink", "brown"):
+        noise = degrade(clean, RATE, f"{colour}@0", random_state=1).signal.astype(np.float64) - clean
+        freqs, psd = scipy_signal.welch(noise, RATE, nperseg=1024)
+        power[colour] = psd[(freqs > 100) & (freqs < 300)].sum() / psd[(freqs > 3000) & (freqs < 6000)].sum()
+    # low/high band power ratio: flat for white, then rising with the slope 1/f, 1/f**2
+    assert power["white"] < 0.2 < 1.0 < power["pink"] < 3.0 < 10.0 < power["brown"]   # 0.07, 1.6, 40 in theory
 
 
 def test_noise_segment_is_the_recorded_one(bank):
