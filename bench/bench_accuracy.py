@@ -1,6 +1,8 @@
 """The default path on every shared protocol: ``speakerid train`` then enroll and score with the fused,
 calibrated LLR; one table of EER, minDCF, actDCF, Cllr and minCllr per protocol and per development condition,
-then one JSON line.
+each with its 95 % interval from a bootstrap over the claimed speakers (``bench/_intervals.py``; the development
+figures carry the intervals ``speakerid train`` computed, when it did) and the trial and speaker counts, then one
+JSON line (``*_ci`` = ``[low, high]`` beside each figure).
 
 What a new user runs, with no per-protocol setting: ``train_default`` (``speakerid train --manifest
 librispeech-background.csv``) at 16 kHz for the LibriSpeech protocols and at 8 kHz for FSDD; each protocol's
@@ -28,10 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _intervals import counts, fmt, line  # noqa: E402
+from _intervals import figures as interval_figures  # noqa: E402
 from eval_shared import PROTOCOLS  # noqa: E402
 
 from speakerid.data.trials import read_score_file  # noqa: E402
-from speakerid.evaluation.metrics import summary  # noqa: E402
+from speakerid.evaluation.bootstrap import speaker_groups  # noqa: E402
 from speakerid.scoring.batch import score_trials  # noqa: E402
 from speakerid.scoring.fused import FusedVerifier, read_fusion  # noqa: E402
 from speakerid.scoring.fused_train import train_default  # noqa: E402
@@ -46,13 +50,42 @@ def _say(*parts) -> None:
 
 
 def figures(path, llr: bool) -> dict:
+    """A score file's figures with their speaker-bootstrap intervals; the rows not scored count as ``n_errors``."""
     data = read_score_file(path, require_target=True)
-    s = summary(data.scores, data.labels, p_target=0.01, llr=llr)
-    out = {"eer_pct": round(100 * s["eer"], 2), "min_dcf": round(s["min_dcf"], 4), "min_cllr": round(s["min_cllr"], 4),
-           "n_trials": int(s["n_target"] + s["n_nontarget"]), "n_errors": int(data.n_skipped)}
-    if llr:
-        out.update(act_dcf=round(s["act_dcf"], 4), cllr=round(s["cllr"], 4))
-    return out
+    groups, _, _, _ = speaker_groups(data.frame, data.usable, where=str(path))
+    return {**interval_figures(data.scores, data.labels, groups, llr=llr), "n_errors": int(data.n_skipped)}
+
+
+def _cell(f: dict, key: str) -> str:
+    """``value [low, high]`` (a development figure written by an older ``speakerid train`` has no interval)."""
+    if key not in f:
+        return "-"
+    return fmt(f, key, 2 if key == "eer_pct" else 4) if f"{key}_ci" in f else f"{f[key]:.{2 if key == 'eer_pct' else 4}f}"
+
+
+def _counts(f: dict) -> str:
+    if "n_speakers" in f:
+        return counts(f)
+    return f"{f.get('n_target', '?')} tar / {f.get('n_nontarget', '?')} non"
+
+
+def print_table(results: dict, dev: dict) -> None:
+    """Evaluation rows (every system) and development rows (the fusions), each figure with its interval."""
+    keys = ("eer_pct", "min_dcf", "act_dcf", "cllr", "min_cllr")
+    _say("")
+    _say(f"{'':<44}{'EER %':>24}" + "".join(f"{k:>26}" for k in ("minDCF", "actDCF", "Cllr", "minCllr"))
+         + f"{'target EER':>11}   trials")
+    for column, systems in list(results.items()) + list(dev.items()):
+        for system, f in systems.items():
+            if column.startswith("dev") and not system.startswith("fusion"):
+                continue
+            target = TARGETS_EER_PCT.get(column)
+            target = "" if target is None or not system.startswith("default") else f"{target:.1f}"
+            _say(f"{column + ' ' + system:<44}{_cell(f, 'eer_pct'):>24}" + "".join(f"{_cell(f, k):>26}" for k in keys[1:])
+                 + f"{target:>11}   {_counts(f)}")
+    _say("evaluation rows: the shared protocols; dev rows: held-out development speakers of `speakerid train` "
+         "(in-sample: the fusion was learned on them; CV: learned on one half of them, scored on the other). "
+         "P_target = 0.01; [95 % interval, bootstrap over the claimed speakers].")
 
 
 def main(argv=None) -> int:
@@ -95,21 +128,9 @@ def main(argv=None) -> int:
             results[name] = {"default (fused LLR)": figures(out / "fused.csv", True),
                              f"reference: --system {REFERENCE}": figures(out / f"{REFERENCE}.csv", False)}
             timings[f"score_{name}_s"] = round(time.perf_counter() - start, 1)
-            _say(f"# {name}: {results[name]}")
+            _say(f"# {name}: " + "; ".join(f"{system}: {line(f)}" for system, f in results[name].items()))
 
-    header = f"{'':<44}{'EER %':>8}{'minDCF':>8}{'actDCF':>8}{'Cllr':>8}{'minCllr':>8}{'target EER':>11}"
-    _say("")
-    _say(header)
-    for column, systems in list(results.items()) + list(dev.items()):
-        for system, f in systems.items():
-            if column.startswith("dev") and not system.startswith("fusion"):
-                continue
-            act = f"{f['act_dcf']:8.4f}{f['cllr']:8.4f}" if "cllr" in f else f"{'-':>8}{'-':>8}"
-            target = TARGETS_EER_PCT.get(column)
-            _say(f"{column + ' ' + system:<44}{f['eer_pct']:8.2f}{f['min_dcf']:8.4f}{act}{f['min_cllr']:8.4f}"
-                 f"{'' if target is None or not system.startswith('default') else f'{target:11.1f}'}")
-    _say("evaluation rows: the shared protocols; dev rows: held-out background speakers (in-sample: the fusion was "
-         "learned on them; CV: learned on one half of them, scored on the other). P_target = 0.01.")
+    print_table(results, dev)
     _say(f"# work dir {work}; {timings}")
     print(json.dumps({"bench": "accuracy", "default": "speakerid train (fused, calibrated LLR)", "eval": results,
                       "dev": dev, "targets_eer_pct": TARGETS_EER_PCT, "timings": timings}))

@@ -25,7 +25,9 @@ k-means initialisation) on every background frame; per speaker, MAP adaptation o
 a trial's score is the mean per-frame log-likelihood ratio (speaker GMM vs UBM, ``score_samples``). Each file's
 features are computed once (a notebook keeps them in a dict).
 
-Both sides see the same files. EER per protocol for both; the last line is one JSON object with ``"ratio"``
+Both sides see the same files. EER per protocol for both, with its 95 % interval from a bootstrap over the claimed
+speakers and its trial and speaker counts (``bench/_intervals.py``; ``"eer_figures"`` beside ``"eer"`` in the
+JSON); the last line is one JSON object with ``"ratio"``
 (recipe total seconds / speakerid total seconds at the first ``--components``) and ``"ratio_k256"`` (at 256 when
 measured).
 
@@ -52,6 +54,9 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _intervals import counts, figures, fmt, groups_of  # noqa: E402  (numpy only; the bootstrap loads late)
 
 DEFAULT_PROTOCOLS = ("librispeech-test-other", "librispeech-test-other-short", "librispeech-test-other-noisy")
 
@@ -108,7 +113,7 @@ def recipe(shared: Path, protocols, n_components: int) -> dict:
     ubm = GaussianMixture(n_components=n_components, covariance_type="diag", max_iter=10, random_state=0,
                           reg_covar=1e-3).fit(X)
     times["train-ubm"] = time.perf_counter() - start
-    eers = {}
+    eers, figs = {}, {}
     for name in protocols:
         start = time.perf_counter()
         enroll = paths(f"{name}-enroll.csv")
@@ -132,13 +137,19 @@ def recipe(shared: Path, protocols, n_components: int) -> dict:
             scores.append(speakers[speaker].score_samples(frames).mean() - ubm_ll[path])
         times[f"score {name}"] = time.perf_counter() - start
         eers[name] = _eer(np.array(scores), trials["target"].to_numpy())
-    return {"seconds": times, "total_s": sum(times.values()), "eer": eers}
+        figs[name] = _figures(np.array(scores), trials)
+    return {"seconds": times, "total_s": sum(times.values()), "eer": eers, "eer_figures": figs}
 
 
 def _eer(scores, labels) -> float:
     from speakerid.evaluation.metrics import eer
 
     return float(eer(scores, labels))
+
+
+def _figures(scores, trials) -> dict:
+    """EER % (and minDCF) with its speaker-bootstrap interval and the counts; computed outside the timed steps."""
+    return figures(scores, trials["target"].to_numpy(), groups_of(trials))
 
 
 # ---------------------------------------------------------------------------------------------- the floor
@@ -231,7 +242,7 @@ def ours(shared: Path, protocols, n_components: int | None, jobs: int, work: Pat
     ``speakerid train``), then ``enroll`` and ``score`` per protocol; each expert-path protocol is also scored with
     ``--norm none`` (not in the total) for the normalisation's cost."""
     proto_dir = shared / "protocols"
-    times, rss, eers, raw = {}, {}, {}, {}
+    times, rss, eers, figs, raw = {}, {}, {}, {}, {}
     tag = "default" if n_components is None else f"k{n_components}"
     train = (["train", "--jobs", str(jobs)] if n_components is None
              else ["train-ubm", "--components", str(n_components)])
@@ -253,9 +264,11 @@ def ours(shared: Path, protocols, n_components: int | None, jobs: int, work: Pat
         times[key], rss[key] = run_command(score + ["--out", str(out)], log)
         scores = pd.read_csv(out)
         eers[name] = _eer(scores["score"].to_numpy(float), scores["target"].to_numpy())
+        figs[name] = _figures(scores["score"].to_numpy(float), scores)
         if n_components is not None:   # the same trials scored raw: what the default normalisation costs
             raw[name], _ = run_command(score + ["--out", str(out.with_suffix(".raw.csv")), "--norm", "none"], log)
-    result = {"seconds": times, "peak_rss_mb": rss, "total_s": sum(times.values()), "eer": eers}
+    result = {"seconds": times, "peak_rss_mb": rss, "total_s": sum(times.values()), "eer": eers,
+              "eer_figures": figs}
     if raw:
         result.update(raw_score_s=raw, norm_cost_ratio=sum(times[f"score {n}"] for n in protocols) / sum(raw.values()))
     return result
@@ -296,8 +309,10 @@ def main(argv=None) -> int:
                   f"{low['start_s']:.2f} s, decode {low['decode_s']:.2f} s, clean MFCC kernel {low['features_s']:.2f} s,"
                   f" 10 EM iterations {low['em_s']:.2f} s): {low['total_s']:.1f} s -> at most "
                   f"{results[k]['ceiling_ratio']:.1f}x the recipe")
-            print(f"{'EER %':40s} " + "  ".join(f"{n}: {100 * mine['eer'][n]:.2f} vs {100 * ref['eer'][n]:.2f}"
-                                                for n in args.protocols))
+            print("EER % [95 % interval, bootstrap over the claimed speakers], speakerid vs the recipe:")
+            for n in args.protocols:
+                print(f"  {n:38s} {fmt(mine['eer_figures'][n])} vs {fmt(ref['eer_figures'][n])}   "
+                      f"{counts(mine['eer_figures'][n])}")
     first = args.components[0]
     summary = {"bench": "end_to_end", "default_path": args.default, "ratio": round(results[first]["ratio"], 3),
                "ratio_k256": round(results[256]["ratio"], 3) if 256 in results else None,

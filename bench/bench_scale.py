@@ -19,7 +19,9 @@ one shared ``--cache`` folder), whose driver peak RSS is its ``VmHWM`` (workers 
 - the reference: the in-memory path (every frame of the store loaded into this process, then
   :meth:`GMMUBM.fit`, what ``train-ubm`` did before) at 1x and 16x, driver peak RSS;
 - ``train_ivector`` (own 32-component UBM, rank ``--rank``) at 1x and 16x with 2 workers;
-- dev EER (raw scores, ``--norm none``) of the 1x and 16x GMM-UBM and i-vector models on the corpus' trials.
+- dev EER (raw scores, ``--norm none``) of the 1x and 16x GMM-UBM and i-vector models on the corpus' trials, with
+  its 95 % interval from a bootstrap over the claimed speakers and the trial counts (``bench/_intervals.py``;
+  ``dev_eer_figures`` beside ``dev_eer`` in the JSON).
 
 The cores of this machine are shared with other work, which caps the CPU share of a process group: wall-clock
 speed-ups then say more about the load than about the code. So one EM statistics pass over the 16x store is
@@ -43,6 +45,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _intervals import counts, figures, fmt, groups_of  # noqa: E402  (numpy only; the bootstrap loads late)
 
 SCALES = (1, 4, 16)
 
@@ -141,7 +147,8 @@ def _em_pass_cpu(manifest, cache, model_dir, jobs, scheduler=None) -> dict:
 
 # ---------------------------------------------------------------------------------------------- evaluation
 
-def _dev_eer(model_dir, corpus, backend) -> float:
+def _dev_eer(model_dir, corpus, backend) -> tuple[float, dict]:
+    """The EER (fraction) of a model on the corpus' trials, and its figures with intervals and counts."""
     from speakerid.evaluation.metrics import eer
     from speakerid.scoring.batch import score_trials
     from speakerid.verifier import SpeakerVerifier
@@ -152,7 +159,8 @@ def _dev_eer(model_dir, corpus, backend) -> float:
     import pandas as pd
 
     scores = pd.read_csv(out)
-    return float(eer(scores["score"].to_numpy(float), scores["target"].to_numpy()))
+    values, labels = scores["score"].to_numpy(float), scores["target"].to_numpy()
+    return float(eer(values, labels)), figures(values, labels, groups_of(scores))
 
 
 def _subset(corpus, n_files: int, path: Path) -> tuple[Path, float]:
@@ -223,9 +231,10 @@ def main(argv=None) -> dict:
         rows[("ivector", scale, "joblib 2")] = _run_child({**common, "what": "ivector", "jobs": 2,
                                                           "manifest": str(work / f"background-{scale}x.csv"),
                                                           "model_dir": str(work / f"ivector-{scale}x")})
-    eers = {f"{kind}_{scale}x": _dev_eer(work / f"{'ubm' if kind == 'gmm-ubm' else 'ivector'}-{scale}x", corpus,
-                                         kind)
-            for kind in ("gmm-ubm", "ivector") for scale in (1, 16)}
+    dev = {f"{kind}_{scale}x": _dev_eer(work / f"{'ubm' if kind == 'gmm-ubm' else 'ivector'}-{scale}x", corpus,
+                                        kind)
+           for kind in ("gmm-ubm", "ivector") for scale in (1, 16)}
+    eers = {key: value for key, (value, _) in dev.items()}
 
     def per_iter(key):
         return float(np.mean(rows[key]["em_seconds"]))
@@ -239,6 +248,8 @@ def main(argv=None) -> dict:
     for (what, scale, how), row in rows.items():
         print(f"{what + ' ' + str(scale) + 'x ' + how:<28}{row.get('n_frames', row.get('n_segments', 0)):>10}"
               f"{row['peak_rss_mb']:>15.0f}{per_iter((what, scale, how)):>13.2f}{row['seconds']:>10.1f}")
+    print("dev EER % [95 % interval, bootstrap over the claimed speakers]: " + "; ".join(
+        f"{key} {fmt(figs)} ({counts(figs)})" for key, (_, figs) in dev.items()))
     summary = {
         "base_utterances": args.base, "components": args.components, "iterations": args.iterations,
         "audio_hours": {f"{s}x": round(audio_s[s] / 3600, 3) for s in SCALES},
@@ -255,7 +266,8 @@ def main(argv=None) -> dict:
         "extract_s_per_audio_hour_2_workers": extract_s / new_audio_h if new_audio_h else None,
         "ubm_em_s_per_iter_per_audio_hour_2_workers": per_iter(("ubm", 16, "joblib 2")) / (audio_s[16] / 3600),
         "ivector_em_s_per_iter_per_audio_hour_2_workers": per_iter(("ivector", 16, "joblib 2")) / (audio_s[16] / 3600),
-        "dev_eer": eers, "load_average_during_speedup_runs": [round(x, 2) for x in load],
+        "dev_eer": eers, "dev_eer_figures": {key: figs for key, (_, figs) in dev.items()},
+        "load_average_during_speedup_runs": [round(x, 2) for x in load],
     }
     print(json.dumps(summary))
     return summary

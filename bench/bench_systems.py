@@ -1,5 +1,8 @@
-"""Every system on every shared protocol (the expert path: each backend trained by hand, fusions learned here): one
-table of EER % and minDCF(P_target = 0.01), then one JSON line. The default path is bench/bench_accuracy.py.
+"""Every system on every shared protocol (the expert path: each backend trained by hand, fusions learned here): a
+table of EER % and one of minDCF(P_target = 0.01), each figure with its 95 % interval from a bootstrap over the
+claimed speakers (``bench/_intervals.py``) and each column with its target / non-target trial and speaker counts,
+then one JSON line (``eer_pct``, ``min_dcf``, ``n_trials`` as before, ``*_ci`` and the counts beside them). The
+default path is bench/bench_accuracy.py.
 
 Systems: per-speaker GMM (normalised by the UBM), GMM-UBM trained on clean background speech (raw and with S-norm),
 the multi-condition GMM-UBM (the library default: UBM and enrollment also see a noisy copy of every file; raw, with
@@ -12,18 +15,24 @@ multiplied by the test file's energy spread, :mod:`speakerid.features.quality`, 
 noise level). The dev columns also show each fusion cross-validated on dev (learned on half of the dev speakers,
 scored on the other half, and the other way round): the figures on which the fusion inputs were chosen.
 
-Nothing here looks at the evaluation speakers while training or choosing. Every background model (UBM, cohort,
-total variability, LDA/WCCN/PLDA, Siamese network) is trained on the 183 background speakers of
-``bench/dev_protocol.py``; its 40 held-out background speakers are the development set on which the fusion is
-learned — one fusion for the 16 kHz systems, learned on the pooled dev clean/short/noisy trials, one for the 8 kHz
-systems, learned on the dev 8k trials — and the front-end/i-vector settings were chosen (see
-``bench/frontend_ablation.py`` and ``bench/eval_ivector.py``). The library defaults are used as they are: there
-are no per-protocol settings or thresholds.
+Nothing here looks at the evaluation speakers while training or choosing (but see FSDD below). Every background
+model (UBM, cohort, total variability, LDA/WCCN/PLDA, Siamese network) is trained on the 223 LibriSpeech background
+speakers (``bg-train`` of ``bench/dev_protocol.py``). The development set is the cross-recording protocol of
+``bench/dev_protocol.py`` (enrollment and test from different recordings; speakers of other corpora): speechocean762
+dev speakers in ``clean``, ``short`` (2-s tests) and ``noisy`` (2-s tests + real noise at 5 dB), FSDD in ``8k``. The
+fusion is learned on it -- one fusion for the 16 kHz systems, learned on the pooled dev clean/short/noisy trials,
+one for the 8 kHz systems, learned on the dev 8k trials -- and the front-end/i-vector settings were chosen on it
+(see ``bench/frontend_ablation.py`` and ``bench/eval_ivector.py``; the settings pinned here were chosen on the
+former same-recording protocol). FSDD has only six speakers, so the dev 8k speakers are the FSDD evaluation
+speakers (other files): the FSDD fusion figures are not speaker-independent. The library defaults are used as they
+are: there are no per-protocol settings or thresholds. ``--old-halves`` also scores the former same-recording dev
+condition (``dev-halves``: optimistic, reported only, not used to learn anything; the background models are then
+trained on the other 183 background speakers).
 
 Protocols (``../shared/protocols``): LibriSpeech test-other full / short / noisy (16 kHz model directory) and FSDD
 (8 kHz model directory whose background models are trained on the background speech resampled down to 8 kHz).
 
-Usage: ``python bench/bench_systems.py [--shared ../shared] [--work-dir DIR] [--jobs 2]``.
+Usage: ``python bench/bench_systems.py [--shared ../shared] [--work-dir DIR] [--jobs 2] [--old-halves]``.
 """
 
 from __future__ import annotations
@@ -41,16 +50,18 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _intervals import counts, fmt, groups_of  # noqa: E402
+from _intervals import figures as interval_figures  # noqa: E402
+from dev_protocol import OLD_HALVES  # noqa: E402
 from dev_protocol import build as build_dev_protocol  # noqa: E402
 from eval_shared import PROTOCOLS  # noqa: E402
 
-from speakerid.data.manifests import read_manifest
-from speakerid.evaluation import metrics
-from speakerid.evaluation.fusion import LinearFusion, fuse_score_files
+from speakerid.data.manifests import read_manifest  # noqa: E402
+from speakerid.evaluation.fusion import LinearFusion, fuse_score_files  # noqa: E402
 from speakerid.exceptions import BandwidthWarning, DataLeakWarning  # noqa: E402
 from speakerid.features import FeatureConfig  # noqa: E402
-from speakerid.features.quality import file_energy_spread_db
-from speakerid.scoring.batch import score_trials
+from speakerid.features.quality import file_energy_spread_db  # noqa: E402
+from speakerid.scoring.batch import score_trials  # noqa: E402
 from speakerid.verifier import SpeakerVerifier  # noqa: E402
 
 EVAL = PROTOCOLS  # name: (enroll, trials, rate), the same protocols as bench/eval_shared.py
@@ -87,19 +98,20 @@ def _say(*parts) -> None:
 
 
 def figures(path) -> dict:
+    """EER % and minDCF(0.01) of a score file with their speaker-bootstrap intervals and counts (unscored rows left
+    out: ``n_trials`` counts the scored ones)."""
     frame = read_manifest(path, require_target=True, check_files=False)
-    ok = frame["score"].notna()
-    scores, labels = frame["score"][ok].to_numpy(float), frame["target"][ok].to_numpy()
-    return {"eer_pct": round(100 * metrics.eer(scores, labels), 2),
-            "min_dcf": round(metrics.min_dcf(scores, labels, p_target=0.01), 4), "n_trials": int(ok.sum())}
+    return interval_figures(frame["score"].to_numpy(float), frame["target"].to_numpy(), groups_of(frame))
 
 
 def train_background(work: Path, rate: int, bg_train: Path, jobs: int) -> dict:
-    """UBM (+ its cohort), i-vector extractor and back end, Siamese network, all on the 183 background speakers."""
+    """UBM (+ its cohort), i-vector extractor and back end, Siamese network, all on the ``bg-train`` speakers (the
+    model directories are named by their count, so a work dir trained on another background set is not reused)."""
     from speakerid.backends.ivector import train_ivector
     from speakerid.backends.siamese import train_siamese
 
-    dirs = {"clean": work / f"sr{rate}-clean", "multi": work / f"sr{rate}-multi", "nn": work / f"sr{rate}-nn"}
+    tag = f"sr{rate}-bg{read_manifest(bg_train, check_files=False)['speaker'].nunique()}"
+    dirs = {"clean": work / f"{tag}-clean", "multi": work / f"{tag}-multi", "nn": work / f"{tag}-nn"}
     timings = {}
     for kind, augment in (("clean", 0), ("multi", None)):
         if not (dirs[kind] / "ubm.npz").exists():
@@ -165,25 +177,22 @@ def dev_cross_validated(dev_files: dict, systems) -> dict:
         frame = pd.read_csv(files[systems[0]], dtype={"speaker": str})
         truth = frame[frame["target"] == 1].drop_duplicates("path").set_index("path")["speaker"]
         data[condition] = (_matrix(files, systems), frame["target"].to_numpy(),
-                           frame["speaker"].to_numpy(), frame["path"].map(truth).to_numpy())
-    speakers = sorted({s for _, _, claimed, _ in data.values() for s in claimed})
+                           frame["speaker"].to_numpy(), frame["path"].map(truth).to_numpy(), groups_of(frame))
+    speakers = sorted({s for _, _, claimed, _, _ in data.values() for s in claimed})
     halves = [set(speakers[0::2]), set(speakers[1::2])]
     within = {c: [np.isin(claimed, list(h)) & np.isin(true, list(h)) for h in halves]
-              for c, (_, _, claimed, true) in data.items()}
-    fused = {c: ([], []) for c in data}
+              for c, (_, _, claimed, true, _) in data.items()}
+    fused = {c: ([], [], []) for c in data}
     for learn, apply in ((0, 1), (1, 0)):
-        X = np.vstack([x[within[c][learn]] for c, (x, _, _, _) in data.items()])
-        y = np.concatenate([y[within[c][learn]] for c, (_, y, _, _) in data.items()])
+        X = np.vstack([x[within[c][learn]] for c, (x, _, _, _, _) in data.items()])
+        y = np.concatenate([y[within[c][learn]] for c, (_, y, _, _, _) in data.items()])
         model = LinearFusion().fit(X, y)
-        for c, (x, y, _, _) in data.items():
+        for c, (x, y, _, _, groups) in data.items():
             fused[c][0].append(model.transform(x[within[c][apply]]))
             fused[c][1].append(y[within[c][apply]])
-    out = {}
-    for c, (scores, labels) in fused.items():
-        scores, labels = np.concatenate(scores), np.concatenate(labels)
-        out[c] = {"eer_pct": round(100 * metrics.eer(scores, labels), 2),
-                  "min_dcf": round(metrics.min_dcf(scores, labels, p_target=0.01), 4), "n_trials": len(labels)}
-    return out
+            fused[c][2].append(groups[within[c][apply]])
+    return {c: interval_figures(np.concatenate(scores), np.concatenate(labels), np.concatenate(groups))
+            for c, (scores, labels, groups) in fused.items()}
 
 
 def quality_fusion(dev: list, files: dict, trials, out: Path) -> Path:
@@ -206,11 +215,31 @@ def pooled(files: list[Path], out: Path) -> Path:
     return out
 
 
+def print_tables(results: dict, systems, columns) -> None:
+    """The EER table, the minDCF table (value [95 % interval]) and the trials each column's figures rest on."""
+    width = 26
+    for key, title in (("eer_pct", "EER % [95 % CI]"), ("min_dcf", "minDCF(0.01) [95 % CI]")):
+        _say("")
+        _say(f"{title:<34}" + "".join(f"{c:>{width}}" for c in columns))
+        for system in systems:
+            cells = [results[c].get(system) for c in columns]
+            _say(f"{system:<34}" + "".join(f"{'-' if x is None else fmt(x, key):>{width}}" for x in cells))
+    _say(f"{'target EER %':<34}" + "".join(f"{TARGETS[c]:>{width}.1f}" if c in TARGETS else f"{'':>{width}}"
+                                           for c in columns))
+    _say("trials (every system of a column scores the same trials; the dev CV rows a part of them):")
+    for c in columns:
+        first = next(x for x in results[c].values())
+        cv = next((x for s, x in results[c].items() if s.endswith("(dev CV)")), None)
+        _say(f"  {c}: {counts(first)}" + (f"; dev CV rows: {counts(cv)}" if cv else ""))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
     parser.add_argument("--work-dir", default=None, help="keep models, dev data and score files here")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--old-halves", action="store_true",
+                        help="also score the former same-recording dev condition (optimistic; trains on 183 speakers)")
     args = parser.parse_args(argv)
     shared = Path(args.shared)
     protocols = shared / "protocols"
@@ -219,7 +248,7 @@ def main(argv=None) -> int:
         return 0
     start_all = time.perf_counter()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="speakerid-accuracy-"))
-    dev = build_dev_protocol(work / "dev", shared)
+    dev = build_dev_protocol(work / "dev", shared, old_halves=args.old_halves, jobs=args.jobs)
     results, timings = {}, {}
     for rate, dev_conditions in DEV.items():
         start = time.perf_counter()
@@ -233,6 +262,10 @@ def main(argv=None) -> int:
         for fusion, systems in FUSIONS.items():
             for condition, figs in dev_cross_validated(dev_files, systems).items():
                 results[f"dev-{condition}"][f"{fusion} (dev CV)"] = figs
+        if args.old_halves and rate == 16000:   # reported only: nothing is learned on it
+            files = score_all(dirs, f"dev-{OLD_HALVES}", dev[f"dev-{OLD_HALVES}-enroll"],
+                              dev[f"dev-{OLD_HALVES}-trials"], work / "scores" / f"dev-{OLD_HALVES}", args.jobs)
+            results[f"dev-{OLD_HALVES}"] = {system: figures(path) for system, path in files.items()}
         train = {fusion: [pooled([dev_files[c][s] for c in dev_conditions],
                                  work / "scores" / f"dev-{rate}-{fusion.replace(' ', '_').replace(',', '')}-{i}.csv")
                           for i, s in enumerate(systems)] for fusion, systems in FUSIONS.items()}
@@ -251,15 +284,9 @@ def main(argv=None) -> int:
         timings[f"score_{rate}_s"] = round(time.perf_counter() - start, 1)
 
     systems = list(SYSTEMS) + [name for f in FUSIONS for name in (f, f"{f} (dev CV)")] + ["quality fusion"]
-    columns = [n for n in list(EVAL) + [f"dev-{c}" for cs in DEV.values() for c in cs] if n in results]
-    _say("")
-    _say(f"{'EER % / minDCF(0.01)':<34}" + "".join(f"{c:>20}" for c in columns))
-    for system in systems:
-        cells = [results[c].get(system) for c in columns]
-        _say(f"{system:<34}" + "".join(f"{'-':>20}" if x is None else f"{x['eer_pct']:>11.2f} / {x['min_dcf']:.3f}"
-                                       for x in cells))
-    _say(f"{'target EER %':<34}" + "".join(f"{TARGETS[c]:>20.1f}" if c in TARGETS else f"{'':>20}"
-                                           for c in columns))
+    columns = [n for n in list(EVAL) + [f"dev-{c}" for cs in DEV.values() for c in cs] + [f"dev-{OLD_HALVES}"]
+               if n in results]
+    print_tables(results, systems, columns)
     timings["total_s"] = round(time.perf_counter() - start_all, 1)
     _say(f"# work dir {work}; {timings}")
     print(json.dumps({"bench": "accuracy", "results": results, "targets_eer_pct": TARGETS, "timings": timings}))

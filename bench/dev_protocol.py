@@ -1,23 +1,39 @@
-"""A development protocol cut from the background speakers, so that no system is tuned on test speakers.
+"""The development protocol of the expert benches (``bench_systems``, ``eval_ivector``, ``frontend_ablation``):
+cross-recording conditions on development speakers that no background model is trained on.
 
 The shared protocols (LibriSpeech test-other full/short/noisy, FSDD) are *evaluation* sets: model choice, option
-choice, calibration and fusion weights must not look at them. This script splits the 223 LibriSpeech background
-speakers into a training part (183 speakers: UBM, total variability, PLDA, cohorts) and 40 held-out *development*
-speakers, and writes development conditions that mirror the evaluation ones:
+choice, calibration and fusion weights must not look at them. The background models are trained on all 223
+LibriSpeech background speakers (``bg-train``); the development speakers come from other corpora, the fixed split of
+``bench/dev_suite.py`` (:func:`dev_suite.split`, seed 0). Every target trial pairs an enrollment and a test from
+*different recordings* of the speaker (:func:`speakerid.evaluation.protocols.build_protocol`, seed 0; one enrollment
+model per speaker; every test tried against every other dev speaker's model):
 
-``clean``  enroll on the first half of the speaker's one ~12-s utterance, test on the second half;
-``short``  same enrollment, tests are three 2-s crops from the second half;
-``noisy``  the ``short`` crops mixed with pink noise at 5 dB SNR (the evaluation's noisy condition, as documented
-           in ``../shared/data/README.md``);
-``8k``     audio resampled to 8 kHz, enrollment on ten 0.5-s crops from the first half, tests are six 0.5-s crops
-           from the second half (a stand-in for the FSDD digits: tiny 8 kHz clips).
+``clean``  speechocean762, its 40 development speakers (10 girls, 10 boys, 10 women, 10 men): enroll on 3
+           utterances, the speaker's 7 other utterances are the tests (full length, median 3.5 s);
+``short``  the same enrollment, each test cropped to 2 s (a seeded offset with speech in it);
+``noisy``  the ``short`` crops mixed with a *real* noise recording at 5 dB SNR measured on the speech frames
+           (``noise@5``: MUSAN free-sound / sound-bible and Speech Commands background noises from
+           ``../shared/protocols/noise.csv``), not the evaluation's synthetic pink noise (which is also the noise of
+           the training augmentation): tuning on exactly the evaluation's noise would flatter it;
+``8k``     FSDD (8 kHz digits, ~0.5 s), its 6 speakers: enroll on 20 digits, 60 test digits per speaker; the files
+           of the FSDD evaluation protocol (``fsdd-enroll.csv``, ``fsdd-trials.csv``) are left out.
 
-Limits, said plainly: each dev speaker has a single recording, so enrollment and test come from the same session
-(no channel mismatch) — dev error rates are optimistic; they are for *comparing* options, not for quoting. 40
-speakers × 3 target crops gives 120 target trials per condition.
+Limits, said plainly: speechocean762 is read English by Mandarin-L1 speakers, half of them children (a different
+population from LibriSpeech); 40 speakers x 7 tests give 280 target trials per 16 kHz condition, so differences
+of a few target trials are noise (every bench reports the speaker-bootstrap interval, ``bench/_intervals.py``).
+FSDD has six speakers and no other: the ``8k`` dev speakers are the FSDD *evaluation* speakers (other takes), so
+an FSDD figure of a system whose settings or fusion were chosen on ``8k`` is not speaker-independent; its
+interval (six speakers) is wide.
 
-Usage: ``python bench/dev_protocol.py --out DIR [--shared ../shared]``. Files are written once (kept when present).
-Import :func:`build` to get the manifest paths.
+``--old-halves`` (``build(..., old_halves=True)``) adds the former protocol as one extra condition, ``halves``:
+40 LibriSpeech background speakers held out (seed 20261123), enrolled on the first half of their one ~12-s
+recording and tested on the second half. Same session on both sides: **optimistic**, for comparison with earlier
+figures only, never for choosing. Those 40 speakers then leave ``bg-train`` (183 speakers, as before), so a run
+with the option trains on other data than one without.
+
+Usage: ``python bench/dev_protocol.py --out DIR [--shared ../shared] [--old-halves] [--jobs 1]``. Files are written
+once (kept while ``dev-protocol.json`` says the same version and options). Import :func:`build` to get the
+manifest paths.
 """
 
 from __future__ import annotations
@@ -30,105 +46,140 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
-from speakerid.data.audio import load_audio
-from speakerid.data.augment import add_noise
-from speakerid.data.dev_trials import has_sound
-from speakerid.data.manifests import read_manifest
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-N_DEV = 40
-SEED = 20261123
+from dev_suite import refused_files, split  # noqa: E402
+
+#: The cross-recording development conditions (what the benches choose on), in order.
 CONDITIONS = ("clean", "short", "noisy", "8k")
-VERSION = 1
+#: The optimistic former condition, only with ``old_halves``.
+OLD_HALVES = "halves"
+#: The test degradation of ``noisy`` (:mod:`speakerid.degrade`).
+NOISY_CONDITION = "noise@5"
+SEED = 0
+HALVES_SEED = 20261123     # the former 183 / 40 split of the background speakers
+N_HALVES_SPEAKERS = 40
+VERSION = 2
+_SPEECHOCEAN = {"enroll_utts": 3}
+#: condition -> (corpus of dev_suite.split, build_protocol keyword arguments)
+BUILD = {
+    "clean": ("speechocean762", _SPEECHOCEAN),
+    "short": ("speechocean762", {**_SPEECHOCEAN, "test_duration_s": 2.0}),
+    "noisy": ("speechocean762", {**_SPEECHOCEAN, "test_duration_s": 2.0, "test_condition": NOISY_CONDITION}),
+    "8k": ("fsdd", {"enroll_utts": 20, "tests_per_speaker": 60, "sample_rate": 8000}),
+}
+RATES = {"speechocean762": 16000, "fsdd": 8000}
 
 
-def _split(speakers: list[str]) -> tuple[list[str], list[str]]:
-    rng = np.random.default_rng(SEED)
-    dev = sorted(rng.choice(sorted(speakers), size=N_DEV, replace=False).tolist())
-    return sorted(set(speakers) - set(dev)), dev
+def conditions(old_halves: bool = False) -> tuple:
+    """The development conditions built: :data:`CONDITIONS`, and ``halves`` with ``old_halves``."""
+    return CONDITIONS + ((OLD_HALVES,) if old_halves else ())
 
 
-def _crops(n_samples: int, length: int, count: int) -> list[int]:
-    """Start offsets of ``count`` evenly spaced crops of ``length`` samples inside ``n_samples`` (fewer if short)."""
-    if n_samples < length:
-        return [0]
-    count = min(count, n_samples // length)
-    return [int(s) for s in np.linspace(0, n_samples - length, count).round()]
+def built_conditions(out) -> tuple:
+    """The conditions of the protocol written under ``out`` (read from its ``dev-protocol.json``)."""
+    return tuple(json.loads((Path(out) / "dev-protocol.json").read_text())["conditions"])
 
 
-def _rel(path: Path, folder: Path) -> str:
+def _rel(path, folder: Path) -> str:
     return os.path.relpath(path, folder)
 
 
-def _write(path: Path, signal: np.ndarray, rate: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, signal, rate, subtype="PCM_16")
+def _absolute(shared: Path, csv: str) -> pd.DataFrame:
+    frame = pd.read_csv(shared / "protocols" / csv, dtype=str)
+    frame["path"] = [str((shared / "protocols" / p).resolve()) for p in frame["path"]]
+    return frame
 
 
-def _trials(tests: list[tuple[str, Path]], speakers: list[str], out: Path) -> pd.DataFrame:
-    rows = [(claim, _rel(p, out), int(claim == true)) for true, p in tests for claim in speakers]
-    return pd.DataFrame(rows, columns=["speaker", "path", "target"])
+def _dev_manifests(shared: Path, out: Path, jobs: int, say) -> dict:
+    """``{corpus: dev speakers' files}``: dev_suite's split, without the files the front end refuses (an enrollment
+    holding one would fail) and, for FSDD, without the files of the FSDD evaluation protocol."""
+    parts = split(shared)
+    used = set(_absolute(shared, "fsdd-enroll.csv")["path"]) | set(_absolute(shared, "fsdd-trials.csv")["path"])
+    frames = {"speechocean762": parts["speechocean762"][0],
+              "fsdd": parts["fsdd"][0][~parts["fsdd"][0]["path"].isin(used)].reset_index(drop=True)}
+    for corpus, frame in frames.items():
+        refused = refused_files(frame, out / f"refused-{corpus}.csv", RATES[corpus], jobs, say)
+        frames[corpus] = frame[~frame["path"].isin(refused)].reset_index(drop=True)
+    return frames
 
 
-def build(out, shared="../shared") -> dict:
+def _old_halves(background: pd.DataFrame, speakers, out: Path) -> None:
+    """The former ``clean`` condition: first half of each speaker's one recording to enroll, second half to test."""
+    import soundfile as sf
+
+    from speakerid.data.audio import load_audio
+
+    enroll, tests = [], []
+    for speaker, path in background[background["speaker"].isin(speakers)].sort_values("speaker")[
+            ["speaker", "path"]].itertuples(index=False):
+        signal, rate = load_audio(path, 16000)
+        half = signal.size // 2
+        base = out / f"dev-{OLD_HALVES}-audio" / speaker
+        base.mkdir(parents=True, exist_ok=True)
+        for part, piece in (("enroll", signal[:half]), ("test", signal[half:])):
+            sf.write(base / f"{part}.wav", piece, rate, subtype="PCM_16")
+        enroll.append((speaker, _rel(base / "enroll.wav", out)))
+        tests.append((speaker, _rel(base / "test.wav", out)))
+    pd.DataFrame(enroll, columns=["speaker", "path"]).to_csv(out / f"dev-{OLD_HALVES}-enroll.csv", index=False)
+    rows = [(claim, path, int(claim == true)) for true, path in tests for claim in sorted(speakers)]
+    pd.DataFrame(rows, columns=["speaker", "path", "target"]).to_csv(out / f"dev-{OLD_HALVES}-trials.csv",
+                                                                      index=False)
+
+
+def build(out, shared="../shared", old_halves: bool = False, jobs: int = 1, say=None) -> dict:
     """Write (once) the development audio and manifests under ``out``; return ``{name: manifest path}``.
 
-    Names: ``bg-train`` (183 speakers), ``bg-dev`` (the 40 dev speakers' full utterances) and
-    ``dev-<condition>-enroll`` / ``dev-<condition>-trials`` for each condition in :data:`CONDITIONS`.
+    Names: ``bg-train`` (the background speakers to train on: all 223, or 183 with ``old_halves``) and
+    ``dev-<condition>-enroll`` / ``dev-<condition>-trials`` for each condition of :func:`conditions`. The trial
+    lists have ``build_protocol``'s columns (``speaker`` = the model = ``enroll_speaker``, ``test_speaker``,
+    ``condition``, ...; the ``halves`` list only ``speaker,path,target``).
     """
+    from speakerid.data.manifests import read_manifest
+
+    say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     out, shared = Path(out).resolve(), Path(shared).resolve()
-    names = ["bg-train", "bg-dev"] + [f"dev-{c}-{k}" for c in CONDITIONS for k in ("enroll", "trials")]
+    wanted = conditions(old_halves)
+    names = ["bg-train"] + [f"dev-{c}-{k}" for c in wanted for k in ("enroll", "trials")]
     paths = {n: out / f"{n}.csv" for n in names}
     stamp = out / "dev-protocol.json"
-    if stamp.exists() and json.loads(stamp.read_text()).get("version") == VERSION:
+    options = {"version": VERSION, "old_halves": bool(old_halves)}
+    if stamp.exists() and {k: json.loads(stamp.read_text()).get(k) for k in options} == options:
         return paths
-    background = read_manifest(shared / "protocols" / "librispeech-background.csv")
-    train, dev = _split(sorted(background["speaker"].unique()))
-    out.mkdir(parents=True, exist_ok=True)
-    for name, keep in (("bg-train", train), ("bg-dev", dev)):
-        part = background[background["speaker"].isin(keep)]
-        pd.DataFrame({"speaker": part["speaker"], "path": [_rel(Path(p), out) for p in part["path"]]}).to_csv(
-            paths[name], index=False)
+    from speakerid.degrade import NoiseBank
+    from speakerid.evaluation.protocols import build_protocol
 
-    rng = np.random.default_rng(SEED)
-    enroll = {c: [] for c in CONDITIONS}
-    tests = {c: [] for c in CONDITIONS}
-    dev_rows = background[background["speaker"].isin(dev)].sort_values("speaker")
-    for speaker, path in zip(dev_rows["speaker"], dev_rows["path"]):
-        for rate, cond_list in ((16000, ("clean", "short", "noisy")), (8000, ("8k",))):
-            signal, _ = load_audio(path, rate)
-            half = signal.size // 2
-            first, second = signal[:half], signal[half:]
-            base = out / "wav" / f"{rate // 1000}k" / speaker
-            if rate == 16000:
-                _write(base / "enroll.wav", first, rate)
-                for cond in cond_list:
-                    enroll[cond].append((speaker, base / "enroll.wav"))
-                _write(base / "test_full.wav", second, rate)
-                tests["clean"].append((speaker, base / "test_full.wav"))
-                for i, start in enumerate(_crops(second.size, 2 * rate, 3)):
-                    crop = second[start:start + 2 * rate]
-                    _write(base / f"test_short_{i}.wav", crop, rate)
-                    tests["short"].append((speaker, base / f"test_short_{i}.wav"))
-                    _write(base / f"test_noisy_{i}.wav", add_noise(crop, 5.0, rng, "pink", rate), rate)
-                    tests["noisy"].append((speaker, base / f"test_noisy_{i}.wav"))
-            else:
-                crop_len = rate // 2
-                for i, start in enumerate(_crops(first.size, crop_len, 10)):
-                    if has_sound(first[start:start + crop_len]):
-                        _write(base / f"enroll_{i}.wav", first[start:start + crop_len], rate)
-                        enroll["8k"].append((speaker, base / f"enroll_{i}.wav"))
-                for i, start in enumerate(_crops(second.size, crop_len, 6)):
-                    if has_sound(second[start:start + crop_len]):
-                        _write(base / f"test_{i}.wav", second[start:start + crop_len], rate)
-                        tests["8k"].append((speaker, base / f"test_{i}.wav"))
-    for cond in CONDITIONS:
-        pd.DataFrame([(s, _rel(p, out)) for s, p in enroll[cond]], columns=["speaker", "path"]).to_csv(
-            paths[f"dev-{cond}-enroll"], index=False)
-        _trials(tests[cond], dev, out).to_csv(paths[f"dev-{cond}-trials"], index=False)
-    stamp.write_text(json.dumps({"version": VERSION, "seed": SEED, "dev_speakers": dev,
-                                 "n_train_speakers": len(train)}, indent=1))
+    out.mkdir(parents=True, exist_ok=True)
+    background = read_manifest(shared / "protocols" / "librispeech-background.csv")
+    speakers = sorted(background["speaker"].unique())
+    held_out = sorted(np.random.default_rng(HALVES_SEED).choice(speakers, size=N_HALVES_SPEAKERS,
+                                                                 replace=False).tolist()) if old_halves else []
+    train = background[~background["speaker"].isin(held_out)]
+    pd.DataFrame({"speaker": train["speaker"], "path": [_rel(p, out) for p in train["path"]]}).to_csv(
+        paths["bg-train"], index=False)
+
+    dev = _dev_manifests(shared, out, jobs, say)
+    bank = NoiseBank.from_csv(shared / "protocols" / "noise.csv")
+    built = {}
+    for condition in CONDITIONS:
+        corpus, kwargs = BUILD[condition]
+        say(f"building dev-{condition} ({corpus}) ...")
+        proto = build_protocol(dev[corpus], out, name=f"dev-{condition}", bank=bank, seed=SEED, n_jobs=jobs,
+                               **kwargs)
+        built[condition] = {"corpus": corpus, **{k: v for k, v in kwargs.items()}, "n_speakers": proto.n_speakers,
+                            "n_target": proto.n_target, "n_nontarget": proto.n_nontarget,
+                            "skipped_speakers": {r: len(s) for r, s in proto.skipped.items()},
+                            "skipped_files": {r: len(k) for r, k in proto.skipped_files.items()}}
+    if old_halves:
+        _old_halves(background, held_out, out)
+        n = len(held_out)
+        built[OLD_HALVES] = {"corpus": "librispeech-background (same recording both sides: optimistic)",
+                             "n_speakers": n, "n_target": n, "n_nontarget": n * (n - 1)}
+    stamp.write_text(json.dumps({**options, "seed": SEED, "conditions": list(wanted), "built": built,
+                                 "dev_speakers": {c: sorted(f["speaker"].unique()) for c, f in dev.items()},
+                                 "halves_speakers": held_out, "n_train_speakers": int(train["speaker"].nunique())},
+                                indent=1))
     return paths
 
 
@@ -136,13 +187,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for the dev audio and manifests")
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared"))
+    parser.add_argument("--old-halves", action="store_true",
+                        help="also the former same-recording 'halves' condition (optimistic; bg-train is then 183)")
+    parser.add_argument("--jobs", type=int, default=1, help="workers writing the audio")
     args = parser.parse_args(argv)
-    if not (Path(args.shared) / "protocols" / "librispeech-background.csv").exists():
+    if not (Path(args.shared) / "protocols" / "speechocean762-dev.csv").exists():
         print(f"no shared data at {args.shared}; nothing to do", file=sys.stderr)
         return 0
-    for name, path in build(args.out, args.shared).items():
-        n = len(pd.read_csv(path))
-        print(f"{name:20s} {n:6d} rows  {path}")
+    paths = build(args.out, args.shared, old_halves=args.old_halves, jobs=args.jobs)
+    for name, path in paths.items():
+        frame = pd.read_csv(path, dtype=str)
+        what = (f"{frame['target'].astype(int).sum():5d} target, {frame['speaker'].nunique():3d} models"
+                if "target" in frame else f"{frame['speaker'].nunique():3d} speakers")
+        print(f"{name:20s} {len(frame):6d} rows  {what}  {path}")
+    info = json.loads((Path(args.out) / "dev-protocol.json").read_text())
+    print(json.dumps({"bench": "dev_protocol", "version": info["version"], "old_halves": info["old_halves"],
+                      "n_train_speakers": info["n_train_speakers"], "conditions": info["built"]}))
     return 0
 
 

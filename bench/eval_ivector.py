@@ -1,21 +1,28 @@
 """i-vector systems on the development protocol (choice of settings) and then on the shared evaluation protocols.
 
-1. Development (``bench/dev_protocol.py``; nothing here looks at the evaluation speakers): everything is trained
-   on the 183 ``bg-train`` speakers, at 16 kHz and at 8 kHz (the background resampled down, as ``eval_shared.py``
-   does for FSDD): the i-vector system's own UBM on the clean recordings, T, LDA, WCCN and PLDA on segments of
-   the recordings plus noisy copies. Extractor settings are varied one at a time around a base (:data:`BASE`:
-   K = 32, rank 100, 1.5-s segments, 2 noisy copies): UBM size 16 / 64 / 256, rank 200, 3-s segments, 0 or 4
-   noisy copies; for each extractor the back end: LDA 50 or none (WCCN always), cosine or PLDA, pooled or
-   averaged enrollment. EER % and minDCF(P=0.01) on dev clean / short / noisy / 8k for every setting; the
-   chosen setting has the lowest mean dev EER over the four conditions.
+1. Development (``bench/dev_protocol.py``: cross-recording trials of speakers of other corpora -- speechocean762
+   in clean / short (2-s tests) / noisy (2-s tests + real noise at 5 dB), FSDD in 8k; nothing here looks at the
+   LibriSpeech evaluation speakers, but the FSDD dev speakers are the FSDD evaluation speakers, other files):
+   everything is trained on the 223 ``bg-train`` background speakers, at 16 kHz and at 8 kHz (the background
+   resampled down, as ``eval_shared.py`` does for FSDD): the i-vector system's own UBM on the clean recordings, T,
+   LDA, WCCN and PLDA on segments of the recordings plus noisy copies. Extractor settings are varied one at a time
+   around a base (:data:`BASE`: K = 32, rank 100, 1.5-s segments, 2 noisy copies): UBM size 16 / 64 / 256, rank
+   200, 3-s segments, 0 or 4 noisy copies; for each extractor the back end: LDA 50 or none (WCCN always), cosine
+   or PLDA, pooled or averaged enrollment. EER % and minDCF(P=0.01) on dev clean / short / noisy / 8k for every
+   setting, each with its 95 % interval from a bootstrap over the claimed speakers (``bench/_intervals.py``; the
+   trial and speaker counts of each condition are printed once, every setting scores the same trials); the
+   chosen setting has the lowest mean dev EER over the four conditions (a selection criterion, without an
+   interval). ``--old-halves`` adds the former same-recording condition (``halves``, optimistic) as a reported
+   column, left out of the mean; the dev background is then the other 183 speakers.
 2. Evaluation, for the record: the chosen setting trained through the product path
    (:func:`speakerid.backends.ivector.train_ivector`, ``enroll``, ``score_frames``) on the whole LibriSpeech
-   background (223 speakers), on test-other / short / noisy (16 kHz) and FSDD (8 kHz), cosine and PLDA.
+   background (223 speakers), on test-other / short / noisy (16 kHz) and FSDD (8 kHz), cosine and PLDA, with
+   intervals and counts as above.
 
 The front end is pinned (:data:`PINNED_FEATURES`: the defaults of the day this was written: MFCC 20 + delta +
 delta-delta, energy VAD, utterance CMVN) so the comparisons do not move when the library's defaults change.
-Usage: ``python bench/eval_ivector.py [--shared ../shared] [--dev-dir DIR] [--quick] [--skip-eval]``. Ends with
-one JSON line.
+Usage: ``python bench/eval_ivector.py [--shared ../shared] [--dev-dir DIR] [--quick] [--skip-eval]
+[--old-halves]``. Ends with one JSON line (``eer_pct``, ``min_dcf`` as before; ``*_ci`` and the counts beside them).
 """
 
 from __future__ import annotations
@@ -33,17 +40,19 @@ from joblib import Parallel, delayed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _intervals import count_trials, counts, fmt, groups_of  # noqa: E402
+from _intervals import figures as interval_figures  # noqa: E402
+from dev_protocol import OLD_HALVES  # noqa: E402
 from dev_protocol import build as build_dev  # noqa: E402
 
-from speakerid.backends.ivector import segment_sessions, train_ivector
-from speakerid.data.manifests import read_manifest
-from speakerid.evaluation import metrics
+from speakerid.backends.ivector import segment_sessions, train_ivector  # noqa: E402
+from speakerid.data.manifests import read_manifest  # noqa: E402
 from speakerid.features import FeatureConfig  # noqa: E402
-from speakerid.features.pipeline import file_sessions
+from speakerid.features.pipeline import file_sessions  # noqa: E402
 from speakerid.models.clipvec import frames_per_segment  # noqa: E402
 from speakerid.models.gmm_ubm import GMMUBM  # noqa: E402
 from speakerid.models.ivector_system import IVectorSystem  # noqa: E402
-from speakerid.scoring.batch import score_trials
+from speakerid.scoring.batch import score_trials  # noqa: E402
 from speakerid.verifier import SpeakerVerifier  # noqa: E402
 
 PINNED_FEATURES = dict(frame_length_ms=25.0, frame_shift_ms=10.0, n_fft=512, n_mels=26, n_ceps=20,
@@ -65,9 +74,13 @@ def config_at(rate: int) -> FeatureConfig:
     return FeatureConfig(sample_rate=rate, **PINNED_FEATURES)
 
 
-def figures(scores, labels) -> dict:
-    return {"eer_pct": round(100 * metrics.eer(scores, labels), 2),
-            "min_dcf": round(metrics.min_dcf(scores, labels, p_target=0.01), 4)}
+def figures(scores, labels, groups) -> dict:
+    """EER % and minDCF(0.01) with their speaker-bootstrap intervals (``*_ci``) and counts."""
+    return interval_figures(scores, labels, groups)
+
+
+def _cells(row: dict) -> str:
+    return f"{fmt(row):>24}{fmt(row, 'min_dcf'):>22}"
 
 
 def _features(paths, config, jobs):
@@ -126,7 +139,8 @@ def dev_eval(system: IVectorSystem, data: DevData, backends: list[dict]) -> dict
             row = {s: i for i, s in enumerate(speakers)}
             col = {p: j for j, p in enumerate(tests)}
             scores = matrix[[row[s] for s in trials["speaker"]], [col[p] for p in trials["path"]]]
-            results.setdefault(_key(variant), {})[cond] = figures(scores, trials["target"].to_numpy())
+            results.setdefault(_key(variant), {})[cond] = figures(scores, trials["target"].to_numpy(),
+                                                                  groups_of(trials))
     return results
 
 
@@ -159,14 +173,18 @@ def run_dev(args, dev_dir: Path) -> tuple[dict, dict]:
     """Every extractor setting x back-end variant on the dev conditions; returns (results, chosen)."""
     extractors = extractor_grid(args.quick)
     max_aug = max(e["augment"] for e in extractors)
+    shown = {**CONDITIONS, **({OLD_HALVES: 16000} if args.old_halves else {})}   # the mean: CONDITIONS only
     data = {}
     for rate in (16000, 8000):
         tic = time.perf_counter()
-        data[rate] = DevData(dev_dir, rate, [c for c, r in CONDITIONS.items() if r == rate], max_aug, args.jobs)
+        data[rate] = DevData(dev_dir, rate, [c for c, r in shown.items() if r == rate], max_aug, args.jobs)
         print(f"# dev features at {rate} Hz: {time.perf_counter() - tic:.1f} s", flush=True)
     ubms = {}
     results = {}
-    print(f"{'extractor':<24}{'back end':<24}" + "".join(f"{c + ' EER':>11}{'DCF':>7}" for c in CONDITIONS)
+    print("# EER % and minDCF(0.01) [95 % interval, bootstrap over the claimed speakers]; trials: "
+          + "; ".join(f"{c} {counts(count_trials(t['target'], groups_of(t)))}"
+                      for d in data.values() for c, (_, t, _) in d.conditions.items()), flush=True)
+    print(f"{'extractor':<24}{'back end':<24}" + "".join(f"{c + ' EER':>24}{'minDCF':>22}" for c in shown)
           + f"{'mean EER':>10}")
     for ext in extractors:
         name = _name(ext)
@@ -192,8 +210,8 @@ def run_dev(args, dev_dir: Path) -> tuple[dict, dict]:
             row = {**per_rate[16000][variant], **per_rate[8000][variant]}
             row["mean_eer_pct"] = round(float(np.mean([row[c]["eer_pct"] for c in CONDITIONS])), 2)
             results[f"{name}/{variant}"] = row
-            print(f"{name:<24}{variant:<24}" + "".join(f"{row[c]['eer_pct']:>11.2f}{row[c]['min_dcf']:>7.3f}"
-                                                       for c in CONDITIONS) + f"{row['mean_eer_pct']:>10.2f}")
+            print(f"{name:<24}{variant:<24}" + "".join(_cells(row[c]) for c in shown)
+                  + f"{row['mean_eer_pct']:>10.2f}")
         sys.stdout.flush()
     best = min(results, key=lambda k: (results[k]["mean_eer_pct"], k))
     ext_name, variant = best.split("/")
@@ -236,11 +254,11 @@ def run_eval(args, chosen: dict, work: Path) -> dict:
                       n_jobs=args.jobs, ubm_components=chosen["components"])
         print(f"# i-vector system at {rate} Hz on the whole background: {time.perf_counter() - tic:.1f} s",
               flush=True)
-    print(f"{'protocol':<18}{'system':<34}{'EER %':>8}{'minDCF':>9}{'trials':>8}")
+    print(f"{'protocol':<18}{'system':<34}{'EER % [95 % CI]':>24}{'minDCF [95 % CI]':>22}   trials")
     for name, (enroll_csv, trials_csv, rate) in EVAL.items():
         model_dir = work / f"sr{rate}"
         trials = read_manifest(protocols / trials_csv, require_target=True)
-        labels = trials["target"].to_numpy()
+        labels, groups = trials["target"].to_numpy(), groups_of(trials)
         results[name] = {}
         for scoring in ("cosine", "plda"):
             verifier = SpeakerVerifier(model_dir, backend="ivector", backend_params={"scoring": scoring})
@@ -254,10 +272,9 @@ def run_eval(args, chosen: dict, work: Path) -> dict:
                 scores[trials.index.get_indexer(rows.index)] = verifier.score_frames(list(rows["speaker"]),
                                                                                      verifier.features(path))
             system = f"ivector {scoring}" + (" (chosen)" if scoring == chosen["scoring"] else "")
-            row = figures(scores, labels)
+            row = figures(scores, labels, groups)
             results[name][system] = row
-            print(f"{name:<18}{system:<34}{row['eer_pct']:>8.2f}{row['min_dcf']:>9.3f}{len(trials):>8}",
-                  flush=True)
+            print(f"{name:<18}{system:<34}{_cells(row)}   {counts(row)}", flush=True)
         # the batch scorer (speakerid score) with S-norm, the cohort being the background speakers
         out = work / name / "scores-snorm.csv"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -267,8 +284,9 @@ def run_eval(args, chosen: dict, work: Path) -> dict:
                          backend_params={"scoring": chosen["scoring"]}, n_jobs=args.jobs)
         scored = read_manifest(out, require_target=True, check_files=False)
         system = f"ivector {chosen['scoring']} + s-norm"
-        row = results[name][system] = figures(scored["score"].to_numpy(), scored["target"].to_numpy())
-        print(f"{name:<18}{system:<34}{row['eer_pct']:>8.2f}{row['min_dcf']:>9.3f}{len(trials):>8}", flush=True)
+        row = results[name][system] = figures(scored["score"].to_numpy(), scored["target"].to_numpy(),
+                                              groups_of(scored))
+        print(f"{name:<18}{system:<34}{_cells(row)}   {counts(row)}", flush=True)
     return results
 
 
@@ -281,6 +299,8 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="the base extractor and LDA 150 only")
     parser.add_argument("--skip-eval", action="store_true", help="development protocol only")
+    parser.add_argument("--old-halves", action="store_true",
+                        help="also the former same-recording dev condition (optimistic, not in the mean)")
     parser.add_argument("--work-dir", default=None, help="keep the evaluation model directories here")
     parser.add_argument("--chosen", default=None, metavar="JSON",
                         help="skip the dev runs and evaluate this setting (the '# chosen on dev' JSON)")
@@ -289,7 +309,7 @@ def main(argv=None) -> int:
         print(f"skipped: {args.shared}/protocols not found")
         return 0
     dev_dir = Path(args.dev_dir or Path(tempfile.gettempdir()) / "speakerid-devproto")
-    build_dev(dev_dir, args.shared)
+    build_dev(dev_dir, args.shared, old_halves=args.old_halves, jobs=args.jobs)
     tic = time.perf_counter()
     if args.chosen:
         dev, chosen = {}, json.loads(args.chosen)

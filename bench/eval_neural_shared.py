@@ -8,11 +8,13 @@ configuration (MFCC 20 + delta + delta-delta, VAD, CMVN). Then, for test-other (
 the protocol's speakers with every backend and print per system the EER %, minDCF (P_target = 0.01), the trial
 accuracy at the EER threshold (the best threshold for these very trials, an oracle) and at the threshold fixed
 before seeing them (the validation EER threshold saved with a neural model; 0 for the GMM-UBM log-likelihood
-ratio).
+ratio). Each system's figures are the mean over the training seeds; below each system, every run (seed) has its
+EER and minDCF with the 95 % interval of a bootstrap over the claimed speakers (``bench/_intervals.py``), and each
+system line its target / non-target trial and speaker counts.
 
 Usage: ``python bench/eval_neural_shared.py [--shared ../shared] [--work-dir DIR] [--components 256]``. The
 training curves are ``DIR/neural*/training.png`` and ``DIR/neural*/training-mlp.png``. Ends with one JSON
-line.
+line (the keys as before; per system ``per_run``: each run's figures with ``*_ci``, and the counts).
 """
 
 from __future__ import annotations
@@ -27,12 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
-from speakerid.backends.mlp import train_mlp
-from speakerid.backends.siamese import train_siamese
-from speakerid.data.manifests import read_manifest
-from speakerid.evaluation import metrics
-from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG
-from speakerid.verifier import SpeakerVerifier
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _intervals import counts, fmt, groups_of  # noqa: E402
+from _intervals import figures as interval_figures  # noqa: E402
+
+from speakerid.backends.mlp import train_mlp  # noqa: E402
+from speakerid.backends.siamese import train_siamese  # noqa: E402
+from speakerid.data.manifests import read_manifest  # noqa: E402
+from speakerid.evaluation import metrics  # noqa: E402
+from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG  # noqa: E402
+from speakerid.verifier import SpeakerVerifier  # noqa: E402
 
 ALL_FEATURES = ("mfcc", "logmel", "zcr", "rolloff", "flux", "chroma")
 PROTOCOLS = {name: (f"librispeech-{name}-enroll.csv", f"librispeech-{name}-trials.csv")
@@ -103,6 +110,32 @@ def train_neural(work: Path, background, args, seed: int) -> tuple[dict, dict]:
     return training, systems
 
 
+def summarize(name: str, scores: dict, labels, groups, thresholds: dict) -> dict:
+    """Per system: the figures' mean over its runs (seeds), each run's EER and minDCF with their speaker-bootstrap
+    intervals (``per_run``) and the counts; prints the system's line and one line per run."""
+    per_run = {key: figures(scores[key], labels, thresholds[key]) for key in scores}
+    intervals = {key: interval_figures(scores[key], labels, groups) for key in scores}
+    out = {}
+    for system in dict.fromkeys(system for system, _ in per_run):
+        rows = [row for (s, _), row in per_run.items() if s == system]
+        runs = [(seed, ci) for (s, seed), ci in intervals.items() if s == system]
+        mean = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]}
+        eers = [r["eer_pct"] for r in rows]
+        trial_counts = {k: runs[0][1][k] for k in ("n_speakers", "n_target", "n_nontarget")}
+        out[system] = {**mean, "eer_pct_per_seed": [round(e, 2) for e in eers], **trial_counts,
+                       "per_run": [{"seed": seed, **ci} for seed, ci in runs]}
+        if len(runs) == 1:   # one run: its interval is the figure's
+            out[system].update(eer_pct_ci=runs[0][1]["eer_pct_ci"], min_dcf_ci=runs[0][1]["min_dcf_ci"])
+        spread = f"({min(eers):.2f}..{max(eers):.2f})" if len(rows) > 1 else ""
+        print(f"{name:<18}{system:<24}{mean['eer_pct']:>8.2f} {spread:>13}{mean['min_dcf']:>8.3f}"
+              f"{mean['acc_at_eer_threshold_pct']:>11.2f}"
+              f"{mean['far_at_preset_pct']:>10.1f}/{mean['frr_at_preset_pct']:<7.1f}   {counts(trial_counts)}")
+        for seed, ci in runs:
+            print(f"{'':<18}  {'seed ' + str(seed) if seed is not None else 'run':<22}EER {fmt(ci)} %, "
+                  f"minDCF {fmt(ci, 'min_dcf')}")
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
@@ -134,7 +167,8 @@ def main(argv=None) -> int:
 
     results = {}
     print(f"\nmean (min..max) over seeds {args.seeds}; preset threshold = the validation EER threshold "
-          "saved with a neural model, 0 for GMM-UBM")
+          "saved with a neural model, 0 for GMM-UBM; below each system, every run's EER and minDCF(0.01) "
+          "[95 % interval, bootstrap over the claimed speakers]")
     print(f"{'protocol':<18}{'system':<24}{'EER % (min..max)':>22}{'minDCF':>8}{'acc@EER %':>11}"
           f"{'FAR/FRR@preset %':>18}")
     for name in args.protocols.split(","):
@@ -146,17 +180,8 @@ def main(argv=None) -> int:
             verifiers[(system, seed)] = SpeakerVerifier(model_dir, backend=backend)
             enroll_fresh(verifiers[(system, seed)], protocols_dir / enroll_csv)
         scores = score_trials(verifiers, trials)
-        per_run = {key: figures(scores[key], labels, verifiers[key].threshold) for key in verifiers}
-        results[name] = {}
-        for system in dict.fromkeys(system for system, _ in per_run):
-            rows = [row for (s, _), row in per_run.items() if s == system]
-            mean = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]}
-            eers = [r["eer_pct"] for r in rows]
-            results[name][system] = {**mean, "eer_pct_per_seed": [round(e, 2) for e in eers]}
-            spread = f"({min(eers):.2f}..{max(eers):.2f})" if len(rows) > 1 else ""
-            print(f"{name:<18}{system:<24}{mean['eer_pct']:>8.2f} {spread:>13}{mean['min_dcf']:>8.3f}"
-                  f"{mean['acc_at_eer_threshold_pct']:>11.2f}"
-                  f"{mean['far_at_preset_pct']:>10.1f}/{mean['frr_at_preset_pct']:<7.1f}")
+        thresholds = {key: verifier.threshold for key, verifier in verifiers.items()}
+        results[name] = summarize(name, scores, labels, groups_of(trials), thresholds)
         sys.stdout.flush()
     print(json.dumps({"bench": "eval_neural_shared", "segment_s": args.segment_s, "seeds": seeds,
                       "n_target": int(labels.sum()), "n_trials": len(labels),

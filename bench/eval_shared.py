@@ -2,7 +2,9 @@
 
 For each protocol: train a UBM on the LibriSpeech background manifest (at the protocol's sample rate: FSDD is
 8 kHz, so its UBM is trained on the background resampled to 8 kHz rather than upsampling the digits), enroll the
-protocol's speakers, score every trial and print EER % and minDCF(P_target=0.01) of
+protocol's speakers, score every trial and print EER % and minDCF(P_target=0.01), each with its 95 % interval
+from a bootstrap over the claimed speakers (``bench/_intervals.py``), and the target / non-target trial and speaker
+counts, of
 
 * GMM-UBM, top-5 Gaussian selection (the default) and exact scoring,
 * per-speaker EM GMMs (16 components), raw average log-likelihood and normalised by the UBM,
@@ -25,12 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from speakerid.data.manifests import read_manifest
-from speakerid.evaluation import metrics
-from speakerid.evaluation.report import evaluate
-from speakerid.features import FeatureConfig
-from speakerid.scoring.batch import score_trials
-from speakerid.verifier import SpeakerVerifier
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _intervals import counts, fmt, groups_of  # noqa: E402
+from _intervals import figures as interval_figures  # noqa: E402
+
+from speakerid.data.manifests import read_manifest  # noqa: E402
+from speakerid.evaluation.report import evaluate  # noqa: E402
+from speakerid.features import FeatureConfig  # noqa: E402
+from speakerid.scoring.batch import score_trials  # noqa: E402
+from speakerid.verifier import SpeakerVerifier  # noqa: E402
 
 PROTOCOLS = {
     "test-other": ("librispeech-test-other-enroll.csv", "librispeech-test-other-trials.csv", 16000),
@@ -51,9 +57,13 @@ def score_protocol(verifier: SpeakerVerifier, trials) -> np.ndarray:
     return scores
 
 
-def figures(scores, labels) -> dict:
-    return {"eer_pct": round(100 * metrics.eer(scores, labels), 2),
-            "min_dcf": round(metrics.min_dcf(scores, labels, p_target=0.01), 4)}
+def figures(scores, labels, groups) -> dict:
+    """EER % and minDCF(0.01) with their speaker-bootstrap intervals (``*_ci``) and counts (raw scores: no actDCF)."""
+    return interval_figures(scores, labels, groups)
+
+
+def _row(name: str, system: str, row: dict) -> str:
+    return f"{name:<18}{system:<26}{fmt(row):>24}{fmt(row, 'min_dcf'):>24}   {counts(row)}"
 
 
 def main(argv=None) -> int:
@@ -70,11 +80,12 @@ def main(argv=None) -> int:
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="speakerid-eval-"))
     background = protocols_dir / "librispeech-background.csv"
     results, ubms = {}, {}
-    print(f"{'protocol':<18}{'system':<26}{'EER %':>8}{'minDCF':>9}{'trials':>8}")
+    print("EER % and minDCF(0.01) [95 % interval, bootstrap over the claimed speakers]")
+    print(f"{'protocol':<18}{'system':<26}{'EER %':>24}{'minDCF':>24}   trials")
     for name in args.protocols.split(","):
         enroll_csv, trials_csv, rate = PROTOCOLS[name]
         trials = read_manifest(protocols_dir / trials_csv, require_target=True)
-        labels = trials["target"].to_numpy()
+        labels, groups = trials["target"].to_numpy(), groups_of(trials)
         model_dir = work / f"sr{rate}"
         config = FeatureConfig(sample_rate=rate)
         if rate not in ubms:
@@ -101,9 +112,9 @@ def main(argv=None) -> int:
                 enrolled.add((backend, name))
             start = time.perf_counter()
             scores = score_protocol(verifier, trials)
-            row = {**figures(scores, labels), "score_s": round(time.perf_counter() - start, 2)}
+            row = {**figures(scores, labels, groups), "score_s": round(time.perf_counter() - start, 2)}
             results[name][system] = row
-            print(f"{name:<18}{system:<26}{row['eer_pct']:>8.2f}{row['min_dcf']:>9.3f}{len(trials):>8}")
+            print(_row(name, system, row))
             sys.stdout.flush()
         # the batch-scoring path (speakerid score), raw and with S-norm against the background speakers
         score_files = {}
@@ -116,11 +127,11 @@ def main(argv=None) -> int:
                          norm="snorm" if norm else "none", cohort=background if norm else None,
                          cohort_top=50 if norm == "snorm50" else None)
             scored = read_manifest(out, require_target=True, check_files=False)
-            row = {**figures(scored["score"].to_numpy(), scored["target"].to_numpy()),
+            row = {**figures(scored["score"].to_numpy(), scored["target"].to_numpy(), groups_of(scored)),
                    "score_s": round(time.perf_counter() - start, 2)}
             results[name][system] = row
             score_files[system] = out
-            print(f"{name:<18}{system:<26}{row['eer_pct']:>8.2f}{row['min_dcf']:>9.3f}{len(trials):>8}")
+            print(_row(name, system, row))
         report = evaluate(list(score_files.values()), work / name / "report", names=list(score_files))
         print(f"# report: {report['out_dir']}/report.html (DET: {report['out_dir']}/det.png)")
     print(json.dumps({"bench": "eval_shared", "components": args.components, "ubm_s": ubms, "results": results}))

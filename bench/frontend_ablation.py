@@ -3,22 +3,30 @@
 Every row is a front-end configuration (feature warping, sliding CMVN, RASTA, the two-Gaussian VAD, spectral
 subtraction / Wiener denoising, noise-augmented UBM training and enrollment) changed from the baseline (the
 front end of the issue-9 measurements: energy VAD, per-utterance CMVN). Each is measured on the *development*
-protocol of ``bench/dev_protocol.py`` -- UBM on its 183 ``bg-train`` speakers, 40 held-out background speakers
-in four conditions (clean, short, noisy, 8k) -- as EER % and minDCF(P_target=0.01).
+protocol of ``bench/dev_protocol.py`` -- UBM on its 223 ``bg-train`` LibriSpeech background speakers;
+cross-recording trials (enrollment and test from different recordings) of speakers of other corpora in four
+conditions: speechocean762 clean, short (2-s tests), noisy (2-s tests + real noise at 5 dB) and FSDD 8k -- as EER %
+and minDCF(P_target=0.01), each with its 95 % interval from a bootstrap over the claimed speakers
+(``bench/_intervals.py``); the trial and speaker counts of each condition are printed once (every row scores the
+same trials). A dev folder built with ``--old-halves`` also has the former same-recording condition (``halves``,
+optimistic): it is shown as a column and left out of every mean.
 
 The best combination is then chosen **on dev only** by forward selection: starting from the baseline, each step
 measures every remaining option added to the current set (one option per group: normalisation, denoising,
 augmentation, ...) and
-keeps the best if it lowers the mean dev EER over the four conditions (ties: mean minDCF); at most
+keeps the best if it lowers the mean dev EER over the four conditions (ties: mean minDCF; the means are selection
+criteria, without intervals); at most
 ``MAX_STEPS`` steps. Finally the baseline and the chosen front end run on the shared evaluation
 protocols (test-other full/short/noisy, FSDD) through :class:`speakerid.SpeakerVerifier` with the full
-LibriSpeech background, as ``bench/eval_shared.py`` does -- for the record, never for choosing.
+LibriSpeech background, as ``bench/eval_shared.py`` does -- for the record, never for choosing (the FSDD
+evaluation speakers are the dev 8k speakers, other files: FSDD is not speaker-independent of the choice).
 
 GMM-UBM settings are the toolkit defaults (K=256, MAP r=16 on means, top-5 scoring, 10 EM iterations, seed 0).
 Development features are cached in memory per (configuration, file, noise copy) for the run.
 
 Usage: ``python bench/frontend_ablation.py --dev DEVDIR [--shared ../shared] [--components 256] [--skip-eval]``
-(``DEVDIR`` from ``python bench/dev_protocol.py --out DEVDIR``). Ends with one JSON line of all figures.
+(``DEVDIR`` from ``python bench/dev_protocol.py --out DEVDIR``). Ends with one JSON line of all figures (``eer``,
+``dcf`` as before; ``eer_ci``, ``dcf_ci`` and the counts beside them).
 """
 
 from __future__ import annotations
@@ -34,12 +42,18 @@ from pathlib import Path
 
 import numpy as np
 
-from speakerid.data.manifests import read_manifest
-from speakerid.evaluation import metrics
-from speakerid.features import FeatureConfig, extract_file
-from speakerid.features.pipeline import file_sessions
-from speakerid.models.gmm_ubm import GMMUBM
-from speakerid.verifier import SpeakerVerifier
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _intervals import count_trials, counts, fmt, groups_of  # noqa: E402
+from _intervals import figures as interval_figures  # noqa: E402
+from dev_protocol import OLD_HALVES  # noqa: E402
+from dev_protocol import VERSION as DEV_VERSION  # noqa: E402
+
+from speakerid.data.manifests import read_manifest  # noqa: E402
+from speakerid.features import FeatureConfig, extract_file  # noqa: E402
+from speakerid.features.pipeline import file_sessions  # noqa: E402
+from speakerid.models.gmm_ubm import GMMUBM  # noqa: E402
+from speakerid.verifier import SpeakerVerifier  # noqa: E402
 
 DEV_CONDITIONS = ("clean", "short", "noisy", "8k")
 EVAL_PROTOCOLS = {
@@ -83,9 +97,17 @@ def _features(path, config, n_augment=0, random_state=0, cache=True) -> list:
     return frames
 
 
-def _figures(scores, labels) -> dict:
-    return {"eer": round(100 * metrics.eer(scores, labels), 2),
-            "dcf": round(metrics.min_dcf(scores, labels, p_target=0.01), 4)}
+def _figures(scores, labels, groups) -> dict:
+    """EER % (``eer``) and minDCF(0.01) (``dcf``) with their speaker-bootstrap intervals and counts."""
+    f = interval_figures(scores, labels, groups)
+    return {"eer": f["eer_pct"], "eer_ci": f["eer_pct_ci"], "dcf": f["min_dcf"], "dcf_ci": f["min_dcf_ci"],
+            **{k: f[k] for k in ("n_speakers", "n_target", "n_nontarget")}}
+
+
+def _dev_conditions(dev) -> tuple:
+    """The dev folder's conditions: :data:`DEV_CONDITIONS` and, when it was built with ``--old-halves``, ``halves``
+    (reported, never in a mean)."""
+    return DEV_CONDITIONS + ((OLD_HALVES,) if (Path(dev) / f"dev-{OLD_HALVES}-trials.csv").is_file() else ())
 
 
 def _dev_condition(ubm, config, dev, condition, enroll_copies) -> dict:
@@ -100,7 +122,7 @@ def _dev_condition(ubm, config, dev, condition, enroll_copies) -> dict:
     for path, rows in trials.groupby("path", sort=False):
         frames = _features(path, config)[0]
         scores[trials.index.get_indexer(rows.index)] = ubm.score([models[s] for s in rows["speaker"]], frames)
-    return _figures(scores, trials["target"].to_numpy())
+    return _figures(scores, trials["target"].to_numpy(), groups_of(trials))
 
 
 def run_dev(changes, ubm_copies, enroll_copies, dev, components) -> dict:
@@ -108,7 +130,7 @@ def run_dev(changes, ubm_copies, enroll_copies, dev, components) -> dict:
     background = list(read_manifest(dev / "bg-train.csv")["path"])
     config16 = FeatureConfig(**{**BASELINE, **changes})
     out, ubms = {}, {}
-    for condition in DEV_CONDITIONS:
+    for condition in _dev_conditions(dev):
         config = config16.replace(sample_rate=8000) if condition == "8k" else config16
         if config.sample_rate not in ubms:
             frames = [f for i, p in enumerate(background)  # not cached: ~40-120 MB per front end
@@ -121,10 +143,14 @@ def run_dev(changes, ubm_copies, enroll_copies, dev, components) -> dict:
 
 
 def _print_row(name, row) -> None:
-    cells = "".join(f"{row[c]['eer']:>10.2f}{row[c]['dcf']:>7.3f}" for c in row if c in DEV_CONDITIONS
-                    or c in EVAL_PROTOCOLS)
-    mean = f"{row['mean_eer']:>8.2f}" if "mean_eer" in row else ""
+    cells = "".join(f"{fmt(f, 'eer', 2):>24}{fmt(f, 'dcf', 3):>22}" for f in row.values() if isinstance(f, dict))
+    mean = f"{row['mean_eer']:>10.2f}" if "mean_eer" in row else ""
     print(f"{name:<44}{cells}{mean}", flush=True)
+
+
+def _print_header(title, names) -> None:
+    print(f"{title:<44}" + "".join(f"{c + ' EER':>24}{'minDCF':>22}" for c in names)
+          + (f"{'mean EER':>10}" if title == "configuration" else ""), flush=True)
 
 
 def choose(rows, dev, components) -> tuple:
@@ -185,7 +211,7 @@ def run_eval(changes, ubm_copies, enroll_copies, shared, components, work) -> di
         for path, rows in trials.groupby("path", sort=False):
             scores[trials.index.get_indexer(rows.index)] = verifier.score_frames(list(rows["speaker"]),
                                                                                  verifier.features(path))
-        out[name] = _figures(scores, trials["target"].to_numpy())
+        out[name] = _figures(scores, trials["target"].to_numpy(), groups_of(trials))
     return out
 
 
@@ -200,9 +226,17 @@ def main(argv=None) -> int:
     if not (dev / "bg-train.csv").is_file():
         print(f"skipped: {dev}/bg-train.csv not found (run bench/dev_protocol.py --out {dev})")
         return 0
+    stamp = dev / "dev-protocol.json"
+    if not stamp.is_file() or json.loads(stamp.read_text()).get("version") != DEV_VERSION:
+        raise SystemExit(f"{dev} holds the former same-recording dev protocol: rebuild it with "
+                         f"python bench/dev_protocol.py --out {dev}")
     start = time.perf_counter()
-    print(f"# dev protocol {dev}, GMM-UBM K={args.components}; EER % and minDCF(0.01); mean = mean dev EER")
-    print(f"{'configuration':<44}" + "".join(f"{c + ' EER':>10}{'DCF':>7}" for c in DEV_CONDITIONS) + f"{'mean':>8}")
+    print(f"# dev protocol {dev}, GMM-UBM K={args.components}; EER % and minDCF(0.01) [95 % interval, bootstrap "
+          "over the claimed speakers]; mean = mean dev EER over " + ", ".join(DEV_CONDITIONS))
+    for condition in _dev_conditions(dev):
+        trials = read_manifest(dev / f"dev-{condition}-trials.csv", require_target=True, check_files=False)
+        print(f"# dev {condition}: {counts(count_trials(trials['target'], groups_of(trials)))}")
+    _print_header("configuration", _dev_conditions(dev))
     rows = {"baseline": run_dev({}, 0, 0, dev, args.components)}
     _print_row("baseline", rows["baseline"])
     for name, _, changes, ubm_copies, enroll_copies in OPTIONS:
@@ -214,12 +248,13 @@ def main(argv=None) -> int:
     print(f"# chosen on dev: {' '.join(picked) or 'baseline'} -> {json.dumps(chosen)}")
     evaluation = {}
     if not args.skip_eval and (Path(args.shared) / "protocols").is_dir():
-        print(f"{'evaluation (shared protocols)':<44}" + "".join(f"{p + ' EER':>10}{'DCF':>7}"
-                                                              for p in EVAL_PROTOCOLS))
+        _print_header("evaluation (shared protocols)", EVAL_PROTOCOLS)
         for label, setting in (("baseline", ({}, 0, 0)), ("chosen", (changes, ubm_copies, enroll_copies))):
             with tempfile.TemporaryDirectory(prefix="speakerid-ablation-") as work:
                 evaluation[label] = run_eval(*setting, args.shared, args.components, work)
             _print_row(label, evaluation[label])
+        first = evaluation["baseline"]
+        print("# evaluation trials: " + "; ".join(f"{p} {counts(first[p])}" for p in EVAL_PROTOCOLS))
     print(json.dumps({"bench": "frontend_ablation", "components": args.components, "dev": rows, "chosen": chosen,
                       "evaluation": evaluation, "seconds": round(time.perf_counter() - start, 1)}))
     return 0
