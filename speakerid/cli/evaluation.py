@@ -13,21 +13,14 @@ _SHOWN = {"eer": ("EER %", 100.0, ".2f"), "min_dcf": ("minDCF", 1.0, ".4f"), "ac
 
 
 def register(sub) -> None:
-    from speakerid.data.score_formats import SCORE_FORMATS
 
     p = sub.add_parser("evaluate", help="metrics (EER, minDCF/actDCF at each p_target, Cllr); with --out-dir also "
                                         "DET/ROC plots and an HTML report")
     p.add_argument("--scores", required=True, action="append", metavar="FILE",
                    help="score file (repeat for several systems): a csv with score,target, or a kaldi, voxceleb "
                         "(also SpeechBrain's 'enroll test label score') or nist file")
-    p.add_argument("--name", action="append", default=None, metavar="NAME",
-                   help="system name, one per --scores in the same order (default: file names)")
     p.add_argument("--out-dir", default=None, metavar="DIR", help="report folder (plots, metrics.json, report.html)")
-    p.add_argument("--p-target", type=float, action="append", default=None, metavar="P",
-                   help="target prior of minDCF/actDCF; repeat for several operating points (default 0.01)")
-    p.add_argument("--format", choices=SCORE_FORMATS, default=None, help="score file format (default: detected)")
-    p.add_argument("--key", metavar="FILE", default=None,
-                   help="trial list with the labels, for score files without them (kaldi, voxceleb, nist)")
+    _add_score_options(p, "repeat for several operating points (default 0.01)")
     _add_bootstrap(p, minimum=0)
     add_json(p, "the metrics and their intervals as one JSON object")
     p.set_defaults(handler=_evaluate)
@@ -41,13 +34,7 @@ def register(sub) -> None:
                                    "targets.")
     p.add_argument("--scores", required=True, action="append", metavar="FILE",
                    help="score file of system A, then (repeat) of system B")
-    p.add_argument("--name", action="append", default=None, metavar="NAME",
-                   help="system name, one per --scores in the same order (default: file names)")
-    p.add_argument("--p-target", type=float, action="append", default=None, metavar="P",
-                   help="target prior of minDCF/actDCF; repeat for several (default 0.01 and 0.1)")
-    p.add_argument("--format", choices=SCORE_FORMATS, default=None, help="score file format (default: detected)")
-    p.add_argument("--key", metavar="FILE", default=None,
-                   help="trial list with the labels, for score files without them (kaldi, voxceleb, nist)")
+    _add_score_options(p, "repeat for several (default 0.01 and 0.1)")
     _add_bootstrap(p, minimum=1)
     add_json(p, "the comparison as one JSON object")
     p.set_defaults(handler=_compare)
@@ -106,6 +93,19 @@ def _table(header: list, rows: list) -> None:
     print("-" * len(line))
     for r in rows:
         print(" ".join(f"{c:<{widths[0]}}" if i == 0 else f"{c:>{widths[i]}}" for i, c in enumerate(r)))
+
+
+def _add_score_options(p, p_target_default: str) -> None:
+    """--name, --p-target, --format and --key: how evaluate and compare read and name score files."""
+    from speakerid.data.score_formats import SCORE_FORMATS
+
+    p.add_argument("--name", action="append", default=None, metavar="NAME",
+                   help="system name, one per --scores in the same order (default: file names)")
+    p.add_argument("--p-target", type=float, action="append", default=None, metavar="P",
+                   help=f"target prior of minDCF/actDCF; {p_target_default}")
+    p.add_argument("--format", choices=SCORE_FORMATS, default=None, help="score file format (default: detected)")
+    p.add_argument("--key", metavar="FILE", default=None,
+                   help="trial list with the labels, for score files without them (kaldi, voxceleb, nist)")
 
 
 def _evaluate(args):
