@@ -95,7 +95,7 @@ CONDITIONS = (
     Condition("cross-impostors", "speechocean762", "so",
               {**_SO, "nontarget_per_test": 0, "impostors": "speechcommands", "impostors_per_test": 20},
               impostors_only=True),
-    Condition("test-1s", "speechcommands", "sc", {"enroll_utts": 5, "n_enroll_sets": 1, "tests_per_speaker": 20,
+    Condition("test-1s", "speechcommands", "sc", {"enroll_utts": 5, "n_enroll_sets": 1, "tests_per_speaker": 25,
                                                   "nontarget_per_test": 40}),
     Condition("digits-8k", "fsdd", "fsdd", {"enroll_utts": 20, "n_enroll_sets": 2, "tests_per_speaker": 60}),
 )
@@ -241,10 +241,33 @@ def is_calibrated(model_dir: Path) -> bool:
     return (model_dir / "fusion.json").is_file()
 
 
+def check_disjoint(model_dir: Path, work: Path) -> int:
+    """Refuse a model directory whose background saw a development speaker's recording.
+
+    What a model directory keeps of its training data is its S-norm cohort (``cohort.csv``: up to 100 of the
+    background speakers' files, in every system folder); a background that shares a recording with the
+    development speakers shows there in all but unlucky draws. Returns the number of cohort files checked."""
+    dev = set()
+    for split_csv in work.glob("split-dev-*.csv"):
+        dev |= {str(Path(p).resolve()) for p in pd.read_csv(split_csv, dtype=str)["path"]}
+    checked = 0
+    for cohort in sorted(model_dir.rglob("cohort.csv")):
+        paths = {str(Path(p).resolve()) for p in pd.read_csv(cohort, dtype=str)["path"]}
+        checked += len(paths)
+        seen = sorted(paths & dev)
+        if seen:
+            raise SystemExit(f"{model_dir}: its background ({cohort.relative_to(model_dir)}) holds {len(seen)} "
+                             f"recording(s) of the suite's development speakers, e.g. {seen[0]}: train on the "
+                             f"split-train-*.csv manifests of {work}, not on the development speakers")
+    return checked
+
+
 def run(model_dir: Path, name: str, built: dict, work: Path, jobs: int, n_boot: int, say=print) -> dict:
     """Enroll and score every condition for one model directory; ``{condition: figures}``."""
     from speakerid.evaluation.bootstrap import bootstrap_metrics
 
+    if not check_disjoint(model_dir, work):
+        say(f"{name}: warning: no cohort.csv in {model_dir}: cannot check that it was trained on other speakers")
     llr = is_calibrated(model_dir)
     base = work / "runs" / name
     base.mkdir(parents=True, exist_ok=True)
@@ -313,13 +336,18 @@ def table(result: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-dir", action="append", required=True, type=Path)
-    parser.add_argument("--name", action="append", default=None)
-    parser.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared")
-    parser.add_argument("--work", type=Path, default=HERE.parent / "data" / "dev-suite")
-    parser.add_argument("--conditions", default=",".join(c.name for c in CONDITIONS))
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--model-dir", action="append", required=True, type=Path,
+                        help="model directory to evaluate (repeat for several; it is copied, never changed)")
+    parser.add_argument("--name", action="append", default=None,
+                        help="name of each model directory in the tables (default: its folder name)")
+    parser.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared",
+                        help="the shared data folder (default: ../shared beside the repository)")
+    parser.add_argument("--work", type=Path, default=HERE.parent / "data" / "dev-suite",
+                        help="where protocols, degraded audio, copies and scores go (kept; default data/dev-suite)")
+    parser.add_argument("--conditions", default=",".join(c.name for c in CONDITIONS),
+                        help=f"comma-separated conditions (default all: {', '.join(BY_NAME)})")
+    parser.add_argument("--jobs", type=int, default=2, help="workers of building, enroll and score (default 2)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the intervals (default 1000)")
     parser.add_argument("--build-only", action="store_true", help="build the protocols and stop")
     args = parser.parse_args(argv)
     if not (args.shared / "protocols" / "speechocean762-dev.csv").is_file():

@@ -36,10 +36,7 @@ def register(sub) -> None:
     p.add_argument("--manifest", required=True, metavar="CSV", help="speaker,path manifest of the audio to degrade")
     p.add_argument("--condition", required=True, metavar="SPEC", help="the degradation, e.g. noise@5+reverb (above)")
     p.add_argument("--out-dir", required=True, metavar="DIR", help="folder of the degraded WAVs and manifest.csv")
-    p.add_argument("--noise-csv", default=None, metavar="CSV",
-                   help="kind,path,licence list of recordings (kind noise, music, speech or rir), e.g. noise.csv")
-    p.add_argument("--babble-manifest", default=None, metavar="CSV",
-                   help="speaker,path manifest of more babble talkers (e.g. speakers of another corpus)")
+    add_bank_options(p)
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     p.add_argument("--jobs", "-j", type=jobs_count, default=-1, metavar="N",
                    help="parallel worker threads (default -1 = all cores; the output does not depend on it)")
@@ -47,14 +44,26 @@ def register(sub) -> None:
     p.set_defaults(handler=_degrade)
 
 
-def _bank(args, needed: tuple, text: str):
-    """The NoiseBank of --noise-csv and --babble-manifest; a ParameterError when the condition needs recordings
-    they do not give."""
+def add_bank_options(p) -> None:
+    """--noise-csv and --babble-manifest: where the degradations' recordings come from (degrade, protocol)."""
+    p.add_argument("--noise-csv", default=None, metavar="CSV",
+                   help="kind,path,licence list of noise, music, speech (babble) and rir recordings, e.g. "
+                        "../shared/protocols/noise.csv")
+    p.add_argument("--babble-manifest", default=None, metavar="CSV",
+                   help="speaker,path manifest of more babble talkers (e.g. speakers of another corpus): babble "
+                        "draws 3-7 talkers from the speech recordings, so give several speakers")
+
+
+def bank_from_options(args, needed: tuple, text: str):
+    """The NoiseBank of --noise-csv and --babble-manifest (None when the condition needs none); a ParameterError
+    when the condition needs recordings they do not give."""
     from speakerid.degrade.noise_bank import NoiseBank
 
+    if not needed and not args.noise_csv and not args.babble_manifest:
+        return None
     babble_given = ("speech",) if args.babble_manifest else ()
     if any(kind not in babble_given for kind in needed) and not args.noise_csv:
-        raise ParameterError(f"--condition {text} needs {' and '.join(needed)} recordings: give --noise-csv "
+        raise ParameterError(f"{text} needs {' and '.join(needed)} recordings: give --noise-csv "
                              "noise.csv (a kind,path,licence list)")
     bank = NoiseBank.from_csv(args.noise_csv) if args.noise_csv else NoiseBank()
     if args.babble_manifest:
@@ -64,7 +73,7 @@ def _bank(args, needed: tuple, text: str):
     empty = [kind for kind in needed if not bank.kinds[kind]]
     if empty:
         hint = " (or give --babble-manifest for babble talkers)" if "speech" in empty else ""
-        raise ParameterError(f"--condition {text} needs {' and '.join(empty)} recordings and --noise-csv "
+        raise ParameterError(f"{text} needs {' and '.join(empty)} recordings and --noise-csv "
                              f"{args.noise_csv} lists none{hint}")
     return bank
 
@@ -78,7 +87,7 @@ def _degrade(args):
 
     steps = parse_condition(args.condition)
     text = condition_text(steps)
-    bank = _bank(args, needed_kinds(steps), text)
+    bank = bank_from_options(args, needed_kinds(steps), f"--condition {text}")
     start = time.perf_counter()
     with report_stages():
         target = degrade_manifest(args.manifest, args.out_dir, steps, bank=bank, seed=args.seed, n_jobs=args.jobs)

@@ -35,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--scores", required=True, action="append", metavar="FILE",
                    help="score file of system A, then (repeat) of system B")
     _add_score_options(p, "repeat for several (default 0.01 and 0.1)")
+    p.add_argument("--raw-scores", action="store_true",
+                   help="the scores are not calibrated LLRs (e.g. an expert train-ubm directory): compare only "
+                        "EER, minDCF and minCllr")
     _add_bootstrap(p, minimum=1)
     add_json(p, "the comparison as one JSON object")
     p.set_defaults(handler=_compare)
@@ -168,7 +171,7 @@ def _compare(args):
         raise ParameterError(f"compare takes exactly two --scores files (A, then B), got {len(args.scores)}")
     result = compare(args.scores[0], args.scores[1], names=args.name, p_target=args.p_target or [0.01, 0.1],
                      n_boot=args.bootstrap, confidence=args.confidence, group_column=args.group_by,
-                     score_format=args.format, key=args.key)
+                     score_format=args.format, key=args.key, llr=not args.raw_scores)
     if args.json:
         print_json(result)
         return
@@ -189,7 +192,8 @@ def _compare(args):
           f"{skipped}" + (f" ({result['intervals_note']})" if result["intervals_note"] else ""))
     print(f"intervals: {result['method']}; B - A is significant when its interval excludes 0 (every metric is an "
           "error rate or a cost: lower is better)")
-    print(f"minDCF/actDCF normalised, C_miss = C_fa = 1; {result['note']}")
+    print("minDCF/actDCF normalised, C_miss = C_fa = 1; " + ("scores not read as LLRs (--raw-scores): no actDCF, "
+          "Cllr or LLR >= 0 share" if args.raw_scores else result["note"]))
 
 
 def _manifest(args):

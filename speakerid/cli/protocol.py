@@ -13,17 +13,21 @@ from speakerid.cli._common import (
     print_json,
     seed_value,
 )
+from speakerid.cli.degrade import add_bank_options, bank_from_options
 
 __all__ = ["register"]
 
 # build_protocol's parameter names -> this command's options, so that errors name what the user typed.
 _OPTION_NAMES = {"enroll_utts": "--enroll-utts", "enroll_seconds": "--enroll-seconds", "n_enroll_sets": "--enroll-sets",
                  "test_duration_s": "--test-duration", "impostors_per_test": "--impostors-per-test",
-                 "sample_rate": "--sample-rate", "name": "--name"}
+                 "sample_rate": "--sample-rate", "name": "--name",
+                 "min_test_speech_s": "--min-test-speech"}
 _OPTION_PATTERN = re.compile(r"^(" + "|".join(_OPTION_NAMES) + r")\b")
 
 
 def register(sub) -> None:
+    from speakerid.evaluation.protocols import MIN_TEST_SPEECH_S
+
     p = sub.add_parser("protocol", help="build an evaluation protocol (enroll + trials manifests) from a labelled "
                                         "manifest, enrollment and test from separate recordings",
                        description="Write DIR/NAME-enroll.csv and DIR/NAME-trials.csv from a speaker,path[,recording] "
@@ -57,7 +61,10 @@ def register(sub) -> None:
                    help="training manifest (or a text list of ids): its speakers are left out")
     p.add_argument("--enroll-condition", default=None, metavar="SPEC", help="degradation of the enrollment audio")
     p.add_argument("--test-condition", default=None, metavar="SPEC", help="degradation of the test audio")
-    p.add_argument("--noise-csv", default=None, metavar="CSV", help="noise manifest of the degradations")
+    add_bank_options(p)
+    p.add_argument("--min-test-speech", type=finite_float, default=MIN_TEST_SPEECH_S, metavar="S",
+                   help=f"seconds of detected speech a test crop needs, capped at half the crop (default "
+                        f"{MIN_TEST_SPEECH_S:g}; 0 keeps any crop with sound, e.g. for one-word clips)")
     p.add_argument("--sample-rate", type=positive_int, default=None, metavar="HZ",
                    help="rate of the audio written (default: each file's own)")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
@@ -69,14 +76,16 @@ def register(sub) -> None:
 
 def _protocol(args):
     from speakerid._utils.validation import shorten
+    from speakerid.degrade import needed_kinds
     from speakerid.evaluation.protocols import build_protocol
     from speakerid.exceptions import ParameterError
 
-    bank = None
-    if args.noise_csv:
-        from speakerid.degrade import NoiseBank
-
-        bank = NoiseBank.from_csv(args.noise_csv)
+    needed = {}
+    for option, spec in (("--enroll-condition", args.enroll_condition), ("--test-condition", args.test_condition)):
+        for kind in (needed_kinds(spec) if spec else ()):
+            needed.setdefault(kind, option)
+    text = " and ".join(sorted(set(needed.values()))) or "the protocol"
+    bank = bank_from_options(args, tuple(needed), text)
     try:
         result = build_protocol(args.manifest, args.out_dir, name=args.name, enroll_utts=args.enroll_utts,
                                 enroll_seconds=args.enroll_seconds, n_enroll_sets=args.enroll_sets,
@@ -84,7 +93,8 @@ def _protocol(args):
                                 nontarget_per_test=args.nontarget_per_test, impostors=args.impostors,
                                 impostors_per_test=args.impostors_per_test, exclude=args.exclude,
                                 enroll_condition=args.enroll_condition, test_condition=args.test_condition,
-                                bank=bank, sample_rate=args.sample_rate, seed=args.seed, n_jobs=args.jobs)
+                                bank=bank, sample_rate=args.sample_rate, min_test_speech_s=args.min_test_speech,
+                                seed=args.seed, n_jobs=args.jobs)
     except ParameterError as exc:
         raise ParameterError(_OPTION_PATTERN.sub(lambda m: _OPTION_NAMES[m.group(1)], str(exc))) from None
     if args.json:

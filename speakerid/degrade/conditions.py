@@ -44,6 +44,7 @@ import json
 import math
 import os
 import re
+import warnings
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -58,7 +59,7 @@ from speakerid._utils.progress import progress
 from speakerid._utils.validation import resolve_jobs, shorten
 from speakerid.data.audio import load_audio
 from speakerid.data.augment import COLOURS, coloured_noise
-from speakerid.degrade.mixing import add_babble, add_recording, mix_at_snr
+from speakerid.degrade.mixing import BABBLE_TALKERS, add_babble, add_recording, mix_at_snr
 from speakerid.degrade.noise_bank import KINDS, NoiseBank
 from speakerid.degrade.rooms import add_real_reverb, add_simulated_reverb
 from speakerid.degrade.telephone import CODECS, telephone
@@ -203,6 +204,11 @@ def _check_bank(steps: tuple, bank) -> None:
         hint = " (babble talkers: add them with with_babble_sources)" if "speech" in empty else ""
         raise ParameterError(f"condition {condition_text(steps)!r} needs {' and '.join(empty)} recordings, and the "
                              f"noise bank has none{hint}")
+    talkers = len(set(bank.kinds["speech"])) if "speech" in needed else BABBLE_TALKERS[0]
+    if talkers < BABBLE_TALKERS[0]:
+        warnings.warn(f"babble from {talkers} speech recording(s): its {BABBLE_TALKERS[0]}-{BABBLE_TALKERS[1]} "
+                      "talkers are segments of the same voice(s), not different speakers (add talkers with "
+                      "--babble-manifest / NoiseBank.with_babble_sources)", UserWarning, stacklevel=3)
 
 
 def degrade(signal, sample_rate, condition, *, bank=None, random_state=None) -> Degraded:

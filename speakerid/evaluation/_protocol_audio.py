@@ -63,7 +63,8 @@ def _test_audio(job, folder, path, key):
         crops = (signal[s:s + length] for s in rng.integers(0, signal.size - length + 1, size=CROP_ATTEMPTS))
         signal = next((crop for crop in crops if _has_speech(crop, rate, job.min_speech_s)), None)
         if signal is None:
-            return None, None, f"no {job.test_duration_s:g}-s crop with speech"
+            return None, None, (f"no {job.test_duration_s:g}-s crop with {job.min_speech_s:g} s of detected speech "
+                                f"(--min-test-speech)")
     return _finish(job, folder, key, signal, rate, job.test_condition) + (None,)
 
 

@@ -206,8 +206,11 @@ def build_protocol(manifest, out_dir, *, name="protocol", enroll_utts=3, enroll_
         skipped["no usable test file"].append(speaker)
         del plans[speaker], tests["test", speaker]
     if len(plans) < (1 if others is not None else 2):
+        why = "; ".join(f"{len(v)} {reason}" for reason, v in skipped.items() if v)
+        files_why = "; ".join(f"{len(v)} test file(s): {reason}" for reason, v in skipped_files.items())
         raise ParameterError(f"{len(plans)} speaker(s) left to evaluate ({len(set(files['speaker']))} in the "
-                             f"manifest, {len(excluded)} excluded, {sum(map(len, skipped.values()))} skipped); need "
+                             f"manifest, {len(excluded)} excluded, {sum(map(len, skipped.values()))} skipped"
+                             f"{': ' + why if why else ''}{'; ' + files_why if files_why else ''}); need "
                              f"at least {1 if others is not None else 2} for non-target trials")
 
     models, enroll_tasks = {}, []    # model id -> (speaker, its enrollment recordings)

@@ -197,7 +197,8 @@ bootstrap_metrics`); 0 computes none.
         "speakerid_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "p_target": p_target, "p_targets": p_targets, "c_miss": 1.0, "c_fa": 1.0, "note": ACT_DCF_NOTE,
-        "intervals": _intervals_note(n_boot, confidence), "files": None, "systems": systems,
+        "intervals": _intervals_note(n_boot, confidence, [s["group_column"] is not None for s in systems]),
+        "files": None, "systems": systems,
     }
     if out_dir is None:
         return {**result, "out_dir": None}
@@ -246,20 +247,34 @@ def _as_score_csv(source, score_format, key):
 
 def _read_scores(source, where: str, score_format, key, group_column):
     wanted = [group_column] if group_column is not None else list(GROUP_COLUMNS)
-    return read_score_file(_as_score_csv(source, score_format, key), name=where, all_columns=False,
-                           columns=wanted)
+    scores = read_score_file(_as_score_csv(source, score_format, key), name=where, all_columns=False,
+                             columns=wanted)
+    if group_column is not None and group_column not in scores.frame.columns:
+        header = (list(source.columns) if isinstance(source, pd.DataFrame) else
+                  [str(c).strip() for c in pd.read_csv(source, nrows=0, sep=None, engine="python").columns]
+                  if score_format in (None, "csv") else list(scores.frame.columns))
+        raise ParameterError(f"{where}: no column {group_column!r} to group the trials by (the file has "
+                             f"{', '.join(map(str, header))})")
+    return scores
 
 
-def _intervals_note(n_boot: int, confidence: float) -> str:
+def _intervals_note(n_boot: int, confidence: float, by_speaker=(True,)) -> str:
+    """The report's sentence on its intervals; ``by_speaker``: per system, whether speakers (not trials) were
+    resampled."""
     if not n_boot:
         return "no confidence intervals (n_boot = 0)"
-    return (f"{100 * confidence:g} % percentile intervals from {n_boot} bootstrap resamples of the speakers, a "
-            f"speaker drawn k times counting all its trials k times (the subsets bootstrap); references: "
+    if not any(by_speaker):
+        return (f"{100 * confidence:g} % percentile intervals from {n_boot} bootstrap resamples of the TRIALS, as if "
+                f"independent (no speaker column: too narrow when a speaker has several trials; give --group-by); "
+                f"references: {METHOD_REFERENCES}")
+    some = "" if all(by_speaker) else " (of the trials for the systems whose line says so)"
+    return (f"{100 * confidence:g} % percentile intervals from {n_boot} bootstrap resamples of the speakers{some}, "
+            f"a speaker drawn k times counting all its trials k times (the subsets bootstrap); references: "
             f"{METHOD_REFERENCES}")
 
 
 def compare(score_a, score_b, names=None, *, p_target=(0.01, 0.1), n_boot: int = 1000, confidence: float = 0.95,
-            group_column: str | None = None, random_state=0, score_format=None, key=None) -> dict:
+            group_column: str | None = None, random_state=0, score_format=None, key=None, llr: bool = True) -> dict:
     """Compare two systems' score files of the same trials: each metric's difference B - A with its interval.
 
     The files are joined on their trials (speaker, path); the trials scored in both are compared by a paired
@@ -326,7 +341,7 @@ def compare(score_a, score_b, names=None, *, p_target=(0.01, 0.1), n_boot: int =
     groups, column, n_speakers, note = speaker_groups(a.frame, both, group_column, wheres[0])
     try:
         result = paired_comparison(scores_a, scores_b, labels_a[both], groups, p_targets=p_targets, n_boot=n_boot,
-                                   confidence=confidence, random_state=random_state)
+                                   confidence=confidence, random_state=random_state, llr=llr)
     except ParameterError as exc:
         raise ParameterError(f"{wheres[0]} vs {wheres[1]}: {exc}") from None
     return {"names": names, "sources": [_source_info(s)["file"] or "<DataFrame>" for s in sources],

@@ -117,3 +117,31 @@ def test_compare_refuses_other_trials_in_one_line(files, capsys):
     assert status == ExitStatus.USAGE and "exactly two --scores" in err
     status, out, err = _run(capsys, "compare", "--scores", a, "--scores", a, "--bootstrap", 0)
     assert status == ExitStatus.USAGE and "--bootstrap" in err
+
+
+def test_evaluate_says_trials_were_resampled_when_no_speaker_column(files, capsys, tmp_path):
+    _, _, frame = files
+    frame.drop(columns=["speaker"]).to_csv(tmp_path / "nospk.csv", index=False)
+    status, out, err = _run(capsys, "evaluate", "--scores", tmp_path / "nospk.csv", "--bootstrap", 100)
+    assert status == ExitStatus.OK, err
+    assert re.search(r"^intervals: .*resamples of the TRIALS, as if independent", out, re.M)
+    assert "resamples of the speakers" not in out
+
+
+def test_group_by_an_unknown_column_lists_the_whole_header(files, capsys):
+    a, _, _ = files
+    status, _, err = _run(capsys, "evaluate", "--scores", a, "--group-by", "foo")
+    assert status == ExitStatus.USAGE
+    assert "no column 'foo'" in err and "speaker, path, target, score, error" in err
+
+
+def test_compare_raw_scores_leaves_out_the_calibration_metrics(files, capsys):
+    a, b, _ = files
+    status, js, err = _run(capsys, "compare", "--scores", a, "--scores", b, "--raw-scores", "--bootstrap", 100,
+                           "--json")
+    assert status == ExitStatus.OK, err
+    parsed = json.loads(js)
+    assert {"eer", "min_dcf@0.01", "min_cllr"} <= set(parsed)
+    assert not {"act_dcf@0.01", "cllr", "nontarget_accept"} & set(parsed)
+    status, out, _ = _run(capsys, "compare", "--scores", a, "--scores", b, "--raw-scores", "--bootstrap", 100)
+    assert "actDCF" not in out.split("intervals:")[0] and "--raw-scores" in out

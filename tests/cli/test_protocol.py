@@ -69,7 +69,7 @@ def test_protocol_command_reports_skipped_speakers(corpus, tmp_path, capsys):
     ("speaker,file\ns0,s0/r0.wav\n", ExitStatus.MANIFEST, "missing column(s) path"),
     ("speaker,path\ns0,s0/r0.wav\ns0,s0/missing.wav\n", ExitStatus.MANIFEST, "1 audio file(s) not found: line 3"),
     ("speaker,path\ns0,s0/r0.wav\ns0,s0/r1.wav\ns1,s1/r0.wav\ns1,s1/r1.wav\n", ExitStatus.USAGE,
-     "0 speaker(s) left to evaluate (2 in the manifest, 0 excluded, 2 skipped)"),
+     "0 speaker(s) left to evaluate (2 in the manifest, 0 excluded, 2 skipped: 2 "),
 ])
 def test_bad_manifest(corpus, tmp_path, capsys, text, status, message):
     (tmp_path / "bad.csv").write_text(text)

@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import random
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -220,11 +221,23 @@ def test_babble_has_3_to_7_talkers_and_extra_sources(bank, tmp_path):
     extra = write(tmp_path / "other_corpus.wav", speech_like(99, 3.0), RATE)
     only_extra = NoiseBank().with_babble_sources([extra, extra])
     assert only_extra.kinds["speech"] == [extra]
-    talkers = degrade(clean, RATE, "babble@5", bank=only_extra, random_state=0).record["steps"][0]["talkers"]
+    with pytest.warns(UserWarning, match="babble from 1 speech recording"):
+        talkers = degrade(clean, RATE, "babble@5", bank=only_extra, random_state=0).record["steps"][0]["talkers"]
     assert {t["file"] for t in talkers} == {str(extra)}
     assert len(bank.with_babble_sources([extra]).kinds["speech"]) == len(bank.kinds["speech"]) + 1
     with pytest.raises(ParameterError, match="not found"):
         bank.with_babble_sources([tmp_path / "missing.wav"])
+
+
+def test_babble_from_fewer_than_three_voices_says_so(bank):
+    clean = speech_like(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # three talkers: no warning
+        degrade(clean, RATE, "babble@5", bank=bank, random_state=0)
+    one = NoiseBank({"speech": bank.kinds["speech"][:1]})
+    with pytest.warns(UserWarning, match=r"babble from 1 speech recording\(s\).*same voice"):
+        out = degrade(clean, RATE, "babble@5", bank=one, random_state=0)
+    assert len({talker["file"] for talker in out.record["steps"][0]["talkers"]}) == 1
 
 
 def test_silent_input_cannot_get_an_snr(bank):
@@ -537,6 +550,8 @@ def test_real_noise_list_degrades_real_speech(shared_dir):
     bank = NoiseBank.from_csv(shared_dir / "protocols" / "noise.csv")
     assert all(bank.kinds[kind] for kind in ("noise", "music", "speech", "rir"))
     speech_list = pd.read_csv(shared_dir / "protocols" / "librispeech-background.csv", dtype=str)
+    # babble talkers of other speakers than the one degraded, as bench/dev_suite.py adds them
+    bank = bank.with_babble_sources([shared_dir / "protocols" / p for p in speech_list["path"][1:8]])
     clean, rate = load_audio(shared_dir / "protocols" / speech_list["path"][0])
     clean = clean[: 6 * rate]
     for seed, spec in enumerate(["noise@0", "music@5", "babble@10"]):
