@@ -4,6 +4,7 @@ telephone codecs, gain, clipping) and the manifest of the copies, seeded, every 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from speakerid.cli._common import add_json, jobs_count, print_json, seed_value
@@ -37,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--condition", required=True, metavar="SPEC", help="the degradation, e.g. noise@5+reverb (above)")
     p.add_argument("--out-dir", required=True, metavar="DIR", help="folder of the degraded WAVs and manifest.csv")
     add_bank_options(p)
+    p.add_argument("--skip-errors", action="store_true",
+                   help="leave out files that cannot be read or degraded (silent, too short, unreadable) and list "
+                        "them in DIR/skipped.csv, instead of stopping at the first one")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     p.add_argument("--jobs", "-j", type=jobs_count, default=-1, metavar="N",
                    help="parallel worker threads (default -1 = all cores; the output does not depend on it)")
@@ -84,19 +88,30 @@ def _degrade(args):
 
     from speakerid._utils.progress import report_stages
     from speakerid.degrade import condition_text, degrade_manifest, needed_kinds, parse_condition
+    from speakerid.degrade.conditions import SKIPPED_FILE
 
     steps = parse_condition(args.condition)
     text = condition_text(steps)
     bank = bank_from_options(args, needed_kinds(steps), f"--condition {text}")
     start = time.perf_counter()
     with report_stages():
-        target = degrade_manifest(args.manifest, args.out_dir, steps, bank=bank, seed=args.seed, n_jobs=args.jobs)
+        target = degrade_manifest(args.manifest, args.out_dir, steps, bank=bank, seed=args.seed, n_jobs=args.jobs,
+                                  skip_errors=args.skip_errors)
     with open(target, newline="", encoding="utf-8") as handle:
         records = [json.loads(row["record"]) for row in csv.DictReader(handle)]
     seconds = sum(record["n_samples"] / record["sample_rate"] for record in records)
+    skipped_csv = target.parent / SKIPPED_FILE
+    skipped = []
+    if skipped_csv.exists():
+        with open(skipped_csv, newline="", encoding="utf-8") as handle:
+            skipped = list(csv.DictReader(handle))
+    if skipped:
+        print(f"speakerid: warning: {len(skipped)} file(s) left out (listed in {skipped_csv}), e.g. "
+              f"{skipped[0]['path']}: {skipped[0]['error']}", file=sys.stderr)
     if args.json:
         print_json({"files": len(records), "seconds": round(seconds, 3), "condition": text, "seed": args.seed,
-                    "out_dir": str(args.out_dir), "manifest": str(target)})
+                    "out_dir": str(args.out_dir), "manifest": str(target), "skipped": len(skipped),
+                    "skipped_csv": str(skipped_csv) if skipped else None})
     else:
         print(f"wrote {len(records)} degraded file(s), {seconds:.1f} s of audio ({text}, seed {args.seed}) to "
               f"{args.out_dir} in {time.perf_counter() - start:.1f} s; manifest: {target}")

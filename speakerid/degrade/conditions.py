@@ -63,7 +63,7 @@ from speakerid.degrade.mixing import BABBLE_TALKERS, add_babble, add_recording, 
 from speakerid.degrade.noise_bank import KINDS, NoiseBank
 from speakerid.degrade.rooms import add_real_reverb, add_simulated_reverb
 from speakerid.degrade.telephone import CODECS, telephone
-from speakerid.exceptions import ManifestError, ParameterError
+from speakerid.exceptions import AudioError, ManifestError, ParameterError
 
 __all__ = ["NoiseBank", "Step", "Degraded", "parse_condition", "condition_text", "needed_kinds", "degrade",
            "degrade_manifest", "KINDS", "STEP_FORMS", "OUTPUT_COLUMNS"]
@@ -71,6 +71,8 @@ __all__ = ["NoiseBank", "Step", "Degraded", "parse_condition", "condition_text",
 #: The valid steps, as error messages and the CLI's help list them.
 STEP_FORMS = ("clean, noise@SNR, music@SNR, babble@SNR, white@SNR, pink@SNR, brown@SNR, reverb, reverb-sim, telephone[:ulaw|alaw|gsm], "
               "telephone-16k[:ulaw|alaw|gsm], gain@DB, clip@LEVEL (0 < LEVEL <= 1)")
+#: What :func:`degrade_manifest` calls the list of the rows it left out (``skip_errors``).
+SKIPPED_FILE = "skipped.csv"
 #: Columns of the manifest :func:`degrade_manifest` writes.
 OUTPUT_COLUMNS = ("speaker", "path", "source", "condition", "record")
 #: SNRs and gains beyond this many dB are refused (a typo, not a condition).
@@ -288,7 +290,7 @@ def _apply(step: Step, x: np.ndarray, rate: int, bank, rng):
     return x, rate, info
 
 
-def degrade_manifest(manifest, out_dir, condition, *, bank=None, seed=0, n_jobs=1) -> Path:
+def degrade_manifest(manifest, out_dir, condition, *, bank=None, seed=0, n_jobs=1, skip_errors=False) -> Path:
     """Write a degraded copy of every file of a manifest, and the manifest of the copies.
 
     Each row's randomness is ``numpy.random.default_rng([seed, zlib.crc32(key)])`` with ``key`` the row's path
@@ -309,6 +311,10 @@ def degrade_manifest(manifest, out_dir, condition, *, bank=None, seed=0, n_jobs=
         Non-negative.
     n_jobs : int
         Worker threads (-1: one per core).
+    skip_errors : bool
+        Leave out the rows whose audio cannot be read or degraded (an :class:`AudioError`: unreadable, silent, too
+        short ...) and list them in ``out_dir/skipped.csv`` (``speaker,path,error``) instead of stopping at the
+        first one.
 
     Returns
     -------
@@ -331,12 +337,19 @@ def degrade_manifest(manifest, out_dir, condition, *, bank=None, seed=0, n_jobs=
         raise ParameterError(f"{out_dir}: exists and is not a folder")
     rows = _manifest_rows(manifest, out_dir / "manifest.csv")
     out_dir.mkdir(parents=True, exist_ok=True)
-    shared = (steps, bank, str(out_dir), int(seed))
-    written = []
+    shared = (steps, bank, str(out_dir), int(seed), bool(skip_errors))
+    written, skipped = [], []
     with TaskRunner(n_jobs, threads=True) as runner:
         results = imap_ordered(runner if n_jobs > 1 else None, _degrade_rows, shared, rows)
         for row in progress(results, total=len(rows), desc="degrading", unit="file"):
-            written.append(row)
+            (skipped if "error" in row else written).append(row)
+    if skipped:
+        with atomic_write(out_dir / SKIPPED_FILE, "w") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(("speaker", "path", "error"))
+            writer.writerows((row["speaker"], row["source"], row["error"]) for row in skipped)
+    elif (out_dir / SKIPPED_FILE).exists():
+        (out_dir / SKIPPED_FILE).unlink()
     target = out_dir / "manifest.csv"
     with atomic_write(target, "w") as handle:
         writer = csv.writer(handle, lineterminator="\n")
@@ -390,12 +403,18 @@ def _output_name(speaker: str, key: str, source: str) -> str:
 
 def _degrade_rows(shared, batch) -> list:
     """Worker: degrade and write each ``(speaker, source, key, name)`` of ``batch``; the manifest rows."""
-    steps, bank, out_dir, seed = shared
+    steps, bank, out_dir, seed, skip_errors = shared
     text, rows = condition_text(steps), []
     for speaker, source, key, name in batch:
-        signal, rate = load_audio(source)
         stream = zlib.crc32(key.encode("utf-8"))
-        out = degrade(signal, rate, steps, bank=bank, random_state=[seed, stream])
+        try:
+            signal, rate = load_audio(source)
+            out = degrade(signal, rate, steps, bank=bank, random_state=[seed, stream])
+        except AudioError as exc:
+            if not skip_errors:
+                raise
+            rows.append({"speaker": speaker, "source": source, "error": " ".join(str(exc).split())})
+            continue
         peak = float(np.max(np.abs(out.signal)))
         gain = OUTPUT_PEAK / peak if peak > 1.0 else 1.0
         buffer = io.BytesIO()

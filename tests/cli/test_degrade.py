@@ -124,3 +124,19 @@ def test_a_required_option_missing_is_a_usage_error(capsys, inputs, tmp_path):
     manifest, _, _ = inputs
     status, _, err = _run(capsys, "degrade", "--manifest", manifest, "--out-dir", tmp_path / "out")
     assert status == ExitStatus.USAGE and "--condition" in err and len(err.strip().splitlines()) == 1
+
+
+def test_skip_errors_lists_the_files_left_out(capsys, inputs, tmp_path):
+    manifest, _, _ = inputs
+    sf.write(tmp_path / "audio" / "silent.wav", np.zeros(RATE), RATE)
+    with open(manifest, "a") as handle:
+        handle.write("s9,audio/silent.wav\n")
+    status, _, err = _run(capsys, "degrade", "--manifest", manifest, "--condition", "gain@-6",
+                          "--out-dir", tmp_path / "strict")
+    assert status == ExitStatus.AUDIO and "silent.wav" in err and len(err.strip().splitlines()) == 1
+    status, out, err = _run(capsys, "degrade", "--manifest", manifest, "--condition", "gain@-6",
+                            "--out-dir", tmp_path / "lenient", "--skip-errors", "--json")
+    assert status == ExitStatus.OK, err
+    summary = json.loads(out)
+    assert summary["files"] == 3 and summary["skipped"] == 1
+    assert "1 file(s) left out" in err and "silent.wav" in err

@@ -562,3 +562,26 @@ def test_real_noise_list_degrades_real_speech(shared_dir):
         step = out.record["steps"][0]
         assert out.signal.size == clean.size and step["rir_sample_rate"] in (44100, 96000) and step["licence"]
         assert math.isfinite(step["gain_db"])
+
+
+@pytest.mark.parametrize("bad_kind", ["silent", "too short", "not audio"])
+def test_skip_errors_leaves_out_only_the_bad_files_and_lists_them(corpus, tmp_path, bad_kind):
+    frame = pd.read_csv(corpus, dtype=str)
+    frame["path"] = [str(corpus.parent / p) for p in frame["path"]]
+    bad = tmp_path / "bad.wav"
+    if bad_kind == "silent":
+        write(bad, np.zeros(RATE), RATE)
+    elif bad_kind == "too short":
+        write(bad, speech_like(1)[:40], RATE)
+    else:
+        bad.write_bytes(b"RIFF not really a wave file")
+    mixed = pd.concat([frame.iloc[:2], pd.DataFrame({"speaker": ["x"], "path": [str(bad)]}), frame.iloc[2:4]])
+    with pytest.raises(AudioError, match="bad.wav"):
+        degrade_manifest(mixed, tmp_path / "strict", "gain@-3")
+    target = degrade_manifest(mixed, tmp_path / "lenient", "gain@-3", skip_errors=True, n_jobs=2)
+    kept = pd.read_csv(target, dtype=str)
+    assert list(kept["source"]) == list(frame["path"].iloc[:4])        # the others, in order
+    skipped = pd.read_csv(tmp_path / "lenient" / "skipped.csv", dtype=str)
+    assert list(skipped["path"]) == [str(bad)] and skipped["error"].str.contains("bad.wav").all()
+    clean_run = degrade_manifest(frame.iloc[:4], tmp_path / "lenient", "gain@-3", skip_errors=True)
+    assert not (clean_run.parent / "skipped.csv").exists()          # a rerun without errors drops the old list
