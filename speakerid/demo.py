@@ -124,8 +124,11 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     report = evaluate(list(systems.values()), report_dir, p_target=0.01, names=list(systems))
     by_name = {row["name"]: row for row in report["systems"]}
     for system_name, row in by_name.items():
-        _say(out, f"      {system_name:<14} EER {row['eer_percent']:5.2f} %, minDCF(0.01) {row['min_dcf']:.3f} "
-                  f"({row['n_target']} target, {row['n_nontarget']} impostor trials)")
+        e, d = row["intervals"]["eer"], row["intervals"]["min_dcf@0.01"]
+        _say(out, f"      {system_name:<14} EER {row['eer_percent']:5.2f} % [{100 * e['low']:.2f}, "
+                  f"{100 * e['high']:.2f}], minDCF(0.01) {row['min_dcf']:.3f} [{d['low']:.3f}, {d['high']:.3f}] "
+                  f"({row['n_speakers']} speakers, {row['n_target']} target, {row['n_nontarget']} impostor trials; "
+                  "95 % intervals over the speakers)")
     _say(out, f"      report: {report_dir / 'report.html'} (ROC, DET, histograms, metrics.json)")
     eer, dcf = by_name["gmm-ubm"]["eer"], by_name["gmm-ubm"]["min_dcf"]
     timings["score"] = time.perf_counter() - start
@@ -160,9 +163,11 @@ def _fused_step(corpus, model_dir, target_row, impostor, n_components, random_st
     result = train_default(corpus.background_csv, model_dir, random_state=random_state, system_params=small)
     for condition, figures in result["dev"].items():
         f = figures["fusion (dev, in-sample)"]
-        low, high = f["eer_pct_ci"]
-        _say(out, f"      dev {condition:<6} EER {f['eer_pct']:5.2f} % [{low:.2f}, {high:.2f}], actDCF {f['act_dcf']:.3f} "
-                  f"(minDCF {f['min_dcf']:.3f}), Cllr {f['cllr']:.3f} (min {f['min_cllr']:.3f})")
+        ci = {key: f"[{f[key + '_ci'][0]:.{d}f}, {f[key + '_ci'][1]:.{d}f}]"
+              for key, d in (("eer_pct", 2), ("act_dcf", 3), ("min_dcf", 3), ("cllr", 3), ("min_cllr", 3))}
+        _say(out, f"      dev {condition:<6} EER {f['eer_pct']:5.2f} % {ci['eer_pct']}, actDCF {f['act_dcf']:.3f} "
+                  f"{ci['act_dcf']} (minDCF {f['min_dcf']:.3f} {ci['min_dcf']}), Cllr {f['cllr']:.3f} {ci['cllr']} "
+                  f"(min {f['min_cllr']:.3f} {ci['min_cllr']}); {f['n_speakers']} speakers")
     verifier = FusedVerifier(model_dir)
     verifier.enroll_manifest(corpus.enroll_csv)
     claims = [verifier.verify(s, target_row["path"]) for s in (target_row["speaker"], impostor)]
