@@ -164,7 +164,7 @@ def _speakers(result: dict) -> str:
 
 
 def _compare(args):
-    from speakerid.evaluation.report import compare
+    from speakerid.evaluation.comparison import compare
     from speakerid.exceptions import ParameterError
 
     if len(args.scores) != 2:

@@ -11,7 +11,8 @@ import pytest
 
 from speakerid.evaluation import metrics
 from speakerid.evaluation.bootstrap import bootstrap_metrics, paired_comparison
-from speakerid.evaluation.report import compare, evaluate
+from speakerid.evaluation.comparison import compare
+from speakerid.evaluation.report import evaluate
 from speakerid.exceptions import ManifestError, ParameterError
 
 
