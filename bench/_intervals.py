@@ -5,8 +5,9 @@ One place for what every bench reports: :func:`figures` (EER %, minDCF(0.01) and
 Cllr when the scores are calibrated LLRs, each with the interval of a bootstrap that resamples *speakers*,
 :func:`speakerid.evaluation.bootstrap.bootstrap_metrics`), :func:`groups_of` (the speaker of each trial),
 :func:`fmt` / :func:`counts` / :func:`line` (the text of a table cell). Keys are those the benches already wrote
-(``eer_pct``, ``min_dcf``, ...), each interval beside its figure as ``<key>_ci`` = ``[low, high]``, the layout of
-the development figures of ``speakerid train`` (:func:`speakerid.scoring.fused_train.dev_figures`).
+(``eer_pct``, ``min_dcf``, ...), each interval beside its figure as ``<key>_ci`` = ``[low, high]``: the row of
+:func:`speakerid.evaluation.bootstrap.figures_with_intervals`, which the development figures of ``speakerid train``
+are made of too.
 
 >>> import numpy as np
 >>> labels = np.tile([1, 0, 0, 0], 50)
@@ -20,18 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
+# GROUP_COLUMNS: the column naming the resampled speaker, the first one present: the enrolled speaker of a protocol
+# built by speakerid.evaluation.protocols.build_protocol (its `speaker` is the model id when a speaker has several
+# enrollment sets), else the claimed speaker.
+from speakerid.evaluation.bootstrap import GROUP_COLUMNS, figures_with_intervals
+
 #: Bootstrap replicates and seed of every interval (1000: the usual count for 95 % percentile intervals).
 N_BOOT = 1000
 SEED = 0
 P_TARGET = 0.01
-#: Column of a trial list that names the resampled speaker, the first one present: the enrolled speaker of a
-#: protocol built by :func:`speakerid.evaluation.protocols.build_protocol` (its ``speaker`` is the model id when a
-#: speaker has several enrollment sets), else the claimed speaker.
-GROUP_COLUMNS = ("enroll_speaker", "speaker")
-#: Our key -> (bootstrap_metrics key, scale, decimals); the LLR-reading ones only with ``llr``.
-_METRICS = {"eer_pct": ("eer", 100.0, 2), "min_dcf": (f"min_dcf@{P_TARGET:g}", 1.0, 4),
-            "min_cllr": ("min_cllr", 1.0, 4)}
-_LLR_METRICS = {"act_dcf": (f"act_dcf@{P_TARGET:g}", 1.0, 4), "cllr": ("cllr", 1.0, 4)}
 
 
 def groups_of(trials) -> np.ndarray:
@@ -62,20 +60,12 @@ def figures(scores, labels, groups, llr: bool = False, n_boot: int = N_BOOT) -> 
         ``eer_pct`` (percent), ``min_dcf``, ``min_cllr`` [, ``act_dcf``, ``cllr``], each with ``<key>_ci`` =
         ``[low, high]``; ``n_speakers``, ``n_target``, ``n_nontarget``, ``n_trials``, ``n_unscored``.
     """
-    from speakerid.evaluation.bootstrap import bootstrap_metrics
-
     scores = np.asarray(scores, dtype=np.float64)
     labels, groups = np.asarray(labels).astype(int), np.asarray(groups, dtype=object)
     ok = np.isfinite(scores)
-    b = bootstrap_metrics(scores[ok], labels[ok], groups[ok], p_targets=(P_TARGET,), n_boot=n_boot,
-                          random_state=SEED, llr=llr)
-    out = {}
-    for key, (name, scale, digits) in {**_METRICS, **(_LLR_METRICS if llr else {})}.items():
-        out[key] = round(scale * b[name]["value"], digits)
-        out[f"{key}_ci"] = [round(scale * b[name]["low"], digits), round(scale * b[name]["high"], digits)]
-    return {**out, "n_speakers": int(b["n_groups"]), "n_target": int(b["n_target"]),
-            "n_nontarget": int(b["n_nontarget"]), "n_trials": int(b["n_target"] + b["n_nontarget"]),
-            "n_unscored": int((~ok).sum())}
+    row = figures_with_intervals(scores[ok], labels[ok], groups[ok], llr=llr, p_target=P_TARGET, n_boot=n_boot,
+                                 random_state=SEED)
+    return {**row, "n_trials": row["n_target"] + row["n_nontarget"], "n_unscored": int((~ok).sum())}
 
 
 def count_trials(labels, groups) -> dict:

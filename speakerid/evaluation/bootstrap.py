@@ -27,7 +27,7 @@ from speakerid.evaluation._bootstrap_sweep import Trials, draw, metric_names, pr
 from speakerid.evaluation._sweep import check_cost, check_trials, positions
 from speakerid.exceptions import ParameterError
 
-__all__ = ["bootstrap_metrics", "paired_comparison", "check_bootstrap", "speaker_groups", "GROUP_COLUMNS",
+__all__ = ["bootstrap_metrics", "figures_with_intervals", "paired_comparison", "check_bootstrap", "speaker_groups", "GROUP_COLUMNS",
            "METHOD_REFERENCES"]
 
 #: The references of the method, in full (reports cite them).
@@ -107,6 +107,51 @@ def bootstrap_metrics(scores, labels, groups=None, *, p_targets=(0.01, 0.1), n_b
     """
     return with_intervals(scores, labels, groups, p_targets=p_targets, n_boot=n_boot, confidence=confidence,
                           random_state=random_state, llr=llr)
+
+
+def figures_with_intervals(scores, labels, groups, *, llr: bool = False, p_target: float = 0.01,
+                           n_boot: int = 1000, random_state=0) -> dict:
+    """The usual figures of one score set as a flat table row, each beside its 95 % interval over ``groups``.
+
+    What ``speakerid train`` stores as its development figures and what the benches print.
+
+    Parameters
+    ----------
+    scores, labels, groups : array_like, shape (n_trials,)
+        As :func:`bootstrap_metrics`.
+    llr : bool
+        The scores are calibrated LLRs: also ``act_dcf`` and ``cllr``.
+    p_target : float
+        Prior of ``min_dcf`` and ``act_dcf``.
+    n_boot : int
+    random_state : int
+
+    Returns
+    -------
+    dict
+        ``eer_pct`` (percent, 2 decimals), ``min_dcf``, ``min_cllr`` [, ``act_dcf``, ``cllr``] (4 decimals), each
+        with ``<key>_ci`` = ``[low, high]``; ``n_speakers``, ``n_target``, ``n_nontarget``.
+
+    Examples
+    --------
+    >>> labels = np.tile([1, 0, 0, 0], 50)
+    >>> scores = np.random.default_rng(0).normal(size=200) + 2.0 * labels
+    >>> row = figures_with_intervals(scores, labels, np.repeat(np.arange(20), 10), n_boot=200)
+    >>> row["n_speakers"], row["n_target"], row["eer_pct_ci"][0] <= row["eer_pct"] <= row["eer_pct_ci"][1]
+    (20, 50, True)
+    """
+    b = bootstrap_metrics(scores, labels, groups, p_targets=(p_target,), n_boot=n_boot, random_state=random_state,
+                          llr=llr)
+    names = {"eer_pct": "eer", "min_dcf": f"min_dcf@{p_target:g}", "min_cllr": "min_cllr"}
+    if llr:
+        names.update(act_dcf=f"act_dcf@{p_target:g}", cllr="cllr")
+    out = {}
+    for key, metric in names.items():
+        scale, digits = (100.0, 2) if key == "eer_pct" else (1.0, 4)
+        out[key] = round(scale * b[metric]["value"], digits)
+        out[f"{key}_ci"] = [round(scale * b[metric]["low"], digits), round(scale * b[metric]["high"], digits)]
+    return {**out, "n_speakers": int(b["n_groups"]), "n_target": int(b["n_target"]),
+            "n_nontarget": int(b["n_nontarget"])}
 
 
 def with_intervals(scores, labels, groups=None, *, p_targets, n_boot, confidence, random_state, llr,

@@ -28,7 +28,7 @@ import numpy as np
 from speakerid._utils.lazy import lazy_import
 from speakerid.backends._training import read_background
 from speakerid.data.dev_trials import DEV_SHARE, split_speakers
-from speakerid.evaluation.bootstrap import bootstrap_metrics
+from speakerid.evaluation.bootstrap import figures_with_intervals
 from speakerid.evaluation.fusion import LinearFusion
 from speakerid.exceptions import ParameterError
 from speakerid.features.config import FeatureConfig
@@ -190,16 +190,7 @@ def fit_fusions(table: pd.DataFrame, inputs) -> dict:
 
 def _figures(scores, labels, llr: bool, speakers) -> dict:
     """The figures of one score set, each with its 95 % interval over the development speakers (``*_ci``)."""
-    b = bootstrap_metrics(scores, labels, speakers, p_targets=(0.01,), n_boot=DEV_N_BOOT, llr=llr)
-    names = {"eer_pct": "eer", "min_dcf": "min_dcf@0.01", "min_cllr": "min_cllr"}
-    if llr:
-        names.update(act_dcf="act_dcf@0.01", cllr="cllr")
-    out = {"n_target": b["n_target"], "n_nontarget": b["n_nontarget"], "n_speakers": b["n_groups"]}
-    for key, metric in names.items():
-        scale, digits = (100.0, 2) if key == "eer_pct" else (1.0, 4)
-        out[key] = round(scale * b[metric]["value"], digits)
-        out[f"{key}_ci"] = [round(scale * b[metric]["low"], digits), round(scale * b[metric]["high"], digits)]
-    return out
+    return figures_with_intervals(scores, labels, speakers, llr=llr, n_boot=DEV_N_BOOT)
 
 
 def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
