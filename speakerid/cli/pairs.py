@@ -77,7 +77,7 @@ def _score_pairs(args):
     print(f"score normalisation: {result.normalization}; symmetric: {'yes' if result.symmetric else 'no'}")
     if metrics:
         print(f"EER {100 * metrics['eer']:.2f} %, minDCF(p_target={metrics['p_target']:g}) {metrics['min_dcf']:.4f} "
-              f"over {metrics['n_target']} target and {metrics['n_nontarget']} non-target scored pairs")
+              f"over {metrics['n_target']} target and {metrics['n_nontarget']} non-target scored pairs" + f" (no intervals here: 'speakerid evaluate --scores {result.out}' gives them, over the speakers)")
     for line, _entry, reason in result.errors[:MAX_ERRORS_SHOWN]:
         print(f"  error: line {line}: {reason}")
     if status == common.ExitStatus.PARTIAL_FAILURE:

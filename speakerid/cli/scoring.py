@@ -96,7 +96,7 @@ def _score(args):
               f"{metrics['min_dcf']:.4f}" + (f", actDCF {metrics['act_dcf']:.4f} (Bayes threshold), Cllr "
                                            f"{metrics['cllr']:.4f} (min {metrics['min_cllr']:.4f})"
                                            if "cllr" in metrics else "")
-              + f" over {metrics['n_target']} target and {metrics['n_nontarget']} non-target scored trials")
+              + f" over {metrics['n_target']} target and {metrics['n_nontarget']} non-target scored trials" + f" (no intervals here: 'speakerid evaluate --scores {result.out}' gives them, over the speakers)")
     _print_errors(result)
     if status == ExitStatus.PARTIAL_FAILURE:  # the one error line of a failed command, on stderr
         print(f"speakerid: error: {result.n_errors} of {result.n_trials} trial(s) could not be scored (see the "
