@@ -271,11 +271,14 @@ class ModelStore:
             self.save_feature_config(config)
             return self.save(name, arrays, header)
 
-    def save_cohort(self, speakers, paths) -> Path:
-        """Write the score-normalisation cohort (``cohort.csv``: ``speaker,path`` rows, paths made absolute)."""
+    def save_cohort(self, speakers, paths, conditions=None) -> Path:
+        """Write the score-normalisation cohort (``cohort.csv``: ``speaker,path`` rows, paths made absolute; with
+        ``conditions``, a ``condition`` column: the degradation applied to the file before its features)."""
         import pandas as pd
 
         rows = pd.DataFrame({"speaker": list(speakers), "path": [str(Path(p).resolve()) for p in paths]})
+        if conditions is not None:
+            rows["condition"] = list(conditions)
         with self.lock():
             atomic_write_bytes(self.model_dir / COHORT_FILE, rows.to_csv(index=False, lineterminator="\n").encode())
         return self.model_dir / COHORT_FILE

@@ -34,6 +34,7 @@ from speakerid.evaluation.norm import (
 )
 from speakerid.exceptions import DataLeakWarning, ModelFormatError, ParameterError
 from speakerid.features.cache import FeatureCache
+from speakerid.features.pipeline import background_features
 from speakerid.store import COHORT_FILE, load_model_file, save_model_file
 
 __all__ = ["NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN", "NORMALIZED_THRESHOLD",
@@ -158,20 +159,44 @@ def directory_cohort(store, backend, backend_name: str, config, *, cache_dir=Non
 
 
 def build_cohort(backend, cohort_csv, config, *, cache_dir=None, frames=None) -> CohortSet:
-    """Enroll every speaker of a ``speaker,path`` cohort manifest with ``backend`` (from the clean frames of its
-    files: ``frames`` in manifest order, else extracted through the feature cache ``cache_dir``)."""
+    """Enroll every speaker of a ``speaker,path[,condition]`` cohort manifest with ``backend`` (from the clean
+    frames of its files: ``frames`` in manifest order, else extracted through the feature cache ``cache_dir``; a
+    row with a ``condition`` is degraded first, seeded, its frames not cached)."""
     manifest = read_manifest(cohort_csv).reset_index(drop=True)
     if manifest.empty:
         raise ParameterError(f"{cohort_csv}: the cohort manifest holds no files")
     if frames is None:
-        cache = FeatureCache(cache_dir, config)
-        frames = [cache.features(p) for p in progress(list(manifest["path"]), desc="cohort", unit="file")]
+        cache = FeatureCache(cache_dir, config, extract=background_features)
+        conditions = (manifest["condition"].fillna("").astype(str).str.strip() if "condition" in manifest.columns
+                      else [""] * len(manifest))
+        frames = [_degraded_frames(p, c, config) if c else cache.features(p)
+                  for p, c in progress(list(zip(manifest["path"], conditions)), desc="cohort", unit="file")]
     groups = manifest.groupby("speaker", sort=True).indices
     models = [backend.enroll([frames[i] for i in idx])[0] for idx in groups.values()]
     utterances = [np.asarray(f, dtype=np.float32) for f in frames]
     key = arrays_hash({**_flat_models(models), "frames": np.concatenate(utterances),
                        "background": np.frombuffer(str(backend.background_hash).encode(), np.uint8)})
     return CohortSet(tuple(str(s) for s in groups), models, utterances, key)
+
+
+def _degraded_frames(path, condition: str, config) -> np.ndarray:
+    """The frames of a cohort file through ``condition`` (a :mod:`speakerid.degrade` condition that needs no
+    recordings, e.g. ``telephone:gsm``), seeded by the path and the condition: the same cohort rebuilds the same."""
+    import zlib
+
+    from speakerid.data.audio import load_audio
+    from speakerid.degrade import degrade
+    from speakerid.features import extract
+    from speakerid.features.framing import remove_dc_offset
+
+    signal, rate = load_audio(path, sample_rate=config.sample_rate)
+    out = degrade(signal, rate, condition, random_state=zlib.crc32(f"{path}|{condition}".encode()))
+    if out.sample_rate != config.sample_rate:
+        from speakerid.data.audio import resample
+
+        out = out._replace(signal=resample(out.signal, out.sample_rate, config.sample_rate))
+    filtered = remove_dc_offset(np.asarray(out.signal, dtype=np.float32), config.sample_rate)
+    return extract(filtered, config, dc_removed=True)
 
 
 def _flat_models(models) -> dict:

@@ -151,7 +151,8 @@ def neural_examples(model_dir, feature_config, frame: pd.DataFrame, source: str,
     store, config = open_model_dir(model_dir, feature_config, default=NEURAL_FEATURE_CONFIG)
     check_neural_config(config, f"model directory {store.model_dir}")
     warn_overlap(set(frame["speaker"].astype(str)) & store.enrolled_speakers(), "enrolled")
-    frames_list = [sessions[0] for sessions, _ in many_features(frame["path"], config, n_jobs=n_jobs)]
+    frames_list = [sessions[0] for sessions, _ in many_features(frame["path"], config, n_jobs=n_jobs,
+                                                                check_band=False)]
     X, labels, owner = clip_examples(frames_list, frame["speaker"].astype(str).to_numpy(),
                                      frames_per_segment(segment_s, config))
     return store, config, X, labels, owner

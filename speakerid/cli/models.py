@@ -71,7 +71,9 @@ def register(sub) -> None:
     add_model_dir(p)
     p.add_argument("file", metavar="FILE", help="audio file")
     p.add_argument("--top", type=int, default=5, help="how many speakers to list (default 5)")
-    p.add_argument("--threshold", type=finite_float, default=None, help="below it no enrolled speaker matches")
+    p.add_argument("--threshold", type=finite_float, default=None,
+                   help="below it no enrolled speaker matches (a fused directory: on the open-set LLR of 'one of "
+                        "the N enrolled speakers' against 'nobody enrolled'; default its Bayes threshold)")
     add_backend(p)
     _add_norm(p)
     _add_fused(p)
@@ -199,12 +201,18 @@ def _identify(args):
     llr = result["scale"] == "llr"
     what = "LLR" if llr else f"{result['scale']!r} score (not a calibrated LLR)"
     digits = ".2f" if llr else ".4f"         # as verify prints each scale
-    if result["rejected"]:
+    if llr and "p_nobody" in result:       # a fused system: open-set posteriors over N + 1 hypotheses
+        verdict = ("no enrolled speaker matches" if result["rejected"] else f"best match {result['best']} "
+                   f"(P = {result['posterior']:.2f})")
+        print(f"{args.file}: {verdict}")
+        print(f"  P(nobody enrolled) = {result['p_nobody']:.2f}: {result['n_enrolled']} enrolled speakers or nobody, "
+              f"prior {result['p_target']:g} that the voice is enrolled; open-set LLR {result['open_llr']:.2f} "
+              f"{'<' if result['rejected'] else '>='} threshold {result['threshold']:.2f} ({result['threshold_source']})")
+    elif result["rejected"]:
         print(f"{args.file}: no enrolled speaker matches (every {what} is below the threshold "
               f"{result['threshold']:{digits}}: {result['threshold_source']})")
     else:
-        odds = f", P(same speaker) = {result['posterior']:.2f} at prior {result['p_target']:g}" if llr else ""
-        print(f"{args.file}: best match {result['best']}{odds} (threshold {result['threshold']:{digits}}: "
+        print(f"{args.file}: best match {result['best']} (threshold {result['threshold']:{digits}}: "
               f"{result['threshold_source']})")
     for rank, c in enumerate(result["candidates"], 1):
         extra = f"  P = {c['posterior']:.2f}" if llr else ""

@@ -29,6 +29,16 @@ def register(sub) -> None:
     p.add_argument("--p-target", type=float, default=DEFAULT_P_TARGET, metavar="P",
                    help=f"target prior of the stored decision threshold (default {DEFAULT_P_TARGET})")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
+    p.add_argument("--no-narrowband", dest="narrowband", action="store_false",
+                   help="do not train the 8 kHz narrowband systems that score telephone-band audio (by default a "
+                        "wideband model trains them too, doubling the time; without them such audio is scored by "
+                        "the wideband systems, with a warning)")
+    p.add_argument("--noise-csv", default=None, metavar="CSV",
+                   help="kind,path,licence list of noise, music, speech and room-response recordings (e.g. "
+                        "../shared/protocols/noise.csv): the training files get degraded copies in real noise, "
+                        "music, babble and rooms (Kaldi-style multi-condition training)")
+    p.add_argument("--augment-copies", type=int, default=1, metavar="N",
+                   help="degraded copies per training file with --noise-csv (default 1)")
     p.add_argument("--force", action="store_true",
                    help="retrain a model directory that has enrolled speakers (they are removed with the old systems)")
     add_workers(p, jobs=-1)
@@ -49,13 +59,20 @@ def _train(args):
         result = train_default(args.manifest, args.model_dir, systems=args.systems, sample_rate=args.sample_rate,
                                n_jobs=args.jobs, dev_share=args.dev_share, p_target=args.p_target,
                                random_state=args.seed, say=_say, scheduler=args.scheduler, cache_dir=args.cache,
-                               force=args.force, verbose=stage_lines)
+                               force=args.force, verbose=stage_lines, narrowband=args.narrowband,
+                               noise_csv=args.noise_csv, augment_copies=args.augment_copies)
     if args.json:
         print_json(result)
         return
     print(f"trained {', '.join(result['systems'])} on {result['n_train_speakers']} background speakers; fusion "
           f"learned on {result['n_dev_speakers']} held-out ones -> {result['model_dir']}")
     print(dev_table(result["dev"], result.get("dev_trials")))
+    if result.get("n_refused_files"):
+        print(f"{result['n_refused_files']} background file(s) were left out: no usable speech (listed in "
+              f"{result['model_dir']}/refused-background.csv)")
+    if result.get("narrowband"):
+        print(f"\nnarrowband systems (8 kHz, for telephone-band audio) -> {result['narrowband']['model_dir']}")
+        print(dev_table(result["narrowband"]["dev"], result["narrowband"].get("dev_trials")))
 
 
 def dev_table(dev: dict, kind: str | None = None) -> str:

@@ -92,12 +92,12 @@ def _extract_batch(shared, batch) -> list:
         try:
             paths = [entry_path(cache_dir, audio, config, j, seed) for j in range(n_augment + 1)]
         except OSError:
-            file_sessions(audio, config, n_augment, seed)    # the one-line AudioError of an unreadable file
+            file_sessions(audio, config, n_augment, seed, False)    # the one-line AudioError of an unreadable file
             raise
         counts = [_stored_frames(p) for p in paths]
         extracted = None in counts
         if extracted:
-            sessions, seconds = file_sessions(audio, config, n_augment, seed)
+            sessions, seconds = file_sessions(audio, config, n_augment, seed, check_band=False)
             for p, frames in zip(paths, sessions):
                 _write(p, frames)
             counts = [len(frames) for frames in sessions]

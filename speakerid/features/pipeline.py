@@ -28,7 +28,8 @@ from speakerid.features.config import FeatureConfig
 from speakerid.features.framing import remove_dc_offset
 from speakerid.features.speech import check_speech
 
-__all__ = ["file_features", "file_sessions", "many_features", "MIN_FILES_PER_PROCESS"]
+__all__ = ["file_features", "file_sessions", "many_features", "background_features", "warn_narrowband", "refused_files",
+           "MIN_FILES_PER_PROCESS"]
 
 #: Below this many files, extraction stays in this process (starting workers costs more than it saves).
 _MIN_FILES_PARALLEL = 4
@@ -40,10 +41,11 @@ _MIN_FILES_PARALLEL = 4
 MIN_FILES_PER_PROCESS = 256
 
 
-def _load(path, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, int]:
+def _load(path, config: FeatureConfig, check_band: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
     """``(signal, filtered, rate)``: the float32 signal of ``path`` at the configuration's rate and its DC/rumble
     high-pass (:func:`~speakerid.features.framing.remove_dc_offset`, run once for the speech check and the clean
-    features); warns when the file's own rate is lower; refuses (AudioError) a file with too little speech or none
+    features); warns when the file's own rate is lower, or (``check_band``) when a wideband model's file fills
+    the telephone band only (:func:`warn_narrowband`); refuses (AudioError) a file with too little speech or none
     (:func:`speakerid.features.speech.check_speech`)."""
     signal, rate = load_audio(path, sample_rate=config.sample_rate)  # first: it refuses pipes, devices, ...
     try:
@@ -56,10 +58,31 @@ def _load(path, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, int]:
                       BandwidthWarning, stacklevel=3)
     filtered = remove_dc_offset(signal.astype(np.float32, copy=False), config.sample_rate)
     check_speech(filtered, config, path, dc_removed=True)  # a tone, a constant or 50 ms of a word is refused
+    if check_band and (native_rate is None or native_rate >= config.sample_rate):
+        warn_narrowband(filtered, rate, path, stacklevel=4)
     return signal, filtered, rate
 
 
-def file_sessions(path, config: FeatureConfig, n_augment: int = 0, random_state=0) -> tuple[list, float]:
+def warn_narrowband(signal, rate: int, path, stacklevel: int = 2) -> float | None:
+    """Warn (:class:`BandwidthWarning`) when a wideband model's audio fills the telephone band only; returns the
+    effective bandwidth in Hz (:func:`speakerid.features.bandwidth.effective_bandwidth_hz`), or None for a model
+    at 10 kHz or below, which needs no check. A :class:`~speakerid.scoring.fused.FusedVerifier` with a narrowband
+    branch routes such audio to it instead (and does not warn)."""
+    from speakerid.features.bandwidth import NARROWBAND_EDGE_HZ, effective_bandwidth_hz, is_narrowband
+
+    if rate <= 2 * NARROWBAND_EDGE_HZ or len(signal) < int(0.025 * rate):
+        return None
+    bandwidth = effective_bandwidth_hz(signal, rate)
+    if is_narrowband(bandwidth) and bandwidth > 0.0:
+        warnings.warn(f"{path}: the signal fills {bandwidth / 1000:.1f} kHz of its {rate / 2000:g} kHz band "
+                      "(narrowband, e.g. telephone audio, in a wideband file); a wideband model loses accuracy on "
+                      "it: use a model trained at --sample-rate 8000, or a 'speakerid train' directory with "
+                      "narrowband systems, which scores such audio with them", BandwidthWarning, stacklevel=stacklevel)
+    return bandwidth
+
+
+def file_sessions(path, config: FeatureConfig, n_augment: int = 0, random_state=0,
+                  check_band: bool = True) -> tuple[list, float]:
     """Frames of one audio file and of ``n_augment`` noisy copies of it: ``([clean, noisy_1, ...], seconds)``.
 
     Parameters
@@ -72,6 +95,9 @@ def file_sessions(path, config: FeatureConfig, n_augment: int = 0, random_state=
         Noisy copies (generic white/pink/brown noise at 0-20 dB SNR, :func:`speakerid.data.augment.noisy_copies`).
     random_state : int or sequence of int
         Seed of the copies (anything :func:`numpy.random.default_rng` accepts); the file is read once.
+    check_band : bool
+        Warn about narrowband audio in a wideband model's file (:func:`warn_narrowband`); training turns it off
+        (a background may hold a few such files, and their frames are still welcome).
 
     Returns
     -------
@@ -87,14 +113,14 @@ def file_sessions(path, config: FeatureConfig, n_augment: int = 0, random_state=
     -----
     BandwidthWarning
         When the file's rate is below the configuration's (upsampling adds nothing above the file's Nyquist
-        frequency; train the model at the lower rate instead).
+        frequency; train the model at the lower rate instead), or when its signal fills the telephone band only.
     """
     n_augment = check_n_augment(n_augment)
     # one BLAS thread for all of it (speech check, noise, features): the products here are small; BLAS's own
     # threads cost more than they gave (30 enrollment files: 0.33 -> 0.29 s) and made the check's figures
     # depend on the caller's thread setting
     with one_blas_thread():
-        signal, filtered, rate = _load(path, config)
+        signal, filtered, rate = _load(path, config, check_band)
         # python_speech_features' mode does not filter: its features take the signal as read
         clean = extract(signal, config) if config.psf_compat else extract(filtered, config, dc_removed=True)
         noisy = noisy_copies(signal, n_augment, random_state, sample_rate=rate) if n_augment else []
@@ -110,8 +136,41 @@ def file_features(path, config: FeatureConfig) -> tuple[np.ndarray, float]:
     return sessions[0], seconds
 
 
+def background_features(path, config: FeatureConfig) -> np.ndarray:
+    """The frames of a background (cohort, training) file: :func:`file_features` without the narrowband warning
+    (a background may hold a few band-limited files; they are the model's, not the user's, concern)."""
+    return file_sessions(path, config, check_band=False)[0][0]
+
+
+def refused_files(paths, config: FeatureConfig, *, n_jobs=1, desc: str = "checking audio") -> dict:
+    """``{path: reason}`` of the files this path would refuse (unreadable, no speech, a tone, too little speech:
+    the :class:`AudioError` every command gives), each reason on one line; the others are not listed.
+
+    Reads each file once and runs the speech check only (no features), on ``n_jobs`` threads; the narrowband
+    warning is off (a background's concern is whether a file is usable). Used before training, so that one bad
+    file among thousands is left out with a note instead of failing a run after minutes of work.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from speakerid.exceptions import AudioError
+
+    def reason(path):
+        try:
+            with one_blas_thread():
+                _load(path, config, check_band=False)
+        except AudioError as exc:
+            return " ".join(str(exc).split())
+        return None
+
+    paths = [str(p) for p in paths]
+    with ThreadPoolExecutor(resolve_jobs(n_jobs)) as pool:
+        reasons = list(progress(pool.map(reason, paths), total=len(paths), desc=desc, unit="file"))
+    return {p: r for p, r in zip(paths, reasons) if r is not None}
+
+
 def many_features(paths, config: FeatureConfig, *, n_jobs=1, n_augment: int = 0, random_state=0,
-                  desc: str = "features", show_progress: bool = True) -> list[tuple[list, float]]:
+                  desc: str = "features", show_progress: bool = True,
+                  check_band: bool = True) -> list[tuple[list, float]]:
     """:func:`file_sessions` of every file, in order, on ``n_jobs`` processes: ``[([clean, noisy...], s), ...]``.
 
     File ``i`` is seeded with ``[random_state, i]`` (the module's seeding rule); ``n_jobs`` follows
@@ -123,7 +182,7 @@ def many_features(paths, config: FeatureConfig, *, n_jobs=1, n_augment: int = 0,
     from speakerid._utils.parallel import TaskRunner, imap_ordered
 
     paths = [str(p) for p in paths]
-    shared = (config, check_n_augment(n_augment), random_state)
+    shared = (config, check_n_augment(n_augment), random_state, check_band)
     jobs = resolve_jobs(n_jobs) if len(paths) >= _MIN_FILES_PARALLEL else 1
     with TaskRunner(jobs, threads=len(paths) < MIN_FILES_PER_PROCESS * jobs) as runner:
         results = imap_ordered(runner if jobs > 1 else None, _sessions_batch, shared, list(enumerate(paths)))
@@ -132,5 +191,5 @@ def many_features(paths, config: FeatureConfig, *, n_jobs=1, n_augment: int = 0,
 
 def _sessions_batch(shared, batch) -> list:
     """Worker side of :func:`many_features`: :func:`file_sessions` of each ``(index, path)`` of ``batch``."""
-    config, n_augment, random_state = shared
-    return [file_sessions(path, config, n_augment, [random_state, index]) for index, path in batch]
+    config, n_augment, random_state, check_band = shared
+    return [file_sessions(path, config, n_augment, [random_state, index], check_band) for index, path in batch]

@@ -6,13 +6,18 @@ the systems' fusion inputs (a system may give several, e.g. the i-vector system'
 prior-weighted logistic-regression fusion learned on development trials
 (:class:`~speakerid.evaluation.fusion.LinearFusion`, BOSARIS [1]_), the decision prior and the development figures.
 
-Each input is scored by a :class:`~speakerid.verifier.SpeakerVerifier` with its default normalisation (S-norm with
-the system's cohort, then T-norm over the other enrolled speakers once :data:`AUTO_ENROLLED_MIN` are enrolled), so
-enrollment, cohorts and the enrolled-speaker T-norm work per system before the fusion. Two fusions are stored, one
-for the scales with the enrolled T-norm and one without it; the one matching the scales in use is applied. A
-trial that any system cannot score (e.g. too little speech) is an error, never a partial fusion. The output is a
-natural-log likelihood ratio: accept when it reaches the Bayes threshold ``-logit(p_target)``; the posterior
-probability of the claim at prior ``p_target`` is ``sigmoid(llr + logit(p_target))``.
+Each input is scored by a :class:`~speakerid.verifier.SpeakerVerifier` with a *fixed* normalisation: S-norm
+with the system's own cohort (``cohort.csv``, background speakers chosen at training), never the T-norm over the
+other enrolled speakers. A trial's LLR therefore depends on its two recordings and the stored models only, not
+on who else is enrolled: enrolling a voice under other names cannot move another user's score. A trial that any
+system cannot score (e.g. too little speech) is an error, never a partial fusion. The output is a natural-log
+likelihood ratio: accept when it reaches the Bayes threshold ``-logit(p_target)``; the posterior probability of
+the claim at prior ``p_target`` is ``sigmoid(llr + logit(p_target))``.
+
+:meth:`FusedVerifier.identify` answers over N + 1 hypotheses (each of the N enrolled speakers, or nobody
+enrolled), with the prior ``p_target`` that the voice is an enrolled one, shared evenly among the N speakers
+(:func:`open_set_posteriors`): adding speakers lowers each one's prior, so it does not inflate false
+identifications, and a voice enrolled under two names does not take a genuine decision away.
 
 References
 ----------
@@ -22,103 +27,37 @@ References
 
 from __future__ import annotations
 
-import json
-import math
+import contextlib
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from speakerid._utils.files import atomic_write
-from speakerid._version import __version__
 from speakerid.data.manifests import read_manifest, validate_speaker_id
 from speakerid.evaluation.fusion import LinearFusion, fuse_score_files
 from speakerid.evaluation.metrics import bayes_threshold
-from speakerid.evaluation.norm import AUTO_ENROLLED_MIN
-from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid.exceptions import NotFittedError, ParameterError
+from speakerid.features.bandwidth import is_narrowband
+from speakerid.scoring import narrowband as _band
+from speakerid.scoring.llr import (
+    FUSION_KEY,
+    check_p_target,
+    fixed_norm,
+    has_fusion,
+    input_name,
+    open_set_posteriors,
+    posterior,
+    read_fusion,
+    write_fusion,
+)
 from speakerid.scoring.systems import DEFAULT_P_TARGET, DEFAULT_SYSTEMS, SYSTEMS
 from speakerid.store import FUSION_FILE, SYSTEMS_DIR, ModelStore
 from speakerid.verifier import SpeakerVerifier
 
 __all__ = ["SYSTEMS", "DEFAULT_SYSTEMS", "DEFAULT_P_TARGET", "FusedVerifier", "has_fusion", "read_fusion", "input_name",
-           "write_fusion", "posterior", "open_verifier", "AUTO_ENROLLED_MIN"]
-
-_FORMAT, _VERSION = "speakerid-fused-system", 1
-
-
-def input_name(name: str) -> str:
-    """The fusion input a ``--system`` name stands for: an input itself (``"ivector-plda"``), or a system's first
-    input (``"ivector"`` -> ``"ivector-cosine"``), whose scores are the ``score_<input>`` column of a score file."""
-    return SYSTEMS[name][1][0][0] if name in SYSTEMS else name
-
-
-def posterior(llr, p_target: float) -> np.ndarray:
-    """P(same speaker | the trial) of LLRs (natural log) at the prior ``p_target``.
-
-    >>> round(float(posterior(0.0, 0.5)), 3), round(float(posterior(np.log(9), 0.5)), 3)
-    (0.5, 0.9)
-    """
-    p = _check_p_target(p_target)
-    z = np.asarray(llr, dtype=np.float64) + math.log(p) - math.log1p(-p)
-    return 0.5 * (1.0 + np.tanh(0.5 * z))   # the logistic sigmoid without overflow
-
-
-def _check_p_target(p_target) -> float:
-    try:
-        p = float(p_target)
-    except (TypeError, ValueError):
-        raise ParameterError(f"p_target must be a number, got {p_target!r}") from None
-    if not 0.0 < p < 1.0:
-        raise ParameterError(f"p_target must be strictly between 0 and 1, got {p_target}")
-    return p
-
-
-def has_fusion(model_dir) -> bool:
-    """Whether ``model_dir`` is a fused system built by ``speakerid train``."""
-    return (Path(model_dir) / FUSION_FILE).is_file()
-
-
-def write_fusion(model_dir, data: dict) -> Path:
-    """Write ``fusion.json`` (atomically) from the fields :func:`read_fusion` returns."""
-    path = Path(model_dir) / FUSION_FILE
-    body = {"format": _FORMAT, "format_version": _VERSION, "speakerid_version": __version__, **data}
-    with atomic_write(path, "w") as fh:
-        fh.write(json.dumps(body, indent=1, sort_keys=True) + "\n")
-    return path
-
-
-def read_fusion(model_dir) -> dict:
-    """The checked content of ``fusion.json``: ``systems``, ``inputs``, ``p_target``, ``fusions`` (fitted
-    :class:`LinearFusion` under ``"enrolled"`` and ``"plain"``), ``dev``; :class:`ModelFormatError` naming the file."""
-    path = Path(model_dir) / FUSION_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NotFittedError(f"{path}: no fused system here: run 'speakerid train' first") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"{path}: not a fused-system file ({' '.join(str(exc).split())})") from None
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        raise ModelFormatError(f"{path}: not a fused-system file (no 'format': '{_FORMAT}')")
-    if not isinstance(data.get("format_version"), int) or data["format_version"] > _VERSION:
-        raise ModelFormatError(f"{path}: format version {data.get('format_version')!r} is not readable by "
-                               f"speakerid {__version__} (reads up to {_VERSION})")
-    try:
-        systems = [str(s) for s in data["systems"]]
-        unknown = sorted(set(systems) - set(SYSTEMS))
-        if unknown or not systems:
-            raise ValueError(f"unknown system(s) {unknown}" if unknown else "no systems")
-        inputs = [name for s in systems for name, _ in SYSTEMS[s][1]]
-        fusions = {key: LinearFusion.from_dict(value, source=f"{path} [{key}]")
-                   for key, value in data["fusions"].items()}
-        for key, model in fusions.items():
-            if getattr(model, "system_names_", None) != inputs:
-                raise ValueError(f"fusion {key!r} combines {getattr(model, 'system_names_', None)}, not {inputs}")
-        p_target = _check_p_target(data["p_target"])
-    except (KeyError, TypeError, ValueError, ParameterError) as exc:
-        reason = f"missing field {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
-        raise ModelFormatError(f"{path}: invalid fused system ({reason})") from None
-    return {**data, "systems": systems, "inputs": inputs, "fusions": fusions, "p_target": p_target}
+           "write_fusion", "posterior", "open_set_posteriors", "open_verifier", "FUSION_KEY", "fixed_norm"]
 
 
 class FusedVerifier:
@@ -139,7 +78,8 @@ class FusedVerifier:
 
     The output dicts of :meth:`verify` and :meth:`identify` are those of :class:`SpeakerVerifier` (``score`` is
     the LLR, ``scale`` is ``"llr"``) plus ``llr``, ``posterior`` (of the claim, or of the best candidate),
-    ``p_target`` and ``system_scores`` (each input's normalised score).
+    ``p_target``, ``system_scores`` (each input's normalised score), ``band`` (``"wideband"`` or
+    ``"narrowband"``: which systems scored it, :mod:`speakerid.scoring.narrowband`) and ``test_bandwidth_hz``.
     """
 
     backend_name = "fused"
@@ -148,16 +88,24 @@ class FusedVerifier:
     def __init__(self, model_dir, *, p_target=None, n_jobs: int = 1, cache_dir=None, spec=None):
         self.model_dir = Path(model_dir)
         self.spec = read_fusion(self.model_dir) if spec is None else spec   # spec: training, before fusion.json
-        self.p_target = self.spec["p_target"] if p_target is None else _check_p_target(p_target)
+        self.p_target = self.spec["p_target"] if p_target is None else check_p_target(p_target)
         self.inputs = self.spec["inputs"]
+        self.n_jobs = n_jobs
+        #: AS-norm: the cohort's best N scores only (the narrowband systems' two-condition cohort), or None.
+        self.cohort_top = self.spec.get("cohort_top")
         self._verifiers, self._owner = {}, {}
         for system in self.spec["systems"]:
             backend, inputs = SYSTEMS[system]
             for name, params in inputs:
                 self._verifiers[name] = SpeakerVerifier(self.system_dir(system), backend=backend,
                                                         backend_params=params or None, n_jobs=n_jobs,
-                                                        cache_dir=cache_dir)
+                                                        cache_dir=cache_dir, norm=fixed_norm(self.system_dir(system)),
+                                                        cohort_top=self.cohort_top)
             self._owner[system] = self._verifiers[input_name(system)]
+        branch = self.model_dir / _band.NARROWBAND_DIR
+        #: The narrowband systems (a FusedVerifier of ``narrowband/``), or None.
+        self.narrowband = (FusedVerifier(branch, p_target=self.p_target, n_jobs=n_jobs, cache_dir=cache_dir)
+                           if self.spec.get("narrowband") and has_fusion(branch) else None)
 
     @property
     def store(self) -> ModelStore:
@@ -185,23 +133,58 @@ class FusedVerifier:
         raise ParameterError(f"no system {name!r} in {self.model_dir}; choose one of "
                              f"{', '.join(sorted(set(self._verifiers) | set(self._owner)))}")
 
+    @contextlib.contextmanager
+    def _quiet(self):
+        """A context in which the wideband systems do not warn about narrowband audio (it is routed instead)."""
+        with warnings.catch_warnings():
+            if self.narrowband is not None:
+                warnings.filterwarnings("ignore", message=".*narrowband, e.g. telephone audio")
+            yield
+
     # ------------------------------------------------------------------ enrollment
     def enroll(self, speaker: str, files, n_augment=None, *, names=None) -> dict:
-        """Enroll one speaker in every system (:meth:`SpeakerVerifier.enroll`); returns the first system's dict
-        with ``backend`` ``"fused"``."""
-        results = [v.enroll(speaker, files, n_augment, names=names) for v in self._owner.values()]
+        """Enroll one speaker in every system (:meth:`SpeakerVerifier.enroll`), the narrowband ones too; returns
+        the first system's dict with ``backend`` ``"fused"`` (and the enrollment's ``bandwidth_hz``,
+        ``narrowband`` when there are narrowband systems)."""
+        with self._quiet():
+            results = [v.enroll(speaker, files, n_augment, names=names) for v in self._owner.values()]
+        band = {}
+        if self.narrowband is not None:
+            self.narrowband.enroll(speaker, files, n_augment, names=names)
+            band = self._record_band(results[0]["speaker"], files)
         self._forget()
-        return {**results[0], "backend": self.backend_name}
+        return {**results[0], **band, "backend": self.backend_name}
 
     def enroll_manifest(self, manifest, n_augment=None) -> list[dict]:
         frame = manifest if hasattr(manifest, "groupby") else read_manifest(manifest, for_enrollment=True)
-        results = [v.enroll_manifest(frame, n_augment) for v in self._owner.values()]
+        with self._quiet():
+            results = [v.enroll_manifest(frame, n_augment) for v in self._owner.values()]
+        bands = {}
+        if self.narrowband is not None:
+            self.narrowband.enroll_manifest(frame, n_augment)
+            bands = {r["speaker"]: self._record_band(r["speaker"], frame.loc[frame["speaker"].astype(str)
+                                                                               == r["speaker"], "path"])
+                     for r in results[0]}
         self._forget()
-        return [{**r, "backend": self.backend_name} for r in results[0]]
+        return [{**r, **bands.get(r["speaker"], {}), "backend": self.backend_name} for r in results[0]]
+
+    def _record_band(self, speaker: str, files) -> dict:
+        """Measure the enrollment's bandwidth, keep it in the first system's speaker header."""
+        band = _band.enrollment_band(files, self.feature_config.sample_rate)
+        first = next(iter(self._owner.values()))
+        first.store.update_speaker_header(speaker, first.backend_name, band)
+        return band
+
+    def narrowband_speakers(self) -> set:
+        """The speakers enrolled on narrowband audio (scored by the narrowband systems in every trial)."""
+        first = next(iter(self._owner.values()))
+        return {h["speaker"] for h in first.store.speaker_headers(first.backend_name) if h.get("narrowband")}
 
     def speakers(self) -> list[str]:
         """Speakers enrolled in every system (a speaker missing from one cannot get a fused score)."""
         sets = [set(v.speakers()) for v in self._owner.values()]
+        if self.narrowband is not None:
+            sets.append(set(self.narrowband.speakers()))
         return sorted(set.intersection(*sets))
 
     def speaker_info(self) -> list[dict]:
@@ -220,6 +203,10 @@ class FusedVerifier:
                 present = speakers                   # the first system names unknown ids in its error
             if present:
                 v.remove(*present)
+        if self.narrowband is not None:
+            present = [s for s in speakers if s in set(self.narrowband.speakers())]
+            if present:
+                self.narrowband.remove(*present)
         self._forget()
 
     def _forget(self) -> None:
@@ -228,17 +215,9 @@ class FusedVerifier:
 
     # ------------------------------------------------------------------ scoring
     @property
-    def fusion_key(self) -> str:
-        """``"enrolled"`` when the systems' scales include the enrolled-speaker T-norm, else ``"plain"``."""
-        scales = {name: v.score_scale for name, v in self._verifiers.items()}
-        with_enrolled = {"enrolled" in scale.split("+") for scale in scales.values()}
-        if len(with_enrolled) != 1:
-            raise ParameterError(f"the systems' score scales disagree ({scales}); enroll the same speakers in all")
-        return "enrolled" if with_enrolled.pop() else "plain"
-
-    @property
     def fusion(self) -> LinearFusion:
-        return self.spec["fusions"][self.fusion_key]
+        """The stored fusion (:data:`FUSION_KEY`) that maps the inputs' scores to the LLR."""
+        return self.spec["fusions"][FUSION_KEY]
 
     @property
     def threshold(self) -> float:
@@ -252,15 +231,39 @@ class FusedVerifier:
     def score_file(self, speakers, audio) -> tuple[np.ndarray, np.ndarray]:
         """``(llr, matrix)``: fused LLRs (n_speakers,) of one file and each input's scores (n_speakers, n_inputs).
         Raises (e.g. :class:`AudioError`) when any system cannot score the file."""
+        llr, matrix, _, _ = self._score_routed(speakers, audio)
+        return llr, matrix
+
+    def _score_routed(self, speakers, audio):
+        """``(llr, matrix, test_bandwidth_hz, routed)``: :meth:`score_file` with each speaker's band (``routed``:
+        scored by the narrowband systems) and the test's measured bandwidth (None without narrowband systems)."""
         speakers = [validate_speaker_id(s) for s in speakers]
-        matrix, frames = np.empty((len(speakers), len(self.inputs))), {}
-        for j, name in enumerate(self.inputs):
-            verifier = self._verifiers[name]
-            key = str(verifier.model_dir)
-            if key not in frames:
-                frames[key] = verifier.features(audio)
-            matrix[:, j] = verifier.score_frames(speakers, frames[key])
-        return self.fusion.transform(matrix), matrix
+        routed, bandwidth = np.zeros(len(speakers), bool), None
+        if self.narrowband is not None:
+            bandwidth = _band.file_bandwidth_hz(audio, self.feature_config.sample_rate)
+            narrow = self.narrowband_speakers()
+            routed = np.array([is_narrowband(bandwidth) or s in narrow for s in speakers], bool)
+        llr, matrix = np.empty(len(speakers)), np.empty((len(speakers), len(self.inputs)))
+        if routed.any():
+            llr[routed], matrix[routed] = self.narrowband.score_file([s for s, r in zip(speakers, routed) if r],
+                                                                      audio)
+        wide = [s for s, r in zip(speakers, routed) if not r]
+        if wide:
+            frames, columns = {}, []
+            for name in self.inputs:
+                verifier = self._verifiers[name]
+                key = str(verifier.model_dir)
+                if key not in frames:
+                    frames[key] = verifier.features(audio)
+                columns.append(verifier.score_frames(wide, frames[key]))
+            matrix[~routed] = np.column_stack(columns)
+            llr[~routed] = self.fusion.transform(matrix[~routed])
+        return llr, matrix, bandwidth, routed
+
+    @staticmethod
+    def _band_fields(bandwidth, routed) -> dict:
+        return {"band": "narrowband" if routed else "wideband",
+                "test_bandwidth_hz": None if bandwidth is None else float(bandwidth)}
 
     def _score_signal(self, speakers, signal) -> np.ndarray:
         """Fused LLRs of a waveform at the model's rate (a window of :meth:`speaker_turns`)."""
@@ -282,15 +285,31 @@ class FusedVerifier:
     def verify(self, speaker: str, audio, threshold=None) -> dict:
         """The claim that ``audio`` is ``speaker``: LLR, decision at the Bayes threshold, posterior."""
         speaker = validate_speaker_id(speaker)
-        llr, matrix = self.score_file([speaker], audio)
+        llr, matrix, bandwidth, routed = self._score_routed([speaker], audio)
         score = float(llr[0])
         return {"speaker": speaker, "file": str(audio), "score": score, "llr": score,
                 **self._decision(score, threshold), "backend": self.backend_name, "scale": self.score_scale,
-                "system_scores": dict(zip(self.inputs, map(float, matrix[0])))}
+                "system_scores": dict(zip(self.inputs, map(float, matrix[0]))),
+                **self._band_fields(bandwidth, routed[0])}
 
     def identify(self, audio, top: int = 5, threshold=None, frames=None) -> dict:
-        """Enrolled speakers ranked by LLR; ``best`` is None (``rejected``) below the threshold. ``frames`` is
-        refused: each system computes its own features."""
+        """Open-set identification over N + 1 hypotheses: each enrolled speaker, or nobody enrolled.
+
+        Candidates are ranked by LLR; each carries its ``posterior`` among the N + 1 hypotheses at the prior
+        ``p_target`` that the voice is an enrolled one (:func:`open_set_posteriors`), and ``p_nobody`` is the
+        posterior of nobody enrolled (all N + 1 sum to 1, also the candidates left out by ``top``). The decision
+        compares ``open_llr`` (one of the enrolled speakers against nobody, ``log mean exp`` of the LLRs) with the
+        Bayes threshold at ``p_target`` (or ``threshold``): accepted, ``best`` is the top candidate; else ``best``
+        is None (``rejected``). With one enrolled speaker this is :meth:`verify`. ``frames`` is refused: each system
+        computes its own features.
+
+        Raises
+        ------
+        ParameterError
+            ``top`` < 1, or ``frames`` given.
+        NotFittedError
+            No speaker is enrolled in every system.
+        """
         if frames is not None:
             raise ParameterError("a fused system reads the audio file itself (each system has its own features)")
         if int(top) < 1:
@@ -298,24 +317,29 @@ class FusedVerifier:
         speakers = self.speakers()
         if not speakers:
             raise NotFittedError(f"no speaker is enrolled in every system of {self.model_dir}")
-        llr, _ = self.score_file(speakers, audio)
+        llr, _, bandwidth, routed = self._score_routed(speakers, audio)
+        posteriors, p_nobody, open_llr = open_set_posteriors(llr, self.p_target)
         order = np.argsort(-llr, kind="stable")[: int(top)]
-        ranked = [{"speaker": speakers[i], "score": float(llr[i]),
-                   "posterior": float(posterior(llr[i], self.p_target))} for i in order]
-        decision = self._decision(ranked[0]["score"], threshold)
+        ranked = [{"speaker": speakers[i], "score": float(llr[i]), "posterior": float(posteriors[i]),
+                   "band": "narrowband" if routed[i] else "wideband"} for i in order]
+        decision = self._decision(open_llr, threshold)
         return {"file": str(audio), "best": None if not decision["accepted"] else ranked[0]["speaker"],
                 "rejected": not decision["accepted"], "candidates": ranked, "backend": self.backend_name,
-                "scale": self.score_scale, **{k: decision[k] for k in ("threshold", "threshold_source",
-                                                                      "p_target", "posterior")}}
+                "scale": self.score_scale, "open_llr": open_llr, "p_nobody": p_nobody,
+                "n_enrolled": len(speakers), "test_bandwidth_hz": None if bandwidth is None else float(bandwidth),
+                **{k: decision[k] for k in ("threshold", "threshold_source", "p_target")},
+                "posterior": float(posteriors[order[0]])}
 
     def score_trials(self, trials, out, **options):
         """Batch-score a trial list: :func:`speakerid.scoring.batch.score_trials` per input (same options, the
-        default normalisation), fused with the stored fusion; ``score`` is the LLR, ``score_<input>`` each input's
-        score, and a trial without a score from every input is an error row. Returns the first input's
-        :class:`~speakerid.scoring.batch.ScoringResult` with the fused file, figures and error count."""
+        fixed normalisation :func:`fixed_norm`), fused with the stored fusion; ``score`` is the LLR,
+        ``score_<input>`` each input's score, and a trial without a score from every input is an error row. With
+        narrowband systems, each trial is routed (a ``band`` column says where; :mod:`~speakerid.scoring.narrowband`).
+        Returns the first input's :class:`~speakerid.scoring.batch.ScoringResult` with the fused file, figures
+        and error count."""
         from speakerid.data.trials import read_score_file
         from speakerid.evaluation.metrics import summary
-        from speakerid.scoring.batch import PartialScoringError, score_trials
+        from speakerid.scoring.batch import PartialScoringError
 
         start = time.perf_counter()
         strict = options.pop("strict", False)
@@ -323,27 +347,62 @@ class FusedVerifier:
             raise ParameterError("the fused LLRs are written as CSV (--out-format csv); --system NAME writes one "
                                  "system's scores in the other formats")
         Path(out).resolve().parent.mkdir(parents=True, exist_ok=True)      # as score_trials does for its own file
-        with tempfile.TemporaryDirectory(prefix="fused-", dir=Path(out).resolve().parent) as tmp:
-            results = []
-            for name in self.inputs:
-                v = self._verifiers[name]
-                results.append(score_trials(v.model_dir, trials, Path(tmp) / f"{name}.csv", backend=v.backend_name,
-                                            backend_params=v.backend.params or None, **options))
-            fuse_score_files([r.out for r in results], out, fusion=self.fusion, names=self.inputs)
-        result = results[0]
+        if self.narrowband is None:
+            result = self._score_inputs(trials, out, options)
+        else:
+            result = self._score_both(trials, Path(out), options)
         data = read_score_file(out, require_target=False, all_columns=False)
         result.out, result.seconds = Path(out), time.perf_counter() - start
         result.n_scored = int(data.usable.sum())
         result.n_errors = result.n_trials - result.n_scored
-        result.errors = sorted({(e.line, e.file): e for r in results for e in r.errors}.values(),
-                               key=lambda e: e.line)
-        result.normalization = "llr (fused: " + ", ".join(f"{n} {r.normalization}"
-                                                        for n, r in zip(self.inputs, results)) + ")"
         labels = data.labels
         result.metrics = (summary(data.scores, labels, 0.01, llr=True)
                           if labels is not None and len(np.unique(labels)) == 2 else None)
         if strict and result.n_errors:
             raise PartialScoringError(result)
+        return result
+
+    def _score_inputs(self, trials, out, options: dict):
+        """Score every input of these (wideband or narrowband) systems and fuse them into ``out``."""
+        from speakerid.scoring.batch import score_trials
+
+        with tempfile.TemporaryDirectory(prefix="fused-", dir=Path(out).resolve().parent) as tmp, self._quiet():
+            results = []
+            for name in self.inputs:
+                v = self._verifiers[name]
+                results.append(score_trials(v.model_dir, trials, Path(tmp) / f"{name}.csv", backend=v.backend_name,
+                                            backend_params=v.backend.params or None,
+                                            norm=fixed_norm(v.model_dir), cohort_top=self.cohort_top, **options))
+            fuse_score_files([r.out for r in results], out, fusion=self.fusion, names=self.inputs)
+        result = results[0]
+        result.errors = sorted({(e.line, e.file): e for r in results for e in r.errors}.values(),
+                               key=lambda e: e.line)
+        result.normalization = "llr (fused: " + ", ".join(f"{n} {r.normalization}"
+                                                        for n, r in zip(self.inputs, results)) + ")"
+        return result
+
+    def _score_both(self, trials, out: Path, options: dict):
+        """Route each trial (:func:`~speakerid.scoring.narrowband.route_trials`), score the two groups with their
+        systems, and write them back in the trial list's order with a ``band`` column."""
+        frame, routed = _band.route_trials(trials, self.narrowband_speakers(), self.feature_config.sample_rate,
+                                           options.get("n_jobs", self.n_jobs))
+        parts = []
+        with tempfile.TemporaryDirectory(prefix="fused-", dir=out.resolve().parent) as tmp:
+            for band, rows, scorer in (("wideband", ~routed, self), ("narrowband", routed, self.narrowband)):
+                if not rows.any():
+                    continue
+                subset = Path(tmp) / f"{band}-trials.csv"
+                frame.loc[rows].drop(columns=["source", "line", "test_bandwidth_hz"]).to_csv(subset, index=False)
+                part = scorer._score_inputs(subset, Path(tmp) / f"{band}.csv", options)
+                parts.append((band, rows, part, _band.read_scores(Path(tmp) / f"{band}.csv")))
+            _band.write_merged(out, frame, parts)
+        result = parts[0][2]
+        lines = frame["line"].to_numpy()
+        result.errors = sorted((type(e)(int(lines[np.flatnonzero(rows)[e.line - 2]]), e.file, e.reason)
+                                for _, rows, part, _ in parts for e in part.errors), key=lambda e: e.line)
+        result.n_trials = len(frame)
+        result.normalization = "; ".join(f"{band} ({int(rows.sum())} trials): {part.normalization}"
+                                         for band, rows, part, _ in parts)
         return result
 
 

@@ -7,9 +7,10 @@ development); train each system's background models on the training speakers wit
 held-out speakers (:mod:`speakerid.scoring.dev_sets`: full length, 2-s crops, 5-dB noise, at the model's rate;
 enrollment and test from different recordings when the background has speakers with several, else the halves of
 one recording);
-enroll the development speakers and score them through each system's ordinary scoring path (with and without the
-enrolled-speaker T-norm); learn the two prior-weighted logistic-regression fusions (BOSARIS) on the pooled
-conditions; report EER, minDCF, actDCF, Cllr and minCllr per condition, in-sample and cross-validated over two
+enroll the development speakers and score them through each system's ordinary scoring path with the fused
+system's fixed normalisation (S-norm with the system's cohort, never the enrolled-speaker T-norm:
+:func:`~speakerid.scoring.fused.fixed_norm`); learn the prior-weighted logistic-regression fusion (BOSARIS) on the
+pooled conditions; report EER, minDCF, actDCF, Cllr and minCllr per condition, in-sample and cross-validated over two
 halves of the development speakers, each with its 95 % interval from a bootstrap over the development speakers
 (:func:`speakerid.evaluation.bootstrap.bootstrap_metrics`); remove the development speakers again and write ``fusion.json``.
 """
@@ -31,10 +32,27 @@ from speakerid.data.dev_trials import DEV_SHARE, split_speakers
 from speakerid.evaluation.bootstrap import figures_with_intervals
 from speakerid.evaluation.fusion import LinearFusion
 from speakerid.exceptions import ParameterError
-from speakerid.features.config import FeatureConfig
+from speakerid.features.bandwidth import NARROWBAND_EDGE_HZ
 from speakerid.scoring import dev_sets
-from speakerid.scoring.fused import DEFAULT_P_TARGET, DEFAULT_SYSTEMS, SYSTEMS, FusedVerifier, write_fusion
+from speakerid.scoring._train_data import (
+    cohort_top_for,
+    record_system_cohort,
+    system_config,
+    usable_background,
+    usable_copies,
+)
+from speakerid.scoring.fused import (
+    DEFAULT_P_TARGET,
+    DEFAULT_SYSTEMS,
+    FUSION_KEY,
+    SYSTEMS,
+    FusedVerifier,
+    fixed_norm,
+    write_fusion,
+)
+from speakerid.scoring.narrowband import NARROWBAND_DIR, NARROWBAND_RATE
 from speakerid.store import (
+    COHORT_FILE,
     FUSION_FILE,
     IVECTOR_FILE,
     MLP_FILE,
@@ -52,7 +70,6 @@ __all__ = ["train_default", "DEV_SCORES_FILE", "FIT_P_TARGET", "dev_figures"]
 DEV_SCORES_FILE = "dev-scores.csv"
 #: Prior at which the fusion's logistic regression is weighted (BOSARIS: near the application's operating point).
 FIT_P_TARGET = 0.5
-_VARIANTS = ("enrolled", "plain")
 #: Bootstrap resamples of the development figures' intervals.
 DEV_N_BOOT = 1000
 
@@ -75,27 +92,16 @@ def _train_system(system: str, directory: Path, manifest, rate: int, n_jobs: int
     workers = {"n_jobs": n_jobs, "scheduler": scheduler, "cache_dir": cache_dir}
     if system == "gmm-ubm":
         from speakerid.backends.gmm_ubm import train_ubm
-        return train_ubm(directory, manifest, feature_config=_system_config(system, rate),
+        return train_ubm(directory, manifest, feature_config=system_config(system, rate),
                          random_state=random_state, verbose=verbose, **workers, **params)
     if system == "ivector":
         from speakerid.backends.ivector import train_ivector
-        return train_ivector(directory, manifest, feature_config=_system_config(system, rate),
+        return train_ivector(directory, manifest, feature_config=system_config(system, rate),
                              random_state=random_state, verbose=verbose() if callable(verbose) else verbose,
                              **workers, **params)
     from speakerid.backends.siamese import train_siamese
-    return train_siamese(directory, manifest, feature_config=_system_config(system, rate), n_jobs=n_jobs,
+    return train_siamese(directory, manifest, feature_config=system_config(system, rate), n_jobs=n_jobs,
                          random_state=random_state, **params)
-
-
-def _system_config(system: str, rate: int) -> FeatureConfig:
-    """The front end a system is trained with at the model's rate (ParameterError for a rate it cannot use)."""
-    try:
-        if system == "siamese":
-            from speakerid.models.clipvec import NEURAL_FEATURE_CONFIG
-            return FeatureConfig.from_dict({**NEURAL_FEATURE_CONFIG.to_dict(), "sample_rate": rate})
-        return FeatureConfig(sample_rate=rate)
-    except ParameterError as exc:
-        raise ParameterError(f"--sample-rate {rate}: {exc} (use 16000, or 8000 for telephone audio)") from None
 
 
 def _check_target(model_dir: Path, force: bool) -> None:
@@ -117,13 +123,14 @@ def _check_target(model_dir: Path, force: bool) -> None:
                              "system and removes them (use --force, or train into a new model directory)")
 
 
-def _plain(scale: str) -> str:
-    """The normalisation of ``scale`` without the enrolled-speaker T-norm (``snorm+enrolled`` -> ``snorm``)."""
-    return "+".join(p for p in scale.split("+") if p != "enrolled") or "none"
-
-
 def _score_dev(fused: FusedVerifier, dev: dict, work: Path, n_jobs: int, say) -> pd.DataFrame:
-    """Enroll each condition's development speakers, score its trials with every input under both variants."""
+    """Enroll each condition's development speakers, score its trials with every input (fixed normalisation)."""
+    with warnings.catch_warnings():    # the development audio's own bandwidth is not the user's concern
+        warnings.filterwarnings("ignore", message=".*narrowband, e.g. telephone audio")
+        return _score_dev_conditions(fused, dev, work, n_jobs, say)
+
+
+def _score_dev_conditions(fused: FusedVerifier, dev: dict, work: Path, n_jobs: int, say) -> pd.DataFrame:
     from speakerid.scoring.batch import score_trials
 
     frames, enrolled_from = [], None
@@ -140,16 +147,12 @@ def _score_dev(fused: FusedVerifier, dev: dict, work: Path, n_jobs: int, say) ->
         table.insert(0, "condition", condition)
         for name in fused.inputs:
             verifier = fused.system(name)
-            scale = verifier.score_scale
-            if "enrolled" not in scale.split("+"):
-                raise ParameterError(f"{len(verifier.speakers())} development speakers are too few for the "
-                                     "enrolled-speaker T-norm; give more background speakers or a larger dev share")
-            for variant, norm in (("enrolled", scale), ("plain", _plain(scale))):
-                out = work / f"{condition}-{name}-{variant}.csv"
-                result = score_trials(verifier.model_dir, trials_csv, out, backend=verifier.backend_name,
-                                      backend_params=verifier.backend.params or None, norm=norm, n_jobs=n_jobs,
-                                      show_progress=False)
-                table[f"{name}:{variant}"] = pd.read_csv(result.out)["score"].to_numpy(float)
+            out = work / f"{condition}-{name}.csv"
+            result = score_trials(verifier.model_dir, trials_csv, out, backend=verifier.backend_name,
+                                  backend_params=verifier.backend.params or None,
+                                  norm=fixed_norm(verifier.model_dir), cohort_top=fused.cohort_top, n_jobs=n_jobs,
+                                  show_progress=False)
+            table[name] = pd.read_csv(result.out)["score"].to_numpy(float)
         frames.append(table)
     for verifier in fused._owner.values():
         if verifier.speakers():
@@ -172,20 +175,17 @@ def _usable(fused: FusedVerifier, signal) -> bool:
     return True
 
 
-def _matrix(table: pd.DataFrame, inputs, variant: str) -> tuple[np.ndarray, np.ndarray]:
-    matrix = table[[f"{n}:{variant}" for n in inputs]].to_numpy(float)
+def _matrix(table: pd.DataFrame, inputs) -> tuple[np.ndarray, np.ndarray]:
+    matrix = table[list(inputs)].to_numpy(float)
     return matrix, np.isfinite(matrix).all(axis=1)
 
 
 def fit_fusions(table: pd.DataFrame, inputs) -> dict:
-    """The two fusions (``"enrolled"``, ``"plain"``) learned on every usable development trial of ``table``."""
-    fusions = {}
-    for variant in _VARIANTS:
-        matrix, ok = _matrix(table, inputs, variant)
-        model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix[ok], table["target"].to_numpy()[ok])
-        model.system_names_ = list(inputs)
-        fusions[variant] = model
-    return fusions
+    """``{FUSION_KEY: LinearFusion}``: the fusion learned on every usable development trial of ``table``."""
+    matrix, ok = _matrix(table, inputs)
+    model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix[ok], table["target"].to_numpy()[ok])
+    model.system_names_ = list(inputs)
+    return {FUSION_KEY: model}
 
 
 def _figures(scores, labels, llr: bool, speakers) -> dict:
@@ -194,13 +194,13 @@ def _figures(scores, labels, llr: bool, speakers) -> dict:
 
 
 def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
-    """Per condition: each input (``enrolled`` variant, raw scale), the fusion learned on all of dev
+    """Per condition: each input (raw scale), the fusion learned on all of dev
     (``fusion (dev, in-sample)``) and cross-validated over two halves of the development speakers
     (``fusion (dev CV)``: learned on the trials within one half, applied to the other)."""
     labels = table["target"].to_numpy()
-    matrix, ok = _matrix(table, inputs, "enrolled")
+    matrix, ok = _matrix(table, inputs)
     fused = np.full(len(table), np.nan)
-    fused[ok] = fusions["enrolled"].transform(matrix[ok])
+    fused[ok] = fusions[FUSION_KEY].transform(matrix[ok])
     truth = table[table["target"] == 1].drop_duplicates("path").set_index("path")["speaker"]
     true_speaker = table["path"].map(truth).to_numpy()
     speakers = sorted(table["speaker"].unique())
@@ -230,7 +230,8 @@ def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
 def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: int = 16000, n_jobs: int = 1,
                   dev_share: float = DEV_SHARE, p_target: float = DEFAULT_P_TARGET, random_state: int = 0,
                   system_params: dict | None = None, say=None, scheduler=None, cache_dir=None,
-                  force: bool = False, verbose=False) -> dict:
+                  force: bool = False, verbose=False, narrowband: bool = True, noise_csv=None,
+                  augment_copies: int = 1) -> dict:
     """Train the fused, calibrated default system of a model directory from a background manifest.
 
     Parameters
@@ -267,12 +268,24 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     verbose : bool or callable
         The GMM-UBM and i-vector trainers print one line per EM iteration on stderr (a callable is asked when
         each trainer starts its EM: the CLI's :func:`~speakerid._utils.progress.stage_lines`).
+    narrowband : bool
+        At a rate above 10 kHz, also train the same systems at 8 kHz into ``narrowband/`` (same split, own
+        development trials and fusion, a ``telephone`` condition among them): telephone-band audio is then scored
+        by them (:mod:`speakerid.scoring.narrowband`). Doubles the training time.
+    noise_csv : path, optional
+        A ``kind,path,licence`` list of noise, music, speech and room-response recordings (``noise.csv``): the
+        training speakers' files get ``augment_copies`` degraded copies each, in real noise, music, babble and
+        rooms (:mod:`speakerid.scoring.augment_background`; telephone channels too for the narrowband systems).
+        Without it the trainers' own synthetic noise is the only augmentation.
+    augment_copies : int
+        Degraded copies per training file with ``noise_csv``.
 
     Returns
     -------
     dict
         ``model_dir``, ``systems``, ``inputs``, ``weights`` (per fusion), ``dev`` (:func:`dev_figures`),
-        ``timings_s``, ``n_train_speakers``, ``n_dev_speakers``.
+        ``timings_s``, ``n_train_speakers``, ``n_dev_speakers``, ``n_refused_files``; ``narrowband``: the same for
+        the narrowband systems (or None).
 
     Raises
     ------
@@ -286,56 +299,101 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     if not 0.0 < float(p_target) < 1.0:
         raise ParameterError(f"p_target must be strictly between 0 and 1, got {p_target}")
     for system in systems:      # the front ends' checks (e.g. an analysis frame longer than the FFT) before any work
-        _system_config(system, sample_rate)
+        system_config(system, sample_rate)
     _check_target(Path(model_dir), force)
+    if noise_csv is not None:
+        from speakerid.scoring.augment_background import load_bank
+
+        bank = load_bank(noise_csv)
     frame, _ = read_background(manifest)
     frame = frame.assign(speaker=frame["speaker"].astype(str))
-    train_speakers, dev_speakers = split_speakers(frame["speaker"].unique(), dev_share, random_state,
-                                                  candidates=dev_sets.multi_recording_speakers(frame))
+    n_listed = len(frame)
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (model_dir / FUSION_FILE, model_dir / SYSTEMS_DIR):
+    frame = usable_background(frame, systems, sample_rate, model_dir, n_jobs, say)
+    train_speakers, dev_speakers = split_speakers(frame["speaker"].unique(), dev_share, random_state,
+                                                  candidates=dev_sets.multi_recording_speakers(frame))
+    branch = narrowband and sample_rate > 2 * NARROWBAND_EDGE_HZ
+    bank = None if noise_csv is None else bank.with_babble_sources(
+        frame.loc[frame["speaker"].isin(train_speakers), "path"])
+    for stale in (model_dir / FUSION_FILE, model_dir / SYSTEMS_DIR, model_dir / NARROWBAND_DIR):
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
             stale.unlink()
     train_frame = frame[frame["speaker"].isin(train_speakers)].reset_index(drop=True)
-    timings, total = {}, len(systems) + 3
+    clean_train_frame = train_frame[["speaker", "path"]]
+    timings, total = {}, len(systems) + 3 + branch
     with contextlib.ExitStack() as stack:
         store = cache_dir if cache_dir is not None else stack.enter_context(
             tempfile.TemporaryDirectory(prefix="speakerid-train-features-", ignore_cleanup_errors=True))
+        if bank is not None and augment_copies:
+            from speakerid.scoring.augment_background import augmented_background
+
+            start = time.perf_counter()
+            copies_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="speakerid-train-augment-",
+                                                                         ignore_cleanup_errors=True))
+            train_frame = augmented_background(train_frame, copies_dir, bank, copies=augment_copies,
+                                               narrowband=sample_rate <= NARROWBAND_RATE, seed=random_state,
+                                               n_jobs=n_jobs, say=say)
+            train_frame = usable_copies(train_frame, systems, sample_rate, n_jobs, say)
+            timings["augment_s"] = round(time.perf_counter() - start, 1)
         for i, system in enumerate(systems, 1):
             say(f"[{i}/{total}] training {system} on {len(train_speakers)} background speakers")
             start = time.perf_counter()
+            params = {**({"cohort_speakers": 0} if system == "gmm-ubm" else {}), **(system_params or {}).get(system, {})}
             _train_system(system, model_dir / SYSTEMS_DIR / system, train_frame[["speaker", "path"]], sample_rate,
-                          n_jobs, random_state, (system_params or {}).get(system, {}), scheduler, store, verbose)
+                          n_jobs, random_state, params, scheduler, store, verbose)
+            # every system's S-norm cohort: the same draw of training speakers, their original files (the
+            # degraded copies are temporary)
+            record_system_cohort(ModelStore(model_dir / SYSTEMS_DIR / system), clean_train_frame, sample_rate,
+                                 random_state)
             timings[f"train_{system}_s"] = round(time.perf_counter() - start, 1)
     inputs = [name for s in systems for name, _ in SYSTEMS[s][1]]
-    provisional = {"systems": systems, "p_target": float(p_target), "fusions": {}, "dev": {}}
+    cohort_top = cohort_top_for(sample_rate, model_dir / SYSTEMS_DIR / systems[0] / COHORT_FILE)
+    provisional = {"systems": systems, "p_target": float(p_target), "fusions": {}, "dev": {},
+                   "cohort_top": cohort_top}
     work = model_dir / "dev"
     shutil.rmtree(work, ignore_errors=True)
     say(f"[{len(systems) + 1}/{total}] building development trials from {len(dev_speakers)} held-out speakers")
     start = time.perf_counter()
     fused = FusedVerifier(model_dir, n_jobs=n_jobs, spec={**provisional, "inputs": inputs})
     dev, kind = dev_sets.build_trials(frame[frame["speaker"].isin(dev_speakers)], work / "audio", sample_rate,
-                                      random_state, usable=lambda signal: _usable(fused, signal), n_jobs=n_jobs)
+                                      random_state, usable=lambda signal: _usable(fused, signal), n_jobs=n_jobs,
+                                      bank=bank)
     say(f"  development trials: {dev_sets.KINDS[kind]}")
     table = _score_dev(fused, dev, work / "scores", n_jobs, say)
     timings["dev_s"] = round(time.perf_counter() - start, 1)
-    say(f"[{total - 1}/{total}] learning the fusion and calibration on {len(table)} development trials")
+    say(f"[{len(systems) + 2}/{total}] learning the fusion and calibration on {len(table)} development trials")
     fusions = fit_fusions(table, inputs)
     figures = dev_figures(table, inputs, fusions)
     table.to_csv(work / DEV_SCORES_FILE, index=False)
     shutil.rmtree(work / "audio", ignore_errors=True)
     shutil.rmtree(work / "scores", ignore_errors=True)
+    narrow = None
+    if branch:
+        say(f"[{total - 1}/{total}] training the narrowband systems ({NARROWBAND_RATE} Hz) on the same speakers")
+        start = time.perf_counter()
+        narrow = train_default(frame, model_dir / NARROWBAND_DIR, systems=systems, sample_rate=NARROWBAND_RATE,
+                               n_jobs=n_jobs, dev_share=dev_share, p_target=p_target, random_state=random_state,
+                               system_params=system_params, say=lambda text: say(f"  narrowband: {text}"),
+                               scheduler=scheduler, cache_dir=cache_dir, force=True, verbose=verbose,
+                               narrowband=False, noise_csv=noise_csv, augment_copies=augment_copies)
+        timings["narrowband_s"] = round(time.perf_counter() - start, 1)
     write_fusion(model_dir, {"systems": systems, "p_target": float(p_target), "sample_rate": int(sample_rate),
+                             "cohort_top": cohort_top,
+                             "narrowband": {"dir": NARROWBAND_DIR, "sample_rate": NARROWBAND_RATE,
+                                            "edge_hz": NARROWBAND_EDGE_HZ} if branch else None,
                              "fusions": {v: m.to_dict() for v, m in fusions.items()}, "dev": figures,
                              "split": {"random_state": int(random_state), "dev_share": float(dev_share),
                                        "dev_speakers": dev_speakers, "n_train_speakers": len(train_speakers),
                                        "dev_trials": kind},
+                             "augmentation": None if bank is None or not augment_copies else {
+                                 "noise_csv": str(noise_csv), "copies": int(augment_copies),
+                                 "n_training_files": len(train_frame)},
                              "dev_scores": f"dev/{DEV_SCORES_FILE}", "timings_s": timings})
     say(f"[{total}/{total}] wrote {model_dir / FUSION_FILE}")
     return {"model_dir": str(model_dir), "systems": systems, "inputs": inputs,
             "weights": {v: {"weights": m.weights_.tolist(), "bias": m.bias_} for v, m in fusions.items()},
             "dev": figures, "dev_trials": kind, "timings_s": timings, "n_train_speakers": len(train_speakers),
-            "n_dev_speakers": len(dev_speakers)}
+            "n_dev_speakers": len(dev_speakers), "n_refused_files": n_listed - len(frame), "narrowband": narrow}

@@ -200,6 +200,7 @@ def score_pairs(model_dir, pairs, out=None, *, pair_format=None, audio_root=None
         With ``strict``, when some pairs could not be scored (after writing).
     """
     from speakerid.features.cache import FeatureCache
+    from speakerid.features.pipeline import background_features
     from speakerid.scoring.batch import _model_stamp
     from speakerid.scoring.options import check_options
     from speakerid.verifier import SpeakerVerifier
@@ -222,7 +223,8 @@ def score_pairs(model_dir, pairs, out=None, *, pair_format=None, audio_root=None
         pair_cohort, cohort_file = None, None
         if norm:
             pair_cohort, cohort_file = _prepare_cohort(verifier, cohort, norm, cohort_top,
-                                                       FeatureCache(cache_path, verifier.feature_config), work_dir)
+                                                       FeatureCache(cache_path, verifier.feature_config,
+                                                                    extract=background_features), work_dir)
         spec = WorkerSpec(str(verifier.model_dir.resolve()), verifier.backend_name,
                           tuple(sorted((backend_params or {}).items())), cache_path, _model_stamp(verifier),
                           cohort_file if norm in ("tnorm", "ztnorm", "snorm") else None)

@@ -17,8 +17,11 @@ def test_train_command_builds_a_fused_directory_and_prints_dev_figures(tmp_path,
     assert main(["train", "--manifest", str(corpus.background_csv), "--model-dir", str(models), "--systems",
                  "gmm-ubm", "--dev-share", "0.5", "--p-target", "0.2"]) == ExitStatus.OK
     captured = capsys.readouterr()
-    assert "speakerid: [1/4] training gmm-ubm on 4 background speakers" in captured.err
+    assert "speakerid: [1/5] training gmm-ubm on 4 background speakers" in captured.err
+    assert "speakerid: [4/5] training the narrowband systems (8000 Hz)" in captured.err
     assert "fusion (dev CV)" in captured.out and "actDCF" in captured.out
+    assert "narrowband systems (8 kHz, for telephone-band audio)" in captured.out
+    assert read_fusion(models / "narrowband")["sample_rate"] == 8000
     spec = read_fusion(models)
     assert spec["systems"] == ["gmm-ubm"] and spec["p_target"] == 0.2 and len(spec["split"]["dev_speakers"]) == 6
     assert main(["train", "--manifest", str(corpus.background_csv), "--model-dir", str(models), "--systems",
@@ -93,7 +96,8 @@ def test_train_in_a_log_shows_each_trainers_em_iterations_and_no_per_file_lines(
     assert main(["train", "--manifest", str(corpus.background_csv), "--model-dir", str(tmp_path / "M"),
                  "--dev-share", "0.5", "--jobs", "1"]) == ExitStatus.OK
     err = capsys.readouterr().err
-    assert err.count("DiagGMM EM iteration 1/") == 2               # the GMM-UBM's UBM and the i-vector system's
+    # the GMM-UBM's UBM and the i-vector system's, in the wideband and in the narrowband systems
+    assert err.count("DiagGMM EM iteration 1/") == 4
     assert "TotalVariability EM iteration 1/" in err
     assert "speakerid: enroll: done, 6 speaker(s)" in err
     assert not [line for line in err.splitlines() if line.startswith("speakerid: enroll ")]   # "enroll <speaker>:"

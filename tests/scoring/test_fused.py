@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+from _small import SMALL
 
 from speakerid.cli._common import ExitStatus
 from speakerid.cli.main import main
 from speakerid.data.synth import make_corpus
 from speakerid.evaluation.metrics import bayes_threshold
 from speakerid.exceptions import ParameterError
-from speakerid.scoring.fused import FusedVerifier, open_verifier, posterior, read_fusion
+from speakerid.scoring.fused import (
+    FUSION_KEY,
+    FusedVerifier,
+    open_set_posteriors,
+    open_verifier,
+    posterior,
+    read_fusion,
+)
 from speakerid.scoring.fused_train import DEV_SCORES_FILE, fit_fusions, train_default
 from speakerid.verifier import SpeakerVerifier
-
-SMALL = {"gmm-ubm": {"n_components": 8, "max_iter": 3, "n_augment": 0},
-         "ivector": {"ubm_components": 8, "rank": 10, "n_augment": 0, "max_iter": 3, "segment_s": 1.0}}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +45,10 @@ def test_train_splits_stores_and_reports(fused):
     model_dir, _, result, stages = fused
     assert result["n_train_speakers"] == 8 and result["n_dev_speakers"] == 6
     assert result["inputs"] == ["gmm-ubm", "ivector-cosine", "ivector-plda"]
-    assert stages[0].startswith("[1/5] training gmm-ubm") and stages[-1].startswith("[5/5] wrote")
+    assert stages[0].startswith("[1/6] training gmm-ubm") and stages[-1].startswith("[6/6] wrote")
+    assert any(s.startswith("[5/6] training the narrowband systems (8000 Hz)") for s in stages)
+    assert result["narrowband"]["n_dev_speakers"] == 6 and result["n_refused_files"] == 0
+    assert read_fusion(model_dir / "narrowband")["sample_rate"] == 8000
     assert sum(s.startswith("  scoring development condition") for s in stages) == 3
     spec = read_fusion(model_dir)
     assert set(spec["dev"]) == {"clean", "short", "noisy"}
@@ -58,9 +67,10 @@ def test_fusion_reproduces_from_the_stored_dev_scores(fused):
     spec = read_fusion(model_dir)
     table = pd.read_csv(model_dir / "dev" / DEV_SCORES_FILE, dtype={"speaker": str})
     refit = fit_fusions(table, spec["inputs"])
-    for key in ("enrolled", "plain"):
-        np.testing.assert_allclose(refit[key].weights_, spec["fusions"][key].weights_, rtol=1e-6, atol=1e-9)
-        assert refit[key].bias_ == pytest.approx(spec["fusions"][key].bias_, rel=1e-6, abs=1e-9)
+    assert set(refit) == set(spec["fusions"]) == {FUSION_KEY}
+    np.testing.assert_allclose(refit[FUSION_KEY].weights_, spec["fusions"][FUSION_KEY].weights_, rtol=1e-6,
+                               atol=1e-9)
+    assert refit[FUSION_KEY].bias_ == pytest.approx(spec["fusions"][FUSION_KEY].bias_, rel=1e-6, abs=1e-9)
 
 
 def test_llr_sign_of_clear_genuine_and_impostor_trials(fused):
@@ -130,6 +140,16 @@ def test_web_pages_say_llr_probability_and_list_files(fused):
     assert identified["scale"] == "llr" and identified["segments"]
     assert identified["candidates"][0]["score"] == pytest.approx(
         FusedVerifier(model_dir).identify(corpus.trials_csv.parent / row["path"])["candidates"][0]["score"])
+    assert identified["p_nobody"] + sum(c["posterior"] for c in identified["candidates"]) == pytest.approx(1.0)
+    # the page: probabilities over N + 1 answers, nobody enrolled among them
+    import re
+
+    html = client.get("/identify").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    with open(corpus.trials_csv.parent / row["path"], "rb") as fh:
+        page = client.post("/identify", data={"csrf_token": token, "file": (fh, "clip.wav")},
+                           content_type="multipart/form-data").get_data(as_text=True)
+    assert 'id="p-nobody"' in page and "Probabilities over 5 answers" in page and "nobody enrolled" in page
 
 
 def test_a_file_one_system_cannot_score_is_an_error_row(fused, tmp_path):
@@ -177,6 +197,15 @@ def test_cli_verify_exit_code_and_plain_words(fused, capsys):
                  "gmm-ubm", "--json"]) == 0
     one = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert one["scale"] != "llr" and one["backend"] == "gmm-ubm"
+    # identify: the verdict, then the open-set probabilities over the N enrolled speakers or nobody
+    status = main(["identify", "--model-dir", str(model_dir), path, "--top", "2", "--exit-code"])
+    lines = capsys.readouterr().out.splitlines()
+    result = verifier.identify(path, top=2)
+    assert status == (0 if not result["rejected"] else ExitStatus.REJECTED)
+    assert lines[0].endswith("no enrolled speaker matches" if result["rejected"] else
+                             f"best match {result['best']} (P = {result['posterior']:.2f})")
+    assert lines[1].startswith(f"  P(nobody enrolled) = {result['p_nobody']:.2f}: 4 enrolled speakers or nobody")
+    assert len(lines) == 4 and "P = " in lines[2]
 
 
 def test_a_directory_without_fusion_still_works_and_names_its_scale(tmp_path, capsys):
@@ -236,3 +265,107 @@ def test_score_into_a_new_folder_and_only_as_csv(fused, tmp_path):
     assert pd.read_csv(out)["score"].notna().all()
     with pytest.raises(ParameterError, match="--system NAME writes one system's scores"):
         FusedVerifier(model_dir).score_trials(corpus.trials_csv, tmp_path / "s.txt", out_format="kaldi")
+
+
+def _enroll_others(verifier, corpus, aliases=("alias-a", "alias-b"), n_background=5):
+    """Enroll spk001's own files under ``aliases`` and ``n_background`` background voices: enough speakers for the
+    old enrolled-speaker T-norm (6 or more) to have changed every score."""
+    enroll = pd.read_csv(corpus.enroll_csv)
+    own = [corpus.enroll_csv.parent / p for p in enroll.loc[enroll["speaker"] == "spk001", "path"]]
+    for alias in aliases:
+        verifier.enroll(alias, own)
+    background = pd.read_csv(corpus.background_csv)
+    for speaker, rows in list(background.groupby("speaker"))[:n_background]:
+        verifier.enroll(f"bg-{speaker}", [corpus.background_csv.parent / p for p in rows["path"]])
+    return list(aliases) + [f"bg-{s}" for s in list(background["speaker"].unique())[:n_background]]
+
+
+def test_a_trials_score_does_not_depend_on_who_else_is_enrolled(fused, tmp_path):
+    """Enrolling seven more voices (two of them the same voice as spk001 under other ids) and removing them again
+    leaves every score of an unchanged trial list, batch and single, as it was (the enrolled-speaker T-norm moved
+    them: an attacker could move another user's score by enrolling voices)."""
+    model_dir, corpus, *_ = fused
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    verifier = FusedVerifier(copy)
+    trials = pd.read_csv(corpus.trials_csv)
+    row = trials[trials["target"] == 1].iloc[0]
+
+    def scores(name):
+        FusedVerifier(copy).score_trials(corpus.trials_csv, tmp_path / name)
+        single = FusedVerifier(copy).verify(row["speaker"], corpus.trials_csv.parent / row["path"])["llr"]
+        return pd.read_csv(tmp_path / name)["score"].to_numpy(float), single
+
+    before, single_before = scores("before.csv")
+    others = _enroll_others(verifier, corpus)
+    assert len(FusedVerifier(copy).speakers()) == 4 + len(others) >= 10
+    during, single_during = scores("during.csv")
+    FusedVerifier(copy).remove(*others)
+    after, single_after = scores("after.csv")
+    assert np.isfinite(before).all() and len(before) == len(trials)
+    np.testing.assert_allclose(during, before, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
+    assert single_during == pytest.approx(single_before, rel=1e-6, abs=1e-6)
+    assert single_after == pytest.approx(single_before, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("llrs", [[3.0], [2.0, -1.0, -4.0], [-8.0] * 50, [40.0, 39.0, -700.0]])
+@pytest.mark.parametrize("p_target", [0.01, 0.5, 0.9])
+def test_open_set_posteriors_sum_to_one_and_reduce_to_verification(llrs, p_target):
+    post, nobody, open_llr = open_set_posteriors(llrs, p_target)
+    assert post.shape == (len(llrs),) and (post >= 0).all() and 0.0 <= nobody <= 1.0
+    assert post.sum() + nobody == pytest.approx(1.0, abs=1e-12)
+    # P(nobody) is the verification posterior of "someone enrolled" at the open-set LLR
+    assert 1.0 - nobody == pytest.approx(float(posterior(open_llr, p_target)), abs=1e-12)
+    np.testing.assert_allclose(post / post.sum(), np.exp(llrs - np.logaddexp.reduce(llrs)), atol=1e-12)
+    if len(llrs) == 1:
+        assert open_llr == pytest.approx(llrs[0]) and post[0] == pytest.approx(float(posterior(llrs[0], p_target)))
+
+
+def test_more_enrolled_speakers_do_not_inflate_false_identification():
+    """An outsider scores about as low against every speaker: with 10, 100, 1000 enrolled speakers the chance that
+    some speaker is 'identified' must not grow (it shrank with the old max-LLR rule only by luck of the draw)."""
+    rng = np.random.default_rng(0)
+    accepted = {}
+    for n in (10, 100, 1000):
+        trials = rng.normal(-4.0, 2.0, size=(400, n))      # calibrated non-target LLRs: mean -var/2
+        accepted[n] = np.mean([open_set_posteriors(t, 0.5)[2] >= 0.0 for t in trials])
+        max_rule = np.mean(trials.max(axis=1) >= 0.0)
+        assert accepted[n] <= 0.05 and (n == 10 or max_rule > accepted[n])
+    assert accepted[1000] <= accepted[10] + 0.02
+
+
+@pytest.mark.parametrize("bad", [[], [np.nan], [1.0, np.inf]])
+def test_open_set_posteriors_refuse_no_or_non_finite_llrs(bad):
+    with pytest.raises(ParameterError, match="finite LLR"):
+        open_set_posteriors(bad, 0.5)
+
+
+def test_identify_posteriors_over_n_plus_one_and_a_duplicate_voice_keeps_the_decision(fused, tmp_path):
+    model_dir, corpus, *_ = fused
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    trials, enroll = pd.read_csv(corpus.trials_csv), pd.read_csv(corpus.enroll_csv)
+    genuine = trials[(trials["target"] == 1) & (trials["speaker"] == "spk001")]
+    paths = [corpus.trials_csv.parent / p for p in genuine["path"]]          # and the enrollment files: surely his
+    paths += [corpus.enroll_csv.parent / p for p in enroll.loc[enroll["speaker"] == "spk001", "path"]]
+    before = [FusedVerifier(copy).identify(p, top=100) for p in paths]
+    for result in before:
+        assert result["n_enrolled"] == 4 and len(result["candidates"]) == 4
+        assert sum(c["posterior"] for c in result["candidates"]) + result["p_nobody"] == pytest.approx(1.0)
+        assert result["posterior"] == result["candidates"][0]["posterior"]
+    assert any(r["best"] == "spk001" for r in before)
+    _enroll_others(FusedVerifier(copy), corpus)
+    after = [FusedVerifier(copy).identify(p, top=100) for p in paths]
+    for old, new in zip(before, after):
+        assert new["n_enrolled"] == 11
+        assert sum(c["posterior"] for c in new["candidates"]) + new["p_nobody"] == pytest.approx(1.0)
+        if old["best"] == "spk001":         # the same voice under two more ids: still accepted, as one of its ids
+            assert new["best"] in {"spk001", "alias-a", "alias-b"} and not new["rejected"]
+            # the three ids of one voice share its probability; together they keep what spk001 had alone or more,
+            # less what the prior spread over 11 instead of 4 speakers takes (the 5 other voices score low)
+            ids = sum(c["posterior"] for c in new["candidates"] if c["speaker"] in {"spk001", "alias-a", "alias-b"})
+            assert ids > new["p_nobody"] and ids >= max(c["posterior"] for c in new["candidates"])
+        llrs = {c["speaker"]: c["score"] for c in new["candidates"]}
+        assert llrs["spk001"] == pytest.approx({c["speaker"]: c["score"] for c in old["candidates"]}["spk001"],
+                                               rel=1e-6, abs=1e-6)
