@@ -59,6 +59,10 @@ def write(folder, batch):
     for i in batch:
         if i == 0 and MODE == "error":
             raise ValueError("task 0 failed")
+        (Path(folder) / f"ready-{os.getpid()}").touch()     # both workers up before any work: a barrier
+        deadline = time.monotonic() + 60
+        while len(list(Path(folder).glob("ready-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         sub = Path(folder) / f"{os.getpid()}-{i}"   # files keep coming, as a feature store's entries do
         sub.mkdir()
         for j in range(300):
@@ -75,8 +79,9 @@ if __name__ == "__main__":
                 def ctrl_c_once_both_work():
                     # as a terminal's Ctrl-C, once both workers are writing: not at a fixed time, which on a
                     # loaded machine can fall while a worker is still importing (its traceback is Python's)
-                    while len({p.name.split("-")[0] for p in Path(folder).iterdir()}) < 2:
+                    while len(list(Path(folder).glob("ready-*"))) < 2:
                         time.sleep(0.01)
+                    time.sleep(0.2)
                     os.killpg(os.getpgid(0), signal.SIGINT)
                 threading.Thread(target=ctrl_c_once_both_work, daemon=True).start()
             runner.map(write, folder, list(range(16)))
