@@ -55,6 +55,10 @@ def _train(args):
     from speakerid.scoring.fused_train import train_default
 
     show_warnings()
+    if args.augment_copies != 1 and args.noise_csv is None:
+        from speakerid.exceptions import ParameterError
+
+        raise ParameterError("--augment-copies needs --noise-csv (the recordings the copies are made with)")
     with report_stages():   # in a log: the trainers' stage and EM-iteration lines too
         result = train_default(args.manifest, args.model_dir, systems=args.systems, sample_rate=args.sample_rate,
                                n_jobs=args.jobs, dev_share=args.dev_share, p_target=args.p_target,

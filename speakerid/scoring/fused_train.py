@@ -300,6 +300,8 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
         raise ParameterError(f"p_target must be strictly between 0 and 1, got {p_target}")
     for system in systems:      # the front ends' checks (e.g. an analysis frame longer than the FFT) before any work
         system_config(system, sample_rate)
+    if isinstance(augment_copies, bool) or not isinstance(augment_copies, int) or augment_copies < 0:
+        raise ParameterError(f"augment_copies must be a non-negative integer, got {augment_copies!r}")
     _check_target(Path(model_dir), force)
     if noise_csv is not None:
         from speakerid.scoring.augment_background import load_bank

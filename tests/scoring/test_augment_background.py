@@ -118,3 +118,23 @@ def test_a_degraded_copy_without_usable_speech_is_left_out_and_said(corpus, tmp_
                           said.append)
     assert list(kept["path"]) == list(rows["path"])
     assert said == ["  2 of 2 degraded copies left out (no usable speech left)"]
+
+
+@pytest.mark.parametrize("copies", [-1, 1.5, True])
+def test_train_refuses_a_bad_number_of_copies_before_touching_anything(corpus, tmp_path, copies):
+    made, bank_csv = corpus
+    with pytest.raises(ParameterError, match="augment_copies must be a non-negative integer"):
+        train_default(made.background_csv, tmp_path / "m", noise_csv=bank_csv, augment_copies=copies,
+                      system_params=SMALL)
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_command_needs_a_noise_list_for_copies(corpus, tmp_path, capsys):
+    from speakerid.cli._common import ExitStatus
+    from speakerid.cli.main import main
+
+    made, _ = corpus
+    assert main(["train", "--manifest", str(made.background_csv), "--model-dir", str(tmp_path / "m"),
+                 "--augment-copies", "2"]) == ExitStatus.USAGE
+    assert "--augment-copies needs --noise-csv" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
