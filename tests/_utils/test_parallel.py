@@ -59,11 +59,7 @@ def write(folder, batch):
     for i in batch:
         if i == 0 and MODE == "error":
             raise ValueError("task 0 failed")
-        (Path(folder) / f"ready-{os.getpid()}").touch()     # both workers up before any work: a barrier
-        deadline = time.monotonic() + 60
-        while len(list(Path(folder).glob("ready-*"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        sub = Path(folder) / f"{os.getpid()}-{i}"   # files keep coming, as a feature store's entries do
+        sub = Path(folder) / str(i)            # files keep coming, as a feature store's entries do
         sub.mkdir()
         for j in range(300):
             (sub / f"{j}.npy").write_bytes(b"x" * 1000)
@@ -73,17 +69,10 @@ def write(folder, batch):
 
 MODE = sys.argv[1]
 if __name__ == "__main__":
+    if MODE == "interrupt":
+        threading.Timer(0.8, os.killpg, (os.getpgid(0), signal.SIGINT)).start()   # as a terminal's Ctrl-C
     try:
         with tempfile.TemporaryDirectory() as folder, TaskRunner(2) as runner:
-            if MODE == "interrupt":
-                def ctrl_c_once_both_work():
-                    # as a terminal's Ctrl-C, once both workers are writing: not at a fixed time, which on a
-                    # loaded machine can fall while a worker is still importing (its traceback is Python's)
-                    while len(list(Path(folder).glob("ready-*"))) < 2:
-                        time.sleep(0.01)
-                    time.sleep(0.2)
-                    os.killpg(os.getpgid(0), signal.SIGINT)
-                threading.Thread(target=ctrl_c_once_both_work, daemon=True).start()
             runner.map(write, folder, list(range(16)))
     except (KeyboardInterrupt, ValueError) as exc:
         print(type(exc).__name__, str(exc))
