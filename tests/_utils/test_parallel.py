@@ -69,6 +69,9 @@ def write(folder, batch):
 
 MODE = sys.argv[1]
 if __name__ == "__main__":
+    # Ctrl-C as in a terminal, however pytest was started: a job a shell starts in the background ('&', no job
+    # control) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if MODE == "interrupt":
         threading.Timer(0.8, os.killpg, (os.getpgid(0), signal.SIGINT)).start()   # as a terminal's Ctrl-C
     try:
