@@ -159,7 +159,7 @@ def _score_matrix(paths, *, require_target: bool, names=None):
 
 
 def fuse_score_files(score_paths, out_path, *, train_paths=None, fusion=None, fusion_out=None,
-                     p_target: float = 0.5, names=None) -> dict:
+                     p_target: float = 0.5, names=None, inputs=None) -> dict:
     """Fuse several systems' score files into one calibrated LLR per trial.
 
     Either learn the fusion on development score files of the same systems (``train_paths``, one per
@@ -170,6 +170,10 @@ def fuse_score_files(score_paths, out_path, *, train_paths=None, fusion=None, fu
     The output keeps the first score file's rows and columns; ``score`` becomes the fused LLR and each
     system's raw score is added as ``score_<name>``. Rows where any system has no usable score get an empty
     score and an ``error`` naming the systems that lack one.
+
+    ``inputs`` (with a saved ``fusion`` only): a callable ``inputs(frame, matrix)`` giving the fusion's input
+    matrix from the first file's rows (a frame) and the systems' scores (n_rows, n_systems), e.g. with quality
+    measures (:class:`~speakerid.scoring.quality.QualityInputs`); it is called on the usable rows.
 
     Returns
     -------
@@ -215,16 +219,21 @@ def fuse_score_files(score_paths, out_path, *, train_paths=None, fusion=None, fu
             model_as_fusion.n_systems_, model_as_fusion.n_target_ = 1, model.n_target_
             model_as_fusion.n_nontarget_ = model.n_nontarget_
             model = model_as_fusion
-        if model.n_systems_ != len(score_paths):
+        if inputs is None and model.n_systems_ != len(score_paths):
             raise ParameterError(f"the fusion in {fusion} combines {model.n_systems_} system(s) but "
                                  f"{len(score_paths)} score file(s) were given")
         names = names or getattr(model, "system_names_", None) or [p.stem for p in score_paths]
 
+    if inputs is not None and train_paths is not None:
+        raise ParameterError("inputs applies to a saved fusion only")
     frame, matrix, labels, names = _score_matrix(score_paths, require_target=False, names=names)
     usable = np.isfinite(matrix).all(axis=1)
     fused = np.full(len(frame), "", dtype=object)
+    llr = np.full(len(frame), np.nan)
     if usable.any():
-        fused[usable] = [repr(float(x)) for x in model.transform(matrix[usable])]
+        llr[usable] = model.transform(matrix[usable] if inputs is None
+                                      else inputs(frame.loc[usable], matrix[usable]))
+        fused[usable] = [repr(float(x)) for x in llr[usable]]
     out = frame.copy()
     for j, name in enumerate(names):
         column = f"score_{name}"
@@ -244,7 +253,7 @@ def fuse_score_files(score_paths, out_path, *, train_paths=None, fusion=None, fu
         if ok.any() and len(np.unique(labels[ok])) == 2:
             result["eval"] = {name: _figures(matrix[ok, j], labels[ok])
                               for j, name in enumerate(names)}
-            result["eval"]["fusion"] = _figures(model.transform(matrix[ok]), labels[ok])
+            result["eval"]["fusion"] = _figures(llr[ok], labels[ok])
     return result
 
 

@@ -115,8 +115,9 @@ def _resolve(raw: str, base: str) -> str:
 class _Job:
     """State of one scoring run across chunks."""
 
-    def __init__(self, runner: TaskRunner, spec: WorkerSpec, base_dir: str):
+    def __init__(self, runner: TaskRunner, spec: WorkerSpec, base_dir: str, frame_shift_s: float | None = None):
         self.runner, self.spec, self.base_dir = runner, spec, base_dir
+        self.frame_shift_s = frame_shift_s   # set: a test_speech_s column
         self.failed: dict[str, str] = {}   # file -> reason, so that a bad file is tried once per run
         self.result = ScoringResult(runner=runner.description)
 
@@ -144,14 +145,22 @@ class _Job:
         pending = self.runner.submit(score_tasks, self.spec, tasks)
 
         def finish() -> pd.DataFrame:
-            scores = self._scores(pending.result(), tasks, bounds, pair_file, file_error, len(pairs))
-            return self._finish_chunk(chunk, first_row, files, file_error, path_codes, rows_ok, inverse, scores)
+            outputs = pending.result()
+            scores = self._scores(outputs, tasks, bounds, pair_file, file_error, len(pairs))
+            done = self._finish_chunk(chunk, first_row, files, file_error, path_codes, rows_ok, inverse, scores)
+            if self.frame_shift_s is not None:
+                speech = np.full(len(files), np.nan)
+                for (a, _), output in zip(zip(bounds[:-1], bounds[1:]), outputs):
+                    if output[1] is None:
+                        speech[pair_file[a]] = round(output[3] * self.frame_shift_s, 3)
+                done["test_speech_s"] = speech[path_codes]
+            return done
 
         return finish
 
     def _scores(self, outputs, tasks, bounds, pair_file, file_error, n_pairs) -> np.ndarray:
         pair_scores = np.full(n_pairs, np.nan)
-        for (a, b), (scores, reason, cached), (path, _) in zip(zip(bounds[:-1], bounds[1:]), outputs, tasks):
+        for (a, b), (scores, reason, cached, _), (path, _) in zip(zip(bounds[:-1], bounds[1:]), outputs, tasks):
             if reason is not None:
                 file_error[pair_file[a]] = self.failed[path] = reason
                 continue
@@ -198,7 +207,7 @@ class _Job:
 def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, scheduler=None,
                  chunksize=DEFAULT_CHUNKSIZE, cache_dir=None, strict=False, top_c=None, norm="auto", cohort=None,
                  cohort_top=None, show_progress=None, backend_params=None, out_format="csv",
-                 processes=False) -> ScoringResult:
+                 processes=False, speech_seconds=False) -> ScoringResult:
     """Score every trial of a ``speaker,path[,target]`` list; write it back with ``score`` and ``error`` columns.
 
     Parameters
@@ -253,6 +262,9 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
         Local workers are joblib processes instead of threads. Threads start at once and share nothing they
         must load twice; the work is NumPy/BLAS that releases the GIL (700 shared trials, ``n_jobs=2``: 1.6 s
         with threads, 6.3 s with processes, 1.8 s serially -- process start-up dominates short jobs).
+    speech_seconds : bool
+        Add a ``test_speech_s`` column: the seconds of speech the front end kept of each test file (speech frames
+        times the frame shift; empty when not scored), a quality measure of the fused system's calibration.
 
     Returns
     -------
@@ -298,7 +310,8 @@ def score_trials(model_dir, trials, out=None, *, backend=None, n_jobs=1, schedul
                           normalizer=normalizer_file)
         with TaskRunner(n_jobs, scheduler, threads=not processes) as runner, \
                 progress(total=n_rows, desc="score", unit="trial", enabled=show_progress) as bar:
-            job = _Job(runner, spec, base_dir)
+            job = _Job(runner, spec, base_dir, verifier.feature_config.frame_shift_ms / 1000.0
+                       if speech_seconds else None)
             scored = _scored_chunks(job, trials, chunksize)
             if out is None:
                 parts = [bar.update(len(part)) or part for part in scored]

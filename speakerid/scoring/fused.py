@@ -39,6 +39,7 @@ from speakerid.data.manifests import read_manifest, validate_speaker_id
 from speakerid.evaluation.fusion import LinearFusion, fuse_score_files
 from speakerid.evaluation.metrics import bayes_threshold
 from speakerid.exceptions import NotFittedError, ParameterError
+from speakerid.features import extract
 from speakerid.features.bandwidth import is_narrowband
 from speakerid.scoring import narrowband as _band
 from speakerid.scoring.llr import (
@@ -93,6 +94,8 @@ class FusedVerifier:
         self.n_jobs = n_jobs
         #: AS-norm: the cohort's best N scores only (the narrowband systems' two-condition cohort), or None.
         self.cohort_top = self.spec.get("cohort_top")
+        #: The calibration's quality measures (:class:`~speakerid.scoring.quality.QualityInputs`), or None.
+        self.quality = self.spec.get("quality")
         self._verifiers, self._owner = {}, {}
         for system in self.spec["systems"]:
             backend, inputs = SYSTEMS[system]
@@ -180,6 +183,15 @@ class FusedVerifier:
         first = next(iter(self._owner.values()))
         return {h["speaker"] for h in first.store.speaker_headers(first.backend_name) if h.get("narrowband")}
 
+    def enrolled_speech_s(self, speakers) -> np.ndarray:
+        """Seconds of speech the first system's front end kept of each speaker's enrollment, shape (n,)."""
+        first = self._verifiers[self.inputs[0]]
+        shift_s = first.feature_config.frame_shift_ms / 1000.0
+        first._load_background()       # the speaker models are checked against it
+        unique, inverse = np.unique(np.asarray(speakers, dtype=str), return_inverse=True)
+        seconds = np.array([int(first._speaker_entry(s)[0].get("n_frames") or 0) * shift_s for s in unique])
+        return seconds[inverse.ravel()] if len(unique) else np.zeros(0)
+
     def speakers(self) -> list[str]:
         """Speakers enrolled in every system (a speaker missing from one cannot get a fused score)."""
         sets = [set(v.speakers()) for v in self._owner.values()]
@@ -249,16 +261,29 @@ class FusedVerifier:
                                                                       audio)
         wide = [s for s, r in zip(speakers, routed) if not r]
         if wide:
-            frames, columns = {}, []
-            for name in self.inputs:
-                verifier = self._verifiers[name]
-                key = str(verifier.model_dir)
-                if key not in frames:
-                    frames[key] = verifier.features(audio)
-                columns.append(verifier.score_frames(wide, frames[key]))
-            matrix[~routed] = np.column_stack(columns)
-            llr[~routed] = self.fusion.transform(matrix[~routed])
+            matrix[~routed], test_s = self._input_scores(wide, lambda verifier: verifier.features(audio))
+            llr[~routed] = self._fuse(matrix[~routed], wide, test_s)
         return llr, matrix, bandwidth, routed
+
+    def _input_scores(self, speakers, features) -> tuple[np.ndarray, float]:
+        """``(matrix, test_speech_s)``: each input's scores of ``speakers`` (n_speakers, n_inputs) on the frames
+        ``features(verifier)`` gives (computed once per front end), and the first front end's speech seconds."""
+        frames, columns = {}, []
+        for name in self.inputs:
+            verifier = self._verifiers[name]
+            key = str(verifier.model_dir)
+            if key not in frames:
+                frames[key] = features(verifier)
+            columns.append(verifier.score_frames(speakers, frames[key]))
+        first = self._verifiers[self.inputs[0]]
+        return np.column_stack(columns), len(frames[str(first.model_dir)]) * first.feature_config.frame_shift_ms / 1e3
+
+    def _fuse(self, matrix, speakers, test_s) -> np.ndarray:
+        """The LLRs of the inputs' scores ``matrix`` (n, n_inputs) of claims ``speakers`` on tests of ``test_s``
+        seconds of speech (a number, or one per row), through the quality measures when the fusion has them."""
+        if self.quality is None:
+            return self.fusion.transform(matrix)
+        return self.fusion.transform(self.quality.transform(matrix, self.enrolled_speech_s(speakers), test_s))
 
     @staticmethod
     def _band_fields(bandwidth, routed) -> dict:
@@ -267,8 +292,8 @@ class FusedVerifier:
 
     def _score_signal(self, speakers, signal) -> np.ndarray:
         """Fused LLRs of a waveform at the model's rate (a window of :meth:`speaker_turns`)."""
-        matrix = np.column_stack([self._verifiers[name]._score_signal(speakers, signal) for name in self.inputs])
-        return self.fusion.transform(matrix)
+        matrix, test_s = self._input_scores(speakers, lambda verifier: extract(signal, verifier.feature_config))
+        return self._fuse(matrix, speakers, test_s)
 
     # windows of a long clip (who spoke when): the verifier's code, on the fused LLR
     _window_scores = SpeakerVerifier._window_scores
@@ -350,7 +375,7 @@ class FusedVerifier:
         if self.narrowband is None:
             result = self._score_inputs(trials, out, options)
         else:
-            result = self._score_both(trials, Path(out), options)
+            result = _band.score_both(self, trials, Path(out), options)
         data = read_score_file(out, require_target=False, all_columns=False)
         result.out, result.seconds = Path(out), time.perf_counter() - start
         result.n_scored = int(data.usable.sum())
@@ -372,39 +397,18 @@ class FusedVerifier:
                 v = self._verifiers[name]
                 results.append(score_trials(v.model_dir, trials, Path(tmp) / f"{name}.csv", backend=v.backend_name,
                                             backend_params=v.backend.params or None,
-                                            norm=fixed_norm(v.model_dir), cohort_top=self.cohort_top, **options))
-            fuse_score_files([r.out for r in results], out, fusion=self.fusion, names=self.inputs)
+                                            norm=fixed_norm(v.model_dir), cohort_top=self.cohort_top,
+                                            speech_seconds=self.quality is not None and not results, **options))
+            inputs = None if self.quality is None else (
+                lambda rows, matrix: self.quality.transform(matrix, self.enrolled_speech_s(rows["speaker"]),
+                                                            rows["test_speech_s"].to_numpy(float)))
+            fuse_score_files([r.out for r in results], out, fusion=self.fusion, names=self.inputs, inputs=inputs)
         result = results[0]
         result.errors = sorted({(e.line, e.file): e for r in results for e in r.errors}.values(),
                                key=lambda e: e.line)
         result.normalization = "llr (fused: " + ", ".join(f"{n} {r.normalization}"
                                                         for n, r in zip(self.inputs, results)) + ")"
         return result
-
-    def _score_both(self, trials, out: Path, options: dict):
-        """Route each trial (:func:`~speakerid.scoring.narrowband.route_trials`), score the two groups with their
-        systems, and write them back in the trial list's order with a ``band`` column."""
-        frame, routed = _band.route_trials(trials, self.narrowband_speakers(), self.feature_config.sample_rate,
-                                           options.get("n_jobs", self.n_jobs))
-        parts = []
-        with tempfile.TemporaryDirectory(prefix="fused-", dir=out.resolve().parent) as tmp:
-            for band, rows, scorer in (("wideband", ~routed, self), ("narrowband", routed, self.narrowband)):
-                if not rows.any():
-                    continue
-                subset = Path(tmp) / f"{band}-trials.csv"
-                frame.loc[rows].drop(columns=["source", "line", "test_bandwidth_hz"]).to_csv(subset, index=False)
-                part = scorer._score_inputs(subset, Path(tmp) / f"{band}.csv", options)
-                parts.append((band, rows, part, _band.read_scores(Path(tmp) / f"{band}.csv")))
-            _band.write_merged(out, frame, parts)
-        result = parts[0][2]
-        lines = frame["line"].to_numpy()
-        result.errors = sorted((type(e)(int(lines[np.flatnonzero(rows)[e.line - 2]]), e.file, e.reason)
-                                for _, rows, part, _ in parts for e in part.errors), key=lambda e: e.line)
-        result.n_trials = len(frame)
-        result.normalization = "; ".join(f"{band} ({int(rows.sum())} trials): {part.normalization}"
-                                         for band, rows, part, _ in parts)
-        return result
-
 
 def open_verifier(model_dir, *, system=None, backend=None, p_target=None, **kwargs):
     """The verifier a command should use.

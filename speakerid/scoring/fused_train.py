@@ -51,6 +51,7 @@ from speakerid.scoring.fused import (
     write_fusion,
 )
 from speakerid.scoring.narrowband import NARROWBAND_DIR, NARROWBAND_RATE
+from speakerid.scoring.quality import MEASURES, QualityInputs
 from speakerid.store import (
     COHORT_FILE,
     FUSION_FILE,
@@ -70,6 +71,10 @@ __all__ = ["train_default", "DEV_SCORES_FILE", "FIT_P_TARGET", "dev_figures"]
 DEV_SCORES_FILE = "dev-scores.csv"
 #: Prior at which the fusion's logistic regression is weighted (BOSARIS: near the application's operating point).
 FIT_P_TARGET = 0.5
+#: Whether the calibration's quality measures also scale each score, not only shift the LLR. Chosen on the
+#: development suite (README, "Calibration by speech duration"): the products with the scores made actDCF(0.01)
+#: worse in 11 of 14 conditions (over-confident long trials), the offsets alone improved it in 10.
+QUALITY_INTERACTIONS = False
 #: Bootstrap resamples of the development figures' intervals.
 DEV_N_BOOT = 1000
 
@@ -145,14 +150,18 @@ def _score_dev_conditions(fused: FusedVerifier, dev: dict, work: Path, n_jobs: i
             enrolled_from = enroll_frame
         table = pd.read_csv(trials_csv, dtype={"speaker": str}).drop(columns=["condition", "record"], errors="ignore")
         table.insert(0, "condition", condition)
-        for name in fused.inputs:
+        for i, name in enumerate(fused.inputs):
             verifier = fused.system(name)
             out = work / f"{condition}-{name}.csv"
             result = score_trials(verifier.model_dir, trials_csv, out, backend=verifier.backend_name,
                                   backend_params=verifier.backend.params or None,
                                   norm=fixed_norm(verifier.model_dir), cohort_top=fused.cohort_top, n_jobs=n_jobs,
-                                  show_progress=False)
-            table[name] = pd.read_csv(result.out)["score"].to_numpy(float)
+                                  show_progress=False, speech_seconds=i == 0)
+            scored = pd.read_csv(result.out)
+            table[name] = scored["score"].to_numpy(float)
+            if i == 0:      # the quality measures of the calibration (the first system's front end)
+                table["enroll_speech_s"] = fused.enrolled_speech_s(table["speaker"])
+                table["test_speech_s"] = scored["test_speech_s"].to_numpy(float)
         frames.append(table)
     for verifier in fused._owner.values():
         if verifier.speakers():
@@ -177,15 +186,38 @@ def _usable(fused: FusedVerifier, signal) -> bool:
 
 def _matrix(table: pd.DataFrame, inputs) -> tuple[np.ndarray, np.ndarray]:
     matrix = table[list(inputs)].to_numpy(float)
-    return matrix, np.isfinite(matrix).all(axis=1)
+    ok = np.isfinite(matrix).all(axis=1)
+    if all(m in table.columns for m in MEASURES):
+        ok &= np.isfinite(table[list(MEASURES)].to_numpy(float)).all(axis=1)
+    return matrix, ok
 
 
-def fit_fusions(table: pd.DataFrame, inputs) -> dict:
-    """``{FUSION_KEY: LinearFusion}``: the fusion learned on every usable development trial of ``table``."""
-    matrix, ok = _matrix(table, inputs)
-    model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix[ok], table["target"].to_numpy()[ok])
-    model.system_names_ = list(inputs)
-    return {FUSION_KEY: model}
+def _fit(table: pd.DataFrame, inputs, rows, quality: QualityInputs | None):
+    """A :class:`LinearFusion` learned on ``rows`` of ``table``, through ``quality`` (fitted on those rows)."""
+    matrix, labels = table[list(inputs)].to_numpy(float)[rows], table["target"].to_numpy()[rows]
+    if quality is not None:
+        durations = [table[m].to_numpy(float)[rows] for m in MEASURES]
+        matrix = quality.fit(*durations).transform(matrix, *durations)
+    model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix, labels)
+    model.system_names_ = list(inputs) if quality is None else quality.names
+    return model
+
+
+def _apply(table: pd.DataFrame, inputs, rows, model: LinearFusion, quality: QualityInputs | None) -> np.ndarray:
+    matrix = table[list(inputs)].to_numpy(float)[rows]
+    if quality is not None:
+        matrix = quality.transform(matrix, *(table[m].to_numpy(float)[rows] for m in MEASURES))
+    return model.transform(matrix)
+
+
+def fit_fusions(table: pd.DataFrame, inputs, quality: bool | None = None) -> tuple[dict, QualityInputs | None]:
+    """``({FUSION_KEY: LinearFusion}, quality)``: the fusion learned on every usable development trial of ``table``,
+    with the speech durations as quality measures (:mod:`speakerid.scoring.quality`) when ``quality`` (default:
+    when the table has them), else on the scores alone (``quality`` None)."""
+    use = all(m in table.columns for m in MEASURES) if quality is None else bool(quality)
+    _, ok = _matrix(table, inputs)
+    measures = QualityInputs(inputs, interactions=QUALITY_INTERACTIONS) if use else None
+    return {FUSION_KEY: _fit(table, inputs, ok, measures)}, measures
 
 
 def _figures(scores, labels, llr: bool, speakers) -> dict:
@@ -193,14 +225,15 @@ def _figures(scores, labels, llr: bool, speakers) -> dict:
     return figures_with_intervals(scores, labels, speakers, llr=llr, n_boot=DEV_N_BOOT)
 
 
-def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
+def dev_figures(table: pd.DataFrame, inputs, fusions: dict, quality: QualityInputs | None = None) -> dict:
     """Per condition: each input (raw scale), the fusion learned on all of dev
     (``fusion (dev, in-sample)``) and cross-validated over two halves of the development speakers
-    (``fusion (dev CV)``: learned on the trials within one half, applied to the other)."""
+    (``fusion (dev CV)``: learned on the trials within one half, applied to the other; its quality measures'
+    references and ranges learned on that half too)."""
     labels = table["target"].to_numpy()
     matrix, ok = _matrix(table, inputs)
     fused = np.full(len(table), np.nan)
-    fused[ok] = fusions[FUSION_KEY].transform(matrix[ok])
+    fused[ok] = _apply(table, inputs, ok, fusions[FUSION_KEY], quality)
     truth = table[table["target"] == 1].drop_duplicates("path").set_index("path")["speaker"]
     true_speaker = table["path"].map(truth).to_numpy()
     speakers = sorted(table["speaker"].unique())
@@ -209,10 +242,11 @@ def dev_figures(table: pd.DataFrame, inputs, fusions: dict) -> dict:
     within = [table["speaker"].isin(h).to_numpy() & pd.Series(true_speaker).isin(h).to_numpy() & ok
               for h in halves]
     for learn, apply in ((0, 1), (1, 0)):
+        half = None if quality is None else QualityInputs(inputs, interactions=quality.interactions)
         with warnings.catch_warnings():      # a half may separate perfectly: these fits only give figures
             warnings.simplefilter("ignore", UserWarning)
-            model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix[within[learn]], labels[within[learn]])
-        cv[within[apply]] = model.transform(matrix[within[apply]])
+            model = _fit(table, inputs, within[learn], half)
+        cv[within[apply]] = _apply(table, inputs, within[apply], model, half)
     claims = table["speaker"].astype(str).to_numpy()   # the bootstrap resamples the claimed (enrolled) speakers
     out = {}
     for condition in table["condition"].unique():
@@ -367,8 +401,8 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     table = _score_dev(fused, dev, work / "scores", n_jobs, say)
     timings["dev_s"] = round(time.perf_counter() - start, 1)
     say(f"[{len(systems) + 2}/{total}] learning the fusion and calibration on {len(table)} development trials")
-    fusions = fit_fusions(table, inputs)
-    figures = dev_figures(table, inputs, fusions)
+    fusions, quality = fit_fusions(table, inputs)
+    figures = dev_figures(table, inputs, fusions, quality)
     table.to_csv(work / DEV_SCORES_FILE, index=False)
     shutil.rmtree(work / "audio", ignore_errors=True)
     shutil.rmtree(work / "scores", ignore_errors=True)
@@ -387,6 +421,7 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
                              "narrowband": {"dir": NARROWBAND_DIR, "sample_rate": NARROWBAND_RATE,
                                             "edge_hz": NARROWBAND_EDGE_HZ} if branch else None,
                              "fusions": {v: m.to_dict() for v, m in fusions.items()}, "dev": figures,
+                             "quality": None if quality is None else quality.to_dict(),
                              "split": {"random_state": int(random_state), "dev_share": float(dev_share),
                                        "dev_speakers": dev_speakers, "n_train_speakers": len(train_speakers),
                                        "dev_trials": kind},

@@ -16,6 +16,7 @@ from speakerid._utils.files import atomic_write
 from speakerid._version import __version__
 from speakerid.evaluation.fusion import LinearFusion
 from speakerid.exceptions import ModelFormatError, NotFittedError, ParameterError
+from speakerid.scoring.quality import QualityInputs
 from speakerid.scoring.systems import SYSTEMS
 from speakerid.store import COHORT_FILE, FUSION_FILE
 
@@ -116,7 +117,9 @@ def write_fusion(model_dir, data: dict) -> Path:
 
 def read_fusion(model_dir) -> dict:
     """The checked content of ``fusion.json``: ``systems``, ``inputs``, ``p_target``, ``fusions`` (fitted
-    :class:`LinearFusion` under ``"enrolled"`` and ``"plain"``), ``dev``; :class:`ModelFormatError` naming the file."""
+    :class:`LinearFusion` under ``"plain"``), ``quality`` (the fusion's
+    :class:`~speakerid.scoring.quality.QualityInputs`, or None: scores only), ``dev``; :class:`ModelFormatError`
+    naming the file."""
     path = Path(model_dir) / FUSION_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -137,13 +140,21 @@ def read_fusion(model_dir) -> dict:
         inputs = [name for s in systems for name, _ in SYSTEMS[s][1]]
         fusions = {key: LinearFusion.from_dict(value, source=f"{path} [{key}]")
                    for key, value in data["fusions"].items()}
+        quality = data.get("quality")
+        if quality is not None:
+            quality = QualityInputs.from_dict(quality, source=str(path))
+            if quality.systems != inputs:
+                raise ValueError(f"the quality measures are set for {quality.systems}, not {inputs}")
+        expected = inputs if quality is None else quality.names
         for key, model in fusions.items():
-            if getattr(model, "system_names_", None) != inputs:
-                raise ValueError(f"fusion {key!r} combines {getattr(model, 'system_names_', None)}, not {inputs}")
+            if getattr(model, "system_names_", None) != expected:
+                raise ValueError(f"fusion {key!r} combines {getattr(model, 'system_names_', None)}, "
+                                 f"not {expected}")
         if FUSION_KEY not in fusions:
             raise ValueError(f"no {FUSION_KEY!r} fusion (only {sorted(fusions)}); retrain with 'speakerid train'")
         p_target = check_p_target(data["p_target"])
     except (KeyError, TypeError, ValueError, ParameterError) as exc:
         reason = f"missing field {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
         raise ModelFormatError(f"{path}: invalid fused system ({reason})") from None
-    return {**data, "systems": systems, "inputs": inputs, "fusions": fusions, "p_target": p_target}
+    return {**data, "systems": systems, "inputs": inputs, "fusions": fusions, "p_target": p_target,
+            "quality": quality}

@@ -12,6 +12,7 @@ or with ``--no-narrowband``) narrowband audio is scored by the wideband systems,
 
 from __future__ import annotations
 
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from speakerid.features.bandwidth import effective_bandwidth_hz, is_narrowband
 
 pd = lazy_import("pandas")
 
-__all__ = ["NARROWBAND_DIR", "NARROWBAND_RATE", "file_bandwidth_hz", "bandwidths", "enrollment_band", "route_trials",
+__all__ = ["NARROWBAND_DIR", "NARROWBAND_RATE", "file_bandwidth_hz", "bandwidths", "enrollment_band", "route_trials", "score_both",
            "read_scores", "write_merged"]
 
 #: The narrowband systems' folder in a fused model directory.
@@ -118,3 +119,28 @@ def write_merged(out: Path, frame, parts) -> None:
     merged = merged.sort_index()
     with atomic_write(out, "w") as fh:
         merged.to_csv(fh, index=False)
+
+
+def score_both(fused, trials, out: Path, options: dict):
+    """Batch scoring of a fused system with narrowband systems: route each trial (:func:`route_trials`), score
+    the two groups with their systems, and write them back in the trial list's order with a ``band`` column."""
+    frame, routed = route_trials(trials, fused.narrowband_speakers(), fused.feature_config.sample_rate,
+                                       options.get("n_jobs", fused.n_jobs))
+    parts = []
+    with tempfile.TemporaryDirectory(prefix="fused-", dir=out.resolve().parent) as tmp:
+        for band, rows, scorer in (("wideband", ~routed, fused), ("narrowband", routed, fused.narrowband)):
+            if not rows.any():
+                continue
+            subset = Path(tmp) / f"{band}-trials.csv"
+            frame.loc[rows].drop(columns=["source", "line", "test_bandwidth_hz"]).to_csv(subset, index=False)
+            part = scorer._score_inputs(subset, Path(tmp) / f"{band}.csv", options)
+            parts.append((band, rows, part, read_scores(Path(tmp) / f"{band}.csv")))
+        write_merged(out, frame, parts)
+    result = parts[0][2]
+    lines = frame["line"].to_numpy()
+    result.errors = sorted((type(e)(int(lines[np.flatnonzero(rows)[e.line - 2]]), e.file, e.reason)
+                            for _, rows, part, _ in parts for e in part.errors), key=lambda e: e.line)
+    result.n_trials = len(frame)
+    result.normalization = "; ".join(f"{band} ({int(rows.sum())} trials): {part.normalization}"
+                                     for band, rows, part, _ in parts)
+    return result

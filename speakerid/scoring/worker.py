@@ -64,8 +64,9 @@ def worker_state(spec: WorkerSpec):
 
 
 def score_tasks(spec: WorkerSpec, tasks: list) -> list:
-    """Worker side: score each ``(test_path, [speakers])`` task; one ``(scores, error, cached)`` per task
-    (``scores`` None and ``error`` the reason when the audio cannot be used)."""
+    """Worker side: score each ``(test_path, [speakers])`` task; one ``(scores, error, cached, n_frames)`` per
+    task (``scores`` None and ``error`` the reason when the audio cannot be used; ``n_frames`` the test's speech
+    frames, 0 then)."""
 
     verifier, cache, normalizer = worker_state(spec)
     results = []
@@ -82,8 +83,8 @@ def _score_task(verifier, cache, normalizer, path, speakers):
     try:
         frames = cache.features(path)
     except AudioError as exc:
-        return None, _reason(exc, path), False
-    return verifier.score_frames(speakers, frames, normalizer=normalizer), None, cache.hits > hits
+        return None, _reason(exc, path), False, 0
+    return verifier.score_frames(speakers, frames, normalizer=normalizer), None, cache.hits > hits, len(frames)
 
 
 def _reason(exc: AudioError, path) -> str:

@@ -66,8 +66,10 @@ def test_fusion_reproduces_from_the_stored_dev_scores(fused):
     model_dir, *_ = fused
     spec = read_fusion(model_dir)
     table = pd.read_csv(model_dir / "dev" / DEV_SCORES_FILE, dtype={"speaker": str})
-    refit = fit_fusions(table, spec["inputs"])
+    refit, quality = fit_fusions(table, spec["inputs"])
     assert set(refit) == set(spec["fusions"]) == {FUSION_KEY}
+    assert quality.to_dict() == spec["quality"].to_dict()
+    assert spec["fusions"][FUSION_KEY].system_names_ == quality.names
     np.testing.assert_allclose(refit[FUSION_KEY].weights_, spec["fusions"][FUSION_KEY].weights_, rtol=1e-6,
                                atol=1e-9)
     assert refit[FUSION_KEY].bias_ == pytest.approx(spec["fusions"][FUSION_KEY].bias_, rel=1e-6, abs=1e-9)
