@@ -36,7 +36,7 @@ digits-8k          FSDD (8 kHz): 20 digits to enroll (2 sets), tests from the ot
 Usage::
 
     python bench/dev_suite.py --model-dir M [--model-dir M2 ...] [--name N ...] [--work DIR] [--jobs 2]
-                              [--conditions clean,test-2s,...] [--n-boot 1000] [--shared ../shared]
+                              [--conditions clean,test-2s,...] [--n-boot 1000] [--shared ../shared] [--norm snorm]
 
 Protocols and degraded audio are built once into ``--work`` (kept; the same seed rebuilds them byte for byte).
 For each model directory, every enrollment group is enrolled into a copy of it (the directory itself is not
@@ -262,7 +262,8 @@ def check_disjoint(model_dir: Path, work: Path) -> int:
     return checked
 
 
-def run(model_dir: Path, name: str, built: dict, work: Path, jobs: int, n_boot: int, say=print) -> dict:
+def run(model_dir: Path, name: str, built: dict, work: Path, jobs: int, n_boot: int, say=print,
+        norm: str | None = None) -> dict:
     """Enroll and score every condition for one model directory; ``{condition: figures}``."""
     from speakerid.evaluation.bootstrap import bootstrap_metrics
 
@@ -286,7 +287,8 @@ def run(model_dir: Path, name: str, built: dict, work: Path, jobs: int, n_boot: 
             raise SystemExit(f"{cond_name}: its enrollment differs from the other conditions of group {cond.group}")
         start = time.perf_counter()
         scores_csv = base / f"{cond_name}-scores.csv"
-        _speakerid("score", "--model-dir", model, "--trials", trials_csv, "--out", scores_csv, "--jobs", jobs)
+        _speakerid("score", "--model-dir", model, "--trials", trials_csv, "--out", scores_csv, "--jobs", jobs,
+                   *(("--norm", norm) if norm else ()))
         seconds = time.perf_counter() - start
         table = pd.read_csv(scores_csv, dtype={"speaker": str, "enroll_speaker": str}, keep_default_na=False)
         ok = pd.to_numeric(table["score"], errors="coerce").notna().to_numpy() & (table["error"] == "").to_numpy()
@@ -349,6 +351,8 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="workers of building, enroll and score (default 2)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the intervals (default 1000)")
     parser.add_argument("--build-only", action="store_true", help="build the protocols and stop")
+    parser.add_argument("--norm", default=None,
+                        help="score normalisation passed to 'speakerid score' (expert directories; default: its own)")
     args = parser.parse_args(argv)
     if not (args.shared / "protocols" / "speechocean762-dev.csv").is_file():
         print(f"skipped: {args.shared}/protocols/speechocean762-dev.csv not found (give --shared)")
@@ -370,7 +374,7 @@ def main(argv=None) -> int:
     if not args.build_only:
         for model_dir, name in zip(args.model_dir, names):
             start = time.perf_counter()
-            result = run(model_dir.resolve(), name, built, args.work, args.jobs, args.n_boot, say)
+            result = run(model_dir.resolve(), name, built, args.work, args.jobs, args.n_boot, say, norm=args.norm)
             result["seconds"] = round(time.perf_counter() - start, 1)
             out["systems"][name] = result
             print(f"\n## {name} ({'calibrated LLRs' if result['calibrated'] else 'raw scores'}; "

@@ -22,7 +22,7 @@ from speakerid._utils.files import atomic_write, atomic_write_bytes
 from speakerid._utils.lazy import lazy_import
 from speakerid._utils.validation import shorten
 from speakerid.data.manifests import read_manifest
-from speakerid.exceptions import DataLeakWarning, ParameterError
+from speakerid.exceptions import AudioError, AudioWarning, DataLeakWarning, ParameterError
 from speakerid.features import FeatureConfig
 from speakerid.features.pipeline import many_features
 from speakerid.models.clipvec import (
@@ -94,6 +94,31 @@ def read_background(manifest) -> tuple[pd.DataFrame, str]:
     if frame.empty:
         raise ParameterError(f"{source}: no background files given")
     return frame, source
+
+
+#: The background files the front end refused (``speaker,path,reason``), left out of training.
+REFUSED_FILE = "refused-background.csv"
+
+
+def drop_refused(store: ModelStore, frame: pd.DataFrame, refused: dict, source: str) -> pd.DataFrame:
+    """The background rows not in ``refused`` (``{path: reason}`` from feature extraction); the others are listed
+    with their reason in :data:`REFUSED_FILE` of the model directory and counted in an :class:`AudioWarning`
+    (one silent file among thousands must not end a run). :class:`AudioError` when none is left."""
+    path = store.model_dir / REFUSED_FILE
+    path.unlink(missing_ok=True)
+    if not refused:
+        return frame
+    bad = frame["path"].isin(refused).to_numpy()
+    if bad.all():
+        first = frame["path"].iloc[0]
+        raise AudioError(f"{source}: none of the {len(frame)} background file(s) can be used; the first: "
+                         f"{refused[first]}")
+    listed = frame.loc[bad, ["speaker", "path"]].assign(reason=lambda f: f["path"].map(refused))
+    with atomic_write(path, "w") as fh:
+        listed.to_csv(fh, index=False, lineterminator="\n")
+    warnings.warn(f"{int(bad.sum())} of {len(frame)} background file(s) left out (no usable speech, or "
+                  f"unreadable; see {path})", AudioWarning, stacklevel=3)
+    return frame.loc[~bad]
 
 
 def warn_overlap(overlap, how: str, stacklevel: int = 3) -> None:

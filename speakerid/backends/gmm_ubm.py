@@ -16,6 +16,7 @@ from speakerid.backends._cohort import directory_cohort
 from speakerid.backends._training import (
     DEFAULT_COHORT_SPEAKERS,
     check_count,
+    drop_refused,
     open_model_dir,
     read_background,
     record_cohort,
@@ -91,8 +92,9 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     Returns
     -------
     dict
-        ``model`` (path), ``n_components``, ``n_features``, ``n_iter`` (EM iterations run), ``n_files``,
-        ``n_frames``, ``n_extracted`` (files whose features were not in the store), ``extract_seconds``,
+        ``model`` (path), ``n_components``, ``n_features``, ``n_iter`` (EM iterations run), ``n_files`` (used),
+        ``n_refused`` (left out), ``n_frames``, ``n_extracted`` (files whose features were not in the store),
+        ``extract_seconds``,
         ``log_likelihood_history``,
         ``em_seconds`` (per iteration) and ``cohort`` (path, or ``None``).
 
@@ -100,16 +102,21 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     ------
     ParameterError
         For a remote scheduler without ``cache_dir``, and bad hyper-parameters or degenerate training frames.
+    AudioError
+        When no background file can be used.
 
     Warns
     -----
     DataLeakWarning
         When already-enrolled speakers are among the background speakers.
+    AudioWarning
+        When some background files cannot be used (unreadable, or no usable speech): they are left out and listed
+        with the reason in ``refused-background.csv`` in the model directory.
     """
     n_augment = check_n_augment(n_augment)
     max_iter = check_count(max_iter, "max_iter", 1)
     subsample, shard_frames = check_count(subsample, "subsample", 1), check_count(shard_frames, "shard_frames", 1)
-    frame, _ = read_background(manifest)
+    frame, source = read_background(manifest)
     store, config = open_model_dir(model_dir, feature_config)
     speakers = sorted(set(frame["speaker"].astype(str)))
     warn_overlap(set(speakers) & store.enrolled_speakers(), "already enrolled")
@@ -118,21 +125,25 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
     model._check_params()
     with training_workers(n_jobs, scheduler, cache_dir) as (runner, cache):
         tic = time.perf_counter()
+        refused = {}
         entries, n_extracted = extract_to_store(frame["path"], config, cache, n_augment=n_augment,
-                                                random_state=random_state, runner=runner, desc="UBM features")
+                                                random_state=random_state, runner=runner, desc="UBM features",
+                                                refused=refused)
         extract_seconds = time.perf_counter() - tic
+        usable = drop_refused(store, frame, refused, source)
+        speakers = sorted(set(usable["speaker"].astype(str)))
         model.verbose = verbose() if callable(verbose) else verbose    # (a callable: decided after the features)
         fit_ubm_sharded(model, entries, runner, subsample=subsample, shard_frames=shard_frames)
         history = [float(v) for v in getattr(model.ubm_, "log_likelihood_history_", [])]
         header = {"model_class": _UBM_CLASS, "params": model.get_params(), "feature_config": config.to_dict(),
-                  "feature_hash": config.hash(), "ubm_hash": model.ubm_hash_, "n_files": len(frame),
+                  "feature_hash": config.hash(), "ubm_hash": model.ubm_hash_, "n_files": len(usable),
                   "n_frames": int(sum(e.n_frames for e in entries)), "background_speakers": speakers,
                   "augment": augment_header(n_augment, random_state), "log_likelihood_history": history,
                   "em": {"subsample": subsample, "shard_frames": shard_frames},
                   "numerics": {"reseeded": int(getattr(model.ubm_, "n_reseeded_", 0)),
                                "floored_components": list(getattr(model.ubm_, "floored_components_", []))}}
         path = store.save_background(UBM_FILE, model.to_arrays(), header, config)
-        cohort = (record_cohort(store, frame, cohort_speakers, random_state)
+        cohort = (record_cohort(store, usable, cohort_speakers, random_state)
                   if cohort_speakers is None or cohort_speakers else None)
         if cohort is not None:   # its models and frames now, from the store (no file is read twice)
             backend = GMMUBMBackend()
@@ -142,7 +153,8 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
                              frames=[read_entry(clean[str(Path(p).resolve())])
                                      for p in read_manifest(cohort)["path"]])
     return {"model": str(path), "n_components": int(model.ubm_.n_components), "n_features": model.n_features_in_,
-            "n_iter": getattr(model.ubm_, "n_iter_", None), "n_files": len(frame), "n_frames": header["n_frames"],
+            "n_iter": getattr(model.ubm_, "n_iter_", None), "n_files": len(usable), "n_refused": len(refused),
+            "n_frames": header["n_frames"],
             "n_extracted": n_extracted, "extract_seconds": extract_seconds, "log_likelihood_history": history, "em_seconds": list(getattr(model.ubm_, "em_seconds_", [])),
             "cohort": None if cohort is None else str(cohort)}
 

@@ -16,6 +16,7 @@ import numpy as np
 from speakerid._utils.hashing import arrays_hash
 from speakerid.backends._training import (
     check_count,
+    drop_refused,
     open_model_dir,
     read_background,
     training_workers,
@@ -161,9 +162,15 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
     warn_overlap(set(speakers) & store.enrolled_speakers(), "already enrolled")
     with training_workers(n_jobs, scheduler, cache_dir) as (runner, cache):
         tic = time.perf_counter()
+        refused = {}
         entries, n_extracted = extract_to_store(files, config, cache, n_augment=n_augment,
-                                                random_state=random_state, runner=runner, desc="i-vector features")
+                                                random_state=random_state, runner=runner, desc="i-vector features",
+                                                refused=refused)
         extract_seconds = time.perf_counter() - tic
+        usable = drop_refused(store, frame, refused, source)
+        if usable["speaker"].nunique() < 2:
+            raise ParameterError(f"{source}: only {usable['speaker'].nunique()} background speaker(s) have usable "
+                                 f"audio (see {store.model_dir / 'refused-background.csv'}); at least 2 are needed")
         if ubm is None:
             # on the clean recordings only: adding the noisy copies did not help on the dev protocol
             ubm = fit_ubm_sharded(GMMUBM(n_components=k, random_state=random_state, verbose=verbose),
@@ -174,8 +181,8 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
     train = training_eer(system, labels)
     out_header = {"model_class": "IVectorSystem", "params": system.get_params(),
                   "feature_config": config.to_dict(), "feature_hash": config.hash(), "ubm_hash": ubm.ubm_hash_,
-                  "manifest": source, "background_speakers": sorted(set(speakers)),
-                  "n_files": len(files), "n_segments": len(labels), "segment_s": float(segment_s),
+                  "manifest": source, "background_speakers": sorted(set(usable["speaker"].astype(str))),
+                  "n_files": len(usable), "n_segments": len(labels), "segment_s": float(segment_s),
                   # "augment" is what the verifier reads to augment enrollment (GMM-UBM): none for i-vectors
                   "noisy_copies": n_augment, "augment": None, "own_ubm": ubm_components is not None,
                   "log_likelihood_history": [float(v) for v in system.tv_.log_likelihood_history_],
@@ -184,7 +191,8 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
                   "train_eer": {k: v[0] for k, v in train.items()},
                   "eer_thresholds": {k: v[1] for k, v in train.items()}}
     path = store.save_background(IVECTOR_FILE, system.to_arrays(), out_header, config)
-    return {"model": str(path), "n_files": len(files), "n_speakers": len(set(speakers)),
+    return {"model": str(path), "n_files": len(usable), "n_refused": len(refused),
+            "n_speakers": int(usable["speaker"].nunique()),
             "n_segments": len(labels), "rank": int(rank), "dim": int(system.projection_.shape[1]),
             "train_eer": out_header["train_eer"], "seconds": round(time.perf_counter() - start, 1),
             "log_likelihood_history": out_header["log_likelihood_history"],

@@ -26,6 +26,7 @@ import numpy as np
 from speakerid._utils.files import atomic_write
 from speakerid._utils.parallel import imap_ordered
 from speakerid._utils.progress import progress
+from speakerid.exceptions import AudioError
 from speakerid.features.cache import cache_key
 from speakerid.features.config import FeatureConfig
 
@@ -79,36 +80,45 @@ def _extract_batch(shared, batch) -> list:
     """Worker side: the entries of every ``(file_index, audio_path)`` of ``batch``, extracted when missing.
 
     Returns one ``(file_index, [(entry path, n_frames, extracted?), ...], seconds)`` per file, the clean entry
-    first.
+    first; with ``skip`` set, ``(file_index, None, reason)`` for a file the front end refuses.
     """
+    cache_dir, config, n_augment, random_state, skip = shared
+    out = []
+    for index, audio in batch:
+        try:
+            out.append(_extract_file(cache_dir, config, n_augment, [random_state, index], index, audio))
+        except AudioError as exc:
+            if not skip:
+                raise
+            out.append((index, None, str(exc)))
+    return out
+
+
+def _extract_file(cache_dir, config, n_augment, seed, index, audio):
     import soundfile as sf
 
     from speakerid.features.pipeline import file_sessions
 
-    cache_dir, config, n_augment, random_state = shared
-    out = []
-    for index, audio in batch:
-        seed = [random_state, index]
-        try:
-            paths = [entry_path(cache_dir, audio, config, j, seed) for j in range(n_augment + 1)]
-        except OSError:
-            file_sessions(audio, config, n_augment, seed, False)    # the one-line AudioError of an unreadable file
-            raise
-        counts = [_stored_frames(p) for p in paths]
-        extracted = None in counts
-        if extracted:
-            sessions, seconds = file_sessions(audio, config, n_augment, seed, check_band=False)
-            for p, frames in zip(paths, sessions):
-                _write(p, frames)
-            counts = [len(frames) for frames in sessions]
-        else:
-            seconds = sf.info(audio).duration
-        out.append((index, [(str(p), n, extracted) for p, n in zip(paths, counts)], float(seconds)))
-    return out
+    try:
+        paths = [entry_path(cache_dir, audio, config, j, seed) for j in range(n_augment + 1)]
+    except OSError:
+        file_sessions(audio, config, n_augment, seed, False)    # the one-line AudioError of an unreadable file
+        raise
+    counts = [_stored_frames(p) for p in paths]
+    extracted = None in counts
+    if extracted:
+        sessions, seconds = file_sessions(audio, config, n_augment, seed, check_band=False)
+        for p, frames in zip(paths, sessions):
+            _write(p, frames)
+        counts = [len(frames) for frames in sessions]
+    else:
+        seconds = sf.info(audio).duration
+    return index, [(str(p), n, extracted) for p, n in zip(paths, counts)], float(seconds)
 
 
 def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int = 0, random_state=0,
-                     runner=None, desc: str = "features", show_progress: bool = True) -> tuple[list[StoredEntry], int]:
+                     runner=None, desc: str = "features", show_progress: bool = True,
+                     refused: dict | None = None) -> tuple[list[StoredEntry], int]:
     """Extract every file's frames and ``n_augment`` noisy copies into ``cache_dir``, skipping stored entries.
 
     Parameters
@@ -127,6 +137,9 @@ def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int 
         The progress stage's name (:func:`speakerid._utils.progress.progress`).
     show_progress : bool
         Report progress at all (off when the caller reports its own, e.g. over speakers).
+    refused : dict, optional
+        Given, a file that cannot be read or holds no usable speech is left out and added to it as
+        ``{path: reason}`` instead of raising (background training: one bad file must not end the run).
 
     Returns
     -------
@@ -137,16 +150,19 @@ def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int 
     Raises
     ------
     AudioError
-        When a file cannot be read or holds no usable speech (from the worker that read it).
+        When a file cannot be read or holds no usable speech (from the worker that read it), without ``refused``.
     """
     paths = [os.fspath(p) for p in paths]
-    shared = (os.fspath(cache_dir), config, int(n_augment), random_state)
+    shared = (os.fspath(cache_dir), config, int(n_augment), random_state, refused is not None)
     tasks = list(enumerate(paths))
     window = 16 * max(1, getattr(runner, "n_workers", 1))
     entries, n_extracted = [], 0
     results = imap_ordered(runner, _extract_batch, shared, tasks, window)
     for index, stored, seconds in progress(results, total=len(paths), desc=desc, unit="file",
                                            enabled=None if show_progress else False):
+        if stored is None:
+            refused[paths[index]] = seconds      # the reason
+            continue
         n_extracted += bool(stored and stored[0][2])
         for copy, (path, n_frames, _) in enumerate(stored):
             name = paths[index] + (f" (noisy copy {copy})" if copy else "")

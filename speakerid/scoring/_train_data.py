@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from speakerid.backends._training import REFUSED_FILE
 from speakerid.exceptions import ParameterError
 from speakerid.features.config import FeatureConfig
 
 __all__ = ["REFUSED_FILE", "TELEPHONE_COHORT", "NARROWBAND_COHORT_TOP", "system_config", "front_ends",
            "usable_background", "usable_copies", "record_system_cohort", "cohort_top_for"]
 
-#: The background files the front end refused (``speaker,path,reason``), left out of training.
-REFUSED_FILE = "refused-background.csv"
 #: The narrowband systems' cohort holds each cohort file twice: as it is, and through a telephone channel (these
 #: codecs in turn) as a cohort speaker of its own (``<speaker>~telephone``), so that a telephone test meets
 #: telephone impostors. On the development suite's telephone-8k trials, the narrowband GMM-UBM alone: EER 18.8 %

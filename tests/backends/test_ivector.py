@@ -47,3 +47,21 @@ def test_dask_extractor_within_tolerance(synth_corpus, serial):
         scale = max(float(np.abs(a[name]).max()), 1e-12) if a[name].dtype.kind == "f" else 1
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-4 * scale, err_msg=name)
     assert dask["train_eer"]["plda"] == pytest.approx(one["train_eer"]["plda"], abs=0.01)
+
+
+def test_unusable_background_files_are_left_out_and_listed(synth_corpus, tmp_path):
+    import pandas as pd
+
+    from speakerid.exceptions import AudioWarning
+    from tests._unusable import unusable_files
+
+    good = pd.read_csv(synth_corpus.background_csv, dtype=str)
+    good["path"] = [str((synth_corpus.background_csv.parent / p).resolve()) for p in good["path"]]
+    bad = unusable_files(tmp_path / "bad")
+    mixed = pd.concat([good, pd.DataFrame({"speaker": "bad", "path": [str(p) for p in bad]})], ignore_index=True)
+    with pytest.warns(AudioWarning, match=r"4 of 28 background file\(s\) left out"):
+        result = train_ivector(tmp_path / "m", mixed, cache_dir=tmp_path / "cache", **SETTINGS)
+    assert (result["n_files"], result["n_refused"], result["n_speakers"]) == (24, 4, good["speaker"].nunique())
+    header, _ = ModelStore(tmp_path / "m").load(IVECTOR_FILE)
+    assert "bad" not in header["background_speakers"]
+    assert len(pd.read_csv(tmp_path / "m" / "refused-background.csv")) == 4
