@@ -96,29 +96,34 @@ def read_background(manifest) -> tuple[pd.DataFrame, str]:
     return frame, source
 
 
-#: The background files the front end refused (``speaker,path,reason``), left out of training.
+#: The background files ``speakerid train`` left out (``speaker,path,reason``).
 REFUSED_FILE = "refused-background.csv"
 
 
-def drop_refused(store: ModelStore, frame: pd.DataFrame, refused: dict, source: str) -> pd.DataFrame:
-    """The background rows not in ``refused`` (``{path: reason}`` from feature extraction); the others are listed
-    with their reason in :data:`REFUSED_FILE` of the model directory and counted in an :class:`AudioWarning`
-    (one silent file among thousands must not end a run). :class:`AudioError` when none is left."""
-    path = store.model_dir / REFUSED_FILE
-    path.unlink(missing_ok=True)
-    if not refused:
-        return frame
+def drop_refused(frame: pd.DataFrame, refused: dict, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(usable rows, refused rows with a reason column)`` of a background manifest, from the ``{path: reason}``
+    feature extraction gave; :class:`AudioError` when no file is usable."""
     bad = frame["path"].isin(refused).to_numpy()
     if bad.all():
         first = frame["path"].iloc[0]
         raise AudioError(f"{source}: none of the {len(frame)} background file(s) can be used; the first: "
                          f"{refused[first]}")
     listed = frame.loc[bad, ["speaker", "path"]].assign(reason=lambda f: f["path"].map(refused))
+    return frame.loc[~bad], listed
+
+
+def record_refused(store: ModelStore, name: str, listed: pd.DataFrame, n_files: int) -> None:
+    """After a training saved its model: list the files it left out in ``name`` (replacing the previous run's
+    list; removed when none was) and count them in an :class:`AudioWarning`. Each trainer keeps its own list, so
+    ``train-ivector`` does not erase what ``train-ubm`` left out of the same directory."""
+    path = store.model_dir / name
+    if listed.empty:
+        path.unlink(missing_ok=True)
+        return
     with atomic_write(path, "w") as fh:
         listed.to_csv(fh, index=False, lineterminator="\n")
-    warnings.warn(f"{int(bad.sum())} of {len(frame)} background file(s) left out (no usable speech, or "
-                  f"unreadable; see {path})", AudioWarning, stacklevel=3)
-    return frame.loc[~bad]
+    warnings.warn(f"{len(listed)} of {n_files} background file(s) left out (no usable speech, or unreadable; "
+                  f"see {path})", AudioWarning, stacklevel=3)
 
 
 def warn_overlap(overlap, how: str, stacklevel: int = 3) -> None:

@@ -20,6 +20,7 @@ from speakerid.backends._training import (
     open_model_dir,
     read_background,
     record_cohort,
+    record_refused,
     training_workers,
     warn_overlap,
 )
@@ -42,6 +43,10 @@ __all__ = ["GMMUBMBackend", "SpeakerGMMBackend", "train_ubm", "DEFAULT_UBM_AUGME
 #: from 15.7 % to 12.8 %).
 DEFAULT_UBM_AUGMENT = 1
 _UBM_CLASS = "GMMUBM"
+
+
+#: The background files ``train_ubm`` left out (``speaker,path,reason``), in the model directory.
+REFUSED_UBM_FILE = "refused-ubm.csv"
 
 
 def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_state: int = 0, verbose=False,
@@ -111,7 +116,7 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
         When already-enrolled speakers are among the background speakers.
     AudioWarning
         When some background files cannot be used (unreadable, or no usable speech): they are left out and listed
-        with the reason in ``refused-background.csv`` in the model directory.
+        with the reason in ``refused-ubm.csv`` (:data:`REFUSED_UBM_FILE`) in the model directory.
     """
     n_augment = check_n_augment(n_augment)
     max_iter = check_count(max_iter, "max_iter", 1)
@@ -130,7 +135,7 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
                                                 random_state=random_state, runner=runner, desc="UBM features",
                                                 refused=refused)
         extract_seconds = time.perf_counter() - tic
-        usable = drop_refused(store, frame, refused, source)
+        usable, listed = drop_refused(frame, refused, source)
         speakers = sorted(set(usable["speaker"].astype(str)))
         model.verbose = verbose() if callable(verbose) else verbose    # (a callable: decided after the features)
         fit_ubm_sharded(model, entries, runner, subsample=subsample, shard_frames=shard_frames)
@@ -143,6 +148,7 @@ def train_ubm(model_dir, manifest, *, feature_config=None, n_jobs=1, random_stat
                   "numerics": {"reseeded": int(getattr(model.ubm_, "n_reseeded_", 0)),
                                "floored_components": list(getattr(model.ubm_, "floored_components_", []))}}
         path = store.save_background(UBM_FILE, model.to_arrays(), header, config)
+        record_refused(store, REFUSED_UBM_FILE, listed, len(frame))
         cohort = (record_cohort(store, usable, cohort_speakers, random_state)
                   if cohort_speakers is None or cohort_speakers else None)
         if cohort is not None:   # its models and frames now, from the store (no file is read twice)

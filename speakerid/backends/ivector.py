@@ -19,6 +19,7 @@ from speakerid.backends._training import (
     drop_refused,
     open_model_dir,
     read_background,
+    record_refused,
     training_workers,
     warn_overlap,
 )
@@ -75,6 +76,10 @@ def training_eer(system: IVectorSystem, labels, max_segments: int = MAX_EER_SEGM
 DEFAULT_UBM_COMPONENTS = 32
 
 
+#: The background files ``train_ivector`` left out (``speaker,path,reason``), in the model directory.
+REFUSED_IVECTOR_FILE = "refused-ivector.csv"
+
+
 def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_state: int = 0,
                   verbose: bool = False, rank: int = 200, lda_dim: int = 0, segment_s: float = 1.5,
                   n_augment: int = 2, max_iter: int = 10, top_c: int | None = None, scoring: str = "cosine",
@@ -127,7 +132,16 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
     NotFittedError
         When the directory has no UBM and ``ubm_components`` is not given.
     ParameterError
-        For a hyper-parameter out of range (checked before any audio is read).
+        For a hyper-parameter out of range (checked before any audio is read), or fewer than 2 speakers with usable
+        audio.
+    AudioError
+        When no background file can be used.
+
+    Warns
+    -----
+    AudioWarning
+        When some background files cannot be used (unreadable, or no usable speech): they are left out and listed
+        with the reason in ``refused-ivector.csv`` (:data:`REFUSED_IVECTOR_FILE`) in the model directory.
     """
     start = time.perf_counter()
     n_augment = check_count(n_augment, "n_augment", 0)
@@ -167,10 +181,11 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
                                                 random_state=random_state, runner=runner, desc="i-vector features",
                                                 refused=refused)
         extract_seconds = time.perf_counter() - tic
-        usable = drop_refused(store, frame, refused, source)
+        usable, listed = drop_refused(frame, refused, source)
         if usable["speaker"].nunique() < 2:
             raise ParameterError(f"{source}: only {usable['speaker'].nunique()} background speaker(s) have usable "
-                                 f"audio (see {store.model_dir / 'refused-background.csv'}); at least 2 are needed")
+                                 f"audio ({len(listed)} file(s) unusable, e.g. {listed['path'].iloc[0]}: "
+                                 f"{listed['reason'].iloc[0]}); at least 2 are needed")
         if ubm is None:
             # on the clean recordings only: adding the noisy copies did not help on the dev protocol
             ubm = fit_ubm_sharded(GMMUBM(n_components=k, random_state=random_state, verbose=verbose),
@@ -191,6 +206,7 @@ def train_ivector(model_dir, manifest, *, feature_config=None, n_jobs=1, random_
                   "train_eer": {k: v[0] for k, v in train.items()},
                   "eer_thresholds": {k: v[1] for k, v in train.items()}}
     path = store.save_background(IVECTOR_FILE, system.to_arrays(), out_header, config)
+    record_refused(store, REFUSED_IVECTOR_FILE, listed, len(frame))
     return {"model": str(path), "n_files": len(usable), "n_refused": len(refused),
             "n_speakers": int(usable["speaker"].nunique()),
             "n_segments": len(labels), "rank": int(rank), "dim": int(system.projection_.shape[1]),

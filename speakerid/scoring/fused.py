@@ -189,7 +189,7 @@ class FusedVerifier:
         shift_s = first.feature_config.frame_shift_ms / 1000.0
         first._load_background()       # the speaker models are checked against it
         unique, inverse = np.unique(np.asarray(speakers, dtype=str), return_inverse=True)
-        seconds = np.array([int(first._speaker_entry(s)[0].get("n_frames") or 0) * shift_s for s in unique])
+        seconds = np.array([int(first._speaker_entry(str(s))[0].get("n_frames") or 0) * shift_s for s in unique])
         return seconds[inverse.ravel()] if len(unique) else np.zeros(0)
 
     def speakers(self) -> list[str]:

@@ -101,20 +101,38 @@ class QualityInputs:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "fusion.json") -> QualityInputs:
-        """The inputs saved by :meth:`to_dict`; :class:`ModelFormatError` naming ``source`` when malformed."""
-        try:
-            if list(data["measures"]) != list(MEASURES):
-                raise ValueError(f"unknown quality measures {data['measures']!r}")
-            made = cls(data["systems"], interactions=bool(data["interactions"]))
-            made.reference_ = {m: float(data["reference_log_s"][m]) for m in MEASURES}
-            made.range_ = {m: (float(data["range_log_s"][m][0]), float(data["range_log_s"][m][1]))
-                           for m in MEASURES}
-            if not all(math.isfinite(v) for v in made.reference_.values()) or \
-                    not all(math.isfinite(a) and math.isfinite(b) and a <= b for a, b in made.range_.values()):
-                raise ValueError("reference or range not finite, or a range reversed")
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise ModelFormatError(f"{source}: bad quality-measure settings ({exc})") from None
+        """The inputs saved by :meth:`to_dict`; :class:`ModelFormatError` naming ``source`` and the field when
+        malformed."""
+        def fail(reason):
+            raise ModelFormatError(f"{source}: bad quality-measure settings ({reason})")
+
+        if not isinstance(data, dict):
+            fail(f"expected an object, got {type(data).__name__}")
+        for key in ("measures", "systems", "interactions", "reference_log_s", "range_log_s"):
+            if key not in data:
+                fail(f"missing field {key!r}")
+        if data["measures"] != list(MEASURES):
+            fail(f"unknown quality measures {data['measures']!r}, expected {list(MEASURES)}")
+        systems = data["systems"]
+        if not isinstance(systems, list) or not systems or not all(isinstance(x, str) for x in systems):
+            fail(f"'systems' must be a non-empty list of names, got {systems!r}")
+        if not isinstance(data["interactions"], bool):
+            fail(f"'interactions' must be true or false, got {data['interactions']!r}")
+        made = cls(systems, interactions=data["interactions"])
+        made.reference_, made.range_ = {}, {}
+        for m in MEASURES:
+            reference = (data["reference_log_s"] or {}).get(m) if isinstance(data["reference_log_s"], dict) else None
+            span = (data["range_log_s"] or {}).get(m) if isinstance(data["range_log_s"], dict) else None
+            if not _number(reference):
+                fail(f"reference_log_s.{m} must be a finite number, got {reference!r}")
+            if not (isinstance(span, list) and len(span) == 2 and all(map(_number, span)) and span[0] <= span[1]):
+                fail(f"range_log_s.{m} must be [low, high] with finite low <= high, got {span!r}")
+            made.reference_[m], made.range_[m] = float(reference), (float(span[0]), float(span[1]))
         return made
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _seconds(seconds, name: str) -> np.ndarray:

@@ -61,9 +61,14 @@ def test_unusable_background_files_are_left_out_and_listed(synth_corpus, tmp_pat
     (a, header_a), (b, header_b) = _ubm(tmp_path / "clean"), _ubm(tmp_path / "mixed")
     np.testing.assert_array_equal(a["means"], b["means"])
     assert header_b["background_speakers"] == header_a["background_speakers"]
-    listed = pd.read_csv(tmp_path / "mixed" / "refused-background.csv", dtype=str)
+    listed = pd.read_csv(tmp_path / "mixed" / "refused-ubm.csv", dtype=str)
     assert sorted(listed["path"]) == sorted(map(str, bad)) and listed["reason"].str.len().min() > 10
-    assert not (tmp_path / "clean" / "refused-background.csv").exists()
+    assert not (tmp_path / "clean" / "refused-ubm.csv").exists()
     assert not set(pd.read_csv(tmp_path / "mixed" / "cohort.csv", dtype=str)["path"]) & set(map(str, bad))
     with pytest.raises(AudioError, match=r"none of the 4 background file\(s\) can be used"):
         train_ubm(tmp_path / "none", mixed.tail(4), **settings)
+    # a failed rerun leaves the directory's model and its list as they were
+    with pytest.raises(AudioError, match="none of the 4"):
+        train_ubm(tmp_path / "mixed", mixed.tail(4), **settings)
+    assert len(pd.read_csv(tmp_path / "mixed" / "refused-ubm.csv")) == 4
+    np.testing.assert_array_equal(_ubm(tmp_path / "mixed")[0]["means"], b["means"])

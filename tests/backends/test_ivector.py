@@ -64,4 +64,5 @@ def test_unusable_background_files_are_left_out_and_listed(synth_corpus, tmp_pat
     assert (result["n_files"], result["n_refused"], result["n_speakers"]) == (24, 4, good["speaker"].nunique())
     header, _ = ModelStore(tmp_path / "m").load(IVECTOR_FILE)
     assert "bad" not in header["background_speakers"]
-    assert len(pd.read_csv(tmp_path / "m" / "refused-background.csv")) == 4
+    assert len(pd.read_csv(tmp_path / "m" / "refused-ivector.csv")) == 4
+    assert not (tmp_path / "m" / "refused-ubm.csv").exists()      # each trainer keeps its own list

@@ -67,9 +67,15 @@ def test_columns_clipping_and_round_trip():
 
 @pytest.mark.parametrize("change, match", [
     (lambda d: d.update(measures=["snr_db"]), "unknown quality measures"),
-    (lambda d: d.pop("reference_log_s"), "reference_log_s"),
-    (lambda d: d["range_log_s"].update({MEASURES[0]: [2.0, 1.0]}), "reversed"),
-    (lambda d: d["reference_log_s"].update({MEASURES[1]: float("nan")}), "not finite"),
+    (lambda d: d.pop("reference_log_s"), "missing field 'reference_log_s'"),
+    (lambda d: d["range_log_s"].update({MEASURES[0]: [2.0, 1.0]}), r"range_log_s.enroll_speech_s must be \[low, high\]"),
+    (lambda d: d["range_log_s"].update({MEASURES[1]: [0.5, 0.5, 9]}), "range_log_s.test_speech_s"),
+    (lambda d: d["range_log_s"].update({MEASURES[1]: "abc"}), "range_log_s.test_speech_s"),
+    (lambda d: d["range_log_s"].update({MEASURES[1]: [True, True]}), "range_log_s.test_speech_s"),
+    (lambda d: d["reference_log_s"].update({MEASURES[1]: float("nan")}), "reference_log_s.test_speech_s"),
+    (lambda d: d["reference_log_s"].update({MEASURES[0]: True}), "reference_log_s.enroll_speech_s"),
+    (lambda d: d.update(interactions="no"), "'interactions' must be true or false"),
+    (lambda d: d.update(systems="gmm-ubm"), "'systems' must be a non-empty list"),
 ])
 def test_a_damaged_quality_block_names_the_file(change, match):
     data = QualityInputs(["x"]).fit([1.0, 2.0], [1.0, 2.0]).to_dict()
