@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import warnings
 
 from speakerid._utils.blas import one_blas_thread
@@ -74,6 +75,26 @@ def _warn_again(results: list) -> list:
 def _ignore_interrupts() -> None:
     """Initializer of the local worker processes: Ctrl-C is for the command (see :meth:`TaskRunner.close`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """Start worker processes with Ctrl-C ignored: an ignored signal stays ignored through fork and exec, so a
+    Ctrl-C that reaches the whole process group while a worker is still importing (before
+    :func:`_ignore_interrupts` runs) cannot print that worker's KeyboardInterrupt traceback. Here Ctrl-C is blocked
+    meanwhile (Linux keeps a blocked signal pending even while its action is "ignore"), so one pressed while the
+    workers start is not lost: it arrives as KeyboardInterrupt when the block ends. Main thread only (where Python
+    handles signals)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _is_client(obj) -> bool:
@@ -161,8 +182,9 @@ class TaskRunner:
             # "leaked file objects" on stderr.
             # The workers ignore Ctrl-C: this process gets it and stops them (close(interrupted=True)), instead of
             # each printing its own KeyboardInterrupt traceback.
-            self._executor = get_memmapping_executor(self.n_jobs, timeout=300, max_nbytes=None,
-                                                     initializer=_ignore_interrupts)
+            with _sigint_held():
+                self._executor = get_memmapping_executor(self.n_jobs, timeout=300, max_nbytes=None,
+                                                         initializer=_ignore_interrupts)
 
     def _open_dask(self) -> None:
         try:
@@ -235,7 +257,8 @@ class TaskRunner:
             futures = [self._executor.submit(func, shared, batch) for batch in batches]
             return Pending(lambda: [f.result() for f in futures], futures)
         if self._executor is not None and batches:
-            futures = [self._executor.submit(_catching_warnings, func, shared, batch) for batch in batches]
+            with _sigint_held():      # (loky starts its workers on the first submit)
+                futures = [self._executor.submit(_catching_warnings, func, shared, batch) for batch in batches]
             self._futures = [f for f in self._futures if not f.done()] + futures
             return Pending(lambda: _warn_again([f.result() for f in futures]))   # (not cancellable: see close)
         outputs = [func(shared, batch) for batch in batches]

@@ -122,8 +122,9 @@ def record_refused(store: ModelStore, name: str, listed: pd.DataFrame, n_files: 
         return
     with atomic_write(path, "w") as fh:
         listed.to_csv(fh, index=False, lineterminator="\n")
-    warnings.warn(f"{len(listed)} of {n_files} background file(s) left out (no usable speech, or unreadable; "
-                  f"see {path})", AudioWarning, stacklevel=3)
+    shown = "; ".join(listed["reason"].head(3)) + ("; ..." if len(listed) > 3 else "")
+    warnings.warn(f"{len(listed)} of {n_files} background file(s) left out, listed with the reason in {path}: "
+                  f"{shown}", AudioWarning, stacklevel=3)
 
 
 def warn_overlap(overlap, how: str, stacklevel: int = 3) -> None:
