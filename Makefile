@@ -50,8 +50,8 @@ test-fast: $(STAMP)  ## run the tests not marked slow
 demo: $(STAMP)  ## generate the synthetic corpus and run the pipeline end to end on it
 	$(SPK) demo --data-dir '$(DATA_DIR)' --model-dir '$(MODEL_DIR)' --report-dir '$(REPORT_DIR)'
 
-train-ubm: $(STAMP)  ## train the UBM: MANIFEST=background.csv MODEL_DIR=dir [COMPONENTS=64]
-	$(SPK) train-ubm --manifest '$(MANIFEST)' --model-dir '$(MODEL_DIR)' --components '$(COMPONENTS)'
+train-ubm: $(STAMP)  ## train the UBM: MANIFEST=background.csv MODEL_DIR=dir [COMPONENTS=64] [FORCE=1: drop enrollments]
+	$(SPK) train-ubm --manifest '$(MANIFEST)' --model-dir '$(MODEL_DIR)' --components '$(COMPONENTS)' $(if $(FORCE),--force)
 
 enroll: $(STAMP)  ## enroll every speaker of MANIFEST=enroll.csv into MODEL_DIR
 	$(SPK) enroll --manifest '$(MANIFEST)' --model-dir '$(MODEL_DIR)'

@@ -81,8 +81,9 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     start = time.perf_counter()
     _say(out, f"[3/7] UBM: {n_components} components on {len(background)} background files")
     verifier = SpeakerVerifier(model_dir, backend="gmm-ubm")
+    # the demo owns its directory: a rerun retrains it and enrolls its speakers again
     trained = verifier.train(corpus.background_csv, n_components=n_components, max_iter=10,
-                             random_state=random_state)
+                             random_state=random_state, force=True)
     history = trained["log_likelihood_history"]
     if history:
         _say(out, f"      EM: {len(history)} iterations, average log-likelihood {history[0]:.2f} -> {history[-1]:.2f}")

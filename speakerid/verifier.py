@@ -163,6 +163,8 @@ class SpeakerVerifier:
         The directory's feature configuration (or the one given to the constructor) and ``n_jobs`` are passed
         on; ``params`` are the backend's (e.g. ``n_components``, ``max_iter``, ``n_augment``, ``random_state``
         for GMM-UBM, see :func:`speakerid.backends.gmm_ubm.train_ubm`). Returns what the training returns.
+        Speakers enrolled against the model it replaces make it a :class:`ParameterError` unless ``force=True``,
+        which removes them once the new model is saved (:meth:`~speakerid.backends.base.Backend.train`).
         """
         result = self.backend.train(self.model_dir, manifest, feature_config=self._requested_config,
                                     n_jobs=self.n_jobs, **params)

@@ -70,7 +70,7 @@ class Backend:
     # ------------------------------------------------------------------ training
     @classmethod
     def train(cls, model_dir, manifest, *, feature_config=None, n_jobs=1, random_state=0, verbose=False,
-              **params) -> dict:
+              force: bool = False, **params) -> dict:
         """Train the backend's background model(s) on a ``speaker,path`` manifest and save them in ``model_dir``.
 
         Parameters
@@ -87,6 +87,10 @@ class Backend:
             Seeds everything random in the training (noise, initialisation, sampling).
         verbose : bool
             Progress lines on stderr.
+        force : bool
+            Retrain a directory in which speakers are enrolled against the model this replaces: once the new model
+            is saved, those enrollments (which it could no longer score) are removed, and listed in the result's
+            ``removed_enrollments``. Without it such a directory is refused before anything is read or written.
         **params
             The backend's own hyper-parameters.
 
@@ -98,12 +102,24 @@ class Backend:
         Raises
         ------
         ParameterError
-            When the backend has nothing to train, or a parameter is out of range.
+            When the backend has nothing to train, or a parameter is out of range; when speakers are enrolled
+            against the model it would replace and ``force`` is not set (naming them and what ``force`` drops).
         """
         if cls.trainer is None:
             raise ParameterError(f"the {cls.name} backend has nothing to train: enroll speakers directly")
-        return cls.trainer(model_dir, manifest, feature_config=feature_config, n_jobs=n_jobs,
-                           random_state=random_state, verbose=verbose, **params)
+        orphans = _dependent_enrollments(model_dir, cls.background_files)
+        if orphans and not force:
+            raise ParameterError(_orphan_message(model_dir, cls, orphans))
+        result = cls.trainer(model_dir, manifest, feature_config=feature_config, n_jobs=n_jobs,
+                             random_state=random_state, verbose=verbose, **params)
+        if orphans:                     # the new model is saved: drop what it cannot score
+            from speakerid.store import ModelStore
+
+            store = ModelStore(model_dir)
+            for backend, speakers in orphans.items():
+                store.remove_speakers(speakers, backend=backend)
+        result["removed_enrollments"] = orphans
+        return result
 
     # ------------------------------------------------------------------ the model directory
     def load_background(self, name: str, header: dict, arrays: dict) -> None:
@@ -162,6 +178,36 @@ def register_backend(cls: type) -> type:
 
 
 # Where each built-in backend lives: its module registers it when first asked for (one line per backend).
+def _dependent_enrollments(model_dir, files) -> dict:
+    """``{backend: [speakers]}``: the speakers enrolled in ``model_dir`` with a backend that needs one of the
+    background ``files`` (its speaker models are tied to that model's hash)."""
+    from pathlib import Path
+
+    from speakerid.store import ModelStore
+
+    if not (Path(model_dir) / ModelStore.SPEAKER_DIR).is_dir():
+        return {}
+    store = ModelStore(model_dir)
+    out = {}
+    for backend in store.backends():
+        try:
+            kind = get_backend(backend)
+        except ParameterError:          # a plug-in that is not installed here: its speakers are not ours to judge
+            continue
+        if kind.background_required and set(kind.background_files) & set(files):
+            out[backend] = sorted(store.speakers(backend))
+    return {b: s for b, s in out.items() if s}
+
+
+def _orphan_message(model_dir, cls, orphans: dict) -> str:
+    names = [s for speakers in orphans.values() for s in speakers]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (f"{model_dir}: {len(names)} speaker(s) are enrolled against its {' and '.join(cls.background_files)} "
+            f"({shown}; backend {', '.join(orphans)}); retraining replaces it and they could no longer be scored. "
+            "Use --force to retrain and remove those enrollments (enroll them again afterwards), or train into a "
+            "new model directory")
+
+
 _BUILTIN_BACKENDS = {"gmm-ubm": "speakerid.backends.gmm_ubm", "gmm": "speakerid.backends.gmm_ubm",
                      "ivector": "speakerid.backends.ivector", "siamese": "speakerid.backends.siamese",
                      "mlp": "speakerid.backends.mlp"}

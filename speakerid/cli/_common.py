@@ -114,6 +114,20 @@ def read_feature_config(path) -> FeatureConfig:
         raise ParameterError(f"{path}: {exc}") from None
 
 
+def add_retrain_force(parser) -> None:
+    """``--force`` of the expert training commands (see :meth:`speakerid.backends.base.Backend.train`)."""
+    parser.add_argument("--force", action="store_true",
+                        help="retrain a directory with speakers enrolled against the model this replaces, removing "
+                             "those enrollments (they could no longer be scored)")
+
+
+def report_removed(result: dict) -> None:
+    """One line on stderr per backend whose enrollments a forced retraining removed."""
+    for backend, speakers in (result.get("removed_enrollments") or {}).items():
+        print(f"speakerid: removed {len(speakers)} enrollment(s) of backend {backend} made against the replaced "
+              f"model: {', '.join(speakers)}; enroll them again", file=sys.stderr)
+
+
 def add_jobs(parser):
     """``--jobs`` of the neural training commands (train-siamese, train-mlp; the map-reduce ones take
     :func:`add_workers`): feature extraction on every core unless told otherwise (the model does not depend on it:

@@ -6,11 +6,13 @@ import sys
 
 from speakerid.cli._common import (
     add_model_dir,
+    add_retrain_force,
     add_workers,
     non_negative_int,
     non_negative_seconds,
     positive_int,
     print_json,
+    report_removed,
     seed_value,
     show_warnings,
 )
@@ -42,6 +44,7 @@ def register(sub) -> None:
                    help="train the system's own K-component UBM on the manifest's recordings (default 32, chosen "
                         "on dev); 0 uses the directory's ubm.npz")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
+    add_retrain_force(p)
     add_workers(p, jobs=-1)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_train_ivector)
@@ -56,7 +59,8 @@ def _train_ivector(args):
         rank=args.rank, lda_dim=args.lda_dim, segment_s=args.segment_s, n_augment=args.augment,
         max_iter=args.iterations, top_c=args.top_c or None, scoring=args.scoring, enroll=args.enroll,
         wccn=not args.no_wccn, ubm_components=args.ubm_components or None, scheduler=args.scheduler,
-        cache_dir=args.cache)
+        cache_dir=args.cache, force=args.force)
+    report_removed(result)
     if args.json:
         print_json(result)
         return

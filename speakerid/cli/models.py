@@ -8,11 +8,13 @@ from speakerid.cli._common import (
     add_backend,
     add_feature_options,
     add_model_dir,
+    add_retrain_force,
     add_workers,
     check_model_dir,
     feature_config_from,
     finite_float,
     print_json,
+    report_removed,
     seed_value,
     show_warnings,
 )
@@ -30,6 +32,7 @@ def register(sub) -> None:
     p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor r (default 16)")
     p.add_argument("--top-c", type=int, default=5, help="Gaussians per frame in scoring; 0 = exact (default 5)")
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
+    add_retrain_force(p)
     p.add_argument("--augment", type=int, default=None, metavar="N",
                    help="also train on N noisy copies of each file (white/pink/brown noise, 0-20 dB SNR); "
                         "enroll then does the same (default 1; 0 = clean training)")
@@ -148,7 +151,9 @@ def _train_ubm(args):
                                               random_state=args.seed, n_components=args.components,
                                               max_iter=args.iterations, relevance_factor=args.relevance_factor,
                                               top_c=args.top_c, verbose=stage_lines, scheduler=args.scheduler,
-                                              cache_dir=args.cache, subsample=args.subsample, **params)
+                                              cache_dir=args.cache, subsample=args.subsample, force=args.force,
+                                              **params)
+    report_removed(result)
     reused = result["n_files"] - result["n_extracted"]
     print(f"trained a {result['n_components']}-component UBM on {result['n_features']}-dim features "
           f"({result['n_iter'] or '?'} EM iterations{f'; {reused} files read from the store' if reused else ''})"

@@ -8,8 +8,10 @@ import sys
 from speakerid.cli._common import (
     add_jobs,
     add_model_dir,
+    add_retrain_force,
     print_json,
     read_feature_config,
+    report_removed,
     seed_value,
     show_warnings,
 )
@@ -48,6 +50,7 @@ def _add_common(p, hidden: str, epochs: int) -> None:
                         "(default 2)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="share held out for validation (default 0.2)")
+    add_retrain_force(p)
     p.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     p.add_argument("--features", default=None, metavar="NAMES",
                    help="for a new model directory: comma-separated frame features, e.g. "
@@ -105,7 +108,8 @@ def _train(args, backend: str, **params) -> dict | None:
         args.model_dir, args.manifest, feature_config=_feature_config(args), n_jobs=args.jobs,
         random_state=args.seed, hidden_sizes=_hidden(args.hidden), learning_rate=args.lr,
         batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience, segment_s=args.segment_s,
-        val_fraction=args.val_fraction, on_epoch=_epoch_printer(args), **params)
+        val_fraction=args.val_fraction, on_epoch=_epoch_printer(args), force=args.force, **params)
+    report_removed(result)
     if not args.json:
         return result
     print_json({k: (None if isinstance(v, float) and not math.isfinite(v) else v)

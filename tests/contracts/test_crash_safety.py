@@ -90,8 +90,9 @@ def test_kill_9_between_temp_file_and_rename(setup, tmp_path, command):
     if command == "enroll":
         argv = ["enroll", "--model-dir", models, "--speaker", "newcomer", wav]
     else:
+        # --force: the speakers are removed only once the new UBM is saved, so a kill before that keeps them
         argv = ["train-ubm", "--manifest", corpus.background_csv, "--model-dir", models, "--components", "4",
-                "--iterations", "2", "--seed", "7"]
+                "--iterations", "2", "--seed", "7", "--force"]
     _kill_when(_spawn(argv, {"SPEAKERID_TEST_HOLD_BEFORE_RENAME": str(marker)}), marker)
     held = Path(marker.read_text())  # the model file whose write was interrupted
     assert held.parent.is_dir() and held.suffix == ".npz"

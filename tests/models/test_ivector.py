@@ -181,13 +181,13 @@ def test_train_ivector_errors_are_one_line(synth_corpus, ivector_dir, tmp_path, 
     status, _, err = _cli(capsys, "train-ivector", "--manifest", bg, "--model-dir", tmp_path / "empty",
                           "--ubm-components", "0")
     assert status == ExitStatus.NOT_FITTED and "train-ubm" in err and len(err.strip().splitlines()) == 1
-    status, _, err = _cli(capsys, "train-ivector", "--manifest", bg, "--model-dir", ivector_dir, "--rank", "0")
+    status, _, err = _cli(capsys, "train-ivector", "--manifest", bg, "--model-dir", ivector_dir, "--rank", "0", "--force")
     assert status == ExitStatus.USAGE and "--rank" in err and len(err.strip().splitlines()) == 1
     status, _, err = _cli(capsys, "train-ivector", "--manifest", bg, "--model-dir", ivector_dir, "--rank", "100000",
-                          "--lda-dim", "3")
+                          "--lda-dim", "3", "--force")
     assert status == ExitStatus.USAGE and "rank" in err and len(err.strip().splitlines()) == 1
     status, _, err = _cli(capsys, "train-ivector", "--manifest", bg, "--model-dir", ivector_dir, "--lda-dim", "50",
-                          "--rank", "4")
+                          "--rank", "4", "--force")
     assert status == ExitStatus.USAGE and "lda_dim" in err
     (tmp_path / "nothing").mkdir()          # an empty model directory (a missing one is a usage error)
     status, _, err = _cli(capsys, "verify", "--model-dir", tmp_path / "nothing", "--backend", "ivector",
@@ -205,7 +205,8 @@ def test_train_ivector_warns_about_enrolled_background_speakers(ivector_dir, syn
     SpeakerVerifier(model_dir, backend="ivector").enroll(enrolled["speaker"][0],
                                                            [synth_corpus.folder / enrolled["path"][0]])
     status, _, err = _cli(capsys, "train-ivector", "--manifest", leak, "--model-dir", model_dir, "--rank", "4",
-                          "--lda-dim", "3", "--augment", "0", "--iterations", "1", "--ubm-components", "0", "--json")
+                          "--lda-dim", "3", "--augment", "0", "--iterations", "1", "--ubm-components", "0", "--json",
+                          "--force")
     assert status == ExitStatus.OK and "DataLeak" not in err and "already enrolled" in err
 
 

@@ -303,5 +303,8 @@ def test_train_siamese_cli_in_process(synth_corpus, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["backend"] == "siamese" and result["score"] <= 0.0  # -distance
     assert main(["train-siamese", "--manifest", manifest, "--model-dir", str(model_dir),
-                 "--val-fraction", "1.5"]) == 2
+                 "--val-fraction", "1.5"]) == 2          # speakers are enrolled: refused without --force
+    assert "--force" in capsys.readouterr().err
+    assert main(["train-siamese", "--manifest", manifest, "--model-dir", str(model_dir),
+                 "--val-fraction", "1.5", "--force"]) == 2
     assert "val_fraction" in capsys.readouterr().err
