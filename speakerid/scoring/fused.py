@@ -186,11 +186,15 @@ class FusedVerifier:
     def enrolled_speech_s(self, speakers) -> np.ndarray:
         """Seconds of speech the first system's front end kept of each speaker's enrollment, shape (n,)."""
         first = self._verifiers[self.inputs[0]]
-        shift_s = first.feature_config.frame_shift_ms / 1000.0
         first._load_background()       # the speaker models are checked against it
         unique, inverse = np.unique(np.asarray(speakers, dtype=str), return_inverse=True)
-        seconds = np.array([int(first._speaker_entry(str(s))[0].get("n_frames") or 0) * shift_s for s in unique])
+        seconds = self._speech_s(np.array([int(first._speaker_entry(str(s))[0].get("n_frames") or 0)
+                                           for s in unique]))
         return seconds[inverse.ravel()] if len(unique) else np.zeros(0)
+
+    def _speech_s(self, n_frames):
+        """Seconds of speech in ``n_frames`` frames of the first system's front end (frames times the shift)."""
+        return n_frames * self._verifiers[self.inputs[0]].feature_config.frame_shift_ms / 1000.0
 
     def speakers(self) -> list[str]:
         """Speakers enrolled in every system (a speaker missing from one cannot get a fused score)."""
@@ -276,7 +280,7 @@ class FusedVerifier:
                 frames[key] = features(verifier)
             columns.append(verifier.score_frames(speakers, frames[key]))
         first = self._verifiers[self.inputs[0]]
-        return np.column_stack(columns), len(frames[str(first.model_dir)]) * first.feature_config.frame_shift_ms / 1e3
+        return np.column_stack(columns), self._speech_s(len(frames[str(first.model_dir)]))
 
     def _fuse(self, matrix, speakers, test_s) -> np.ndarray:
         """The LLRs of the inputs' scores ``matrix`` (n, n_inputs) of claims ``speakers`` on tests of ``test_s``

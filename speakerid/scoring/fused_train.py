@@ -193,22 +193,26 @@ def _matrix(table: pd.DataFrame, inputs) -> tuple[np.ndarray, np.ndarray]:
     return matrix, ok
 
 
+def _fusion_inputs(table: pd.DataFrame, inputs, rows, quality: QualityInputs | None) -> np.ndarray:
+    """The fusion's input matrix of ``rows`` of ``table``: the inputs' scores, through ``quality`` when given."""
+    matrix = table[list(inputs)].to_numpy(float)[rows]
+    if quality is None:
+        return matrix
+    return quality.transform(matrix, *(table[m].to_numpy(float)[rows] for m in MEASURES))
+
+
 def _fit(table: pd.DataFrame, inputs, rows, quality: QualityInputs | None):
     """A :class:`LinearFusion` learned on ``rows`` of ``table``, through ``quality`` (fitted on those rows)."""
-    matrix, labels = table[list(inputs)].to_numpy(float)[rows], table["target"].to_numpy()[rows]
     if quality is not None:
-        durations = [table[m].to_numpy(float)[rows] for m in MEASURES]
-        matrix = quality.fit(*durations).transform(matrix, *durations)
-    model = LinearFusion(p_target=FIT_P_TARGET).fit(matrix, labels)
+        quality.fit(*(table[m].to_numpy(float)[rows] for m in MEASURES))
+    model = LinearFusion(p_target=FIT_P_TARGET).fit(_fusion_inputs(table, inputs, rows, quality),
+                                                    table["target"].to_numpy()[rows])
     model.system_names_ = list(inputs) if quality is None else quality.names
     return model
 
 
 def _apply(table: pd.DataFrame, inputs, rows, model: LinearFusion, quality: QualityInputs | None) -> np.ndarray:
-    matrix = table[list(inputs)].to_numpy(float)[rows]
-    if quality is not None:
-        matrix = quality.transform(matrix, *(table[m].to_numpy(float)[rows] for m in MEASURES))
-    return model.transform(matrix)
+    return model.transform(_fusion_inputs(table, inputs, rows, quality))
 
 
 def fit_fusions(table: pd.DataFrame, inputs, quality: bool | None = None) -> tuple[dict, QualityInputs | None]:

@@ -120,9 +120,9 @@ class QualityInputs:
             fail(f"'interactions' must be true or false, got {data['interactions']!r}")
         made = cls(systems, interactions=data["interactions"])
         made.reference_, made.range_ = {}, {}
+        references, ranges = (data[k] if isinstance(data[k], dict) else {} for k in ("reference_log_s", "range_log_s"))
         for m in MEASURES:
-            reference = (data["reference_log_s"] or {}).get(m) if isinstance(data["reference_log_s"], dict) else None
-            span = (data["range_log_s"] or {}).get(m) if isinstance(data["range_log_s"], dict) else None
+            reference, span = references.get(m), ranges.get(m)
             if not _number(reference):
                 fail(f"reference_log_s.{m} must be a finite number, got {reference!r}")
             if not (isinstance(span, list) and len(span) == 2 and all(map(_number, span)) and span[0] <= span[1]):
