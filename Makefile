@@ -12,7 +12,7 @@ MODEL_DIR ?= data/models
 REPORT_DIR ?= data/report
 
 .DEFAULT_GOAL := help
-.PHONY: help install wheel test test-fast demo train-ubm enroll verify identify speakers score evaluate lint bench clean distclean
+.PHONY: help install wheel test test-fast demo pretrained train-ubm enroll verify identify speakers score evaluate lint bench clean distclean
 
 # Defaults of the model targets point at the demo corpus, so they work right after `make demo`.
 COMPONENTS ?= 64
@@ -49,6 +49,9 @@ test-fast: $(STAMP)  ## run the tests not marked slow
 
 demo: $(STAMP)  ## generate the synthetic corpus and run the pipeline end to end on it
 	$(SPK) demo --data-dir '$(DATA_DIR)' --model-dir '$(MODEL_DIR)' --report-dir '$(REPORT_DIR)'
+
+pretrained: $(STAMP)  ## rebuild the shipped model speakerid/pretrained from ../shared (about 25 min; recipes/pretrained)
+	PY=$(PY) recipes/pretrained/run.sh $(PRETRAINED_ARGS)
 
 train-ubm: $(STAMP)  ## train the UBM: MANIFEST=background.csv MODEL_DIR=dir [COMPONENTS=64] [FORCE=1: drop enrollments]
 	$(SPK) train-ubm --manifest '$(MANIFEST)' --model-dir '$(MODEL_DIR)' --components '$(COMPONENTS)' $(if $(FORCE),--force)

@@ -1,10 +1,17 @@
 """speakerid: classical-ML speaker verification (features, GMM-UBM, i-vectors, neural embeddings, evaluation).
 
-The public API in one import::
+The public API in one import; the default system first, ready after ``pip install`` (the model shipped in the
+package, your speakers in a per-user store)::
 
-    import speakerid as sid
-    frames = sid.extract_file("alice.wav", sid.FeatureConfig())
-    verifier = sid.SpeakerVerifier("models/")
+    import speakerid
+    verifier = speakerid.Verifier()
+    verifier.enroll("alice", ["alice1.wav", "alice2.wav"])
+    verifier.verify("alice", "unknown.wav")            # calibrated LLR, posterior, decision
+
+and the expert pieces::
+
+    frames = speakerid.extract_file("alice.wav", speakerid.FeatureConfig())
+    expert = speakerid.SpeakerVerifier("models/")
 
 Subpackages, in pipeline order:
 
@@ -27,6 +34,7 @@ from speakerid._version import __version__
 #: Public names and the module each comes from: imported on first use (PEP 562), so that ``import speakerid``
 #: and the CLI start without loading numpy's neighbours until they are needed.
 _EXPORTS = {
+    "Verifier": "speakerid.pretrained._verifier",
     "FeatureConfig": "speakerid.features.config",
     "extract": "speakerid.features.frontend",
     "extract_file": "speakerid.features.frontend",

@@ -1,9 +1,11 @@
-"""The end-to-end demo behind ``make demo``: synthetic corpus -> features -> UBM -> enroll -> verify -> identify
--> batch-score every trial (raw and with the default normalisation) -> evaluation report -> the default fused
-system (``speakerid train``: calibrated LLRs).
+"""The end-to-end demo behind ``make demo``: synthetic corpus -> the model shipped in the package (enroll, verify,
+identify, nothing trained) -> features -> UBM -> enroll -> verify -> identify -> batch-score every trial (raw and
+with the default normalisation) -> evaluation report -> the default fused system (``speakerid train``: calibrated
+LLRs).
 
 Everything runs offline on speakers that :mod:`speakerid.data.synth` generates, so the demo works on a fresh clone with
-no data at all. Each step prints one short block; the function returns the figures for tests.
+no data at all; the shipped model's step uses real speech (LibriSpeech test-other) when ``../shared`` is beside the
+clone. Each step prints one short block; the function returns the figures for tests.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def _say(out, text=""):
 
 
 def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/report", *, n_speakers: int = 30, n_utterances: int = 10,
-             n_components: int = 64, random_state: int = 0, force: bool = False, out=print) -> dict:
+             n_components: int = 64, random_state: int = 0, force: bool = False, out=print, shared="../shared") -> dict:
     """Run the whole pipeline on a synthetic corpus and return its figures.
 
     Parameters
@@ -46,12 +48,14 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
         Regenerate the corpus even when it is up to date.
     out : callable or None
         Where lines are printed (``None``: silent).
+    shared : path or None
+        The shared data folder: the shipped model's step enrolls real speakers from it when it is there.
 
     Returns
     -------
     dict
         ``corpus`` (the SynthCorpus), ``feature_table``, ``true_claim``, ``false_claim``, ``identify``, ``eer``,
-        ``min_dcf``, ``n_trials``, ``seconds`` per step.
+        ``min_dcf``, ``n_trials``, ``shipped`` (the shipped model's claims, or None), ``seconds`` per step.
     """
     from speakerid.data.synth import make_corpus
     from speakerid.verifier import SpeakerVerifier
@@ -60,7 +64,7 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     data_dir, model_dir = Path(data_dir), Path(model_dir)
 
     start = time.perf_counter()
-    _say(out, f"[1/7] synthetic corpus in {data_dir}")
+    _say(out, f"[1/8] synthetic corpus in {data_dir}")
     corpus = make_corpus(data_dir, n_speakers=n_speakers, n_utterances=n_utterances, seed=random_state,
                          reuse=not force)
     enroll = read_manifest(corpus.enroll_csv)
@@ -71,7 +75,11 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     timings["corpus"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    _say(out, "[2/7] features (every extractor, on the enrollment files)")
+    shipped = _shipped_step(corpus, model_dir.parent / "store", shared, out)
+    timings["shipped"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    _say(out, "[3/8] features (every extractor, on the enrollment files)")
     table = feature_table(list(enroll["path"]), FeatureConfig(features=FEATURE_NAMES))
     _say(out, f"      {'feature':<9}{'frames':>9}{'dims':>6}{'seconds':>9}")
     for row in table:
@@ -79,7 +87,7 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     timings["features"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    _say(out, f"[3/7] UBM: {n_components} components on {len(background)} background files")
+    _say(out, f"[4/8] UBM: {n_components} components on {len(background)} background files")
     verifier = SpeakerVerifier(model_dir, backend="gmm-ubm")
     # the demo owns its directory: a rerun retrains it and enrolls its speakers again
     trained = verifier.train(corpus.background_csv, n_components=n_components, max_iter=10,
@@ -90,13 +98,13 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
     timings["ubm"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    _say(out, f"[4/7] enroll {enroll['speaker'].nunique()} speakers from {len(enroll)} files (MAP, r=16)")
+    _say(out, f"[5/8] enroll {enroll['speaker'].nunique()} speakers from {len(enroll)} files (MAP, r=16)")
     verifier.enroll_manifest(corpus.enroll_csv)
     _say(out, f"      model directory: {model_dir} ({len(verifier.speakers())} speakers)")
     timings["enroll"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    _say(out, "[5/7] verify one true and one false claim, identify the same file")
+    _say(out, "[6/8] verify one true and one false claim, identify the same file")
     target_row = trials[trials["target"] == 1].iloc[0]
     impostor = next(s for s in corpus.speakers if s != target_row["speaker"])
     true_claim = verifier.verify(target_row["speaker"], target_row["path"])
@@ -114,7 +122,7 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
 
     start = time.perf_counter()
     report_dir = Path(report_dir)
-    _say(out, f"[6/7] batch-score all {len(trials)} trials, raw and with the default normalisation, and evaluate")
+    _say(out, f"[7/8] batch-score all {len(trials)} trials, raw and with the default normalisation, and evaluate")
     report_dir.mkdir(parents=True, exist_ok=True)
     systems = {"gmm-ubm": report_dir / "scores-gmm-ubm.csv", "gmm-ubm+norm": report_dir / "scores-norm.csv"}
     score_trials(model_dir, corpus.trials_csv, systems["gmm-ubm"], norm="none")
@@ -142,7 +150,7 @@ def run_demo(data_dir="data/synth", model_dir="data/models", report_dir="data/re
               f"AUDIO={target_row['path']}")
     return {"corpus": corpus, "feature_table": table, "true_claim": true_claim, "false_claim": false_claim,
             "identify": identified, "eer": eer, "min_dcf": dcf, "n_trials": len(trials), "report": report,
-            "fused": fused, "seconds": timings}
+            "fused": fused, "shipped": shipped, "seconds": timings}
 
 
 def _fused_step(corpus, model_dir, target_row, impostor, n_components, random_state, out):
@@ -154,10 +162,10 @@ def _fused_step(corpus, model_dir, target_row, impostor, n_components, random_st
 
     n_background = len(corpus.background_speakers)
     if n_background < MIN_DEV_SPEAKERS + 2:
-        _say(out, f"[7/7] default fused system skipped: {n_background} background speakers, it needs "
+        _say(out, f"[8/8] default fused system skipped: {n_background} background speakers, it needs "
                   f"{MIN_DEV_SPEAKERS + 2}")
         return None
-    _say(out, "[7/7] the default system: speakerid train (GMM-UBM + i-vector, fused and calibrated on held-out "
+    _say(out, "[8/8] the default system: speakerid train (GMM-UBM + i-vector, fused and calibrated on held-out "
               "background speakers)")
     small = {"gmm-ubm": {"n_components": n_components},
              "ivector": {"ubm_components": min(32, n_components), "rank": 50}}
@@ -182,3 +190,39 @@ def _fused_step(corpus, model_dir, target_row, impostor, n_components, random_st
     _say(out, f"      (small models from {n_background} synthetic background speakers: real use trains on hundreds, "
               "see the README's figures on real speech)")
     return {"train": result, "claims": claims}
+
+
+def _shipped_step(corpus, store, shared, out):
+    """Enroll three speakers into a demo store over the shipped model (real speech from ``shared`` when it is
+    there, else the synthetic corpus), verify a true and a false claim and identify; None without a shipped model."""
+    from speakerid import pretrained
+    from speakerid.exceptions import NotFittedError
+
+    try:
+        model_dir = pretrained.user_model_dir(root=store)
+    except NotFittedError as exc:
+        _say(out, f"[2/8] the shipped model: skipped ({exc})")
+        return None
+    enroll_csv = None if shared is None else Path(shared) / "protocols" / "librispeech-test-other-enroll.csv"
+    real = enroll_csv is not None and enroll_csv.is_file()
+    enroll = read_manifest(enroll_csv if real else corpus.enroll_csv)
+    speakers = sorted(enroll["speaker"].unique())[:3]
+    groups = {s: list(enroll.loc[enroll["speaker"] == s, "path"]) for s in speakers}
+    tests = {s: files.pop() for s, files in groups.items()}            # one file of each held out as a test
+    where = ("LibriSpeech test-other (../shared)" if real
+             else "the synthetic corpus (not speech: expect poor answers; real voices give the model card's figures)")
+    _say(out, f"[2/8] the model shipped with speakerid, nothing trained: enroll {len(speakers)} speakers of {where} "
+              f"into {model_dir}")
+    verifier = pretrained.Verifier(model_dir)
+    for speaker, files in groups.items():
+        verifier.enroll(speaker, files)
+    claims = [verifier.verify(speakers[0], tests[speakers[0]]), verifier.verify(speakers[1], tests[speakers[0]])]
+    name = Path(tests[speakers[0]]).name
+    for claim in claims:
+        _say(out, f"      {name} claims {claim['speaker']}: {claim['decision']}, LLR {claim['llr']:+.2f}, "
+                  f"P(same speaker) = {claim['posterior']:.2f} [{claim['band']}]")
+    identified = verifier.identify(tests[speakers[0]], top=3)
+    best = "no match" if identified["rejected"] else identified["best"]
+    _say(out, f"      identify {name}: {best} (true speaker {speakers[0]}). From the shell: speakerid enroll --speaker ID "
+              "FILE..., speakerid verify --speaker ID FILE (no --model-dir: your own store, 'speakerid model-card')")
+    return {"claims": claims, "identify": identified, "real_speech": real}

@@ -3,7 +3,7 @@
 The layers, lowest first (a module may import from its own layer or a lower one, at import time or lazily):
 
     _version, exceptions, _utils  <  data  <  features, degrade  <  evaluation  <  models  <  store  <  backends
-    <  verifier  <  scoring  <  demo, cli, web
+    <  verifier  <  scoring  <  pretrained  <  demo, cli, web
 
 ``models`` may use ``evaluation.metrics`` (plain numpy: a validation EER while training) but nothing else above
 ``features``.
@@ -29,6 +29,7 @@ LAYERS = [
     {"backends"},
     {"verifier"},
     {"scoring"},
+    {"pretrained"},
     {"demo", "cli", "web", "__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

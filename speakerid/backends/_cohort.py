@@ -2,12 +2,11 @@
 ``verify``, ``identify`` and batch ``score`` all apply, so that one trial gets one score whatever scored it.
 
 The directory's cohort (``cohort.csv``, drawn from the background speakers by ``train-ubm``) is prepared once and
-stored as ``cohort-<backend>.npz``: its speaker models and the frames of its utterances, with the hash of
-``cohort.csv``, of the background model and of the feature configuration it was made with. A changed cohort list,
-UBM or front end makes the file stale: it is rebuilt, never used. Each speaker's scores against the cohort
-utterances (the Z-norm side) are computed at enrollment and kept in the speaker's header under a key hashing the
-cohort file's content and the scoring parameters; a key that does not match is recomputed, never trusted.
-The normalisation arithmetic itself is :mod:`speakerid.evaluation.norm`.
+stored as ``cohort-<backend>.npz``: its speaker models and its utterances' frames (a shipped model's packed cohort:
+float16, or the i-vectors), with the hash of ``cohort.csv``, of the background model and of the feature
+configuration. A changed cohort list, UBM or front end makes the file stale: rebuilt, never used. Each speaker's
+scores on the cohort utterances (Z-norm side) are kept in its header under a key hashing the cohort's content and
+the scoring parameters; one that does not match is recomputed. Arithmetic: :mod:`speakerid.evaluation.norm`.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import numpy as np
 from speakerid._utils.hashing import arrays_hash
 from speakerid._utils.progress import progress
 from speakerid._utils.validation import shorten
+from speakerid.backends._packed import unpack_arrays
 from speakerid.data.manifests import read_manifest
 from speakerid.evaluation.norm import (
     AUTO_ENROLLED_MIN,
@@ -110,12 +110,17 @@ def enrolled_cohort(speakers, enrolled) -> tuple:
 # ------------------------------------------------------------------------------------------------ the cohort
 @dataclass
 class CohortSet:
-    """An enrolled impostor cohort: one model per cohort speaker and the frames of every cohort utterance."""
+    """An enrolled impostor cohort: a model per cohort speaker, each utterance as frames or prepared (i-vector)."""
 
     speakers: tuple
     models: list
     utterances: list
     key: str                  # hash of the models, the utterances and the background model they were made with
+    prepared: bool = False    # utterances are ``backend.prepare`` outputs (a packed cohort), not frames
+
+    def scores(self, backend, models) -> np.ndarray:
+        """:func:`cohort_scores` of ``models`` against this cohort's utterances."""
+        return cohort_scores(backend, models, self.utterances, prepared=self.prepared)
 
 
 def _manifest_hash(path) -> str:
@@ -216,30 +221,33 @@ def load_models(path) -> list:
 
 def _unflatten(arrays: dict) -> list:
     models: dict[int, dict] = {}
-    for name, value in arrays.items():
-        if name.startswith("model"):
-            index, key = name[5:].split(":", 1)
-            models.setdefault(int(index), {})[key] = value
+    for index, key, value in ((*k[5:].split(":", 1), v) for k, v in arrays.items() if k.startswith("model")):
+        models.setdefault(int(index), {})[key] = value
     return [models[i] for i in sorted(models)]
 
 
 def _to_arrays(cohort: CohortSet) -> dict:
+    if cohort.prepared:
+        return {**_flat_models(cohort.models), "prepared": np.stack(cohort.utterances)}
     lengths = np.array([len(u) for u in cohort.utterances], dtype=np.int64)
     return {**_flat_models(cohort.models), "frames": np.concatenate(cohort.utterances), "lengths": lengths}
 
 
 def _from_arrays(header: dict, arrays: dict) -> CohortSet:
+    arrays = unpack_arrays(arrays) if header.get("packed") else arrays    # a shipped model's (8-bit) cohort
+    if "prepared" in arrays:
+        return CohortSet(tuple(header["speakers"]), _unflatten(arrays), list(arrays["prepared"]), header["key"], True)
     bounds = np.r_[0, np.cumsum(arrays["lengths"])]
     utterances = [arrays["frames"][a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     return CohortSet(tuple(header["speakers"]), _unflatten(arrays), utterances, header["key"])
 
 
-def cohort_scores(backend, models, utterances) -> np.ndarray:
+def cohort_scores(backend, models, utterances, *, prepared: bool = False) -> np.ndarray:
     """Scores of each model (rows) against each cohort utterance (columns), float64 (n_models, n_utterances);
-    each utterance is prepared once for all the models."""
+    each utterance is prepared once for all the models (``prepared``: the utterances already are)."""
     if not models:
         return np.zeros((0, len(utterances)))
-    return np.stack([np.asarray(backend.score(backend.prepare(u), models), dtype=np.float64)
+    return np.stack([np.asarray(backend.score(u if prepared else backend.prepare(u), models), dtype=np.float64)
                      for u in utterances], axis=1)
 
 
@@ -387,7 +395,7 @@ class CohortNormalization:
             cohort = self.cohort()
             normalizer.cohort_models = cohort.models
             if method == "ztnorm":
-                normalizer.cohort_cohort = cohort_scores(self.backend, cohort.models, cohort.utterances)
+                normalizer.cohort_cohort = cohort.scores(self.backend, cohort.models)
         if method is not None:
             overlap = sorted(set(normalizer.needed(speakers)) & set(self.cohort().speakers) - self._warned)
             if overlap:
@@ -416,7 +424,7 @@ class CohortNormalization:
             else:
                 todo.append((speaker, arrays))
         if todo:
-            computed = cohort_scores(self.backend, [arrays for _, arrays in todo], cohort.utterances)
+            computed = cohort.scores(self.backend, [arrays for _, arrays in todo])
             for (speaker, _), row in zip(todo, computed):
                 rows[speaker] = row
                 if self.own_cohort:
@@ -437,6 +445,6 @@ def add_cohort_scores(store, backend, backend_name: str, config, enrolled, cache
         return
     cohort = directory_cohort(store, backend, backend_name, config, cache_dir=cache_dir)
     key = rows_key(cohort, backend)
-    rows = cohort_scores(backend, [arrays for arrays, _ in enrolled], cohort.utterances)
+    rows = cohort.scores(backend, [arrays for arrays, _ in enrolled])
     for (_, header), row in zip(enrolled, rows):
         header[COHORT_SCORES] = {"key": key, "scores": row.tolist()}

@@ -13,9 +13,31 @@ from enum import IntEnum
 
 from speakerid.features.config import FeatureConfig
 
+#: Commands that use the speaker store over the shipped model when no ``--model-dir`` is given.
+STORE_COMMANDS = ("enroll", "verify", "identify", "speakers", "remove", "score", "segments", "serve")
 
-def add_model_dir(parser, required=True):
-    parser.add_argument("--model-dir", required=required, metavar="DIR", help="model directory")
+
+def add_model_dir(parser, required=True, *, store=False):
+    if store:
+        parser.add_argument("--model-dir", default=None, metavar="DIR",
+                            help="model directory (default: your speaker store over the model shipped with speakerid; "
+                                 "'speakerid model-card' says where it is)")
+    else:
+        parser.add_argument("--model-dir", required=required, metavar="DIR", help="model directory")
+
+
+def use_store(args) -> None:
+    """Point a store command given no ``--model-dir`` at the speaker store (made on first use); refuse a claim
+    on a speaker enrolled only under an older shipped model, and warn about such speakers when listing."""
+    if getattr(args, "command", None) not in STORE_COMMANDS or getattr(args, "model_dir", "") is not None:
+        return
+    from speakerid import pretrained
+
+    args.model_dir = str(pretrained.user_model_dir())
+    if args.command == "verify":
+        pretrained.check_speaker(args.model_dir, args.speaker)
+    elif args.command in ("identify", "speakers"):
+        pretrained.warn_older(args.model_dir)
 
 
 def check_model_dir(path) -> None:

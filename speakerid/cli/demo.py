@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--components", type=int, default=64, help="UBM components (default 64)")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     p.add_argument("--force", action="store_true", help="regenerate the corpus even when it is up to date")
+    p.add_argument("--shared", default="../shared", metavar="DIR",
+                   help="shared data folder: when it is there, the shipped model's step enrolls real speakers from "
+                        "it (default ../shared)")
     p.set_defaults(handler=_demo)
 
 
@@ -28,4 +31,4 @@ def _demo(args):
 
     show_warnings()
     run_demo(args.data_dir, args.model_dir, args.report_dir, n_speakers=args.speakers, n_utterances=args.utterances,
-             n_components=args.components, random_state=args.seed, force=args.force)
+             n_components=args.components, random_state=args.seed, force=args.force, shared=args.shared)

@@ -22,7 +22,7 @@ import sys
 import traceback
 
 from speakerid._version import __version__
-from speakerid.cli._common import ExitStatus, one_line_warnings
+from speakerid.cli._common import ExitStatus, one_line_warnings, use_store
 from speakerid.exceptions import SpeakerIDError
 
 __all__ = ["ExitStatus", "main", "run", "build_parser"]
@@ -38,8 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Each command module of speakerid/cli registers its sub-commands here, in the order shown by --help.
-_COMMAND_MODULES = ("demo", "synth", "degrade", "protocol", "features", "train", "models", "scoring", "pairs", "embed",
-                    "segments", "thresholds", "calibration", "fusion", "evaluation", "neural", "ivector", "serve")
+_COMMAND_MODULES = ("demo", "synth", "degrade", "protocol", "features", "pretrained", "train", "models", "scoring",
+                    "pairs", "embed", "segments", "thresholds", "calibration", "fusion", "evaluation", "neural", "ivector", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +75,7 @@ def main(argv=None) -> ExitStatus:
             if not getattr(args, "handler", None):
                 parser.print_help(sys.stderr)
                 return ExitStatus.USAGE
+            use_store(args)
             status = args.handler(args)
         return ExitStatus(status if status is not None else ExitStatus.OK)
     except SystemExit as exc:  # --help / --version

@@ -47,7 +47,7 @@ def register(sub) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="Kaldi data directory (its utt2spk speakers) instead")
     p.add_argument("--speaker", help="enroll this speaker from FILE arguments instead of a manifest")
     p.add_argument("files", nargs="*", metavar="FILE", help="audio files (with --speaker)")
-    add_model_dir(p)
+    add_model_dir(p, store=True)
     add_backend(p)
     add_feature_options(p)
     add_workers(p, jobs=-1)
@@ -57,7 +57,7 @@ def register(sub) -> None:
     p.set_defaults(handler=_enroll)
 
     p = sub.add_parser("verify", help="score a claim that FILE is SPEAKER; accept or reject")
-    add_model_dir(p)
+    add_model_dir(p, store=True)
     p.add_argument("--speaker", required=True, help="the claimed speaker")
     p.add_argument("file", metavar="FILE", help="audio file")
     p.add_argument("--threshold", type=finite_float, default=None,
@@ -71,7 +71,7 @@ def register(sub) -> None:
     p.set_defaults(handler=_verify)
 
     p = sub.add_parser("identify", help="rank the enrolled speakers for FILE (open set: no match below the threshold)")
-    add_model_dir(p)
+    add_model_dir(p, store=True)
     p.add_argument("file", metavar="FILE", help="audio file")
     p.add_argument("--top", type=int, default=5, help="how many speakers to list (default 5)")
     p.add_argument("--threshold", type=finite_float, default=None,
@@ -84,13 +84,13 @@ def register(sub) -> None:
     p.set_defaults(handler=_identify)
 
     p = sub.add_parser("speakers", help="list the enrolled speakers")
-    add_model_dir(p)
+    add_model_dir(p, store=True)
     add_backend(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_speakers)
 
     p = sub.add_parser("remove", help="remove enrolled speakers (all or none)")
-    add_model_dir(p)
+    add_model_dir(p, store=True)
     p.add_argument("--speaker", required=True, nargs="+", action="extend", metavar="ID",
                    help="speaker(s) to remove: --speaker a b, or --speaker a --speaker b")
     add_backend(p)

@@ -27,7 +27,7 @@ def register(sub) -> None:
                        description="Stream TRIALS.csv in chunks and write the same rows plus 'score' and 'error' "
                                    "to SCORES.csv (atomically). Unreadable audio gives an empty score and an "
                                    "error; the run goes on (exit 9 with --strict).")
-    add_model_dir(p)
+    add_model_dir(p, store=True)
     p.add_argument("--trials", required=True, metavar="CSV", help="speaker,path[,target] trial list (or a Kaldi "
                    "'<speaker> <utt> target|nontarget' list with --data-dir)")
     p.add_argument("--data-dir", metavar="DIR", default=None,

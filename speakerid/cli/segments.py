@@ -21,7 +21,7 @@ def register(sub) -> None:
                                    "against every enrolled speaker, label it with the best one ('unknown' below "
                                    "the threshold), merge neighbours with the same label, and write OUT.rttm "
                                    "(NIST RTTM SPEAKER lines) and OUT.csv (start_s,end_s,duration_s,speaker,score).")
-    add_model_dir(p)
+    add_model_dir(p, store=True)
     p.add_argument("file", metavar="FILE", help="the recording")
     p.add_argument("--window", type=_seconds, default=2.0, metavar="S", help="window length, seconds (default 2)")
     p.add_argument("--hop", type=_seconds, default=1.0, metavar="S", help="hop between windows, seconds (default 1)")

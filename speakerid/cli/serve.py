@@ -11,7 +11,7 @@ from speakerid.exceptions import ParameterError, SpeakerIDError
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="serve the web page (speakers, enroll, verify, identify) and its JSON API")
-    add_model_dir(p)
+    add_model_dir(p, store=True)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; the page has no login)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")

@@ -38,7 +38,7 @@ import numpy as np
 from speakerid.data.manifests import read_manifest, validate_speaker_id
 from speakerid.evaluation.fusion import LinearFusion, fuse_score_files
 from speakerid.evaluation.metrics import bayes_threshold
-from speakerid.exceptions import NotFittedError, ParameterError
+from speakerid.exceptions import NotFittedError, ParameterError, UnknownSpeakerError
 from speakerid.features import extract
 from speakerid.features.bandwidth import is_narrowband
 from speakerid.scoring import narrowband as _band
@@ -314,6 +314,11 @@ class FusedVerifier:
     def verify(self, speaker: str, audio, threshold=None) -> dict:
         """The claim that ``audio`` is ``speaker``: LLR, decision at the Bayes threshold, posterior."""
         speaker = validate_speaker_id(speaker)
+        first = next(iter(self._owner.values()))
+        if not first.store.has_speaker(speaker, first.backend_name):
+            enrolled = self.speakers()
+            raise UnknownSpeakerError(f"speaker {speaker!r} is not enrolled in {self.model_dir}; enrolled: "
+                                      f"{', '.join(enrolled[:10]) + (' ...' if len(enrolled) > 10 else '') or 'nobody'}")
         llr, matrix, bandwidth, routed = self._score_routed([speaker], audio)
         score = float(llr[0])
         return {"speaker": speaker, "file": str(audio), "score": score, "llr": score,

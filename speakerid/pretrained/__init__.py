@@ -1,0 +1,153 @@
+"""The model shipped inside the package, and each user's speaker store on top of it.
+
+``speakerid/pretrained/default/`` is a fused model directory made by ``speakerid train`` on all the shared
+speech, wideband (16 kHz) with its narrowband (8 kHz) branch, packed by :mod:`speakerid.pretrained.pack` and
+described by ``MODEL_CARD.md`` beside it (``speakerid model-card``). It is rebuilt by ``recipes/pretrained/run.sh``.
+
+Commands given no ``--model-dir`` (``enroll``, ``verify``, ``identify``, ``speakers``, ``remove``, ``score``,
+``segments``, ``serve``) and :class:`Verifier` use the *speaker store*: a model directory under the user data
+directory (``platformdirs.user_data_dir("speakerid")``, or the folder named by the environment variable
+:data:`STORE_ENV`), one sub-folder per shipped model build, made on first use as a copy of the shipped model.
+Speakers enrolled under one build are never scored by another: after an upgrade the new build's folder starts
+empty, and a speaker found only under an older build is refused with the command that enrolls it again
+(:func:`check_speaker`); the old folder is left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+from speakerid.exceptions import ConfigMismatchError, NotFittedError
+
+__all__ = ["STORE_ENV", "SHIPPED_DIR", "MODEL_CARD", "shipped_dir", "shipped_info", "store_root", "store_model_dir", "user_model_dir",
+           "older_enrollments", "check_speaker", "warn_older", "model_card", "Verifier"]
+
+#: Environment variable naming the folder of the speaker store (default: the platform's user data folder).
+STORE_ENV = "SPEAKERID_HOME"
+HERE = Path(__file__).resolve().parent
+#: The shipped fused model directory and its model card.
+SHIPPED_DIR, MODEL_CARD = HERE / "default", HERE / "MODEL_CARD.md"
+_FUSION = "fusion.json"
+
+
+def shipped_dir() -> Path:
+    """The shipped model directory; :class:`NotFittedError` when this installation has none."""
+    if not (SHIPPED_DIR / _FUSION).is_file():
+        raise NotFittedError(f"this installation of speakerid has no shipped model ({SHIPPED_DIR} is missing): "
+                             "give --model-dir, or rebuild it with recipes/pretrained/run.sh")
+    return SHIPPED_DIR
+
+
+def shipped_info(model_dir=None) -> dict:
+    """The ``pretrained`` block of a shipped model's ``fusion.json`` (name, build, recipe hash, figures)."""
+    path = Path(model_dir or shipped_dir()) / _FUSION
+    try:
+        info = json.loads(path.read_text(encoding="utf-8")).get("pretrained")
+    except (OSError, ValueError):
+        info = None
+    return info if isinstance(info, dict) else {}
+
+
+def _build_name(info: dict) -> str:
+    return f"{info.get('name', 'default')}-{str(info.get('build', 'unknown'))[:12]}"
+
+
+def store_root() -> Path:
+    """The speaker store's folder: ``$SPEAKERID_HOME`` when set, else the user data folder (``platformdirs``)."""
+    value = os.environ.get(STORE_ENV, "").strip()
+    if value:
+        return Path(value).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("speakerid", appauthor=False))
+
+
+def store_model_dir(root=None) -> Path:
+    """Where the speaker store (under ``root``, default :func:`store_root`) of the shipped build is."""
+    return Path(root or store_root()) / "models" / _build_name(shipped_info(shipped_dir()))
+
+
+def user_model_dir(root=None) -> Path:
+    """The speaker store's model directory for the shipped build, made (copied from the package) on first use;
+    ``root`` replaces :func:`store_root` (e.g. a demo's own store).
+
+    Raises
+    ------
+    NotFittedError
+        No shipped model in this installation.
+    OSError
+        The store's folder cannot be written (the message names it).
+    """
+    source, target = shipped_dir(), store_model_dir(root)
+    if (target / _FUSION).is_file():
+        return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / ".lock")):
+        if not (target / _FUSION).is_file():          # another process may have made it meanwhile
+            partial = target.with_name(target.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(source, partial, ignore=shutil.ignore_patterns("__pycache__", ".lock"))
+            os.replace(partial, target)
+    return target
+
+
+def _enrolled(model_dir: Path) -> set:
+    from speakerid.scoring.fused import FusedVerifier
+
+    try:
+        return set(FusedVerifier(model_dir).speakers())
+    except Exception:          # an unreadable old folder holds nobody we can name
+        return set()
+
+
+def older_enrollments(model_dir) -> dict:
+    """Speakers of other builds' folders beside ``model_dir`` in the store: ``{build folder: set of ids}``."""
+    model_dir = Path(model_dir)
+    if model_dir.parent.name != "models":
+        return {}
+    return {d: ids for d in sorted(model_dir.parent.iterdir())
+            if d != model_dir and d.is_dir() and (d / _FUSION).is_file() and (ids := _enrolled(d))}
+
+
+def check_speaker(model_dir, speaker: str) -> None:
+    """Refuse (:class:`ConfigMismatchError`) a speaker of the store enrolled only under another shipped build."""
+    model_dir = Path(model_dir)
+    if speaker in _enrolled(model_dir):
+        return
+    for folder, ids in older_enrollments(model_dir).items():
+        if speaker in ids:
+            raise ConfigMismatchError(
+                f"speaker {speaker!r} was enrolled with the shipped model {folder.name} (speakerid "
+                f"{shipped_info(folder).get('speakerid_version', '?')}); this speakerid ships "
+                f"{model_dir.name}, whose scores do not mix with it: enroll again with 'speakerid enroll --speaker "
+                f"{speaker} FILE...' (the old enrollment stays in {folder})")
+
+
+def warn_older(model_dir) -> None:
+    """Warn when the store holds speakers enrolled under other shipped builds (not scored by this one)."""
+    older = older_enrollments(model_dir)
+    missing = sorted(set().union(*older.values()) - _enrolled(Path(model_dir))) if older else []
+    if missing:
+        warnings.warn(f"{len(missing)} speaker(s) of your store were enrolled with an older shipped model and are "
+                      f"not used ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}): enroll them "
+                      "again with 'speakerid enroll --speaker ID FILE...'", UserWarning, stacklevel=2)
+
+
+def model_card() -> str:
+    """The shipped model's card (Markdown)."""
+    shipped_dir()
+    return MODEL_CARD.read_text(encoding="utf-8")
+
+
+def __getattr__(name):          # Verifier imports the scoring stack: only when asked for
+    if name == "Verifier":
+        from speakerid.pretrained._verifier import Verifier
+
+        return Verifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
