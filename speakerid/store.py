@@ -33,15 +33,8 @@ from speakerid.data.manifests import validate_speaker_id
 from speakerid.exceptions import ConfigMismatchError, ModelFormatError, ParameterError, UnknownSpeakerError
 from speakerid.features.config import FeatureConfig
 
-__all__ = [
-    "FORMAT_VERSION",
-    "save_model_file",
-    "load_model_file",
-    "arrays_hash",
-    "validate_speaker_id",
-    "speaker_file_name",
-    "ModelStore",
-]
+__all__ = ["FORMAT_VERSION", "save_model_file", "load_model_file", "arrays_hash", "validate_speaker_id",
+           "speaker_file_name", "ModelStore"]
 
 #: Version of the on-disk layout. Files from a newer version are refused with a clear message.
 FORMAT_VERSION = 1
@@ -67,6 +60,9 @@ SIAMESE_FILE = "siamese.npz"
 MLP_FILE = "mlp.npz"
 #: A fused system (``speakerid train``): its systems' model directories under ``systems/``, the calibrated fusion.
 FUSION_FILE, SYSTEMS_DIR = "fusion.json", "systems"
+#: In every folder of the model shipped inside the package (:mod:`speakerid.pretrained`): such a folder is never
+#: written (its copy in the user's speaker store is, and lacks the marker).
+SHIPPED_MARKER = "SHIPPED.txt"
 
 
 def save_model_file(path, arrays: dict, header: dict) -> Path:
@@ -219,6 +215,10 @@ class ModelStore:
         return self.path(name).is_file()
 
     def _make_dir(self) -> None:
+        if (self.model_dir / SHIPPED_MARKER).is_file():
+            raise ParameterError(f"{self.model_dir}: the model shipped inside the speakerid package is never "
+                                 "written: give no --model-dir (your speaker store over it), or copy it to a folder "
+                                 "of your own")
         try:
             self.model_dir.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):

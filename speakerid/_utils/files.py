@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -29,20 +30,47 @@ def atomic_write(path, mode: str = "wb"):
     path = Path(path)
     if path.is_dir():
         raise ParameterError(f"{path}: is a directory; give a file name to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         _test_hold_before_rename(path)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        ours = exc.filename is None or Path(str(exc.filename)).name.startswith(f".{path.name}.") if isinstance(
+            exc, OSError) else False
+        if ours and exc.errno is not None:
+            # a write that failed (disk full, quota, I/O error) names the file it was writing, not a temp file
+            raise OSError(exc.errno, f"{exc.strerror or exc} (nothing was written)", str(path)) from exc
         raise
+
+
+#: errno values of a folder we may not write: a cache there is kept in memory instead, never an error.
+READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def is_read_only(exc: OSError) -> bool:
+    """Whether ``exc`` says the folder is read-only (as opposed to full, or failing)."""
+    return exc.errno in READ_ONLY_ERRNOS
+
+
+@contextlib.contextmanager
+def unless_read_only():
+    """Ignore the error of writing into a read-only folder (a cache kept in memory instead); raise any other
+    (a full disk, an I/O error), so that no command reports success after a failed write."""
+    try:
+        yield
+    except OSError as exc:
+        if not is_read_only(exc):
+            raise
 
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speakerid._utils.files import unless_read_only
 from speakerid._utils.hashing import arrays_hash
 from speakerid._utils.progress import progress
 from speakerid._utils.validation import shorten
@@ -154,12 +155,9 @@ def directory_cohort(store, backend, backend_name: str, config, *, cache_dir=Non
             return _from_arrays(header, arrays)
     cohort = build_cohort(backend, csv, config, cache_dir=cache_dir, frames=frames)
     arrays = _to_arrays(cohort)
-    try:
-        with store.lock():
-            save_model_file(path, arrays, {"model_class": _COHORT_CLASS, **identity, "key": cohort.key,
-                                           "speakers": list(cohort.speakers)})
-    except OSError:
-        pass                              # a read-only directory: this run keeps it in memory
+    with unless_read_only(), store.lock():          # read-only: this run keeps it in memory
+        save_model_file(path, arrays, {"model_class": _COHORT_CLASS, **identity, "key": cohort.key,
+                                       "speakers": list(cohort.speakers)})
     return cohort
 
 
@@ -432,10 +430,8 @@ class CohortNormalization:
         return rows
 
     def _keep(self, speaker, entry) -> None:
-        try:
+        with unless_read_only():                   # read-only directory: recomputed next time
             self.store.update_speaker_header(speaker, self.backend_name, {COHORT_SCORES: entry})
-        except OSError:
-            pass                           # read-only directory: recomputed next time
 
 
 def add_cohort_scores(store, backend, backend_name: str, config, enrolled, cache_dir=None) -> None:

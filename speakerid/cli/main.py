@@ -43,7 +43,10 @@ _COMMAND_MODULES = ("demo", "synth", "degrade", "protocol", "features", "pretrai
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="speakerid", description="Classical-ML speaker verification toolkit.")
+    codes = ", ".join(f"{int(code)} {code.name.lower().replace('_', ' ')}" for code in ExitStatus)
+    parser = _Parser(prog="speakerid", description="Classical-ML speaker verification toolkit. Commands given no "
+                     "--model-dir use your speaker store over the model shipped with speakerid ('speakerid "
+                     "model-card').", epilog=f"exit codes: {codes}")
     parser.add_argument("--version", action="version", version=f"speakerid {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the full stack trace on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -11,7 +11,8 @@ def register(sub) -> None:
                        description="Print MODEL_CARD.md of the shipped model, then the speaker store that commands "
                                    "given no --model-dir use ($SPEAKERID_HOME, else the user data folder).")
     p.add_argument("--json", action="store_true",
-                   help="print the model's name, build, recipe hash, store folder and enrolled speakers as JSON")
+                   help="print the model's name, build, recipe hash, development figures (value and 95 %% interval "
+                        "per condition), store folder and enrolled speakers as JSON")
     p.set_defaults(handler=_model_card)
 
 
@@ -23,7 +24,8 @@ def _model_card(args):
     if args.json:
         info = pretrained.shipped_info()
         print_json({"model": info.get("name"), "build": info.get("build"), "recipe_sha256": info.get("recipe_sha256"),
-                    "shipped_dir": str(pretrained.shipped_dir()), "store": str(store), "speakers": speakers})
+                    "speakerid_version": info.get("speakerid_version"), "shipped_dir": str(pretrained.shipped_dir()),
+                    "store": str(store), "speakers": speakers, "dev_suite": info.get("dev_suite")})
         return 0
     print(pretrained.model_card().rstrip("\n"))
     print(f"\nYour speaker store: {store} ({len(speakers)} speaker(s) enrolled; set {pretrained.STORE_ENV} to move it)")

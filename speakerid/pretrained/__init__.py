@@ -21,7 +21,8 @@ import shutil
 import warnings
 from pathlib import Path
 
-from speakerid.exceptions import ConfigMismatchError, NotFittedError
+from speakerid.exceptions import ConfigMismatchError, NotFittedError, ParameterError
+from speakerid.store import SHIPPED_MARKER
 
 __all__ = ["STORE_ENV", "SHIPPED_DIR", "MODEL_CARD", "shipped_dir", "shipped_info", "store_root", "store_model_dir", "user_model_dir",
            "older_enrollments", "check_speaker", "warn_older", "model_card", "Verifier"]
@@ -73,28 +74,54 @@ def store_model_dir(root=None) -> Path:
 
 def user_model_dir(root=None) -> Path:
     """The speaker store's model directory for the shipped build, made (copied from the package) on first use;
-    ``root`` replaces :func:`store_root` (e.g. a demo's own store).
+    ``root`` replaces :func:`store_root` (e.g. a demo's own store). Files of the shipped model missing from the
+    store (deleted by hand, a copy interrupted) are copied again, with a warning; enrolled speakers are kept.
 
     Raises
     ------
     NotFittedError
         No shipped model in this installation.
-    OSError
-        The store's folder cannot be written (the message names it).
+    ParameterError
+        The store's folder cannot be made or written (the message names it and :data:`STORE_ENV`).
     """
     source, target = shipped_dir(), store_model_dir(root)
-    if (target / _FUSION).is_file():
+    missing = _missing(source, target)
+    if not missing:
         return target
     from filelock import FileLock
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / ".lock")):
-        if not (target / _FUSION).is_file():          # another process may have made it meanwhile
-            partial = target.with_name(target.name + ".partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(source, partial, ignore=shutil.ignore_patterns("__pycache__", ".lock"))
-            os.replace(partial, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(target.parent / ".lock")):
+            missing = _missing(source, target)          # another process may have made it meanwhile
+            if len(missing) == len(_shipped_files(source)) and not target.exists():
+                partial = target.with_name(target.name + ".partial")
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.copytree(source, partial, ignore=shutil.ignore_patterns("__pycache__", ".lock", SHIPPED_MARKER))
+                os.replace(partial, target)
+            elif missing:
+                for name in missing:
+                    (target / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source / name, target / name)
+                warnings.warn(f"your speaker store {target} lacked {len(missing)} file(s) of the shipped model "
+                              f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}): copied again; "
+                              "enrolled speakers are kept", UserWarning, stacklevel=2)
+    except OSError as exc:
+        where = exc.filename or target
+        raise ParameterError(f"{where}: the speaker store cannot be made or written there "
+                             f"({exc.strerror or exc}); set {STORE_ENV} to a folder you can write, or give "
+                             "--model-dir") from None
     return target
+
+
+def _shipped_files(source: Path) -> list:
+    return sorted(p.relative_to(source).as_posix() for p in source.rglob("*")
+                  if p.is_file() and p.name != SHIPPED_MARKER and "__pycache__" not in p.parts)
+
+
+def _missing(source: Path, target: Path) -> list:
+    """The shipped model's files (relative names) that the store ``target`` lacks."""
+    return [name for name in _shipped_files(source) if not (target / name).is_file()]
 
 
 def _enrolled(model_dir: Path) -> set:
@@ -123,7 +150,7 @@ def check_speaker(model_dir, speaker: str) -> None:
     for folder, ids in older_enrollments(model_dir).items():
         if speaker in ids:
             raise ConfigMismatchError(
-                f"speaker {speaker!r} was enrolled with the shipped model {folder.name} (speakerid "
+                f"speaker {speaker!r} was enrolled with another build of the shipped model, {folder.name} (speakerid "
                 f"{shipped_info(folder).get('speakerid_version', '?')}); this speakerid ships "
                 f"{model_dir.name}, whose scores do not mix with it: enroll again with 'speakerid enroll --speaker "
                 f"{speaker} FILE...' (the old enrollment stays in {folder})")
@@ -134,9 +161,11 @@ def warn_older(model_dir) -> None:
     older = older_enrollments(model_dir)
     missing = sorted(set().union(*older.values()) - _enrolled(Path(model_dir))) if older else []
     if missing:
-        warnings.warn(f"{len(missing)} speaker(s) of your store were enrolled with an older shipped model and are "
-                      f"not used ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}): enroll them "
-                      "again with 'speakerid enroll --speaker ID FILE...'", UserWarning, stacklevel=2)
+        folders = ", ".join(str(f) for f in older)
+        warnings.warn(f"{len(missing)} speaker(s) of your store were enrolled with another build of the shipped "
+                      f"model and are not used ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}): "
+                      "enroll them again with 'speakerid enroll --speaker ID FILE...'; delete the old folder "
+                      f"({folders}) to stop this warning", UserWarning, stacklevel=2)
 
 
 def model_card() -> str:

@@ -35,13 +35,22 @@ from speakerid.exceptions import ParameterError
 from speakerid.scoring.llr import read_fusion
 from speakerid.scoring.narrowband import NARROWBAND_DIR
 from speakerid.scoring.systems import SYSTEMS
-from speakerid.store import COHORT_FILE, FUSION_FILE, SYSTEMS_DIR, load_model_file, save_model_file
+from speakerid.store import (
+    COHORT_FILE,
+    FUSION_FILE,
+    SHIPPED_MARKER,
+    SYSTEMS_DIR,
+    load_model_file,
+    save_model_file,
+)
 
 __all__ = ["pack_model", "build_hash", "unpack_arrays", "DEFAULT_MAX_FRAMES"]
 
 #: Frames kept of each GMM-UBM cohort utterance (the Z-norm spread moves by about 1 % on development speakers).
 DEFAULT_MAX_FRAMES = 300
 _FEATURES_FILE = "features.json"
+_MARKER_TEXT = ("The model shipped inside the speakerid package: never written. Commands given no --model-dir use a "
+                "copy of it in your speaker store ('speakerid model-card' says where).\n")
 
 
 def pack_model(source, out, *, max_frames: int = DEFAULT_MAX_FRAMES, data_root=None, header: dict | None = None):
@@ -80,6 +89,8 @@ def pack_model(source, out, *, max_frames: int = DEFAULT_MAX_FRAMES, data_root=N
         raise ParameterError(f"{out}: already exists; remove it or choose another folder")
     root = None if data_root is None else Path(data_root).resolve()
     _pack_fused(source, out, int(max_frames), root, header)
+    for folder in [out, *(p.parent for p in out.rglob(FUSION_FILE)), *out.rglob(f"{SYSTEMS_DIR}/*")]:
+        (folder / SHIPPED_MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
     return {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
 
 
@@ -119,8 +130,11 @@ def _pack_system(source: Path, out: Path, backend_name: str, max_frames: int, ro
     arrays, prepared = _packed_arrays(packed.backend, cohort, max_frames)
     identity = _cohort._identity(packed.backend, backend_name, packed.feature_config, out / COHORT_FILE)
     key = arrays_hash({**arrays, "background": np.frombuffer(identity["background_hash"].encode(), np.uint8)})
+    # the trained cohort's creation time, not now: packing the same directory twice writes the same bytes
+    made = load_model_file(_cohort.cohort_path(verifier.store, backend_name))[0].get("created_at")
     save_model_file(_cohort.cohort_path(packed.store, backend_name), arrays,
                     {"model_class": "CohortSet", **identity, "key": key, "speakers": list(cohort.speakers),
+                     "created_at": made,
                      "packed": {"max_frames": None if prepared else max_frames,
                                 "utterances": "prepared" if prepared else "frames"}})
 
@@ -178,7 +192,8 @@ def build_hash(model_dir) -> str:
     import hashlib
 
     model_dir, digest = Path(model_dir), hashlib.sha256()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for path in sorted(p for p in model_dir.rglob("*")
+                       if p.is_file() and "__pycache__" not in p.parts and p.name != SHIPPED_MARKER):
         if path.suffix == ".npz":
             head, arrays = load_model_file(path)
             head = {k: v for k, v in head.items() if k != "created_at"}

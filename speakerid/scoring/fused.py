@@ -28,6 +28,7 @@ References
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import time
 import warnings
@@ -90,8 +91,7 @@ class FusedVerifier:
         self.model_dir = Path(model_dir)
         self.spec = read_fusion(self.model_dir) if spec is None else spec   # spec: training, before fusion.json
         self.p_target = self.spec["p_target"] if p_target is None else check_p_target(p_target)
-        self.inputs = self.spec["inputs"]
-        self.n_jobs = n_jobs
+        self.inputs, self.n_jobs = self.spec["inputs"], n_jobs
         #: AS-norm: the cohort's best N scores only (the narrowband systems' two-condition cohort), or None.
         self.cohort_top = self.spec.get("cohort_top")
         #: The calibration's quality measures (:class:`~speakerid.scoring.quality.QualityInputs`), or None.
@@ -141,33 +141,39 @@ class FusedVerifier:
         """A context in which the wideband systems do not warn about narrowband audio (it is routed instead)."""
         with warnings.catch_warnings():
             if self.narrowband is not None:
-                warnings.filterwarnings("ignore", message=".*narrowband, e.g. telephone audio")
+                for message in (".*narrowband, e.g. telephone audio", ".*Hz audio upsampled to the model's"):
+                    warnings.filterwarnings("ignore", message=message)
             yield
 
     # ------------------------------------------------------------------ enrollment
     def enroll(self, speaker: str, files, n_augment=None, *, names=None) -> dict:
-        """Enroll one speaker in every system (:meth:`SpeakerVerifier.enroll`), the narrowband ones too; returns
-        the first system's dict with ``backend`` ``"fused"`` (and the enrollment's ``bandwidth_hz``,
-        ``narrowband`` when there are narrowband systems)."""
-        with self._quiet():
+        """Enroll (or re-enroll, replacing) ``speaker`` from ``files`` (a path or a list of paths) in every system,
+        the narrowband ones too, under the directory's lock: two enrollments of one id never mix their files.
+
+        Returns a dict: ``speaker``, ``backend`` (``"fused"``), ``n_files``, ``total_seconds``, ``n_frames``, and
+        with narrowband systems the enrollment's measured ``bandwidth_hz`` and ``narrowband``. ``n_augment`` and
+        ``names`` are those of :meth:`SpeakerVerifier.enroll` (noisy copies; file names to record).
+        """
+        files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+        with self.store.lock(), self._quiet():
             results = [v.enroll(speaker, files, n_augment, names=names) for v in self._owner.values()]
-        band = {}
-        if self.narrowband is not None:
-            self.narrowband.enroll(speaker, files, n_augment, names=names)
-            band = self._record_band(results[0]["speaker"], files)
+            band = {}
+            if self.narrowband is not None:
+                self.narrowband.enroll(speaker, files, n_augment, names=names)
+                band = self._record_band(results[0]["speaker"], files)
         self._forget()
         return {**results[0], **band, "backend": self.backend_name}
 
     def enroll_manifest(self, manifest, n_augment=None) -> list[dict]:
         frame = manifest if hasattr(manifest, "groupby") else read_manifest(manifest, for_enrollment=True)
-        with self._quiet():
+        with self.store.lock(), self._quiet():
             results = [v.enroll_manifest(frame, n_augment) for v in self._owner.values()]
-        bands = {}
-        if self.narrowband is not None:
-            self.narrowband.enroll_manifest(frame, n_augment)
-            bands = {r["speaker"]: self._record_band(r["speaker"], frame.loc[frame["speaker"].astype(str)
-                                                                               == r["speaker"], "path"])
-                     for r in results[0]}
+            bands = {}
+            if self.narrowband is not None:
+                self.narrowband.enroll_manifest(frame, n_augment)
+                bands = {r["speaker"]: self._record_band(r["speaker"], frame.loc[frame["speaker"].astype(str)
+                                                                                   == r["speaker"], "path"])
+                         for r in results[0]}
         self._forget()
         return [{**r, **bands.get(r["speaker"], {}), "backend": self.backend_name} for r in results[0]]
 
@@ -188,9 +194,8 @@ class FusedVerifier:
         first = self._verifiers[self.inputs[0]]
         first._load_background()       # the speaker models are checked against it
         unique, inverse = np.unique(np.asarray(speakers, dtype=str), return_inverse=True)
-        seconds = self._speech_s(np.array([int(first._speaker_entry(str(s))[0].get("n_frames") or 0)
-                                           for s in unique]))
-        return seconds[inverse.ravel()] if len(unique) else np.zeros(0)
+        frames = np.array([int(first._speaker_entry(str(s))[0].get("n_frames") or 0) for s in unique])
+        return self._speech_s(frames)[inverse.ravel()] if len(unique) else np.zeros(0)
 
     def _speech_s(self, n_frames):
         """Seconds of speech in ``n_frames`` frames of the first system's front end (frames times the shift)."""
@@ -213,16 +218,12 @@ class FusedVerifier:
     def remove(self, *speakers: str) -> None:
         """Remove speakers from every system (each must be enrolled in the first)."""
         speakers = [validate_speaker_id(s) for s in speakers]
-        for v in self._owner.values():
-            present = [s for s in speakers if s in set(v.speakers())]
-            if v is next(iter(self._owner.values())):
-                present = speakers                   # the first system names unknown ids in its error
-            if present:
-                v.remove(*present)
-        if self.narrowband is not None:
-            present = [s for s in speakers if s in set(self.narrowband.speakers())]
-            if present:
-                self.narrowband.remove(*present)
+        with self.store.lock():
+            for v in [*self._owner.values(), *([self.narrowband] if self.narrowband is not None else [])]:
+                first = v is next(iter(self._owner.values()))   # names unknown ids in its error
+                present = speakers if first else [s for s in speakers if s in set(v.speakers())]
+                if present:
+                    v.remove(*present)
         self._forget()
 
     def _forget(self) -> None:
@@ -344,13 +345,13 @@ class FusedVerifier:
         NotFittedError
             No speaker is enrolled in every system.
         """
-        if frames is not None:
-            raise ParameterError("a fused system reads the audio file itself (each system has its own features)")
-        if int(top) < 1:
-            raise ParameterError(f"top must be >= 1, got {top}")
+        if frames is not None or int(top) < 1:
+            raise ParameterError("a fused system reads the audio file itself (each system has its own features)"
+                                 if frames is not None else f"top must be >= 1, got {top}")
         speakers = self.speakers()
         if not speakers:
-            raise NotFittedError(f"no speaker is enrolled in every system of {self.model_dir}")
+            raise NotFittedError(f"nobody is enrolled in {self.model_dir} yet: enroll with 'speakerid enroll "
+                                 "--speaker ID FILE...' first")
         llr, _, bandwidth, routed = self._score_routed(speakers, audio)
         posteriors, p_nobody, open_llr = open_set_posteriors(llr, self.p_target)
         order = np.argsort(-llr, kind="stable")[: int(top)]

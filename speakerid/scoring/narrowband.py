@@ -21,6 +21,7 @@ import numpy as np
 from speakerid._utils.files import atomic_write
 from speakerid._utils.lazy import lazy_import
 from speakerid._utils.validation import resolve_jobs
+from speakerid.exceptions import UnknownSpeakerError
 from speakerid.features.bandwidth import effective_bandwidth_hz, is_narrowband
 
 pd = lazy_import("pandas")
@@ -79,11 +80,12 @@ def enrollment_band(paths, sample_rate: int) -> dict:
     return {"bandwidth_hz": float(low), "narrowband": bool(measured) and is_narrowband(low)}
 
 
-def route_trials(trials, narrowband_speakers, sample_rate: int, n_jobs=1):
+def route_trials(trials, narrowband_speakers, sample_rate: int, n_jobs=1, enrolled=None):
     """``(frame, routed)``: the trial list (CSV path or frame) with absolute ``path`` (``source`` keeps the text as
     written), ``line`` (as :class:`~speakerid.scoring.batch.TrialError` counts) and ``test_bandwidth_hz``, and the
-    bool mask of the rows the narrowband systems score (a narrowband
-    test, or a speaker enrolled on narrowband audio)."""
+    bool mask of the rows the narrowband systems score (a narrowband test, or a speaker enrolled on narrowband
+    audio). ``enrolled`` (a collection of ids): a claimed speaker outside it is an UnknownSpeakerError naming the
+    trial list, before any audio is read."""
     if isinstance(trials, pd.DataFrame):
         frame, root = trials.rename(columns=lambda c: str(c).strip()).copy(), Path.cwd()
         frame["line"] = frame.index if frame.index.name == "line" else range(len(frame))
@@ -94,6 +96,12 @@ def route_trials(trials, narrowband_speakers, sample_rate: int, n_jobs=1):
     frame["speaker"] = frame["speaker"].astype(str).str.strip()
     frame["source"] = frame["path"].astype(str).str.strip()
     frame = frame[(frame["speaker"] != "") | (frame["source"] != "")].reset_index(drop=True)
+    unknown = [] if enrolled is None else sorted(set(frame["speaker"]) - set(enrolled))
+    if unknown:
+        name = "the trial list" if isinstance(trials, pd.DataFrame) else str(trials)
+        raise UnknownSpeakerError(f"{name}: {len(unknown)} claimed speaker(s) not enrolled: "
+                                  f"{', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}; enrolled: "
+                                  f"{', '.join(sorted(enrolled)[:5]) or 'nobody'}{' ...' if len(enrolled) > 5 else ''}")
     frame["path"] = [str(p if Path(p).is_absolute() else root / p) for p in frame["source"]]
     measured = bandwidths(frame["path"], sample_rate, n_jobs)
     frame["test_bandwidth_hz"] = frame["path"].map(measured)
@@ -125,7 +133,7 @@ def score_both(fused, trials, out: Path, options: dict):
     """Batch scoring of a fused system with narrowband systems: route each trial (:func:`route_trials`), score
     the two groups with their systems, and write them back in the trial list's order with a ``band`` column."""
     frame, routed = route_trials(trials, fused.narrowband_speakers(), fused.feature_config.sample_rate,
-                                       options.get("n_jobs", fused.n_jobs))
+                                 options.get("n_jobs", fused.n_jobs), enrolled=fused.speakers())
     parts = []
     with tempfile.TemporaryDirectory(prefix="fused-", dir=out.resolve().parent) as tmp:
         for band, rows, scorer in (("wideband", ~routed, fused), ("narrowband", routed, fused.narrowband)):

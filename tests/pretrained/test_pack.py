@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from speakerid.exceptions import ParameterError
 from speakerid.pretrained.pack import build_hash, pack_model
 from speakerid.scoring.fused import FusedVerifier
 from speakerid.scoring.fused_train import train_default
-from speakerid.store import load_model_file
+from speakerid.store import SHIPPED_MARKER, load_model_file
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,11 @@ def trained(tmp_path_factory):
 
 
 def _enrolled(model_dir, corpus):
+    if (model_dir / SHIPPED_MARKER).is_file():       # a packed folder is read-only: enroll into a copy, as the store
+        copy = model_dir.with_name(model_dir.name + "-copy")
+        if not copy.exists():
+            shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns(SHIPPED_MARKER))
+        model_dir = copy
     verifier = FusedVerifier(model_dir)
     verifier.enroll_manifest(corpus.enroll_csv)
     return verifier
@@ -51,6 +57,13 @@ def test_the_packed_directory_is_self_contained(trained):
     header, arrays = load_model_file(packed / "systems" / "gmm-ubm" / "cohort-gmm-ubm.npz")
     assert arrays["frames_q"].dtype == np.int8 and arrays["lengths"].max() <= 120
     assert sum(sizes.values()) < sum(p.stat().st_size for p in (root / "m").rglob("*") if p.is_file())
+    # every folder of it is marked read-only: enrolling into it is refused before anything is written
+    assert {p.parent.relative_to(packed).as_posix() for p in packed.rglob(SHIPPED_MARKER)} == {
+        ".", "narrowband", "systems/gmm-ubm", "systems/ivector", "narrowband/systems/gmm-ubm",
+        "narrowband/systems/ivector"}
+    with pytest.raises(ParameterError, match="never written"):
+        FusedVerifier(packed).enroll("zz", [str(p) for p in sorted((root / "corpus").rglob("*.wav"))[:2]])
+    assert not list(packed.rglob("zz-*"))
 
 
 def test_packed_and_trained_directories_give_the_same_llrs(trained):

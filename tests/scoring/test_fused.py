@@ -123,8 +123,10 @@ def test_verify_score_identify_give_one_number(fused, tmp_path):
                                headers={"X-Requested-With": "test"}, content_type="multipart/form-data")
     web = response.get_json()
     assert response.status_code == 200 and web["scale"] == "llr"
-    assert web["llr"] == pytest.approx(verified["llr"], abs=1e-9) and web["posterior"] == pytest.approx(
-        verified["posterior"], abs=1e-9)
+    # float32 GEMMs may sum in another order under another BLAS thread count or load: equal to float32 precision
+    # (the README's promise), not to the last bit (a difference of 2.5e-8 failed abs=1e-12 on a loaded machine)
+    assert web["llr"] == pytest.approx(verified["llr"], rel=1e-6, abs=1e-6)
+    assert web["posterior"] == pytest.approx(verified["posterior"], rel=1e-6, abs=1e-6)
 
 
 def test_web_pages_say_llr_probability_and_list_files(fused):
