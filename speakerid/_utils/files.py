@@ -106,3 +106,63 @@ def atomic_write_bytes(path, data: bytes) -> None:
     with atomic_write(path, "wb") as fh:
         fh.write(data)
 
+
+
+#: The training lock of a model directory and the note naming its holder.
+TRAIN_LOCK, TRAIN_NOTE = ".train.lock", ".train.json"
+
+
+@contextlib.contextmanager
+def training_lock(folder, what: str):
+    """Hold ``folder``'s training lock while a training writes into it.
+
+    A second training of the same folder is refused at once (:class:`ParameterError`) naming the process that
+    trains it, instead of both overwriting each other's files for minutes. The lock is :class:`filelock.FileLock`
+    on ``folder/.train.lock``: the operating system releases it when its process ends, even by ``kill -9``.
+    Enrollment and scoring take the directory's own lock (:meth:`speakerid.store.ModelStore.lock`), not this one.
+    """
+    import datetime
+    import json
+    import socket
+
+    from filelock import FileLock, Timeout
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock, note = FileLock(str(folder / TRAIN_LOCK)), folder / TRAIN_NOTE
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            holder = json.loads(note.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            holder = {}
+        raise ParameterError(
+            f"{folder}: another training is writing into it ({holder.get('what', 'a training')}, process "
+            f"{holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('started', '?')}): wait for "
+            "it to end or stop it; two trainings of one directory would overwrite each other's files") from None
+    try:
+        with contextlib.suppress(OSError):
+            note.write_text(json.dumps({"what": what, "pid": os.getpid(), "host": socket.gethostname(),
+                                        "started": datetime.datetime.now().isoformat(timespec="seconds")}),
+                            encoding="utf-8")
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            note.unlink()
+        lock.release()
+
+
+def trains_into(position: int, what: str):
+    """Decorate a training function whose model directory is its argument ``model_dir`` (or positional argument
+    ``position``): it runs under :func:`training_lock`."""
+    import functools
+
+    def wrap(func):
+        @functools.wraps(func)
+        def run(*args, **kwargs):
+            folder = kwargs["model_dir"] if "model_dir" in kwargs else args[position]
+            with training_lock(folder, what):
+                return func(*args, **kwargs)
+        return run
+    return wrap

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from speakerid._utils.files import trains_into
 from speakerid.exceptions import ConfigMismatchError, ModelFormatError, NotFittedError, ParameterError
 
 __all__ = ["Backend", "BACKENDS", "register_backend", "get_backend", "available_backends"]
@@ -69,6 +70,7 @@ class Backend:
 
     # ------------------------------------------------------------------ training
     @classmethod
+    @trains_into(1, "a background-model training (train-ubm, train-ivector, ...)")
     def train(cls, model_dir, manifest, *, feature_config=None, n_jobs=1, random_state=0, verbose=False,
               force: bool = False, **params) -> dict:
         """Train the backend's background model(s) on a ``speaker,path`` manifest and save them in ``model_dir``.

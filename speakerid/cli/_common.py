@@ -26,6 +26,36 @@ def add_model_dir(parser, required=True, *, store=False):
         parser.add_argument("--model-dir", required=required, metavar="DIR", help="model directory")
 
 
+#: What each command that works on one system's model directory says when given a fused one (``speakerid train``).
+_FUSED_ADVICE = {
+    "score-pairs": "give --model-dir {dir}/systems/NAME for one system's own scores of the pairs (not "
+                   "calibrated), or enroll the enrollment side and score a trial list with 'speakerid score' "
+                   "for calibrated LLRs",
+    "embed": "embeddings are one system's vectors: give --model-dir {dir}/systems/ivector (i-vectors) or "
+             "{dir}/systems/gmm-ubm (GMM mean supervectors)",
+    "retrain": "its systems are trained together by 'speakerid train --model-dir {dir} --force'; this command would "
+               "write a background model that none of them uses (one system alone: --model-dir {dir}/systems/NAME)",
+    "enroll": "enroll without --backend (every system, the narrowband ones too), or give --model-dir "
+              "{dir}/systems/NAME for one system alone",
+}
+
+
+def refuse_fused(args) -> None:
+    """Refuse, with the right advice, a command that would use a fused directory as one system's directory."""
+    command, model_dir = getattr(args, "command", None), getattr(args, "model_dir", None)
+    key = ("retrain" if command in ("train-ubm", "train-ivector", "train-siamese", "train-mlp")
+           else "enroll" if command == "enroll" and getattr(args, "backend", None) else command)
+    if key not in _FUSED_ADVICE or model_dir is None or not os.path.isfile(os.path.join(model_dir, "fusion.json")):
+        return
+    from speakerid.exceptions import ParameterError
+
+    what = f"enroll --backend {args.backend}" if key == "enroll" else command
+    systems = os.path.join(model_dir, "systems")
+    names = ", ".join(sorted(os.listdir(systems))) if os.path.isdir(systems) else "none yet"
+    raise ParameterError(f"{model_dir} holds the fused systems of 'speakerid train' ({names}), which {what} cannot "
+                         f"use as a whole: {_FUSED_ADVICE[key].format(dir=model_dir)}")
+
+
 def use_store(args) -> None:
     """Point a store command given no ``--model-dir`` at the speaker store (made on first use); refuse a claim
     on a speaker enrolled only under an older shipped model, and warn about such speakers when listing."""

@@ -22,7 +22,7 @@ import sys
 import traceback
 
 from speakerid._version import __version__
-from speakerid.cli._common import ExitStatus, one_line_warnings, use_store
+from speakerid.cli._common import ExitStatus, one_line_warnings, refuse_fused, use_store
 from speakerid.exceptions import SpeakerIDError
 
 __all__ = ["ExitStatus", "main", "run", "build_parser"]
@@ -79,6 +79,7 @@ def main(argv=None) -> ExitStatus:
                 parser.print_help(sys.stderr)
                 return ExitStatus.USAGE
             use_store(args)
+            refuse_fused(args)
             status = args.handler(args)
         return ExitStatus(status if status is not None else ExitStatus.OK)
     except SystemExit as exc:  # --help / --version

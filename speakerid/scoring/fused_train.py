@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speakerid._utils.files import trains_into
 from speakerid._utils.lazy import lazy_import
 from speakerid.backends._training import read_background
 from speakerid.data.dev_trials import DEV_SHARE, split_speakers
@@ -266,6 +267,7 @@ def dev_figures(table: pd.DataFrame, inputs, fusions: dict, quality: QualityInpu
     return out
 
 
+@trains_into(1, "speakerid train")
 def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: int = 16000, n_jobs: int = 1,
                   dev_share: float = DEV_SHARE, p_target: float = DEFAULT_P_TARGET, random_state: int = 0,
                   system_params: dict | None = None, say=None, scheduler=None, cache_dir=None,

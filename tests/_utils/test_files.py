@@ -109,3 +109,49 @@ def test_train_ubm_fails_and_names_the_file_when_a_model_file_cannot_be_written(
     assert status == ExitStatus.ERROR
     assert captured.err.strip().endswith(f"{models / failing}: No space left on device (nothing was written)")
     assert captured.err.count("\n") == 1 and "trained" not in captured.out
+
+
+# ------------------------------------------------------------------ one training per directory
+def test_a_second_training_of_a_directory_is_refused_naming_the_first(tmp_path):
+    import os
+
+    from speakerid._utils.files import TRAIN_NOTE, training_lock
+    from speakerid.exceptions import ParameterError
+
+    with training_lock(tmp_path, "speakerid train"):
+        assert f'"pid": {os.getpid()}' in (tmp_path / TRAIN_NOTE).read_text()
+        with pytest.raises(ParameterError, match=rf"another training is writing into it \(speakerid train, process "
+                                                 rf"{os.getpid()} on .*wait for it to end or stop it"):
+            with training_lock(tmp_path, "speakerid train-ubm"):
+                pass
+    assert not (tmp_path / TRAIN_NOTE).exists()
+    with training_lock(tmp_path, "again"):               # released: the next training goes on
+        pass
+
+
+@pytest.mark.parametrize("command", ["train-ubm", "train-ivector", "train"])
+def test_training_commands_refuse_a_directory_another_process_trains(tmp_path, capsys, command):
+    """The other training is a real process (it holds the lock as 'speakerid train' would); nothing is written."""
+    import subprocess
+    import sys
+
+    from speakerid.cli._common import ExitStatus
+    from speakerid.cli.main import main
+    from speakerid.data.synth import make_corpus
+
+    corpus = make_corpus(tmp_path / "corpus", n_speakers=2, n_utterances=2, enroll_per_speaker=1, n_background=4,
+                         n_background_utterances=2, duration_s=(1.0, 1.5), seed=0, show_progress=False)
+    models = tmp_path / "models"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from speakerid._utils.files import "
+                               "training_lock\nwith training_lock(sys.argv[1], 'speakerid train'):\n"
+                               "    print('held', flush=True); time.sleep(120)", str(models)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        status = main([command, "--manifest", str(corpus.background_csv), "--model-dir", str(models)])
+        err = capsys.readouterr().err
+        assert status == ExitStatus.USAGE and f"process {holder.pid} on" in err and err.count("\n") == 1
+        assert sorted(p.name for p in models.iterdir()) == [".train.json", ".train.lock"]
+    finally:
+        holder.kill()
+        holder.wait()

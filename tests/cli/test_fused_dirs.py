@@ -1,0 +1,40 @@
+"""Commands that use one system's model directory, given a directory of ``speakerid train``: refused with advice
+(exit 2, one line) before anything is read or written; the advice names what works instead."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from speakerid import pretrained
+from speakerid.cli._common import ExitStatus
+from speakerid.cli.main import main
+
+pytestmark = pytest.mark.skipif(not (pretrained.SHIPPED_DIR / "fusion.json").is_file(),
+                                reason="this checkout has no shipped model")
+
+
+@pytest.fixture(scope="module")
+def fused_dir(tmp_path_factory):
+    """A writable copy of the shipped model: a directory as 'speakerid train' makes it."""
+    target = tmp_path_factory.mktemp("fused") / "M"
+    shutil.copytree(pretrained.SHIPPED_DIR, target, ignore=shutil.ignore_patterns("SHIPPED.txt"))
+    return target
+
+
+@pytest.mark.parametrize(("argv", "advice"), [
+    (["score-pairs", "--pairs", "p.csv", "--out", "o.csv"], "/systems/NAME for one system's own scores"),
+    (["embed", "--manifest", "m.csv", "--out", "e.npz"], "/systems/ivector (i-vectors)"),
+    (["train-ubm", "--manifest", "m.csv"], "'speakerid train --model-dir"),
+    (["train-ivector", "--manifest", "m.csv"], "'speakerid train --model-dir"),
+    (["enroll", "--backend", "gmm-ubm", "--speaker", "x", "a.wav"], "enroll without --backend"),
+])
+def test_one_system_commands_refuse_a_fused_directory_with_advice(fused_dir, capsys, argv, advice):
+    before = sorted(p.relative_to(fused_dir) for p in fused_dir.rglob("*"))
+    status = main([*argv, "--model-dir", str(fused_dir)])
+    err = capsys.readouterr().err
+    assert status == ExitStatus.USAGE and err.count("\n") == 1
+    assert "holds the fused systems of 'speakerid train' (gmm-ubm, ivector)" in err and advice in err
+    assert "train-ubm' first" not in err                      # the old, wrong advice
+    assert sorted(p.relative_to(fused_dir) for p in fused_dir.rglob("*")) == before
