@@ -93,7 +93,10 @@ def stage_measure(shared: Path, work: Path, recipe: dict, suite_log=None) -> Non
                    "--name", recipe["name"], "--shared", str(shared), "--jobs", str(suite["jobs"]),
                    "--n-boot", str(suite["n_boot"])]
         _say(f"4 measure: {' '.join(command[1:])}")
-        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"build: 4 measure failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        out = done.stdout
         (work / "dev-suite.log").write_text(out, encoding="utf-8")
         result = json.loads(out.strip().splitlines()[-1])
     else:                  # a run already made on a directory of the same content

@@ -35,7 +35,7 @@ _FUSED_ADVICE = {
              "{dir}/systems/gmm-ubm (GMM mean supervectors)",
     "retrain": "its systems are trained together by 'speakerid train --model-dir {dir} --force'; this command would "
                "write a background model that none of them uses (one system alone: --model-dir {dir}/systems/NAME)",
-    "enroll": "enroll without --backend (every system, the narrowband ones too), or give --model-dir "
+    "enroll --backend": "enroll without --backend (every system, the narrowband ones too), or give --model-dir "
               "{dir}/systems/NAME for one system alone",
 }
 
@@ -44,12 +44,12 @@ def refuse_fused(args) -> None:
     """Refuse, with the right advice, a command that would use a fused directory as one system's directory."""
     command, model_dir = getattr(args, "command", None), getattr(args, "model_dir", None)
     key = ("retrain" if command in ("train-ubm", "train-ivector", "train-siamese", "train-mlp")
-           else "enroll" if command == "enroll" and getattr(args, "backend", None) else command)
+           else "enroll --backend" if command == "enroll" and getattr(args, "backend", None) else command)
     if key not in _FUSED_ADVICE or model_dir is None or not os.path.isfile(os.path.join(model_dir, "fusion.json")):
         return
     from speakerid.exceptions import ParameterError
 
-    what = f"enroll --backend {args.backend}" if key == "enroll" else command
+    what = f"enroll --backend {args.backend}" if key == "enroll --backend" else command
     systems = os.path.join(model_dir, "systems")
     names = ", ".join(sorted(os.listdir(systems))) if os.path.isdir(systems) else "none yet"
     raise ParameterError(f"{model_dir} holds the fused systems of 'speakerid train' ({names}), which {what} cannot "

@@ -38,3 +38,14 @@ def test_one_system_commands_refuse_a_fused_directory_with_advice(fused_dir, cap
     assert "holds the fused systems of 'speakerid train' (gmm-ubm, ivector)" in err and advice in err
     assert "train-ubm' first" not in err                      # the old, wrong advice
     assert sorted(p.relative_to(fused_dir) for p in fused_dir.rglob("*")) == before
+
+
+def test_enroll_without_backend_still_enrolls_in_every_system(fused_dir, capsys, tmp_path):
+    from speakerid.data.synth import make_corpus
+
+    corpus = make_corpus(tmp_path / "c", n_speakers=2, n_utterances=3, enroll_per_speaker=2, n_background=0,
+                         duration_s=(2.5, 3.0), seed=5, show_progress=False)
+    assert main(["enroll", "--manifest", str(corpus.enroll_csv), "--model-dir", str(fused_dir)]) == ExitStatus.OK
+    assert main(["speakers", "--model-dir", str(fused_dir)]) == ExitStatus.OK
+    out = capsys.readouterr().out
+    assert "spk001" in out and "spk002" in out
