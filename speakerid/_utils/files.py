@@ -128,7 +128,11 @@ def training_lock(folder, what: str):
     from filelock import FileLock, Timeout
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ParameterError(f"{folder}: cannot be a model directory (it, or a folder above it, is a file)") from None
     lock, note = FileLock(str(folder / TRAIN_LOCK)), folder / TRAIN_NOTE
     try:
         lock.acquire(timeout=0)
@@ -147,6 +151,15 @@ def training_lock(folder, what: str):
                                         "started": datetime.datetime.now().isoformat(timespec="seconds")}),
                             encoding="utf-8")
         yield
+    except BaseException:
+        if created:          # refused or failed before writing anything: leave no folder behind
+            with contextlib.suppress(OSError):
+                if {p.name for p in folder.iterdir()} <= {TRAIN_LOCK, TRAIN_NOTE}:
+                    note.unlink(missing_ok=True)
+                    lock.release()
+                    (folder / TRAIN_LOCK).unlink(missing_ok=True)
+                    folder.rmdir()
+        raise
     finally:
         with contextlib.suppress(OSError):
             note.unlink()

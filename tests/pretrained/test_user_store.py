@@ -18,6 +18,7 @@ from speakerid.data.audio import resample
 from speakerid.data.synth import make_corpus
 from speakerid.degrade import degrade
 from speakerid.exceptions import ConfigMismatchError
+from speakerid.store import load_model_file
 
 pytestmark = pytest.mark.skipif(not (pretrained.SHIPPED_DIR / "fusion.json").is_file(),
                                 reason="this checkout has no shipped model")
@@ -188,8 +189,7 @@ def test_two_enrollments_of_one_id_wait_for_each_other(home, corpus, tmp_path):
         assert all(run.poll() is None for run in runs)                   # waiting for the lock
         assert not list(store.rglob("gus-*.npz"))
     assert [run.wait(timeout=300) for run in runs] == [0, 0], [run.stderr.read() for run in runs]
-    files = {tuple(json.loads(bytes(np.load(p)["__header__"]).decode())["files"])
-             for p in store.rglob("gus-*.npz")}
+    files = {tuple(load_model_file(p)[0]["files"]) for p in store.rglob("gus-*.npz")}
     assert len(list(store.rglob("gus-*.npz"))) == 4 and len(files) == 1
 
 
