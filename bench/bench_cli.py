@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     models = work / "models"
     spk = [sys.executable, "-m", "speakerid"]
     subprocess.run(spk + ["train-ubm", "--manifest", str(corpus.background_csv), "--model-dir", str(models),
-                          "--components", str(args.components), "--iterations", "3"], check=True,
+                          "--components", str(args.components), "--iterations", "3", "--force"], check=True,
                    env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(spk + ["enroll", "--manifest", str(corpus.enroll_csv), "--model-dir", str(models)], check=True,
                    env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

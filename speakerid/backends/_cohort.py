@@ -11,6 +11,7 @@ the scoring parameters; one that does not match is recomputed. Arithmetic: :mod:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import warnings
@@ -41,7 +42,7 @@ from speakerid.store import COHORT_FILE, load_model_file, save_model_file
 __all__ = ["NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN", "NORMALIZED_THRESHOLD",
            "COHORT_SCORES", "parse_norm", "resolve_norm", "enrolled_cohort", "CohortSet", "directory_cohort",
            "build_cohort", "cohort_scores", "rows_key", "ScoreNormalizer", "CohortNormalization",
-           "add_cohort_scores", "save_models", "load_models"]
+           "add_cohort_scores", "scores_entry"]
 
 #: Default decision threshold of normalised scores, set a priori (not tuned): Z/T/S-norm make impostor scores
 #: about standard normal, so 2.0 is "2 impostor standard deviations", about 2.3 % false accepts if they were
@@ -50,8 +51,13 @@ __all__ = ["NORM_METHODS", "ENROLLED", "ENROLLED_COHORT_MAX", "AUTO_ENROLLED_MIN
 NORMALIZED_THRESHOLD = 2.0
 #: What :data:`NORMALIZED_THRESHOLD` means, said with every decision that uses it.
 MEANING = "a priori: 2 impostor standard deviations (not a probability; 'speakerid train' gives calibrated LLRs)"
-#: Speaker-header entry holding the speaker's scores against the directory's cohort utterances.
+#: Speaker-header entry of the speaker's scores on the cohort utterances (one per scoring: :func:`scores_entry`).
 COHORT_SCORES = "cohort_scores"
+
+
+def scores_entry(backend) -> str:
+    """The header entry of a speaker's cohort scores under ``backend``'s scoring parameters."""
+    return COHORT_SCORES + (":" + json.dumps(backend.params, sort_keys=True, default=str) if backend.params else "")
 _COHORT_CLASS = "CohortSet"
 
 
@@ -147,18 +153,28 @@ def directory_cohort(store, backend, backend_name: str, config, *, cache_dir=Non
     path = cohort_path(store, backend_name)
     identity = _identity(backend, backend_name, config, csv)
     if frames is None and path.is_file():
-        try:
-            header, arrays = load_model_file(path, _COHORT_CLASS)
-        except ModelFormatError:
-            header = None                 # unreadable: rebuilt below
-        if header is not None and all(header.get(k) == v for k, v in identity.items()):
-            return _from_arrays(header, arrays)
+        stat = path.stat()
+        found = _read_cohort(str(path), stat.st_mtime_ns, stat.st_size, json.dumps(identity, sort_keys=True))
+        if found is not None:
+            return found
     cohort = build_cohort(backend, csv, config, cache_dir=cache_dir, frames=frames)
     arrays = _to_arrays(cohort)
     with unless_read_only(), store.lock():          # read-only: this run keeps it in memory
         save_model_file(path, arrays, {"model_class": _COHORT_CLASS, **identity, "key": cohort.key,
                                        "speakers": list(cohort.speakers)})
     return cohort
+
+
+@functools.lru_cache(maxsize=2)
+def _read_cohort(path: str, mtime_ns: int, size: int, identity: str) -> CohortSet | None:
+    """The cohort file when its header has ``identity`` (JSON), else None (stale or unreadable: rebuilt). Read once
+    per version of the file in a process: a fused system's inputs (cosine and PLDA) share one."""
+    try:
+        header, arrays = load_model_file(path, _COHORT_CLASS)
+    except ModelFormatError:
+        return None
+    wanted = json.loads(identity)
+    return _from_arrays(header, arrays) if all(header.get(k) == v for k, v in wanted.items()) else None
 
 
 def build_cohort(backend, cohort_csv, config, *, cache_dir=None, frames=None) -> CohortSet:
@@ -187,7 +203,7 @@ def _degraded_frames(path, condition: str, config) -> np.ndarray:
     recordings, e.g. ``telephone:gsm``), seeded by the path and the condition: the same cohort rebuilds the same."""
     import zlib
 
-    from speakerid.data.audio import load_audio
+    from speakerid.data.audio import load_audio, resample
     from speakerid.degrade import degrade
     from speakerid.features import extract
     from speakerid.features.framing import remove_dc_offset
@@ -195,8 +211,6 @@ def _degraded_frames(path, condition: str, config) -> np.ndarray:
     signal, rate = load_audio(path, sample_rate=config.sample_rate)
     out = degrade(signal, rate, condition, random_state=zlib.crc32(f"{path}|{condition}".encode()))
     if out.sample_rate != config.sample_rate:
-        from speakerid.data.audio import resample
-
         out = out._replace(signal=resample(out.signal, out.sample_rate, config.sample_rate))
     filtered = remove_dc_offset(np.asarray(out.signal, dtype=np.float32), config.sample_rate)
     return extract(filtered, config, dc_removed=True)
@@ -204,17 +218,6 @@ def _degraded_frames(path, condition: str, config) -> np.ndarray:
 
 def _flat_models(models) -> dict:
     return {f"model{i}:{name}": np.asarray(a) for i, m in enumerate(models) for name, a in m.items()}
-
-
-def save_models(models: list, path) -> None:
-    """Save a list of speaker models (dicts of arrays) to one ``.npz`` (no pickles)."""
-    np.savez(path, **_flat_models(models))
-
-
-def load_models(path) -> list:
-    """The list of speaker models saved by :func:`save_models`."""
-    with np.load(path, allow_pickle=False) as data:
-        return _unflatten({k: data[k] for k in data.files})
 
 
 def _unflatten(arrays: dict) -> list:
@@ -415,7 +418,7 @@ class CohortNormalization:
         rows, todo = {}, []
         for speaker in speakers:
             header, arrays = self.entry(speaker)
-            saved = header.get(COHORT_SCORES) if self.own_cohort else None
+            saved = header.get(scores_entry(self.backend)) if self.own_cohort else None
             if (isinstance(saved, dict) and saved.get("key") == key
                     and len(saved.get("scores", ())) == len(cohort.utterances)):
                 rows[speaker] = np.asarray(saved["scores"], dtype=np.float64)
@@ -431,16 +434,16 @@ class CohortNormalization:
 
     def _keep(self, speaker, entry) -> None:
         with unless_read_only():                   # read-only directory: recomputed next time
-            self.store.update_speaker_header(speaker, self.backend_name, {COHORT_SCORES: entry})
+            self.store.update_speaker_header(speaker, self.backend_name, {scores_entry(self.backend): entry})
 
 
 def add_cohort_scores(store, backend, backend_name: str, config, enrolled, cache_dir=None) -> None:
-    """Put the :data:`COHORT_SCORES` entry in the header of each freshly enrolled ``(arrays, header)`` (every
-    model scored from one preparation of each cohort utterance); nothing when the directory has no cohort."""
+    """Put the :func:`scores_entry` in the header of each freshly enrolled ``(arrays, header)`` (every model scored
+    from one preparation of each cohort utterance); nothing when the directory has no cohort."""
     if not enrolled or not (store.model_dir / COHORT_FILE).is_file():
         return
     cohort = directory_cohort(store, backend, backend_name, config, cache_dir=cache_dir)
     key = rows_key(cohort, backend)
     rows = cohort.scores(backend, [arrays for arrays, _ in enrolled])
     for (_, header), row in zip(enrolled, rows):
-        header[COHORT_SCORES] = {"key": key, "scores": row.tolist()}
+        header[scores_entry(backend)] = {"key": key, "scores": row.tolist()}

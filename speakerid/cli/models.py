@@ -117,7 +117,7 @@ def _add_fused(p) -> None:
 
 
 def _verifier(args, must_exist: bool = True, **kwargs):
-    from speakerid.scoring.fused import open_verifier  # on use: --help needs none of the scoring code
+    from speakerid.scoring.opening import open_verifier  # on use: --help needs none of the scoring code
 
     show_warnings()
     # one message for every command, before any model file is looked for (enroll may make the directory: the

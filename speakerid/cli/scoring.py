@@ -106,7 +106,8 @@ def _score(args):
 
 def _run(args, trials, options, norm, score_trials):
     """The fused LLR of a directory built by 'train' (or one --system of it), else the plain backend's scores."""
-    from speakerid.scoring.fused import FusedVerifier, has_fusion, open_verifier
+    from speakerid.scoring.fused import FusedVerifier, has_fusion
+    from speakerid.scoring.opening import open_verifier
 
     if args.backend is None and has_fusion(args.model_dir):
         verifier = open_verifier(args.model_dir, system=args.system, n_jobs=args.jobs, cache_dir=args.cache,

@@ -37,7 +37,7 @@ def register(sub) -> None:
 def _segments(args):
     from speakerid.data.rttm import write_rttm
     from speakerid.evaluation.turns import stretches_frame
-    from speakerid.scoring.fused import open_verifier
+    from speakerid.scoring.opening import open_verifier
 
     verifier = open_verifier(args.model_dir, backend=args.backend)   # a trained directory: windows as fused LLRs
     turns = verifier.speaker_turns(args.file, window_s=args.window, hop_s=args.hop, threshold=args.threshold)

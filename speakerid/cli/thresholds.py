@@ -40,7 +40,8 @@ def _set_threshold(args):
     from speakerid.data.score_formats import read_score_table
     from speakerid.evaluation.operating_points import choose_threshold, parse_criterion
     from speakerid.exceptions import ManifestError, ParameterError
-    from speakerid.scoring.fused import FusedVerifier, open_verifier
+    from speakerid.scoring.fused import FusedVerifier
+    from speakerid.scoring.opening import open_verifier
 
     parse_criterion(args.criterion)  # a bad criterion fails before anything is read
     verifier = open_verifier(args.model_dir, system=args.system, backend=args.backend, norm=args.norm)

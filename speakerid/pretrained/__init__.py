@@ -145,7 +145,9 @@ def older_enrollments(model_dir) -> dict:
 def check_speaker(model_dir, speaker: str) -> None:
     """Refuse (:class:`ConfigMismatchError`) a speaker of the store enrolled only under another shipped build."""
     model_dir = Path(model_dir)
-    if speaker in _enrolled(model_dir):
+    from speakerid.store import speaker_file_name
+
+    if any(model_dir.glob(f"systems/*/speakers/*/{speaker_file_name(speaker)}")):    # enrolled here: the usual case
         return
     for folder, ids in older_enrollments(model_dir).items():
         if speaker in ids:

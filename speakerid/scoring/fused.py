@@ -55,11 +55,11 @@ from speakerid.scoring.llr import (
     write_fusion,
 )
 from speakerid.scoring.systems import DEFAULT_P_TARGET, DEFAULT_SYSTEMS, SYSTEMS
-from speakerid.store import FUSION_FILE, SYSTEMS_DIR, ModelStore
+from speakerid.store import SYSTEMS_DIR, ModelStore
 from speakerid.verifier import SpeakerVerifier
 
 __all__ = ["SYSTEMS", "DEFAULT_SYSTEMS", "DEFAULT_P_TARGET", "FusedVerifier", "has_fusion", "read_fusion", "input_name",
-           "write_fusion", "posterior", "open_set_posteriors", "open_verifier", "FUSION_KEY", "fixed_norm"]
+           "write_fusion", "posterior", "open_set_posteriors", "FUSION_KEY", "fixed_norm"]
 
 
 class FusedVerifier:
@@ -157,6 +157,7 @@ class FusedVerifier:
         files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
         with self.store.lock(), self._quiet():
             results = [v.enroll(speaker, files, n_augment, names=names) for v in self._owner.values()]
+            self._keep_cohort_scores([results[0]["speaker"]])
             band = {}
             if self.narrowband is not None:
                 self.narrowband.enroll(speaker, files, n_augment, names=names)
@@ -168,6 +169,7 @@ class FusedVerifier:
         frame = manifest if hasattr(manifest, "groupby") else read_manifest(manifest, for_enrollment=True)
         with self.store.lock(), self._quiet():
             results = [v.enroll_manifest(frame, n_augment) for v in self._owner.values()]
+            self._keep_cohort_scores([r["speaker"] for r in results[0]])
             bands = {}
             if self.narrowband is not None:
                 self.narrowband.enroll_manifest(frame, n_augment)
@@ -176,6 +178,13 @@ class FusedVerifier:
                          for r in results[0]}
         self._forget()
         return [{**r, **bands.get(r["speaker"], {}), "backend": self.backend_name} for r in results[0]]
+
+    def _keep_cohort_scores(self, speakers) -> None:
+        """Score the new speakers on the cohort for the inputs that share another's speaker files (the i-vector's
+        PLDA and cosine): kept in their headers now, not computed and written by the first verify."""
+        for name in set(self._verifiers) - {input_name(s) for s in self._owner}:
+            self._verifiers[name]._normalization = None
+            self._verifiers[name].normalization.normalizer(speakers)
 
     def _record_band(self, speaker: str, files) -> dict:
         """Measure the enrollment's bandwidth, keep it in the first system's speaker header."""
@@ -420,31 +429,9 @@ class FusedVerifier:
                                                         for n, r in zip(self.inputs, results)) + ")"
         return result
 
-def open_verifier(model_dir, *, system=None, backend=None, p_target=None, **kwargs):
-    """The verifier a command should use.
+def __getattr__(name):          # open_verifier lives in speakerid.scoring.opening (kept importable from here)
+    if name == "open_verifier":
+        from speakerid.scoring.opening import open_verifier
 
-    A fused directory (``fusion.json``) without ``backend``: its :class:`FusedVerifier`, or with ``system`` that
-    system's :class:`SpeakerVerifier` (its own scale; ``kwargs`` such as ``norm`` apply to it). Any other
-    directory: a plain :class:`SpeakerVerifier` (``backend``, ``kwargs``), whose scores are on the scale its
-    ``score_scale`` names (not calibrated LLRs). Options that need the other kind raise :class:`ParameterError`.
-    """
-    if has_fusion(model_dir) and backend is None:
-        fused = FusedVerifier(model_dir, p_target=p_target, n_jobs=kwargs.get("n_jobs", 1),
-                              cache_dir=kwargs.get("cache_dir"))
-        if system is None:
-            options = {"norm": "--norm", "backend_params": "--exact", "cohort": "--cohort", "cohort_top": "--cohort-top"}
-            extra = sorted(options.get(k, k) for k, v in kwargs.items()
-                           if k not in ("n_jobs", "cache_dir") and v not in (None, "auto"))
-            if extra:
-                raise ParameterError(f"{', '.join(extra)} apply to one system of the fused directory {model_dir}: "
-                                     f"add --system NAME (one of {', '.join(fused.inputs)})")
-            return fused
-        if p_target is not None:
-            raise ParameterError("--p-target applies to the fused LLR; one --system's scores are not calibrated")
-        one = fused.system(system)
-        params = {**one.backend.params, **(kwargs.pop("backend_params", None) or {})}
-        return SpeakerVerifier(one.model_dir, backend=one.backend_name, backend_params=params or None, **kwargs)
-    if system is not None or p_target is not None:
-        raise ParameterError(f"{'--system' if system is not None else '--p-target'} needs a fused model directory "
-                             f"(built by 'speakerid train'); {model_dir} has no {FUSION_FILE}")
-    return SpeakerVerifier(model_dir, backend=backend, **kwargs)
+        return open_verifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

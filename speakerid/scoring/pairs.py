@@ -144,8 +144,8 @@ class _PairCohort:
 
 
 def _prepare_cohort(verifier, cohort_csv, method, top_n, cache, folder) -> tuple:
-    from speakerid.backends._cohort import save_models
     from speakerid.data.manifests import read_manifest
+    from speakerid.scoring.worker import save_models
 
     manifest = read_manifest(cohort_csv)
     backend = verifier.backend

@@ -12,13 +12,26 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+
 from speakerid._utils.blas import one_blas_thread
-from speakerid.backends._cohort import ScoreNormalizer, load_models
+from speakerid.backends._cohort import ScoreNormalizer, _flat_models, _unflatten
 from speakerid.exceptions import AudioError
 from speakerid.features.cache import FeatureCache
 from speakerid.verifier import SpeakerVerifier
 
-__all__ = ["WorkerSpec", "score_tasks", "worker_state"]
+__all__ = ["WorkerSpec", "score_tasks", "worker_state", "save_models", "load_models"]
+
+
+def save_models(models: list, path) -> None:
+    """Save a list of speaker models (dicts of arrays) to one ``.npz`` for the workers (no pickles)."""
+    np.savez(path, **_flat_models(models))
+
+
+def load_models(path) -> list:
+    """The list of speaker models saved by :func:`save_models`."""
+    with np.load(path, allow_pickle=False) as data:
+        return _unflatten({k: data[k] for k in data.files})
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from speakerid._version import __version__
 from speakerid.data.manifests import validate_speaker_id
 from speakerid.exceptions import ParameterError, SpeakerIDError, UnknownSpeakerError
-from speakerid.scoring.fused import open_verifier
+from speakerid.scoring.opening import open_verifier
 from speakerid.verifier import SEGMENT_S
 from speakerid.web.analysis import clip_image_data_uri
 from speakerid.web.uploads import UploadScope

@@ -123,3 +123,10 @@ def test_protocol_command_with_conditions(corpus, tmp_path, capsys):
     assert main([*args[:7], "--test-condition", "music@5", "--noise-csv", str(tmp_path / "noise.csv")]) \
         == ExitStatus.USAGE
     assert "needs music recordings" in capsys.readouterr().err
+
+
+def test_the_commands_default_crop_speech_is_the_builders():
+    from speakerid.cli import protocol as cli_protocol
+    from speakerid.evaluation import protocols
+
+    assert cli_protocol.MIN_TEST_SPEECH_S == protocols.MIN_TEST_SPEECH_S
