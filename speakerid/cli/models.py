@@ -226,7 +226,16 @@ def _identify(args):
 
 
 def _speakers(args):
-    info = _verifier(args).speaker_info()
+    verifier = _verifier(args)
+    info = verifier.speaker_info()
+    partial = verifier.partial_speakers() if hasattr(verifier, "partial_speakers") else {}
+    if partial:
+        import warnings
+
+        shown = "; ".join(f"{s} (missing from {', '.join(where)})" for s, where in list(partial.items())[:5])
+        warnings.warn(f"{len(partial)} speaker(s) are enrolled in some systems only and cannot be scored: {shown}"
+                      f"{' ...' if len(partial) > 5 else ''}; enroll them again with 'speakerid enroll --speaker ID "
+                      "FILE...'", UserWarning, stacklevel=2)
     if args.json:
         print_json({"speakers": info})
         return

@@ -217,6 +217,15 @@ class FusedVerifier:
             sets.append(set(self.narrowband.speakers()))
         return sorted(set.intersection(*sets))
 
+    def partial_speakers(self) -> dict:
+        """Speakers enrolled in some systems only (a file deleted by hand, an enrollment cut short), each with the
+        systems that lack it; :meth:`speakers` leaves them out, as no fused score can be made for them."""
+        owners = list(self._owner.items()) + ([(f"narrowband/{n}", v) for n, v in self.narrowband._owner.items()]
+                                              if self.narrowband is not None else [])
+        sets = {name: set(v.speakers()) for name, v in owners}
+        return {s: sorted(n for n, ids in sets.items() if s not in ids)
+                for s in sorted(set().union(*sets.values()) - set.intersection(*sets.values()))}
+
     def speaker_info(self) -> list[dict]:
         keep = set(self.speakers())
         first = next(iter(self._owner.values()))
