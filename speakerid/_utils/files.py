@@ -45,10 +45,9 @@ def atomic_write(path, mode: str = "wb"):
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        ours = exc.filename is None or Path(str(exc.filename)).name.startswith(f".{path.name}.") if isinstance(
-            exc, OSError) else False
-        if ours and exc.errno is not None:
-            # a write that failed (disk full, quota, I/O error) names the file it was writing, not a temp file
+        # a write that failed (disk full, quota, I/O error) names the file it was writing, not its temp file
+        if isinstance(exc, OSError) and exc.errno is not None and (
+                exc.filename is None or Path(str(exc.filename)).name.startswith(f".{path.name}.")):
             raise OSError(exc.errno, f"{exc.strerror or exc} (nothing was written)", str(path)) from exc
         raise
 
@@ -145,25 +144,23 @@ def training_lock(folder, what: str):
             f"{folder}: another training is writing into it ({holder.get('what', 'a training')}, process "
             f"{holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('started', '?')}): wait for "
             "it to end or stop it; two trainings of one directory would overwrite each other's files") from None
+    done = False
     try:
         with contextlib.suppress(OSError):
             note.write_text(json.dumps({"what": what, "pid": os.getpid(), "host": socket.gethostname(),
                                         "started": datetime.datetime.now().isoformat(timespec="seconds")}),
                             encoding="utf-8")
         yield
-    except BaseException:
-        if created:          # refused or failed before writing anything: leave no folder behind
-            with contextlib.suppress(OSError):
-                if {p.name for p in folder.iterdir()} <= {TRAIN_LOCK, TRAIN_NOTE}:
-                    note.unlink(missing_ok=True)
-                    lock.release()
-                    (folder / TRAIN_LOCK).unlink(missing_ok=True)
-                    folder.rmdir()
-        raise
+        done = True
     finally:
         with contextlib.suppress(OSError):
             note.unlink()
         lock.release()
+        if created and not done:     # refused or failed before writing anything: leave no folder behind
+            with contextlib.suppress(OSError):
+                if [p.name for p in folder.iterdir()] == [TRAIN_LOCK]:
+                    (folder / TRAIN_LOCK).unlink()
+                    folder.rmdir()
 
 
 def trains_into(position: int, what: str):

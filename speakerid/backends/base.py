@@ -179,7 +179,6 @@ def register_backend(cls: type) -> type:
     return cls
 
 
-# Where each built-in backend lives: its module registers it when first asked for (one line per backend).
 def _dependent_enrollments(model_dir, files) -> dict:
     """``{backend: [speakers]}``: the speakers enrolled in ``model_dir`` with a backend that needs one of the
     background ``files`` (its speaker models are tied to that model's hash)."""
@@ -210,6 +209,7 @@ def _orphan_message(model_dir, cls, orphans: dict) -> str:
             "new model directory")
 
 
+# Where each built-in backend lives: its module registers it when first asked for (one line per backend).
 _BUILTIN_BACKENDS = {"gmm-ubm": "speakerid.backends.gmm_ubm", "gmm": "speakerid.backends.gmm_ubm",
                      "ivector": "speakerid.backends.ivector", "siamese": "speakerid.backends.siamese",
                      "mlp": "speakerid.backends.mlp"}

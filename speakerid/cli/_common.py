@@ -45,12 +45,16 @@ def refuse_fused(args) -> None:
     command, model_dir = getattr(args, "command", None), getattr(args, "model_dir", None)
     key = ("retrain" if command in ("train-ubm", "train-ivector", "train-siamese", "train-mlp")
            else "enroll --backend" if command == "enroll" and getattr(args, "backend", None) else command)
-    if key not in _FUSED_ADVICE or model_dir is None or not os.path.isfile(os.path.join(model_dir, "fusion.json")):
+    if key not in _FUSED_ADVICE or model_dir is None:
         return
     from speakerid.exceptions import ParameterError
+    from speakerid.scoring.llr import has_fusion
+    from speakerid.store import SYSTEMS_DIR
 
+    if not has_fusion(model_dir):
+        return
     what = f"enroll --backend {args.backend}" if key == "enroll --backend" else command
-    systems = os.path.join(model_dir, "systems")
+    systems = os.path.join(model_dir, SYSTEMS_DIR)
     names = ", ".join(sorted(os.listdir(systems))) if os.path.isdir(systems) else "none yet"
     raise ParameterError(f"{model_dir} holds the fused systems of 'speakerid train' ({names}), which {what} cannot "
                          f"use as a whole: {_FUSED_ADVICE[key].format(dir=model_dir)}")

@@ -21,8 +21,8 @@ import shutil
 import warnings
 from pathlib import Path
 
-from speakerid.exceptions import ConfigMismatchError, NotFittedError, ParameterError
-from speakerid.store import SHIPPED_MARKER
+from speakerid.exceptions import ConfigMismatchError, NotFittedError, ParameterError, SpeakerIDError
+from speakerid.store import FUSION_FILE, SHIPPED_MARKER
 
 __all__ = ["STORE_ENV", "SHIPPED_DIR", "MODEL_CARD", "shipped_dir", "shipped_info", "store_root", "store_model_dir", "user_model_dir",
            "older_enrollments", "check_speaker", "warn_older", "model_card", "Verifier"]
@@ -32,12 +32,11 @@ STORE_ENV = "SPEAKERID_HOME"
 HERE = Path(__file__).resolve().parent
 #: The shipped fused model directory and its model card.
 SHIPPED_DIR, MODEL_CARD = HERE / "default", HERE / "MODEL_CARD.md"
-_FUSION = "fusion.json"
 
 
 def shipped_dir() -> Path:
     """The shipped model directory; :class:`NotFittedError` when this installation has none."""
-    if not (SHIPPED_DIR / _FUSION).is_file():
+    if not (SHIPPED_DIR / FUSION_FILE).is_file():
         raise NotFittedError(f"this installation of speakerid has no shipped model ({SHIPPED_DIR} is missing): "
                              "give --model-dir, or rebuild it with recipes/pretrained/run.sh")
     return SHIPPED_DIR
@@ -45,7 +44,7 @@ def shipped_dir() -> Path:
 
 def shipped_info(model_dir=None) -> dict:
     """The ``pretrained`` block of a shipped model's ``fusion.json`` (name, build, recipe hash, figures)."""
-    path = Path(model_dir or shipped_dir()) / _FUSION
+    path = Path(model_dir or shipped_dir()) / FUSION_FILE
     try:
         info = json.loads(path.read_text(encoding="utf-8")).get("pretrained")
     except (OSError, ValueError):
@@ -129,7 +128,7 @@ def _enrolled(model_dir: Path) -> set:
 
     try:
         return set(FusedVerifier(model_dir).speakers())
-    except Exception:          # an unreadable old folder holds nobody we can name
+    except (SpeakerIDError, OSError):          # an unreadable old folder holds nobody we can name
         return set()
 
 
@@ -139,7 +138,7 @@ def older_enrollments(model_dir) -> dict:
     if model_dir.parent.name != "models":
         return {}
     return {d: ids for d in sorted(model_dir.parent.iterdir())
-            if d != model_dir and d.is_dir() and (d / _FUSION).is_file() and (ids := _enrolled(d))}
+            if d != model_dir and d.is_dir() and (d / FUSION_FILE).is_file() and (ids := _enrolled(d))}
 
 
 def check_speaker(model_dir, speaker: str) -> None:

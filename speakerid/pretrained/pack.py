@@ -30,7 +30,7 @@ import pandas as pd
 
 from speakerid._utils.hashing import arrays_hash
 from speakerid.backends import _cohort
-from speakerid.backends._packed import quantize, unpack_arrays
+from speakerid.backends._packed import quantize
 from speakerid.exceptions import ParameterError
 from speakerid.scoring.llr import read_fusion
 from speakerid.scoring.narrowband import NARROWBAND_DIR
@@ -44,7 +44,7 @@ from speakerid.store import (
     save_model_file,
 )
 
-__all__ = ["pack_model", "build_hash", "unpack_arrays", "DEFAULT_MAX_FRAMES"]
+__all__ = ["pack_model", "build_hash", "DEFAULT_MAX_FRAMES"]
 
 #: Frames kept of each GMM-UBM cohort utterance (the Z-norm spread moves by about 1 % on development speakers).
 DEFAULT_MAX_FRAMES = 300

@@ -116,9 +116,14 @@ class FusedVerifier:
         return ModelStore(self.model_dir)
 
     @property
+    def _first(self) -> SpeakerVerifier:
+        """The first system's verifier: its speaker headers hold what the fusion records per speaker."""
+        return next(iter(self._owner.values()))
+
+    @property
     def feature_config(self):
         """The first system's front end (every system reads audio at the same sample rate)."""
-        return next(iter(self._owner.values())).feature_config
+        return self._first.feature_config
 
     def missing_background(self) -> str | None:
         """Why a system cannot enroll or score yet, or ``None``."""
@@ -189,13 +194,13 @@ class FusedVerifier:
     def _record_band(self, speaker: str, files) -> dict:
         """Measure the enrollment's bandwidth, keep it in the first system's speaker header."""
         band = _band.enrollment_band(files, self.feature_config.sample_rate)
-        first = next(iter(self._owner.values()))
+        first = self._first
         first.store.update_speaker_header(speaker, first.backend_name, band)
         return band
 
     def narrowband_speakers(self) -> set:
         """The speakers enrolled on narrowband audio (scored by the narrowband systems in every trial)."""
-        first = next(iter(self._owner.values()))
+        first = self._first
         return {h["speaker"] for h in first.store.speaker_headers(first.backend_name) if h.get("narrowband")}
 
     def enrolled_speech_s(self, speakers) -> np.ndarray:
@@ -228,7 +233,7 @@ class FusedVerifier:
 
     def speaker_info(self) -> list[dict]:
         keep = set(self.speakers())
-        first = next(iter(self._owner.values()))
+        first = self._first
         headers = {h["speaker"]: h for h in first.store.speaker_headers(first.backend_name)}
         return [{**info, "backend": self.backend_name, "files": list(headers[info["speaker"]].get("files") or [])}
                 for info in first.speaker_info() if info["speaker"] in keep]
@@ -238,7 +243,7 @@ class FusedVerifier:
         speakers = [validate_speaker_id(s) for s in speakers]
         with self.store.lock():
             for v in [*self._owner.values(), *([self.narrowband] if self.narrowband is not None else [])]:
-                first = v is next(iter(self._owner.values()))   # names unknown ids in its error
+                first = v is self._first   # names unknown ids in its error
                 present = speakers if first else [s for s in speakers if s in set(v.speakers())]
                 if present:
                     v.remove(*present)
@@ -333,8 +338,7 @@ class FusedVerifier:
     def verify(self, speaker: str, audio, threshold=None) -> dict:
         """The claim that ``audio`` is ``speaker``: LLR, decision at the Bayes threshold, posterior."""
         speaker = validate_speaker_id(speaker)
-        first = next(iter(self._owner.values()))
-        if not first.store.has_speaker(speaker, first.backend_name):
+        if not self._first.store.has_speaker(speaker, self._first.backend_name):
             enrolled = self.speakers()
             raise UnknownSpeakerError(f"speaker {speaker!r} is not enrolled in {self.model_dir}; enrolled: "
                                       f"{', '.join(enrolled[:10]) + (' ...' if len(enrolled) > 10 else '') or 'nobody'}")
