@@ -23,7 +23,7 @@ from speakerid._utils.blas import one_blas_thread
 from speakerid._utils.validation import resolve_jobs
 from speakerid.exceptions import ParameterError
 
-__all__ = ["TaskRunner", "Pending", "resolve_jobs", "split_batches", "imap_ordered"]
+__all__ = ["TaskRunner", "Pending", "resolve_jobs", "split_batches", "imap_ordered", "stop_workers"]
 
 
 #: After Ctrl-C, local worker processes get this long (s) to finish their batches before they are killed.
@@ -95,6 +95,24 @@ def _sigint_held():
     finally:
         signal.signal(signal.SIGINT, previous)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def stop_workers() -> None:
+    """Stop this process's reusable worker processes now and wait for them to end.
+
+    The local workers outlive each :class:`TaskRunner` (the next job reuses them) and would end on their own a
+    second or two after this process; after Ctrl-C the command line stops them before it exits, so that no worker
+    of an interrupted command is left running (loky's resource tracker ends as this process does, once it has
+    removed the pool's semaphores and folders). Nothing is started when there are none."""
+    import sys
+
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is not None:
+        with contextlib.suppress(Exception):       # (a pool already broken by the interruption)
+            # joblib's terminate(): the pool's temporary folders are removed and unregistered too
+            stop = getattr(executor, "terminate", None)
+            stop(kill_workers=True) if stop is not None else executor.shutdown(wait=True, kill_workers=True)
 
 
 def _is_client(obj) -> bool:

@@ -78,6 +78,7 @@ def main(argv=None) -> ExitStatus:
             if not getattr(args, "handler", None):
                 parser.print_help(sys.stderr)
                 return ExitStatus.USAGE
+            args.argv = argv           # the command as typed (e.g. named by a training left unfinished)
             use_store(args)
             refuse_fused(args)
             status = args.handler(args)
@@ -94,6 +95,9 @@ def main(argv=None) -> ExitStatus:
             pass
         return ExitStatus.OK
     except KeyboardInterrupt:
+        from speakerid._utils.parallel import stop_workers
+
+        stop_workers()           # no worker process outlives the interrupted command
         print("speakerid: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED
     except SpeakerIDError as exc:

@@ -41,6 +41,9 @@ def register(sub) -> None:
                    help="degraded copies per training file with --noise-csv (default 1)")
     p.add_argument("--force", action="store_true",
                    help="retrain a model directory that has enrolled speakers (they are removed with the old systems)")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="start over: by default a training into this directory that did not finish (Ctrl-C, an "
+                        "error) is resumed with the stages it finished, when it had the same settings")
     add_workers(p, jobs=-1)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(handler=_train)
@@ -64,7 +67,8 @@ def _train(args):
                                n_jobs=args.jobs, dev_share=args.dev_share, p_target=args.p_target,
                                random_state=args.seed, say=_say, scheduler=args.scheduler, cache_dir=args.cache,
                                force=args.force, verbose=stage_lines, narrowband=args.narrowband,
-                               noise_csv=args.noise_csv, augment_copies=args.augment_copies)
+                               noise_csv=args.noise_csv, augment_copies=args.augment_copies,
+                               resume=args.resume, command=_command_line(args))
     if args.json:
         print_json(result)
         return
@@ -77,6 +81,13 @@ def _train(args):
     if result.get("narrowband"):
         print(f"\nnarrowband systems (8 kHz, for telephone-band audio) -> {result['narrowband']['model_dir']}")
         print(dev_table(result["narrowband"]["dev"], result["narrowband"].get("dev_trials")))
+
+
+def _command_line(args) -> str:
+    """This command as typed, quoted for a POSIX shell (named by a directory it leaves unfinished)."""
+    import shlex
+
+    return "'" + shlex.join(["speakerid", *getattr(args, "argv", sys.argv[1:])]) + "'"
 
 
 def dev_table(dev: dict, kind: str | None = None) -> str:

@@ -12,26 +12,26 @@ system's fixed normalisation (S-norm with the system's cohort, never the enrolle
 :func:`~speakerid.scoring.fused.fixed_norm`); learn the prior-weighted logistic-regression fusion (BOSARIS) on the
 pooled conditions; report EER, minDCF, actDCF, Cllr and minCllr per condition, in-sample and cross-validated over two
 halves of the development speakers, each with its 95 % interval from a bootstrap over the development speakers
-(:func:`speakerid.evaluation.bootstrap.bootstrap_metrics`); remove the development speakers again and write ``fusion.json``.
+(:func:`speakerid.evaluation.bootstrap.bootstrap_metrics`; :mod:`speakerid.scoring.fusion_fit`); remove the
+development speakers again and write ``fusion.json``.
+
+Each finished stage is recorded in the directory (:mod:`speakerid.scoring.training_state`) with the feature store
+and the degraded copies kept beside it until the end: an interrupted or failed training leaves a directory that
+says it is incomplete, and the same call resumes it from its last finished stage.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
-from speakerid._utils.files import trains_into
+from speakerid._utils.files import atomic_write, trains_into
 from speakerid._utils.lazy import lazy_import
+from speakerid._version import __version__
 from speakerid.backends._training import read_background
 from speakerid.data.dev_trials import DEV_SHARE, split_speakers
-from speakerid.evaluation.bootstrap import figures_with_intervals
-from speakerid.evaluation.fusion import LinearFusion
 from speakerid.exceptions import ParameterError
 from speakerid.features.bandwidth import NARROWBAND_EDGE_HZ
 from speakerid.scoring import dev_sets
@@ -45,14 +45,18 @@ from speakerid.scoring._train_data import (
 from speakerid.scoring.fused import (
     DEFAULT_P_TARGET,
     DEFAULT_SYSTEMS,
-    FUSION_KEY,
     SYSTEMS,
     FusedVerifier,
     fixed_norm,
     write_fusion,
 )
+from speakerid.scoring.fusion_fit import (
+    FIT_P_TARGET,
+    dev_figures,
+    fit_fusions,
+)
 from speakerid.scoring.narrowband import NARROWBAND_DIR, NARROWBAND_RATE
-from speakerid.scoring.quality import MEASURES, QualityInputs
+from speakerid.scoring.training_state import STATE_FILE, TrainingState, background_fingerprint
 from speakerid.store import (
     COHORT_FILE,
     FUSION_FILE,
@@ -70,17 +74,6 @@ __all__ = ["train_default", "DEV_SCORES_FILE", "FIT_P_TARGET", "dev_figures"]
 
 #: The development scores the fusions were learned on (kept so that the fusion can be reproduced).
 DEV_SCORES_FILE = "dev-scores.csv"
-#: Prior at which the fusion's logistic regression is weighted (BOSARIS: near the application's operating point).
-FIT_P_TARGET = 0.5
-#: Whether the calibration's quality measures also scale each score, not only shift the LLR. Chosen on the
-#: development suite (README, "Calibration by speech duration"): of its 14 conditions, Cllr - minCllr <= 0.1 bit
-#: and actDCF(0.01) <= minDCF + 0.05 held in 9 and 7 without quality measures, 11 and 9 with the offsets alone,
-#: 9 and 3 with the products too (over-confident long trials).
-QUALITY_INTERACTIONS = False
-#: Bootstrap resamples of the development figures' intervals.
-DEV_N_BOOT = 1000
-
-
 def _check_systems(systems) -> list[str]:
     systems = [s.strip() for s in (systems.split(",") if isinstance(systems, str) else systems) if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -125,9 +118,21 @@ def _check_target(model_dir: Path, force: bool) -> None:
     systems = model_dir / SYSTEMS_DIR
     enrolled = set().union(*(ModelStore(d).enrolled_speakers() for d in systems.iterdir() if d.is_dir())) \
         if systems.is_dir() else set()
-    if enrolled and not force:
+    if enrolled and not force and not (model_dir / STATE_FILE).exists():   # (an unfinished one's dev speakers)
         raise ParameterError(f"{model_dir}: {len(enrolled)} speaker(s) are enrolled; retraining replaces every "
                              "system and removes them (use --force, or train into a new model directory)")
+
+
+def _stage_frame(state: TrainingState, stage: str, make) -> pd.DataFrame:
+    """A stage whose result is a table of files: ``make()`` once, then read back from the work folder (so that
+    a resumed run and an uninterrupted one go on from the same table)."""
+    path = state.work / f"{stage}.csv"
+    if not state.is_done(stage):
+        state.work.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "w") as fh:
+            make().to_csv(fh, index=False)
+        state.mark(stage)
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
 def _score_dev(fused: FusedVerifier, dev: dict, work: Path, n_jobs: int, say) -> pd.DataFrame:
@@ -186,93 +191,12 @@ def _usable(fused: FusedVerifier, signal) -> bool:
     return True
 
 
-def _matrix(table: pd.DataFrame, inputs) -> tuple[np.ndarray, np.ndarray]:
-    matrix = table[list(inputs)].to_numpy(float)
-    ok = np.isfinite(matrix).all(axis=1)
-    if all(m in table.columns for m in MEASURES):
-        ok &= np.isfinite(table[list(MEASURES)].to_numpy(float)).all(axis=1)
-    return matrix, ok
-
-
-def _fusion_inputs(table: pd.DataFrame, inputs, rows, quality: QualityInputs | None) -> np.ndarray:
-    """The fusion's input matrix of ``rows`` of ``table``: the inputs' scores, through ``quality`` when given."""
-    matrix = table[list(inputs)].to_numpy(float)[rows]
-    if quality is None:
-        return matrix
-    return quality.transform(matrix, *(table[m].to_numpy(float)[rows] for m in MEASURES))
-
-
-def _fit(table: pd.DataFrame, inputs, rows, quality: QualityInputs | None):
-    """A :class:`LinearFusion` learned on ``rows`` of ``table``, through ``quality`` (fitted on those rows)."""
-    if quality is not None:
-        quality.fit(*(table[m].to_numpy(float)[rows] for m in MEASURES))
-    model = LinearFusion(p_target=FIT_P_TARGET).fit(_fusion_inputs(table, inputs, rows, quality),
-                                                    table["target"].to_numpy()[rows])
-    model.system_names_ = list(inputs) if quality is None else quality.names
-    return model
-
-
-def _apply(table: pd.DataFrame, inputs, rows, model: LinearFusion, quality: QualityInputs | None) -> np.ndarray:
-    return model.transform(_fusion_inputs(table, inputs, rows, quality))
-
-
-def fit_fusions(table: pd.DataFrame, inputs, quality: bool | None = None) -> tuple[dict, QualityInputs | None]:
-    """``({FUSION_KEY: LinearFusion}, quality)``: the fusion learned on every usable development trial of ``table``,
-    with the speech durations as quality measures (:mod:`speakerid.scoring.quality`) when ``quality`` (default:
-    when the table has them), else on the scores alone (``quality`` None)."""
-    use = all(m in table.columns for m in MEASURES) if quality is None else bool(quality)
-    _, ok = _matrix(table, inputs)
-    measures = QualityInputs(inputs, interactions=QUALITY_INTERACTIONS) if use else None
-    return {FUSION_KEY: _fit(table, inputs, ok, measures)}, measures
-
-
-def _figures(scores, labels, llr: bool, speakers) -> dict:
-    """The figures of one score set, each with its 95 % interval over the development speakers (``*_ci``)."""
-    return figures_with_intervals(scores, labels, speakers, llr=llr, n_boot=DEV_N_BOOT)
-
-
-def dev_figures(table: pd.DataFrame, inputs, fusions: dict, quality: QualityInputs | None = None) -> dict:
-    """Per condition: each input (raw scale), the fusion learned on all of dev
-    (``fusion (dev, in-sample)``) and cross-validated over two halves of the development speakers
-    (``fusion (dev CV)``: learned on the trials within one half, applied to the other; its quality measures'
-    references and ranges learned on that half too)."""
-    labels = table["target"].to_numpy()
-    matrix, ok = _matrix(table, inputs)
-    fused = np.full(len(table), np.nan)
-    fused[ok] = _apply(table, inputs, ok, fusions[FUSION_KEY], quality)
-    truth = table[table["target"] == 1].drop_duplicates("path").set_index("path")["speaker"]
-    true_speaker = table["path"].map(truth).to_numpy()
-    speakers = sorted(table["speaker"].unique())
-    cv = np.full(len(table), np.nan)
-    halves = [set(speakers[0::2]), set(speakers[1::2])]
-    within = [table["speaker"].isin(h).to_numpy() & pd.Series(true_speaker).isin(h).to_numpy() & ok
-              for h in halves]
-    for learn, apply in ((0, 1), (1, 0)):
-        half = None if quality is None else QualityInputs(inputs, interactions=quality.interactions)
-        with warnings.catch_warnings():      # a half may separate perfectly: these fits only give figures
-            warnings.simplefilter("ignore", UserWarning)
-            model = _fit(table, inputs, within[learn], half)
-        cv[within[apply]] = _apply(table, inputs, within[apply], model, half)
-    claims = table["speaker"].astype(str).to_numpy()   # the bootstrap resamples the claimed (enrolled) speakers
-    out = {}
-    for condition in table["condition"].unique():
-        rows = (table["condition"] == condition).to_numpy()
-        figs = {name: _figures(matrix[rows & ok, j], labels[rows & ok], False, claims[rows & ok])
-                for j, name in enumerate(inputs)}
-        figs["fusion (dev, in-sample)"] = _figures(fused[rows & ok], labels[rows & ok], True, claims[rows & ok])
-        keep = rows & np.isfinite(cv)
-        if len(np.unique(labels[keep])) == 2:
-            figs["fusion (dev CV)"] = _figures(cv[keep], labels[keep], True, claims[keep])
-        out[str(condition)] = figs
-    return out
-
-
 @trains_into(1, "speakerid train")
 def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: int = 16000, n_jobs: int = 1,
                   dev_share: float = DEV_SHARE, p_target: float = DEFAULT_P_TARGET, random_state: int = 0,
                   system_params: dict | None = None, say=None, scheduler=None, cache_dir=None,
                   force: bool = False, verbose=False, narrowband: bool = True, noise_csv=None,
-                  augment_copies: int = 1) -> dict:
+                  augment_copies: int = 1, resume: bool = True, command: str | None = None) -> dict:
     """Train the fused, calibrated default system of a model directory from a background manifest.
 
     Parameters
@@ -320,6 +244,11 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
         Without it the trainers' own synthetic noise is the only augmentation.
     augment_copies : int
         Degraded copies per training file with ``noise_csv``.
+    resume : bool
+        A training into ``model_dir`` that did not finish (interrupted, failed) is resumed: the stages it finished
+        are kept, if it had the same settings (:mod:`speakerid.scoring.training_state`). False starts over.
+    command : str, optional
+        The command line that resumes this training, named by the other commands while it is unfinished.
 
     Returns
     -------
@@ -352,67 +281,86 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
     frame = frame.assign(speaker=frame["speaker"].astype(str))
     n_listed = len(frame)
     model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    frame = usable_background(frame, systems, sample_rate, model_dir, n_jobs, say)
+    branch = narrowband and sample_rate > 2 * NARROWBAND_EDGE_HZ
+    state = TrainingState(model_dir, {
+        "speakerid_version": __version__, "background": background_fingerprint(frame), "systems": systems,
+        "sample_rate": int(sample_rate), "dev_share": float(dev_share), "random_state": int(random_state),
+        "system_params": system_params or {}, "noise_csv": None if noise_csv is None else str(noise_csv),
+        "augment_copies": int(augment_copies), "narrowband": bool(branch)}, resume=resume, command=command, say=say)
+    if not state.resumed:
+        for stale in (model_dir / FUSION_FILE, model_dir / SYSTEMS_DIR, model_dir / NARROWBAND_DIR):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
+    frame = _stage_frame(state, "usable", lambda: usable_background(frame, systems, sample_rate, model_dir, n_jobs,
+                                                                     say))
     train_speakers, dev_speakers = split_speakers(frame["speaker"].unique(), dev_share, random_state,
                                                   candidates=dev_sets.multi_recording_speakers(frame))
-    branch = narrowband and sample_rate > 2 * NARROWBAND_EDGE_HZ
     bank = None if noise_csv is None else bank.with_babble_sources(
         frame.loc[frame["speaker"].isin(train_speakers), "path"])
-    for stale in (model_dir / FUSION_FILE, model_dir / SYSTEMS_DIR, model_dir / NARROWBAND_DIR):
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        elif stale.exists():
-            stale.unlink()
     train_frame = frame[frame["speaker"].isin(train_speakers)].reset_index(drop=True)
     clean_train_frame = train_frame[["speaker", "path"]]
-    timings, total = {}, len(systems) + 3 + branch
-    with contextlib.ExitStack() as stack:
-        store = cache_dir if cache_dir is not None else stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="speakerid-train-features-", ignore_cleanup_errors=True))
-        if bank is not None and augment_copies:
-            from speakerid.scoring.augment_background import augmented_background
+    timings, total = state.record.setdefault("timings_s", {}), len(systems) + 3 + branch
+    # the feature store and the degraded copies stay in the work folder until the training ends: a rerun after
+    # an interruption reads them again instead of starting from zero
+    store = cache_dir if cache_dir is not None else state.work / "features"
+    if bank is not None and augment_copies:
+        from speakerid.scoring.augment_background import augmented_background
 
-            start = time.perf_counter()
-            copies_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="speakerid-train-augment-",
-                                                                         ignore_cleanup_errors=True))
-            train_frame = augmented_background(train_frame, copies_dir, bank, copies=augment_copies,
-                                               narrowband=sample_rate <= NARROWBAND_RATE, seed=random_state,
-                                               n_jobs=n_jobs, say=say)
-            train_frame = usable_copies(train_frame, systems, sample_rate, n_jobs, say)
-            timings["augment_s"] = round(time.perf_counter() - start, 1)
-        for i, system in enumerate(systems, 1):
-            say(f"[{i}/{total}] training {system} on {len(train_speakers)} background speakers")
-            start = time.perf_counter()
-            params = {**({"cohort_speakers": 0} if system == "gmm-ubm" else {}), **(system_params or {}).get(system, {})}
-            _train_system(system, model_dir / SYSTEMS_DIR / system, train_frame[["speaker", "path"]], sample_rate,
-                          n_jobs, random_state, params, scheduler, store, verbose)
-            # every system's S-norm cohort: the same draw of training speakers, their original files (the
-            # degraded copies are temporary)
-            record_system_cohort(ModelStore(model_dir / SYSTEMS_DIR / system), clean_train_frame, sample_rate,
-                                 random_state)
-            timings[f"train_{system}_s"] = round(time.perf_counter() - start, 1)
+        def augment():
+            copies = augmented_background(train_frame, state.work / "augment", bank, copies=augment_copies,
+                                          narrowband=sample_rate <= NARROWBAND_RATE, seed=random_state,
+                                          n_jobs=n_jobs, say=say)
+            return usable_copies(copies, systems, sample_rate, n_jobs, say)
+
+        start = time.perf_counter()
+        train_frame = _stage_frame(state, "augment", augment)
+        timings["augment_s"] = round(time.perf_counter() - start, 1)
+    for i, system in enumerate(systems, 1):
+        if state.is_done(f"system:{system}"):
+            say(f"[{i}/{total}] {system}: trained before the interruption, kept")
+            continue
+        say(f"[{i}/{total}] training {system} on {len(train_speakers)} background speakers")
+        start = time.perf_counter()
+        shutil.rmtree(model_dir / SYSTEMS_DIR / system, ignore_errors=True)    # what an interrupted run left
+        params = {**({"cohort_speakers": 0} if system == "gmm-ubm" else {}), **(system_params or {}).get(system, {})}
+        _train_system(system, model_dir / SYSTEMS_DIR / system, train_frame[["speaker", "path"]], sample_rate,
+                      n_jobs, random_state, params, scheduler, store, verbose)
+        # every system's S-norm cohort: the same draw of training speakers, their original files (not the
+        # degraded copies)
+        record_system_cohort(ModelStore(model_dir / SYSTEMS_DIR / system), clean_train_frame, sample_rate,
+                             random_state)
+        timings[f"train_{system}_s"] = round(time.perf_counter() - start, 1)
+        state.mark(f"system:{system}")
     inputs = [name for s in systems for name, _ in SYSTEMS[s][1]]
     cohort_top = cohort_top_for(sample_rate, model_dir / SYSTEMS_DIR / systems[0] / COHORT_FILE)
     provisional = {"systems": systems, "p_target": float(p_target), "fusions": {}, "dev": {},
                    "cohort_top": cohort_top}
     work = model_dir / "dev"
-    shutil.rmtree(work, ignore_errors=True)
-    say(f"[{len(systems) + 1}/{total}] building development trials from {len(dev_speakers)} held-out speakers")
-    start = time.perf_counter()
-    fused = FusedVerifier(model_dir, n_jobs=n_jobs, spec={**provisional, "inputs": inputs})
-    dev, kind = dev_sets.build_trials(frame[frame["speaker"].isin(dev_speakers)], work / "audio", sample_rate,
-                                      random_state, usable=lambda signal: _usable(fused, signal), n_jobs=n_jobs,
-                                      bank=bank)
-    say(f"  development trials: {dev_sets.KINDS[kind]}")
-    table = _score_dev(fused, dev, work / "scores", n_jobs, say)
-    timings["dev_s"] = round(time.perf_counter() - start, 1)
+    if state.is_done("dev"):
+        say(f"[{len(systems) + 1}/{total}] development scores: made before the interruption, kept")
+        kind = state.record["dev_trials"]
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        say(f"[{len(systems) + 1}/{total}] building development trials from {len(dev_speakers)} held-out speakers")
+        start = time.perf_counter()
+        fused = FusedVerifier(model_dir, n_jobs=n_jobs, spec={**provisional, "inputs": inputs})
+        dev, kind = dev_sets.build_trials(frame[frame["speaker"].isin(dev_speakers)], work / "audio", sample_rate,
+                                          random_state, usable=lambda signal: _usable(fused, signal),
+                                          n_jobs=n_jobs, bank=bank)
+        say(f"  development trials: {dev_sets.KINDS[kind]}")
+        _score_dev(fused, dev, work / "scores", n_jobs, say).to_csv(work / DEV_SCORES_FILE, index=False)
+        timings["dev_s"] = round(time.perf_counter() - start, 1)
+        shutil.rmtree(work / "audio", ignore_errors=True)
+        shutil.rmtree(work / "scores", ignore_errors=True)
+        state.record["dev_trials"] = kind
+        state.mark("dev")
+    # the fusion learns from the scores as stored, whether made by this run or by an interrupted one
+    table = pd.read_csv(work / DEV_SCORES_FILE, dtype={"speaker": str, "path": str, "condition": str})
     say(f"[{len(systems) + 2}/{total}] learning the fusion and calibration on {len(table)} development trials")
     fusions, quality = fit_fusions(table, inputs)
     figures = dev_figures(table, inputs, fusions, quality)
-    table.to_csv(work / DEV_SCORES_FILE, index=False)
-    shutil.rmtree(work / "audio", ignore_errors=True)
-    shutil.rmtree(work / "scores", ignore_errors=True)
     narrow = None
     if branch:
         say(f"[{total - 1}/{total}] training the narrowband systems ({NARROWBAND_RATE} Hz) on the same speakers")
@@ -421,7 +369,8 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
                                n_jobs=n_jobs, dev_share=dev_share, p_target=p_target, random_state=random_state,
                                system_params=system_params, say=lambda text: say(f"  narrowband: {text}"),
                                scheduler=scheduler, cache_dir=cache_dir, force=True, verbose=verbose,
-                               narrowband=False, noise_csv=noise_csv, augment_copies=augment_copies)
+                               narrowband=False, noise_csv=noise_csv, augment_copies=augment_copies,
+                               resume=resume, command=command)
         timings["narrowband_s"] = round(time.perf_counter() - start, 1)
     write_fusion(model_dir, {"systems": systems, "p_target": float(p_target), "sample_rate": int(sample_rate),
                              "cohort_top": cohort_top,
@@ -436,6 +385,7 @@ def train_default(manifest, model_dir, *, systems=DEFAULT_SYSTEMS, sample_rate: 
                                  "noise_csv": str(noise_csv), "copies": int(augment_copies),
                                  "n_training_files": len(train_frame)},
                              "dev_scores": f"dev/{DEV_SCORES_FILE}", "timings_s": timings})
+    state.finish()
     say(f"[{total}/{total}] wrote {model_dir / FUSION_FILE}")
     return {"model_dir": str(model_dir), "systems": systems, "inputs": inputs,
             "weights": {v: {"weights": m.weights_.tolist(), "bias": m.bias_} for v, m in fusions.items()},

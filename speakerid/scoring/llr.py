@@ -120,6 +120,9 @@ def read_fusion(model_dir) -> dict:
     :class:`LinearFusion` under ``"plain"``), ``quality`` (the fusion's
     :class:`~speakerid.scoring.quality.QualityInputs`, or None: scores only), ``dev``; :class:`ModelFormatError`
     naming the file."""
+    from speakerid.scoring.training_state import check_complete
+
+    check_complete(model_dir)
     path = Path(model_dir) / FUSION_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from speakerid.exceptions import ParameterError
 from speakerid.scoring.fused import FusedVerifier, has_fusion
+from speakerid.scoring.training_state import check_complete
 from speakerid.store import FUSION_FILE
 from speakerid.verifier import SpeakerVerifier
 
@@ -19,6 +20,7 @@ def open_verifier(model_dir, *, system=None, backend=None, p_target=None, **kwar
     directory: a plain :class:`SpeakerVerifier` (``backend``, ``kwargs``), whose scores are on the scale its
     ``score_scale`` names (not calibrated LLRs). Options that need the other kind raise :class:`ParameterError`.
     """
+    check_complete(model_dir)       # a 'speakerid train' stopped half-way: say so, and how to resume
     if has_fusion(model_dir) and backend is None:
         fused = FusedVerifier(model_dir, p_target=p_target, n_jobs=kwargs.get("n_jobs", 1),
                               cache_dir=kwargs.get("cache_dir"))
