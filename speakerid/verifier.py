@@ -12,8 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from speakerid._utils.validation import finite_threshold
 from speakerid.backends import _cohort
-from speakerid.backends._enrollment import adapt_speakers
+from speakerid.backends._enrollment import (
+    adapt_speakers,
+    check_added_copies,
+    check_existing,
+    enrollment_job,
+)
 from speakerid.backends._training import DEFAULT_COHORT_SPEAKERS, record_cohort
 from speakerid.backends.base import get_backend
 from speakerid.data.augment import check_n_augment
@@ -35,28 +41,6 @@ __all__ = ["SpeakerVerifier", "SEGMENT_S"]
 
 #: Window of :meth:`SpeakerVerifier.identify_segments` and :meth:`SpeakerVerifier.speaker_turns`, in seconds.
 SEGMENT_S, _SILENCE_PEAK = 2.0, 1e-6
-
-
-def _finite_threshold(value, allow_infinite: bool = False) -> float:
-    """A threshold as float; NaN (which rejects every claim) is refused, ±inf only where asked for."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"threshold must be a number, got {value!r}") from None
-    if np.isnan(value) or (not allow_infinite and not np.isfinite(value)):
-        raise ParameterError(f"threshold must be {'a number' if allow_infinite else 'finite'}, got {value}")
-    return value
-
-
-def _enrollment_job(speaker, files, names) -> tuple:
-    speaker = validate_speaker_id(speaker, for_enrollment=True)
-    files = [str(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
-    if not files:
-        raise ParameterError(f"no enrollment files for speaker {speaker!r}")
-    names = [Path(f).name for f in files] if names is None else [str(n) for n in names]
-    if len(names) != len(files):
-        raise ParameterError(f"{len(names)} names given for {len(files)} enrollment files")
-    return speaker, files, names
 
 
 class SpeakerVerifier:
@@ -174,8 +158,8 @@ class SpeakerVerifier:
         return result
 
     # ------------------------------------------------------------------ enrollment
-    def enroll(self, speaker: str, files, n_augment: int | None = None, *, names=None) -> dict:
-        """Enroll (or re-enroll, replacing) one speaker from audio files; other speakers are untouched.
+    def enroll(self, speaker: str, files, n_augment: int | None = None, *, names=None, mode: str = "replace") -> dict:
+        """Enroll one speaker from audio files; other speakers are untouched.
 
         Parameters
         ----------
@@ -189,29 +173,46 @@ class SpeakerVerifier:
             only when the UBM and the speaker models both saw it (``bench/frontend_ablation.py``).
         names : list of str, optional
             The source file names to record (default: the files' own), e.g. of uploads saved under random names.
+        mode : {"replace", "add", "new"}
+            For a speaker already enrolled: ``"replace"`` its model by one of these files only (default),
+            ``"add"`` the files to it (the statistics the model keeps are summed with theirs: the model equals one
+            enrolled from all the files at once, float tolerance; :meth:`Backend.add_to`), or ``"new"``: refuse
+            (ParameterError naming it). A speaker not enrolled yet is enrolled in every mode.
 
-        Returns a dict: ``speaker``, ``backend``, ``n_files``, ``total_seconds`` and ``n_frames`` (clean audio).
+        Returns a dict: ``speaker``, ``backend``, ``n_files``, ``total_seconds`` and ``n_frames`` (clean audio; with
+        ``"add"``, of all the speaker's files), ``action`` (``"enrolled"``, ``"replaced"`` or ``"added"``).
         Raises NotFittedError when the background model is missing, AudioError for an unreadable file.
         """
-        return self._enroll_many([(speaker, files, names)], n_augment)[0]
+        return self._enroll_many([(speaker, files, names)], n_augment, mode)[0]
 
-    def enroll_manifest(self, manifest, n_augment: int | None = None) -> list[dict]:
-        """Enroll every speaker of a ``speaker,path`` manifest (CSV or frame, grouped by speaker); ``n_augment`` as
-        :meth:`enroll`."""
+    def enroll_manifest(self, manifest, n_augment: int | None = None, mode: str = "replace") -> list[dict]:
+        """Enroll every speaker of a ``speaker,path`` manifest (CSV or frame, grouped by speaker); ``n_augment``
+        and ``mode`` as :meth:`enroll`."""
         frame = manifest if hasattr(manifest, "groupby") else read_manifest(manifest, for_enrollment=True)
         return self._enroll_many([(speaker, list(paths), None)
-                                  for speaker, paths in frame.groupby("speaker", sort=True)["path"]], n_augment)
+                                  for speaker, paths in frame.groupby("speaker", sort=True)["path"]], n_augment, mode)
 
-    def _enroll_many(self, jobs, n_augment) -> list[dict]:
+    def enrolled_already(self, speakers, mode: str = "new") -> dict:
+        """``{speaker: header}`` of the ``speakers`` enrolled already; with ``mode="new"`` any of them is a
+        ParameterError naming the first, its files and how to go on (:func:`check_existing`)."""
+        known = set(self.speakers())         # (their headers as stored: a model of an old background counts too)
+        return check_existing({s: self.store.load_speaker(s, self.backend_name)[0] for s in speakers if s in known},
+                              mode)
+
+    def _enroll_many(self, jobs, n_augment, mode: str = "replace") -> list[dict]:
         """Adapt a model per ``(speaker, files, names)``, score all on the cohort utterances (Z-norm side), save."""
         n_augment = None if n_augment is None else check_n_augment(n_augment)
-        jobs = [_enrollment_job(*job) for job in jobs]    # bad ids and empty lists fail before any work
+        jobs = [enrollment_job(*job) for job in jobs]    # bad ids and empty lists fail before any work
         self._load_background()
+        found = self.enrolled_already([speaker for speaker, _, _ in jobs], mode)
+        previous = {s: self._speaker_entry(s) for s in found} if mode == "add" else {}
         if n_augment is None:
             n_augment = int((self._background_header.get("augment") or {}).get("copies", 0))
+        check_added_copies(previous, n_augment)
         background = self._background_header.get("background_speakers", [])
         enrolled = adapt_speakers(jobs, self.backend, self.backend_name, str(self.model_dir), self.feature_config,
-                                  n_augment, background, self.n_jobs, self.scheduler, self.cache_dir)
+                                  n_augment, background, self.n_jobs, self.scheduler, self.cache_dir,
+                                  previous=previous)
         _cohort.add_cohort_scores(self.store, self.backend, self.backend_name, self.feature_config,
                                   [(arrays, header) for _, arrays, header in enrolled], self.cache_dir)
         self.store.save_feature_config(self.feature_config)   # atomic; callers may hold the directory's lock
@@ -219,8 +220,10 @@ class SpeakerVerifier:
             self.store.save_speaker(speaker, arrays, header, backend=self.backend_name)
             self._speaker_cache.pop(speaker, None)
         self._normalization = None
+        actions = {s: "added" if mode == "add" else "replaced" for s in found}
         return [{"speaker": speaker, "backend": self.backend_name, "n_files": header["n_files"],
-                 "total_seconds": header["total_seconds"], "n_frames": header["n_frames"]}
+                 "total_seconds": header["total_seconds"], "n_frames": header["n_frames"],
+                 "action": actions.get(speaker, "enrolled")}
                 for speaker, _, header in enrolled]
 
     def speakers(self) -> list[str]:   # enrolled with this backend
@@ -308,7 +311,7 @@ class SpeakerVerifier:
     def set_threshold(self, value: float, *, how: dict | None = None) -> None:
         """Save a threshold for the :attr:`score_scale`, with ``how`` it was chosen (plain JSON, e.g.
         :meth:`speakerid.evaluation.operating_points.ThresholdChoice.as_dict`)."""
-        self.store.save_threshold(self.backend.threshold_key(), _finite_threshold(value), self.score_scale, how)
+        self.store.save_threshold(self.backend.threshold_key(), finite_threshold(value), self.score_scale, how)
 
     def set_cohort(self, manifest, max_speakers: int | None = DEFAULT_COHORT_SPEAKERS,
                    random_state: int = 0) -> Path:
@@ -328,7 +331,7 @@ class SpeakerVerifier:
         frames = self.features(audio)
         score = float(self.score_frames([speaker], frames)[0])
         source = self.threshold_source if threshold is None else "given"
-        threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
+        threshold = self.threshold if threshold is None else finite_threshold(threshold, True)
         return {"speaker": speaker, "file": str(audio), "score": score, "threshold": threshold,
                 "threshold_source": source, "accepted": bool(score >= threshold),
                 "decision": "accept" if score >= threshold else "reject", "backend": self.backend_name,
@@ -346,7 +349,7 @@ class SpeakerVerifier:
         scores = self.score_frames(speakers, frames)
         order = np.argsort(-scores, kind="stable")[: int(top)]
         source = self.threshold_source if threshold is None else "given"
-        threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
+        threshold = self.threshold if threshold is None else finite_threshold(threshold, True)
         ranked = [{"speaker": speakers[i], "score": float(scores[i])} for i in order]
         rejected = bool(ranked[0]["score"] < threshold)
         return {"file": str(audio), "best": None if rejected else ranked[0]["speaker"], "rejected": rejected,
@@ -410,7 +413,7 @@ class SpeakerVerifier:
             scored) and ``note`` (why not).
         """
         speakers = list(self.speakers() if speakers is None else speakers)
-        threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
+        threshold = self.threshold if threshold is None else finite_threshold(threshold, True)
         bounds, scores, notes = self._window_scores(audio, signal, segment_s, hop_s, speakers)
         labels, best = label_windows(scores, speakers, threshold)
         return [{"index": i + 1, "start_s": round(float(a), 2), "end_s": round(float(b), 2), "best": label,
@@ -429,7 +432,7 @@ class SpeakerVerifier:
         (:mod:`speakerid.evaluation.turns`). The ``segments`` command and the web page's table show the result.
         Returns a :class:`~speakerid.evaluation.turns.SpeakerTurns`."""
         speakers = list(self.speakers() if speakers is None else speakers)
-        threshold = self.threshold if threshold is None else _finite_threshold(threshold, True)
+        threshold = self.threshold if threshold is None else finite_threshold(threshold, True)
         bounds, scores, notes = self._window_scores(audio, signal, window_s, hop_s, speakers)
         labels, best = label_windows(scores, speakers, threshold)
         labels = smooth_labels(bounds, labels, float(window_s if min_duration_s is None else min_duration_s))

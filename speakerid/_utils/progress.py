@@ -8,11 +8,11 @@ import contextlib
 import sys
 import time
 
-__all__ = ["progress", "report_stages", "stage_lines", "em_bar"]
+__all__ = ["progress", "report_stages", "stage_lines", "em_bar", "no_progress"]
 
 #: A command reports its stages once it has run this long (seconds): the log of a long run shows it is alive.
 ALIVE_AFTER_S = 5.0
-_STATE = {"lines": False, "since": 0.0}
+_STATE = {"lines": False, "since": 0.0, "quiet": False}
 
 
 @contextlib.contextmanager
@@ -25,6 +25,17 @@ def report_stages():
         yield
     finally:
         _STATE.update(before)
+
+
+@contextlib.contextmanager
+def no_progress():
+    """Within it, :func:`progress` shows nothing (work done on the side, e.g. enrollment checks' own models)."""
+    before = _STATE["quiet"]
+    _STATE["quiet"] = True
+    try:
+        yield
+    finally:
+        _STATE["quiet"] = before
 
 
 def stage_lines() -> bool:
@@ -44,6 +55,8 @@ def progress(iterable=None, *, total=None, desc=None, unit="it", enabled=None, *
     instead: once the command has run :data:`ALIVE_AFTER_S` seconds, one when the stage is under way (and per
     :meth:`update` of a manual counter) and one when it ends. Usable as an iterable and as a context manager.
     """
+    if _STATE["quiet"]:
+        enabled = False
     if enabled is None and _lines_wanted():
         return _Lines(iterable, total, desc or "working", unit)
     if enabled is None:

@@ -83,3 +83,14 @@ def check_random_state(seed) -> np.random.RandomState:
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
         return np.random.RandomState(int(seed))
     raise ParameterError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")
+
+
+def finite_threshold(value, allow_infinite: bool = False) -> float:
+    """A threshold as float; NaN (which rejects every claim) is refused, ±inf only where asked for."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"threshold must be a number, got {value!r}") from None
+    if np.isnan(value) or (not allow_infinite and not np.isfinite(value)):
+        raise ParameterError(f"threshold must be {'a number' if allow_infinite else 'finite'}, got {value}")
+    return value

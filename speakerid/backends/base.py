@@ -139,7 +139,7 @@ class Backend:
         if header.get("background_hash") != self.background_hash:
             raise ConfigMismatchError(
                 f"{path}: speaker {header.get('speaker')!r} was enrolled against another background model "
-                f"(hash {header.get('background_hash')}, current {self.background_hash}); enroll it again")
+                f"(hash {header.get('background_hash')}, current {self.background_hash}); enroll it again (enroll --replace)")
 
     @staticmethod
     def check_model_class(name: str, header: dict, expected: str) -> None:
@@ -151,6 +151,14 @@ class Backend:
     def enroll(self, frames_list) -> tuple[dict, dict]:
         """Return ``(arrays, params)`` of a speaker model made from a list of (n_frames, n_dims) arrays."""
         raise NotImplementedError
+
+    def add_to(self, arrays: dict, frames_list) -> tuple[dict, dict]:
+        """``(arrays, params)`` of an enrolled speaker model (``arrays``, from :meth:`enroll` or an earlier
+        :meth:`add_to`) with more sessions added: the model :meth:`enroll` makes from all the sessions at once
+        (float tolerance), from the statistics the model keeps. Backends that cannot raise ParameterError."""
+        raise ParameterError(f"the {self.name} backend cannot add sessions to an enrolled speaker (its model is "
+                             "not made from statistics that add up): enroll the speaker again from all the files "
+                             "(--replace)")
 
     def prepare(self, frames: np.ndarray):
         """Per-test-utterance work shared by all the speakers it is scored against."""

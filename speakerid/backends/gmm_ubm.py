@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from speakerid.backends._cohort import directory_cohort
 from speakerid.backends._training import (
     DEFAULT_COHORT_SPEAKERS,
@@ -27,6 +29,7 @@ from speakerid.backends._training import (
 from speakerid.backends.base import Backend, register_backend
 from speakerid.data.augment import augment_header, check_n_augment
 from speakerid.data.manifests import read_manifest
+from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.features.feature_store import extract_to_store, read_entry
 from speakerid.models.gmm import DiagGMM
 from speakerid.models.gmm_ubm import GMMUBM
@@ -188,7 +191,21 @@ class GMMUBMBackend(_UsesUBM):
 
     def enroll(self, frames_list):
         self.check_ready()
-        arrays = self.model.enroll(frames_list)
+        return self._model(self.model.enrollment_stats(frames_list))
+
+    def add_to(self, arrays, frames_list):
+        """The MAP statistics kept with the model (``map_stats``) plus the new sessions' (Reynolds et al. 2000:
+        the adapted model depends on the frames through these sums only)."""
+        self.check_ready()
+        if "map_stats" not in arrays:
+            raise ParameterError("this speaker model keeps no MAP statistics (enrolled before speakerid kept enrollment statistics): "
+                                 "enroll the speaker again from all the files (--replace)")
+        return self._model(_unpack_stats(arrays["map_stats"], self.model.ubm_.means_.shape[1])
+                           + self.model.enrollment_stats(frames_list))
+
+    def _model(self, stats):
+        arrays = self.model.enroll_stats(stats)
+        arrays["map_stats"] = _pack_stats(stats, "variances" in self.model._adapt_tuple())
         return arrays, {"relevance_factor": float(self.model.relevance_factor), "adapt": self.model.adapt}
 
     def prepare(self, frames):
@@ -208,6 +225,24 @@ class GMMUBMBackend(_UsesUBM):
         """The utterance's KL-normalised GMM mean supervector (:meth:`GMMUBM.supervector`)."""
         self.check_ready()
         return self.model.supervector(frames)
+
+
+def _pack_stats(stats: np.ndarray, second_order: bool) -> np.ndarray:
+    """MAP statistics as kept in a speaker file: float32, without the second-order sums unless variances are
+    adapted (K x (D + 2) instead of K x (2D + 2))."""
+    d = (stats.shape[1] - 2) // 2
+    keep = stats if second_order else np.hstack([stats[:, :d + 1], stats[:, -1:]])
+    return keep.astype(np.float32)
+
+
+def _unpack_stats(packed, d: int) -> np.ndarray:
+    """The float64 (K, 2D + 2) statistics of :func:`_pack_stats` (second-order sums 0 when not kept)."""
+    packed = np.asarray(packed, np.float64)
+    if packed.ndim != 2 or packed.shape[1] not in (d + 2, 2 * d + 2):
+        raise ModelFormatError(f"malformed MAP statistics of shape {packed.shape} for {d}-dimensional features")
+    if packed.shape[1] == 2 * d + 2:
+        return packed
+    return np.hstack([packed[:, :d + 1], np.zeros((len(packed), d)), packed[:, -1:]])
 
 
 @register_backend

@@ -271,9 +271,32 @@ class IVectorBackend(Backend):
 
     def enroll(self, frames_list):
         self.check_ready()
-        vector, count = self.model.speaker_model(list(frames_list))
-        return ({"vector": vector, "count": np.array(count, dtype=np.int64)},
-                {"enroll": self.model.enroll, "n_vectors": int(count)})
+        return self._model(self.model.speaker_stats(list(frames_list)))
+
+    def add_to(self, arrays, frames_list):
+        """The statistics kept with the model (pooled Baum-Welch statistics, or the sum of the averaged
+        i-vectors) plus the new sessions'."""
+        self.check_ready()
+        kept = {k: np.asarray(arrays[k], np.float64) for k in ("bw_n", "bw_f", "vector_sum") if k in arrays}
+        if not kept:
+            raise ParameterError("this speaker model keeps no statistics (enrolled before speakerid kept enrollment statistics): enroll "
+                                 "the speaker again from all the files (--replace)")
+        new = self.model.speaker_stats(list(frames_list))
+        if set(kept) != set(new) - {"count"}:
+            raise ParameterError(f"the speaker was enrolled with enroll={'pool' if 'bw_n' in kept else 'average'}, "
+                                 f"the system now uses enroll={self.model.enroll}: enroll the speaker again "
+                                 "(--replace)")
+        total = {k: kept[k] + new[k] for k in kept}
+        total["count"] = int(np.asarray(arrays.get("count", 1))) + new["count"] if "vector_sum" in kept else 1
+        return self._model(total)
+
+    def _model(self, stats):
+        vector, count = self.model.speaker_model_from_stats(stats)
+        arrays = {"vector": vector, "count": np.array(count, dtype=np.int64)}
+        # the sums, kept for sessions added later (float32: a fifth of a pooled model's size in float64)
+        arrays.update({k: np.asarray(v, np.float32 if k != "vector_sum" else np.float64)
+                       for k, v in stats.items() if k != "count"})
+        return arrays, {"enroll": self.model.enroll, "n_vectors": int(count)}
 
     has_embedding = True
 

@@ -14,6 +14,7 @@ import numpy as np
 from speakerid._utils.hashing import arrays_hash
 from speakerid.backends._training import neural_examples, neural_header, read_neural_background, save_neural
 from speakerid.backends.base import Backend, register_backend
+from speakerid.exceptions import ParameterError
 from speakerid.features import FeatureConfig
 from speakerid.models.clipvec import (
     check_neural_config,
@@ -134,7 +135,21 @@ class SiameseBackend(Backend):
     def enroll(self, frames_list):
         self.check_ready()
         embeddings = np.stack([self._embed(frames) for frames in frames_list])
-        return {"embedding": embeddings.mean(axis=0)}, {"n_embeddings": len(embeddings)}
+        return {"embedding": embeddings.mean(axis=0), "n_embeddings": np.array(len(embeddings), np.int64)}, \
+            {"n_embeddings": len(embeddings)}
+
+    def add_to(self, arrays, frames_list):
+        """The mean embedding weighted by the sessions it holds (``n_embeddings``, kept with the model)."""
+        self.check_ready()
+        if "n_embeddings" not in arrays:
+            raise ParameterError("this speaker model does not record how many embeddings it averages (enrolled before "
+                                 "speakerid before 0.9): enroll the speaker again from all the files (--replace)")
+        n_old = int(np.asarray(arrays["n_embeddings"]))
+        new = np.stack([self._embed(frames) for frames in frames_list])
+        mean = (np.asarray(arrays["embedding"], np.float64) * n_old + new.sum(axis=0)) / (n_old + len(new))
+        total = n_old + len(new)
+        return {"embedding": mean.astype(np.asarray(arrays["embedding"]).dtype),
+                "n_embeddings": np.array(total, np.int64)}, {"n_embeddings": total}
 
     has_embedding = True
 

@@ -53,8 +53,17 @@ def register(sub) -> None:
     add_workers(p, jobs=-1)
     p.add_argument("--augment", type=int, default=None, metavar="N",
                    help="also adapt on N noisy copies of each file (default: as many as the UBM was trained with)")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--replace", dest="mode", action="store_const", const="replace",
+                          help="a speaker enrolled already gets a new model from these files only")
+    existing.add_argument("--add", dest="mode", action="store_const", const="add",
+                          help="add these files to an enrolled speaker's model (its statistics are summed with "
+                               "theirs: the model of one enrollment of all the files)")
+    p.add_argument("--allow-duplicate", action="store_true",
+                   help="enroll --speaker even when the voice matches another enrolled speaker (by default "
+                        "refused, naming that speaker: one person under two ids splits their acceptances)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=_enroll)
+    p.set_defaults(handler=_enroll, mode="new")
 
     p = sub.add_parser("verify", help="score a claim that FILE is SPEAKER; accept or reject")
     add_model_dir(p, store=True)
@@ -168,15 +177,40 @@ def _enroll(args):
     if not (args.manifest or args.data_dir or (args.speaker and args.files)):
         raise ParameterError("nothing to enroll: give --manifest CSV, or --speaker ID FILE...")
     with report_stages():
-        results = (verifier.enroll_manifest(_manifest(args), n_augment=args.augment)
-                   if args.manifest or args.data_dir
-                   else [verifier.enroll(args.speaker, args.files, n_augment=args.augment)])
+        if args.manifest or args.data_dir:
+            results = verifier.enroll_manifest(_manifest(args), n_augment=args.augment, mode=args.mode)
+        else:
+            _check_identity(args, verifier)
+            results = [verifier.enroll(args.speaker, args.files, n_augment=args.augment, mode=args.mode)]
     if args.json:
         print_json({"enrolled": results})
     else:
         for r in results:
-            print(f"enrolled {r['speaker']}: {r['n_files']} file(s), {r['total_seconds']:.1f} s of audio, "
+            what = {"added": "added to", "replaced": "replaced"}.get(r.get("action"), "enrolled")
+            print(f"{what} {r['speaker']}: {r['n_files']} file(s), {r['total_seconds']:.1f} s of audio, "
                   f"{r['n_frames']} frames ({r['backend']})")
+
+
+def _check_identity(args, verifier) -> None:
+    """One speaker's files: the voice is no other enrolled speaker's (unless --allow-duplicate), and they agree."""
+    import warnings
+
+    from speakerid.data.manifests import validate_speaker_id
+    from speakerid.exceptions import AudioWarning
+    from speakerid.scoring.enroll_checks import check_identity
+    from speakerid.scoring.opening import open_verifier
+
+    speaker = validate_speaker_id(args.speaker, for_enrollment=True)
+    verifier.enrolled_already([speaker], args.mode)        # refused before any scoring
+    if verifier.missing_background() is not None or not verifier.speakers() and len(args.files) < 2:
+        return
+    from speakerid._utils.progress import no_progress
+
+    backend = None if getattr(verifier, "backend_name", None) == "fused" else verifier.backend_name
+    with no_progress():
+        check_identity(verifier, speaker, args.files, allow_duplicate=args.allow_duplicate,
+                       reopen=lambda folder: open_verifier(folder, backend=backend, n_jobs=args.jobs),
+                       warn=lambda text: warnings.warn(text, AudioWarning, stacklevel=2))
 
 
 def _status(args, accepted: bool):
@@ -234,8 +268,8 @@ def _speakers(args):
 
         shown = "; ".join(f"{s} (missing from {', '.join(where)})" for s, where in list(partial.items())[:5])
         warnings.warn(f"{len(partial)} speaker(s) are enrolled in some systems only and cannot be scored: {shown}"
-                      f"{' ...' if len(partial) > 5 else ''}; enroll them again with 'speakerid enroll --speaker ID "
-                      "FILE...'", UserWarning, stacklevel=2)
+                      f"{' ...' if len(partial) > 5 else ''}; enroll them again with 'speakerid enroll --replace "
+                      "--speaker ID FILE...'", UserWarning, stacklevel=2)
     if args.json:
         print_json({"speakers": info})
         return

@@ -118,7 +118,7 @@ def _extract_file(cache_dir, config, n_augment, seed, index, audio):
 
 def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int = 0, random_state=0,
                      runner=None, desc: str = "features", show_progress: bool = True,
-                     refused: dict | None = None) -> tuple[list[StoredEntry], int]:
+                     refused: dict | None = None, first_index: int = 0) -> tuple[list[StoredEntry], int]:
     """Extract every file's frames and ``n_augment`` noisy copies into ``cache_dir``, skipping stored entries.
 
     Parameters
@@ -140,6 +140,8 @@ def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int 
     refused : dict, optional
         Given, a file that cannot be read or holds no usable speech is left out and added to it as
         ``{path: reason}`` instead of raising (background training: one bad file must not end the run).
+    first_index : int
+        File ``i`` is seeded as file ``first_index + i`` (files added to a speaker's earlier ones).
 
     Returns
     -------
@@ -154,12 +156,13 @@ def extract_to_store(paths, config: FeatureConfig, cache_dir, *, n_augment: int 
     """
     paths = [os.fspath(p) for p in paths]
     shared = (os.fspath(cache_dir), config, int(n_augment), random_state, refused is not None)
-    tasks = list(enumerate(paths))
+    tasks = list(enumerate(paths, int(first_index)))
     window = 16 * max(1, getattr(runner, "n_workers", 1))
     entries, n_extracted = [], 0
     results = imap_ordered(runner, _extract_batch, shared, tasks, window)
     for index, stored, seconds in progress(results, total=len(paths), desc=desc, unit="file",
                                            enabled=None if show_progress else False):
+        index -= int(first_index)
         if stored is None:
             refused[paths[index]] = seconds      # the reason
             continue

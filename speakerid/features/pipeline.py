@@ -170,10 +170,12 @@ def refused_files(paths, config: FeatureConfig, *, n_jobs=1, desc: str = "checki
 
 def many_features(paths, config: FeatureConfig, *, n_jobs=1, n_augment: int = 0, random_state=0,
                   desc: str = "features", show_progress: bool = True,
-                  check_band: bool = True) -> list[tuple[list, float]]:
+                  check_band: bool = True, first_index: int = 0) -> list[tuple[list, float]]:
     """:func:`file_sessions` of every file, in order, on ``n_jobs`` processes: ``[([clean, noisy...], s), ...]``.
 
-    File ``i`` is seeded with ``[random_state, i]`` (the module's seeding rule); ``n_jobs`` follows
+    File ``i`` is seeded with ``[random_state, first_index + i]`` (the module's seeding rule: ``first_index``
+    continues a speaker's earlier files, so files added later get the copies one enrollment of all would give);
+    ``n_jobs`` follows
     :func:`speakerid._utils.validation.resolve_jobs` (``None`` = 1, -1 = all cores). The workers are those of a
     :class:`~speakerid._utils.parallel.TaskRunner`, threads below :data:`MIN_FILES_PER_PROCESS` files a worker:
     their warnings (e.g. :class:`BandwidthWarning`) are raised here, as a serial run raises them. ``desc`` names the progress stage
@@ -185,7 +187,8 @@ def many_features(paths, config: FeatureConfig, *, n_jobs=1, n_augment: int = 0,
     shared = (config, check_n_augment(n_augment), random_state, check_band)
     jobs = resolve_jobs(n_jobs) if len(paths) >= _MIN_FILES_PARALLEL else 1
     with TaskRunner(jobs, threads=len(paths) < MIN_FILES_PER_PROCESS * jobs) as runner:
-        results = imap_ordered(runner if jobs > 1 else None, _sessions_batch, shared, list(enumerate(paths)))
+        results = imap_ordered(runner if jobs > 1 else None, _sessions_batch, shared,
+                               list(enumerate(paths, int(first_index))))
         return list(progress(results, total=len(paths), desc=desc, unit="file", enabled=None if show_progress else False))
 
 

@@ -29,7 +29,7 @@ from speakerid._utils.validation import check_is_fitted, check_random_state, res
 from speakerid.exceptions import ParameterError
 from speakerid.models import _gmm_math as gm
 
-__all__ = ["DiagGMM", "map_adapt", "init_subsample"]
+__all__ = ["DiagGMM", "map_adapt", "map_stats", "map_from_stats", "init_subsample"]
 #: What the NotFittedError of an untrained DiagGMM suggests.
 _FIT_HINT = 'call fit() or build it with DiagGMM.from_params()'
 
@@ -357,17 +357,39 @@ def map_adapt(ubm: DiagGMM, X, relevance_factor=16.0, adapt=("means",)) -> DiagG
     (True, True)
     """
     X = ubm._frames(X)
+    return map_from_stats(ubm, map_stats(ubm, X), relevance_factor, adapt)
+
+
+def map_stats(ubm: DiagGMM, X) -> np.ndarray:
+    """The sufficient statistics of MAP adaptation: float64 (n_components, 2 * n_dims + 2).
+
+    Columns: the first-order sums of the frames (centred as the UBM computes them), the zeroth-order
+    (responsibility) mass, the second-order sums, and the frame count (same in every row). They add up over
+    sessions: :func:`map_from_stats` of the sum of two sessions' statistics is the model adapted to both at once
+    (enrollment that grows, e.g. ``speakerid enroll --add``)."""
+    X = ubm._frames(X)
+    center = ubm._center()
+    c32, pt = center.astype(np.float32), ubm._pt32(center)
+    stats = gm.map_chunks(lambda a, b, ws: gm.em_stats_chunk(X[a:b], c32, pt, ws), len(X), ubm._rows(),
+                          resolve_jobs(ubm.n_jobs), reduce=gm.add_stats)[1]
+    return np.hstack([np.asarray(stats, np.float64), np.full((len(stats), 1), float(len(X)))])
+
+
+def map_from_stats(ubm: DiagGMM, stats, relevance_factor=16.0, adapt=("means",)) -> DiagGMM:
+    """The MAP-adapted model of :func:`map_adapt` from statistics of :func:`map_stats` (summed over sessions)."""
     adapt = (adapt,) if isinstance(adapt, str) else tuple(adapt)
     if not adapt or any(a not in _ADAPTABLE for a in adapt):
         raise ParameterError(f"adapt must name some of {_ADAPTABLE}, got {adapt!r}")
     r = float(relevance_factor)
     if not r > 0:
         raise ParameterError(f"relevance_factor must be > 0, got {relevance_factor!r}")
+    stats = np.asarray(stats, np.float64)
+    d = ubm.means_.shape[1]
+    if stats.shape != (len(ubm.weights_), 2 * d + 2):
+        raise ParameterError(f"MAP statistics of shape {stats.shape} do not fit a UBM of "
+                             f"{ubm.means_.shape[0]} components in {ubm.means_.shape[1]} dimensions")
+    n_frames = stats[0, -1]
     center = ubm._center()
-    c32, pt = center.astype(np.float32), ubm._pt32(center)
-    stats = gm.map_chunks(lambda a, b, ws: gm.em_stats_chunk(X[a:b], c32, pt, ws), len(X), ubm._rows(),
-                          resolve_jobs(ubm.n_jobs), reduce=gm.add_stats)[1]
-    d = X.shape[1]
     nk = stats[:, d]
     alpha = (nk / (nk + r))[:, None]
     safe = np.maximum(nk, 1e-300)[:, None]
@@ -375,11 +397,12 @@ def map_adapt(ubm: DiagGMM, X, relevance_factor=16.0, adapt=("means",)) -> DiagG
     mu = alpha * (stats[:, :d] / safe) + (1 - alpha) * mu0 if "means" in adapt else mu0
     w = ubm.weights_
     if "weights" in adapt:
-        w = alpha[:, 0] * nk / len(X) + (1 - alpha[:, 0]) * w
+        w = alpha[:, 0] * nk / n_frames + (1 - alpha[:, 0]) * w
         w = w / w.sum()
     var = var0
     if "variances" in adapt:
         floor = np.maximum(ubm.var_floor * gm.mixture_variance(ubm.weights_, ubm.means_, var0), _ABS_FLOOR)
-        var = np.maximum(alpha * (stats[:, d + 1:] / safe) + (1 - alpha) * (var0 + mu0 * mu0) - mu * mu, floor)
+        second = stats[:, d + 1:2 * d + 1] / safe
+        var = np.maximum(alpha * second + (1 - alpha) * (var0 + mu0 * mu0) - mu * mu, floor)
     return DiagGMM.from_params(w, mu + center, var, **{k: v for k, v in ubm.get_params().items()
                                                        if k not in ("weights_init", "means_init", "variances_init")})

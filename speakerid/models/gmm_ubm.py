@@ -21,7 +21,7 @@ from speakerid._utils.hashing import arrays_hash
 from speakerid._utils.validation import check_is_fitted
 from speakerid.exceptions import ModelFormatError, ParameterError
 from speakerid.models._frame_checks import DegenerateFramesWarning, check_training_frames
-from speakerid.models.gmm import DiagGMM, map_adapt
+from speakerid.models.gmm import DiagGMM, map_from_stats, map_stats
 from speakerid.models.llr import UBMAlignment, aligned_llr, llr_deltas, ubm_alignment
 
 __all__ = ["GMMUBM"]
@@ -188,9 +188,21 @@ class GMMUBM(BaseEstimator):
         Frames that are mostly repeated (in any of the arrays, named by ``names``) or constant in a dimension
         are refused with :class:`ParameterError`: such a model accepts near anything close to them.
         """
+        return self.enroll_stats(self.enrollment_stats(X, names))
+
+    def enrollment_stats(self, X, names=None) -> np.ndarray:
+        """The MAP statistics of one speaker's frames (:func:`~speakerid.models.gmm.map_stats`), checked as
+        :meth:`enroll` checks them: float64 (n_components, 2 * n_features + 2). Statistics of several sessions
+        add up; :meth:`enroll_stats` of their sum is the model enrolled from all of them at once."""
         check_is_fitted(self, "ubm_", _FIT_HINT)
         X = self._check_dims(_stack_frames(X, names, 1, "enrollment", strict=True))
-        adapted = map_adapt(self.ubm_, X, relevance_factor=float(self.relevance_factor), adapt=self._adapt_tuple())
+        return map_stats(self.ubm_, X)
+
+    def enroll_stats(self, stats) -> dict:
+        """The speaker model (dict of float32 arrays) MAP-adapted from statistics of :meth:`enrollment_stats`."""
+        check_is_fitted(self, "ubm_", _FIT_HINT)
+        adapted = map_from_stats(self.ubm_, stats, relevance_factor=float(self.relevance_factor),
+                                 adapt=self._adapt_tuple())
         model = {"means": adapted.means_.astype(np.float32)}
         if "weights" in self._adapt_tuple():
             model["weights"] = adapted.weights_.astype(np.float32)

@@ -177,12 +177,32 @@ class IVectorSystem(BaseEstimator):
 
     def speaker_model(self, frames_list) -> tuple[np.ndarray, int]:
         """``(vector, count)`` of a speaker enrolled from several utterances (see ``enroll``)."""
+        return self.speaker_model_from_stats(self.speaker_stats(frames_list))
+
+    def speaker_stats(self, frames_list) -> dict:
+        """What a speaker model is made from, as sums over the utterances (so that sessions added later add up):
+        ``enroll="pool"``: the Baum-Welch statistics ``bw_n`` (K,) and ``bw_f`` (K, D) of all the frames (the
+        statistics of pooled frames are the sum of each utterance's); ``"average"``: ``vector_sum`` (d,) of the
+        utterances' back-end vectors; and ``count``, the number of vectors averaged (1 when pooled)."""
         check_is_fitted(self, "plda_", _FIT_HINT)
         if self.enroll == "pool":
-            pooled = np.concatenate([np.asarray(f, dtype=np.float32) for f in frames_list])
-            return self.embed([pooled])[0], 1
+            N, F = baum_welch_stats(self.ubm_, list(frames_list), self.top_c, self.n_jobs)
+            return {"bw_n": N.sum(axis=0), "bw_f": F.sum(axis=0), "count": 1}
         vectors = self.embed(frames_list)
-        return vectors.mean(axis=0), len(vectors)
+        return {"vector_sum": vectors.sum(axis=0), "count": len(vectors)}
+
+    def speaker_model_from_stats(self, stats: dict) -> tuple[np.ndarray, int]:
+        """``(vector, count)`` from :meth:`speaker_stats` (or the sum of several)."""
+        check_is_fitted(self, "plda_", _FIT_HINT)
+        if self.enroll == "pool":
+            if "bw_n" not in stats:
+                raise ParameterError("the speaker's statistics are i-vector averages, the system pools frames")
+            N = np.asarray(stats["bw_n"], np.float64)[None]
+            F = np.asarray(stats["bw_f"], np.float64)[None]
+            return self.embed_ivectors(self.tv_.transform(N, F))[0], 1
+        if "vector_sum" not in stats:
+            raise ParameterError("the speaker's statistics are pooled frames, the system averages i-vectors")
+        return np.asarray(stats["vector_sum"], np.float64) / int(stats["count"]), int(stats["count"])
 
     def score_vectors(self, models, tests, counts=None, scoring=None) -> np.ndarray:
         """Scores (n_models, n_tests) of back-end vectors: PLDA LLR or cosine."""

@@ -151,38 +151,45 @@ class FusedVerifier:
             yield
 
     # ------------------------------------------------------------------ enrollment
-    def enroll(self, speaker: str, files, n_augment=None, *, names=None) -> dict:
-        """Enroll (or re-enroll, replacing) ``speaker`` from ``files`` (a path or a list of paths) in every system,
-        the narrowband ones too, under the directory's lock: two enrollments of one id never mix their files.
+    def enroll(self, speaker: str, files, n_augment=None, *, names=None, mode: str = "replace") -> dict:
+        """Enroll ``speaker`` from ``files`` (a path or a list of paths) in every system, the narrowband ones too,
+        under the directory's lock: two enrollments of one id never mix their files.
 
-        Returns a dict: ``speaker``, ``backend`` (``"fused"``), ``n_files``, ``total_seconds``, ``n_frames``, and
-        with narrowband systems the enrollment's measured ``bandwidth_hz`` and ``narrowband``. ``n_augment`` and
-        ``names`` are those of :meth:`SpeakerVerifier.enroll` (noisy copies; file names to record).
-        """
+        Returns :meth:`SpeakerVerifier.enroll`'s dict (``backend`` ``"fused"``; narrowband systems: ``bandwidth_hz``,
+        ``narrowband``); ``n_augment``, ``names``, ``mode`` as there (no adding to a partly enrolled speaker)."""
         files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
         with self.store.lock(), self._quiet():
-            results = [v.enroll(speaker, files, n_augment, names=names) for v in self._owner.values()]
+            self.enrolled_already([speaker], mode)
+            results = [v.enroll(speaker, files, n_augment, names=names, mode=mode) for v in self._owner.values()]
             self._keep_cohort_scores([results[0]["speaker"]])
             band = {}
             if self.narrowband is not None:
-                self.narrowband.enroll(speaker, files, n_augment, names=names)
+                self.narrowband.enroll(speaker, files, n_augment, names=names, mode=mode)
                 band = self._record_band(results[0]["speaker"], files)
         self._forget()
         return {**results[0], **band, "backend": self.backend_name}
 
-    def enroll_manifest(self, manifest, n_augment=None) -> list[dict]:
+    def enroll_manifest(self, manifest, n_augment=None, mode: str = "replace") -> list[dict]:
         frame = manifest if hasattr(manifest, "groupby") else read_manifest(manifest, for_enrollment=True)
         with self.store.lock(), self._quiet():
-            results = [v.enroll_manifest(frame, n_augment) for v in self._owner.values()]
+            self.enrolled_already(sorted(set(frame["speaker"].astype(str))), mode)
+            results = [v.enroll_manifest(frame, n_augment, mode) for v in self._owner.values()]
             self._keep_cohort_scores([r["speaker"] for r in results[0]])
             bands = {}
             if self.narrowband is not None:
-                self.narrowband.enroll_manifest(frame, n_augment)
+                self.narrowband.enroll_manifest(frame, n_augment, mode)
                 bands = {r["speaker"]: self._record_band(r["speaker"], frame.loc[frame["speaker"].astype(str)
                                                                                    == r["speaker"], "path"])
                          for r in results[0]}
         self._forget()
         return [{**r, **bands.get(r["speaker"], {}), "backend": self.backend_name} for r in results[0]]
+
+    def enrolled_already(self, speakers, mode: str = "new") -> set:
+        found = [set(v.enrolled_already(speakers, mode)) for v in self._owner.values()]   # ("new": refused)
+        if mode == "add" and any(f != found[0] for f in found):
+            raise ParameterError(f"speaker(s) {sorted(set().union(*found) - set.intersection(*found))} are enrolled "
+                                 "in some systems only: enroll them again (--replace)")
+        return found[0]
 
     def _keep_cohort_scores(self, speakers) -> None:
         """Score the new speakers on the cohort for the inputs that share another's speaker files (the i-vector's
@@ -441,10 +448,3 @@ class FusedVerifier:
         result.normalization = "llr (fused: " + ", ".join(f"{n} {r.normalization}"
                                                         for n, r in zip(self.inputs, results)) + ")"
         return result
-
-def __getattr__(name):          # open_verifier lives in speakerid.scoring.opening (kept importable from here)
-    if name == "open_verifier":
-        from speakerid.scoring.opening import open_verifier
-
-        return open_verifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

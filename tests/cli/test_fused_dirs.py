@@ -58,7 +58,8 @@ def test_a_speaker_missing_from_one_system_is_named_not_dropped_silently(fused_d
     corpus = make_corpus(tmp_path / "c", n_speakers=2, n_utterances=3, enroll_per_speaker=2, n_background=0,
                          duration_s=(2.5, 3.0), seed=6, show_progress=False)
     files = sorted(str(p) for p in (corpus.folder / "wav" / "spk001").glob("*.wav"))[:2]
-    assert main(["enroll", "--speaker", "kim", *files, "--model-dir", str(fused_dir)]) == ExitStatus.OK
+    assert main(["enroll", "--speaker", "kim", "--allow-duplicate", *files, "--model-dir", str(fused_dir)]) \
+        == ExitStatus.OK
     (fused_dir / "systems" / "ivector" / "speakers" / "ivector" / speaker_file_name("kim")).unlink()
     capsys.readouterr()
     assert main(["speakers", "--model-dir", str(fused_dir)]) == ExitStatus.OK
@@ -66,7 +67,10 @@ def test_a_speaker_missing_from_one_system_is_named_not_dropped_silently(fused_d
     assert "kim" not in captured.out                                     # no fused score can be made for it
     assert "speaker(s) are enrolled in some systems only and cannot be scored: kim (missing from ivector)" \
            in captured.err and "enroll them again" in captured.err
-    assert main(["enroll", "--speaker", "kim", *files, "--model-dir", str(fused_dir)]) == ExitStatus.OK
+    assert main(["enroll", "--speaker", "kim", *files, "--model-dir", str(fused_dir)]) == ExitStatus.USAGE
+    assert "speaker 'kim' is already enrolled" in capsys.readouterr().err   # in one system: replaced, not added
+    assert main(["enroll", "--speaker", "kim", "--replace", "--allow-duplicate", *files, "--model-dir",
+                 str(fused_dir)]) == ExitStatus.OK
     capsys.readouterr()
     assert main(["speakers", "--model-dir", str(fused_dir)]) == ExitStatus.OK
     captured = capsys.readouterr()

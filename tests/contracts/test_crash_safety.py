@@ -88,7 +88,7 @@ def test_kill_9_between_temp_file_and_rename(setup, tmp_path, command):
     marker = tmp_path / "reached-rename"
     wav = read_manifest(corpus.trials_csv).iloc[0]["path"]
     if command == "enroll":
-        argv = ["enroll", "--model-dir", models, "--speaker", "newcomer", wav]
+        argv = ["enroll", "--model-dir", models, "--speaker", "newcomer", "--allow-duplicate", wav]
     else:
         # --force: the speakers are removed only once the new UBM is saved, so a kill before that keeps them
         argv = ["train-ubm", "--manifest", corpus.background_csv, "--model-dir", models, "--components", "4",
@@ -110,7 +110,7 @@ def test_kill_9_at_random_moments_never_breaks_the_directory(setup, tmp_path):
     files = list(enroll.loc[enroll["speaker"] == speaker, "path"])
     rng = np.random.default_rng(20261123)
     for delay_s in rng.uniform(0.8, 2.5, size=4):
-        proc = _spawn(["enroll", "--model-dir", models, "--speaker", speaker, *files])
+        proc = _spawn(["enroll", "--model-dir", models, "--speaker", speaker, "--replace", *files])
         time.sleep(delay_s)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)

@@ -349,7 +349,7 @@ def test_every_warning_is_one_line(models, tmp_path, capsys, source, json_out):
         shutil.copytree(model_dir, private)
         background = read_manifest(corpus.background_csv)
         argv = ["enroll", "--model-dir", private, "--speaker", background["speaker"].iloc[0],
-                background["path"].iloc[0]]
+                "--allow-duplicate", background["path"].iloc[0]]
     elif source == "manifest with loose files":
         folder = tmp_path / "audio"
         for speaker in ("a", "b"):

@@ -183,7 +183,7 @@ def test_two_enrollments_of_one_id_wait_for_each_other(home, corpus, tmp_path):
     voices = [_files(corpus, s)[0] for s in ("spk001", "spk003")]
     env = {**os.environ, pretrained.STORE_ENV: str(home)}
     with ModelStore(store).lock():
-        runs = [subprocess.Popen([sys.executable, "-m", "speakerid", "enroll", "--speaker", "gus", *files], env=env,
+        runs = [subprocess.Popen([sys.executable, "-m", "speakerid", "enroll", "--speaker", "gus", "--replace", *files], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for files in voices]
         time.sleep(3.0)
         assert all(run.poll() is None for run in runs)                   # waiting for the lock

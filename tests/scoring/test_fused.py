@@ -19,11 +19,11 @@ from speakerid.scoring.fused import (
     FUSION_KEY,
     FusedVerifier,
     open_set_posteriors,
-    open_verifier,
     posterior,
     read_fusion,
 )
 from speakerid.scoring.fused_train import DEV_SCORES_FILE, fit_fusions, train_default
+from speakerid.scoring.opening import open_verifier
 from speakerid.verifier import SpeakerVerifier
 
 
@@ -127,6 +127,36 @@ def test_verify_score_identify_give_one_number(fused, tmp_path):
     # (the README's promise), not to the last bit (a difference of 2.5e-8 failed abs=1e-12 on a loaded machine)
     assert web["llr"] == pytest.approx(verified["llr"], rel=1e-6, abs=1e-6)
     assert web["posterior"] == pytest.approx(verified["posterior"], rel=1e-6, abs=1e-6)
+
+
+def test_scores_read_one_snapshot_while_other_speakers_are_enrolled(fused, tmp_path):
+    """The fixed S-norm of every system: a score run gives the same numbers before, while another process enrolls
+    six more speakers in every system, and after (under the enrolled-speaker T-norm the issue saw 696 of 700 scores
+    move by up to 5.9, and T-norm over 9 speakers in one system and 11 in another)."""
+    import subprocess
+    import sys
+
+    model_dir, corpus, *_ = fused
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    background = pd.read_csv(corpus.background_csv, dtype=str)
+
+    def scores(name):
+        result = FusedVerifier(copy).score_trials(corpus.trials_csv, tmp_path / f"{name}.csv")
+        assert result.n_errors == 0
+        return pd.read_csv(tmp_path / f"{name}.csv")["score"].to_numpy()
+
+    before = scores("before")
+    enrolling = "\n".join(
+        f"main(['enroll', '--model-dir', {str(copy)!r}, '--speaker', 'extra{i}', '--allow-duplicate', "
+        f"{str(corpus.background_csv.parent / path)!r}])" for i, path in enumerate(background["path"][:6]))
+    process = subprocess.Popen([sys.executable, "-c", "from speakerid.cli.main import main\n" + enrolling],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    during = [scores(f"during{i}") for i in range(2)]
+    assert process.wait(timeout=600) == 0, process.stderr.read()
+    assert len(FusedVerifier(copy).speakers()) == len(FusedVerifier(model_dir).speakers()) + 6
+    for other in during + [scores("after")]:
+        np.testing.assert_allclose(other, before, rtol=1e-9, atol=1e-9)
 
 
 def test_web_pages_say_llr_probability_and_list_files(fused):

@@ -164,7 +164,7 @@ def test_api_enroll_returns_the_cli_object(fresh_dir, upload_dir, synth_corpus):
                            data={"speaker": "bob", "files": [_upload(_wav(synth_corpus, "spk002_01.wav"))]})
     assert response.status_code == 200
     (result,) = response.get_json()["enrolled"]
-    assert list(result) == ["speaker", "backend", "n_files", "total_seconds", "n_frames"]
+    assert list(result) == ["speaker", "backend", "n_files", "total_seconds", "n_frames", "action"]
     assert result["speaker"] == "bob" and result["n_files"] == 1 and result["n_frames"] > 100
 
 
