@@ -24,6 +24,7 @@ from speakerid.backends._training import DEFAULT_COHORT_SPEAKERS, record_cohort
 from speakerid.backends.base import get_backend
 from speakerid.data.augment import check_n_augment
 from speakerid.data.manifests import read_manifest, validate_speaker_id
+from speakerid.evaluation.norm import identification_threshold
 from speakerid.evaluation.turns import (
     SpeakerTurns,
     label_windows,
@@ -302,8 +303,7 @@ class SpeakerVerifier:
 
     @property
     def threshold_source(self) -> str:
-        """Where :attr:`threshold` comes from (``set-threshold far=0.01 on dev.csv ...``, saved, or the default and
-        what it means)."""
+        """Where :attr:`threshold` comes from (``set-threshold far=0.01 ...``, saved, or the default: its meaning)."""
         value, how = self.store.threshold(self.backend.threshold_key(), self.score_scale)
         meaning = self.backend.threshold_meaning if self.score_scale == "none" else _cohort.MEANING
         return how if value is not None else f"{how}, {meaning}"
@@ -313,8 +313,7 @@ class SpeakerVerifier:
         :meth:`speakerid.evaluation.operating_points.ThresholdChoice.as_dict`)."""
         self.store.save_threshold(self.backend.threshold_key(), finite_threshold(value), self.score_scale, how)
 
-    def set_cohort(self, manifest, max_speakers: int | None = DEFAULT_COHORT_SPEAKERS,
-                   random_state: int = 0) -> Path:
+    def set_cohort(self, manifest, max_speakers: int | None = DEFAULT_COHORT_SPEAKERS, random_state: int = 0) -> Path:
         """Record the impostor cohort used by default for score normalization (``cohort.csv``).
 
         ``manifest`` is a ``speaker,path`` manifest (path or frame); a seeded draw of ``max_speakers`` of its
@@ -322,7 +321,7 @@ class SpeakerVerifier:
         found from any working directory (move the audio and the cohort has to be set again). Warns with
         :class:`DataLeakWarning` when cohort speakers are enrolled. Returns the written file.
         """
-        self._normalization = None      # the prepared cohort and the speakers' cohort scores are rebuilt on use
+        self._normalization = None      # (the prepared cohort and the speakers' cohort scores: rebuilt on use)
         return record_cohort(self.store, manifest, max_speakers, random_state)
 
     def verify(self, speaker: str, audio, threshold: float | None = None) -> dict:
@@ -339,7 +338,9 @@ class SpeakerVerifier:
 
     def identify(self, audio, top: int = 5, threshold: float | None = None, frames=None) -> dict:
         """Rank enrolled speakers by score for ``audio``; below the threshold ``best`` is None and ``rejected``
-        True (the top candidate is still listed first)."""
+        True (the top candidate is still listed first). The saved threshold is a verification one: on a normalised
+        scale it is raised for the N enrolled speakers (:meth:`_open_set`), so that a voice nobody enrolled is not
+        identified more often as N grows; a given ``threshold`` is used as it is."""
         if int(top) < 1:
             raise ParameterError(f"top must be >= 1, got {top}")
         speakers = self.speakers()
@@ -348,13 +349,19 @@ class SpeakerVerifier:
         frames = self.features(audio) if frames is None else frames
         scores = self.score_frames(speakers, frames)
         order = np.argsort(-scores, kind="stable")[: int(top)]
-        source = self.threshold_source if threshold is None else "given"
-        threshold = self.threshold if threshold is None else finite_threshold(threshold, True)
+        threshold, source = self._open_set(threshold, len(speakers))
         ranked = [{"speaker": speakers[i], "score": float(scores[i])} for i in order]
         rejected = bool(ranked[0]["score"] < threshold)
         return {"file": str(audio), "best": None if rejected else ranked[0]["speaker"], "rejected": rejected,
                 "threshold": threshold, "threshold_source": source, "candidates": ranked,
                 "backend": self.backend_name, "scale": self.score_scale}
+
+    def _open_set(self, threshold, n: int) -> tuple[float, str]:
+        """A given threshold as it is, else the saved (or default) one raised for ``n`` enrolled speakers on a
+        normalised scale (:func:`~speakerid.evaluation.norm.identification_threshold`)."""
+        if threshold is not None:
+            return finite_threshold(threshold, True), "given"
+        return identification_threshold(self.threshold, self.threshold_source, self.score_scale, n)
 
     def _window_scores(self, audio, signal, window_s, hop_s, speakers):
         """``(bounds, scores, notes)`` of the windows of a clip: scores (n_windows, n_speakers), NaN rows where a
@@ -385,9 +392,7 @@ class SpeakerVerifier:
 
     def identify_segments(self, audio=None, threshold: float | None = None, *, segment_s: float = SEGMENT_S,
                           hop_s: float | None = None, signal=None, speakers=None) -> list[dict]:
-        """Identify every ``segment_s``-second window of a clip on its own (one row per window).
-
-        Windows start every ``hop_s`` seconds (default ``segment_s``: consecutive pieces), the last one ending at the
+        """Identify every ``segment_s``-second window of a clip on its own (one row per window). Windows start every ``hop_s`` seconds (default ``segment_s``: consecutive pieces), the last one ending at the
         end of the clip (:func:`speakerid.evaluation.turns.window_bounds`). Each is an utterance of its own
         (features under the directory's configuration, its own VAD and CMVN) scored against every speaker; a window
         with no signal (all samples below 1e-6) is reported as silent. :meth:`speaker_turns` merges the windows.
@@ -395,13 +400,11 @@ class SpeakerVerifier:
         Parameters
         ----------
         audio : path, optional
-            The clip (read at the model's rate unless ``signal`` is given).
+            The clip (read at the model's rate unless ``signal``, shape (n_samples,), holds it at that rate).
         threshold : float, optional
-            Below it a window's best is ``"unknown"`` (default: the saved threshold).
+            Below it a window's best is ``"unknown"`` (default: the saved one, raised for N as :meth:`identify`).
         segment_s, hop_s : float
             Window length and hop, seconds.
-        signal : numpy.ndarray of shape (n_samples,), optional
-            The clip already loaded at the model's rate (``feature_config.sample_rate``).
         speakers : list of str, optional
             Candidates (default: every enrolled speaker).
 
@@ -413,7 +416,7 @@ class SpeakerVerifier:
             scored) and ``note`` (why not).
         """
         speakers = list(self.speakers() if speakers is None else speakers)
-        threshold = self.threshold if threshold is None else finite_threshold(threshold, True)
+        threshold = self._open_set(threshold, len(speakers))[0]
         bounds, scores, notes = self._window_scores(audio, signal, segment_s, hop_s, speakers)
         labels, best = label_windows(scores, speakers, threshold)
         return [{"index": i + 1, "start_s": round(float(a), 2), "end_s": round(float(b), 2), "best": label,
@@ -432,7 +435,7 @@ class SpeakerVerifier:
         (:mod:`speakerid.evaluation.turns`). The ``segments`` command and the web page's table show the result.
         Returns a :class:`~speakerid.evaluation.turns.SpeakerTurns`."""
         speakers = list(self.speakers() if speakers is None else speakers)
-        threshold = self.threshold if threshold is None else finite_threshold(threshold, True)
+        threshold = self._open_set(threshold, len(speakers))[0]
         bounds, scores, notes = self._window_scores(audio, signal, window_s, hop_s, speakers)
         labels, best = label_windows(scores, speakers, threshold)
         labels = smooth_labels(bounds, labels, float(window_s if min_duration_s is None else min_duration_s))

@@ -59,6 +59,23 @@ def test_enroll_verify_identify(trained, synth_corpus):
     assert rejected["best"] is None and rejected["rejected"] and rejected["candidates"]
 
 
+def test_identification_raises_the_verification_threshold_for_the_enrolled_count(trained, synth_corpus):
+    """6 enrolled speakers on the S-norm scale: the open-set decision uses the Sidak-raised threshold (the best
+    of 6 impostor scores must not pass 6 times as often), a given threshold is used as it is."""
+    from speakerid.evaluation.norm import open_set_threshold
+
+    verifier = SpeakerVerifier(trained)
+    path = read_manifest(synth_corpus.trials_csv, require_target=True)["path"].iloc[0]
+    result = verifier.identify(path)
+    assert verifier.score_scale != "none" and len(verifier.speakers()) == 6
+    assert result["threshold"] == pytest.approx(open_set_threshold(verifier.threshold, 6))
+    assert result["threshold"] > verifier.threshold
+    assert result["threshold_source"].endswith("raised for 6 enrolled speakers (Sidak)")
+    assert result["rejected"] == (result["candidates"][0]["score"] < result["threshold"])
+    assert verifier.identify(path, threshold=1.5)["threshold"] == 1.5
+    assert verifier.verify(result["candidates"][0]["speaker"], path)["threshold"] == verifier.threshold
+
+
 def test_reloaded_models_score_identically(trained, synth_corpus):
     trials = read_manifest(synth_corpus.trials_csv, require_target=True).head(6)
     first = [SpeakerVerifier(trained).verify(r.speaker, r.path)["score"] for r in trials.itertuples()]

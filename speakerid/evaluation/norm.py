@@ -56,7 +56,7 @@ ENROLLED_COHORT_MAX = 200
 AUTO_ENROLLED_MIN = 6
 
 __all__ = ["METHODS", "STD_FLOOR", "normalize_scores", "cohort_stats", "znorm", "tnorm", "ztnorm", "snorm",
-           "leave_out_tnorm"]
+           "leave_out_tnorm", "open_set_threshold", "identification_threshold"]
 
 #: Normalisation methods understood by :func:`normalize_scores`.
 METHODS = ("none", "znorm", "tnorm", "ztnorm", "snorm")
@@ -392,3 +392,51 @@ def normalize_scores(scores, method: str, *, model_cohort=None, test_cohort=None
     if key == "snorm":
         return snorm(scores, model_cohort, test_cohort, top_n)
     return ztnorm(scores, model_cohort, test_cohort, cohort_cohort, top_n)
+
+
+def open_set_threshold(threshold: float, n_enrolled: int) -> float:
+    """The threshold on normalised scores at which the best of ``n_enrolled`` impostor scores passes as often as one
+    impostor score passes ``threshold``.
+
+    Open-set identification accepts its top candidate when that score passes: a voice nobody enrolled is falsely
+    identified when *any* of the N scores does, so at a fixed threshold the false-identification rate grows with
+    N (1 - (1 - a)^N for a per-trial false-alarm rate a). Normalised impostor scores (Z-, T- or S-norm: about
+    standard normal) give ``Q^-1(1 - (1 - Q(t))^(1/N))``, with Q the standard normal tail: the Sidak correction
+    (Z. Sidak, "Rectangular confidence regions for the means of multivariate normal distributions", JASA 62,
+    1967), which keeps the false-identification rate of independent impostor scores at a.
+
+    Parameters
+    ----------
+    threshold : float
+        The verification threshold on the normalised scale (e.g. 2.0: a = 2.3 %).
+    n_enrolled : int
+        N >= 1; N = 1 returns ``threshold``.
+
+    Returns
+    -------
+    float
+        The open-set threshold (2.0 -> 2.83, 3.50, 4.07 for N = 10, 100, 1000).
+
+    Examples
+    --------
+    >>> round(open_set_threshold(2.0, 100), 2)
+    3.5
+    """
+    from scipy.stats import norm
+
+    n = int(n_enrolled)
+    if n < 1:
+        raise ParameterError(f"n_enrolled must be >= 1, got {n_enrolled!r}")
+    if n == 1 or not np.isfinite(threshold):
+        return float(threshold)
+    alpha = float(norm.sf(threshold))
+    return float(norm.isf(-np.expm1(np.log1p(-alpha) / n)))
+
+
+def identification_threshold(threshold: float, source: str, scale: str, n_enrolled: int) -> tuple[float, str]:
+    """``(threshold, source)`` of an open-set decision among ``n_enrolled`` speakers from a verification threshold
+    and its source: raised by :func:`open_set_threshold` on a normalised ``scale``; on raw scores (``"none"``) as
+    it is, since nothing says how impostor scores spread."""
+    if scale == "none" or n_enrolled <= 1:
+        return float(threshold), source
+    return open_set_threshold(threshold, n_enrolled), f"{source}; raised for {n_enrolled} enrolled speakers (Sidak)"

@@ -256,3 +256,35 @@ def test_leave_out_tnorm_equals_tnorm_over_the_other_speakers(rng):
 def test_leave_out_tnorm_rejects_bad_input(cohort, own, match):
     with pytest.raises(ParameterError, match=match):
         leave_out_tnorm([0.0], cohort, own)
+
+
+# ------------------------------------------------------------------ open-set identification among N speakers
+@pytest.mark.parametrize("n", [1, 10, 100, 1000])
+def test_the_open_set_threshold_keeps_the_false_identification_rate_of_one_trial(n):
+    """The best of N standard-normal impostor scores passes the raised threshold as often as one impostor score
+    passes the verification threshold (2.0: 2.28 %), within the 99.9 % binomial interval of 20,000 draws; the
+    unraised threshold lets the best of N pass far more often."""
+    from scipy.stats import binomtest, norm
+
+    from speakerid.evaluation.norm import open_set_threshold
+
+    rng = np.random.default_rng(n)
+    draws = 20_000
+    best = np.concatenate([rng.standard_normal((2_000, n)).max(axis=1) for _ in range(draws // 2_000)])
+    raised = open_set_threshold(2.0, n)
+    low, high = binomtest(int((best >= raised).sum()), draws).proportion_ci(0.999, method="wilson")
+    assert low <= norm.sf(2.0) <= high
+    if n >= 10:
+        assert (best >= 2.0).mean() > 5 * norm.sf(2.0)
+    assert open_set_threshold(2.0, n) == pytest.approx({1: 2.0, 10: 2.834, 100: 3.503, 1000: 4.075}[n], abs=1e-3)
+
+
+def test_identification_thresholds_are_raised_on_normalised_scales_only():
+    from speakerid.evaluation.norm import identification_threshold, open_set_threshold
+
+    assert identification_threshold(2.0, "default", "snorm", 50) == (
+        open_set_threshold(2.0, 50), "default; raised for 50 enrolled speakers (Sidak)")
+    assert identification_threshold(-0.5, "saved", "none", 50) == (-0.5, "saved")     # raw scores: as they are
+    assert identification_threshold(2.0, "saved", "snorm", 1) == (2.0, "saved")
+    with pytest.raises(ParameterError, match="n_enrolled must be >= 1"):
+        open_set_threshold(2.0, 0)
