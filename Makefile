@@ -56,8 +56,8 @@ pretrained: $(STAMP)  ## rebuild the shipped model speakerid/pretrained from ../
 train-ubm: $(STAMP)  ## train the UBM: MANIFEST=background.csv MODEL_DIR=dir [COMPONENTS=64] [FORCE=1: drop enrollments]
 	$(SPK) train-ubm --manifest '$(MANIFEST)' --model-dir '$(MODEL_DIR)' --components '$(COMPONENTS)' $(if $(FORCE),--force)
 
-enroll: $(STAMP)  ## enroll every speaker of MANIFEST=enroll.csv into MODEL_DIR
-	$(SPK) enroll --manifest '$(MANIFEST)' --model-dir '$(MODEL_DIR)'
+enroll: $(STAMP)  ## enroll every speaker of MANIFEST=enroll.csv into MODEL_DIR (enrolled ones are replaced)
+	$(SPK) enroll --manifest '$(MANIFEST)' --model-dir '$(MODEL_DIR)' --replace
 
 verify: $(STAMP)  ## verify a claim: SPEAKER=id AUDIO=file.wav MODEL_DIR=dir
 	$(SPK) verify --model-dir '$(MODEL_DIR)' --speaker '$(SPEAKER)' '$(AUDIO)'

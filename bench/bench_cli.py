@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     speaker = str(trials["speaker"].iloc[0])
     enroll_files = [str(corpus.folder / p) for p in pd.read_csv(corpus.enroll_csv, dtype=str).query(
         "speaker == @speaker")["path"]]
-    subprocess.run(spk + ["enroll", "--speaker", speaker, *enroll_files], check=True, stdout=subprocess.DEVNULL,
+    subprocess.run(spk + ["enroll", "--speaker", speaker, "--replace", *enroll_files], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO), **store})
     commands["verify-shipped"] = spk + ["verify", "--speaker", speaker, clip]
     envs = {"verify-shipped": store}

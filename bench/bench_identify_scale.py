@@ -14,7 +14,7 @@ hypotheses, ``FusedVerifier.identify``) and, with ``--expert``, the issue's GMM-
 --components 32`` on the background, S-norm + enrolled T-norm) deciding with its verification threshold raised
 for N (``SpeakerVerifier.identify``, Sidak) and, for comparison, with the verification threshold as it is.
 
-Usage: ``python bench/bench_identify_scale.py [--shared ../shared] [--sizes 10,100,1115] [--expert]
+Usage: ``python bench/bench_identify_scale.py [--shared ../shared] [--sizes 10,100,1012] [--expert]
 [--jobs 2] [--work-dir DIR]``; ends with one JSON line.
 """
 
@@ -96,7 +96,8 @@ def _add(a: dict, b: dict) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared"))
-    parser.add_argument("--sizes", default="10,100,1115", help="enrolled ids (each >= 5)")
+    parser.add_argument("--sizes", default="10,100,1012",
+                        help="enrolled ids (each >= 5; at most 5 + the 1,007 crops the background holds)")
     parser.add_argument("--expert", action="store_true", help="also the GMM-UBM directory of the issue")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work-dir", default=None)
@@ -118,6 +119,8 @@ def main(argv=None) -> int:
     speakers = sorted(enroll["speaker"].unique())
     folds = [speakers[0::2], speakers[1::2]]
     distractors = _crops(background, work / "crops", max(sizes) - len(folds[0]))
+    if len(distractors) + len(folds[0]) < max(sizes):          # the background holds this many 2.5-s crops
+        sizes = sorted({min(s, len(distractors) + len(folds[0])) for s in sizes})
     _say(f"# {len(distractors)} distractor crops of {len(background)} background files; {len(probes)} probes; "
          f"load {load}")
 

@@ -65,9 +65,31 @@ def _enroll(form, files) -> dict:
     storages = files.getlist("files") + files.getlist("file")
     with _uploads(verifier) as uploads:
         clips = uploads.save_all(storages)
+        warnings = _identity_warnings(verifier, speaker, clips)
         with verifier.store.lock():  # one writer at a time; every enrollment lands in its own file
             result = verifier.enroll(speaker, [clip.path for clip in clips], names=[clip.name for clip in clips])
-    return {"result": result, "clips": [clip.info() for clip in clips]}
+    return {"result": result, "clips": [clip.info() for clip in clips], "warnings": warnings}
+
+
+def _identity_warnings(verifier, speaker: str, clips) -> list[str]:
+    """What ``speakerid enroll --speaker`` checks (:mod:`speakerid.scoring.enroll_checks`), said as warnings: the
+    page enrolls all the same (its form says that an existing id is replaced)."""
+    from speakerid._utils.progress import no_progress
+    from speakerid.scoring.enroll_checks import disagreeing_files, duplicate_voices
+
+    if verifier.missing_background() is not None:
+        return []
+    paths, names = [c.path for c in clips], {str(c.path): c.name for c in clips}
+    backend = current_app.config["SPEAKERID_BACKEND"]
+    with no_progress():
+        same = duplicate_voices(verifier, speaker, paths)
+        odd = disagreeing_files(verifier, paths, reopen=lambda folder: open_verifier(folder, backend=backend))
+    said = [f"The voice matches the enrolled speaker {d['speaker']!r} ({d['n_accepted']} of {d['n_files']} "
+            f"recording(s) accepted, median score {d['score']:.2f}): one person under two ids splits their "
+            "acceptances between them." for d in same[:3]]
+    return said + [f"{names.get(b['file'], b['file'])} does not match the other recordings of {speaker!r} (score "
+                   f"{b['score']:.2f} against a model of the others, threshold {b['threshold']:.2f}): two people, or "
+                   "a bad recording?" for b in odd]
 
 
 def _verify(form, files, image=False) -> dict:
@@ -189,7 +211,8 @@ def api_speakers():
 
 @blueprint.post("/api/enroll")
 def api_enroll():
-    return jsonify({"enrolled": [_enroll(request.form, request.files)["result"]]})
+    done = _enroll(request.form, request.files)
+    return jsonify({"enrolled": [done["result"]], "warnings": done["warnings"]})
 
 
 @blueprint.post("/api/verify")

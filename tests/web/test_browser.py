@@ -180,7 +180,9 @@ def test_enroll_verify_identify_in_the_browser(server, browser, shoot, synth_cor
     ranked = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#candidates td.id")]
     assert ranked == [TARGET, OTHER]
     segments = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#segments td.id")]
-    assert segments[0] == TARGET and segments[-1] == OTHER
+    # the other speaker's window is never named as the target; it scores about 2.1, between the verification
+    # threshold (2.0) and the identification threshold raised for 2 enrolled speakers (2.28): named or unknown
+    assert segments[0] == TARGET and segments[-1] in (OTHER, "unknown")
     assert browser.find_element(By.ID, "clip-image").get_attribute("naturalWidth") not in (None, "0")
     shoot("identify")
 
@@ -195,6 +197,10 @@ def test_enroll_verify_identify_in_the_browser(server, browser, shoot, synth_cor
     shoot("identify-error")
 
     _enroll(browser, server, "leaver", [_wav(synth_corpus, f"{OTHER}_01.wav")])
+    # the same recording under a second id: enrolled (the form replaces, it does not refuse) with a warning
+    warned = [w.text for w in browser.find_elements(By.CSS_SELECTOR, ".identity-warning")]
+    assert any(w.startswith(f"The voice matches the enrolled speaker '{OTHER}'") for w in warned), warned
+    shoot("enroll-duplicate-warning")
     browser.get(f"{server}/speakers")
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#gallery tbody tr")
                if r.find_element(By.CSS_SELECTOR, "td.id").text == "leaver")

@@ -168,6 +168,27 @@ def test_api_enroll_returns_the_cli_object(fresh_dir, upload_dir, synth_corpus):
     assert result["speaker"] == "bob" and result["n_files"] == 1 and result["n_frames"] > 100
 
 
+def test_enrolling_a_voice_under_a_second_id_is_warned_about(fresh_dir, upload_dir, synth_corpus):
+    """The page enrolls (its form says an existing id is replaced) but says what the CLI would refuse: the same
+    recordings under a second id match the first; the API returns the warnings beside the result."""
+    client = _client(fresh_dir, upload_dir)
+    files = ["spk002_01.wav", "spk002_02.wav"]
+    response = client.post("/api/enroll", headers=API, content_type="multipart/form-data",
+                           data={"speaker": "bob", "files": [_upload(_wav(synth_corpus, f)) for f in files]})
+    assert response.status_code == 200 and response.get_json()["enrolled"][0]["action"] == "enrolled"
+    response = _post_form(client, "/enroll", {"speaker": "robert",
+                                              "files": [_upload(_wav(synth_corpus, f)) for f in files]})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'id="enrolled"' in html
+    assert "The voice matches the enrolled speaker &#39;bob&#39; (2 of 2 recording(s) accepted" in html
+    response = client.post("/api/enroll", headers=API, content_type="multipart/form-data",
+                           data={"speaker": "bob", "files": [_upload(_wav(synth_corpus, files[0]))]})
+    body = response.get_json()
+    assert body["enrolled"][0]["action"] == "replaced"
+    assert [w for w in body["warnings"] if "'robert'" in w]        # bob's voice is robert's too now
+    assert list(upload_dir.iterdir()) == []
+
+
 def test_concurrent_enrollments_both_land(fresh_dir, upload_dir, synth_corpus):
     app = create_app(fresh_dir, upload_dir=upload_dir)
     start = threading.Barrier(2)
