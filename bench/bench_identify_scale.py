@@ -65,6 +65,27 @@ def _crops(background: pd.DataFrame, out: Path, count: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _front_ends(model_dir) -> list:
+    """The feature configurations every system of a directory (the narrowband ones too) reads audio with."""
+    from speakerid.scoring.opening import open_verifier
+
+    verifier = open_verifier(model_dir)
+    configs = [verifier.feature_config]
+    for fused in (verifier, getattr(verifier, "narrowband", None)):
+        configs += [v.feature_config for v in getattr(fused, "_owner", {}).values()]
+    return configs
+
+
+def _usable(crops: pd.DataFrame, configs, jobs: int) -> pd.DataFrame:
+    """The crops every front end accepts (a crop of a pause holds no speech: enrollment would refuse it)."""
+    from speakerid.features.pipeline import refused_files
+
+    refused = set()
+    for config in configs:
+        refused |= set(refused_files(list(crops["path"]), config, n_jobs=jobs))
+    return crops[~crops["path"].isin(refused)].reset_index(drop=True)
+
+
 def _interval(hits: int, total: int) -> dict:
     if total == 0:
         return {"value": None, "ci": None, "n": 0}
@@ -118,11 +139,18 @@ def main(argv=None) -> int:
     background = read_manifest(protocols / "librispeech-background.csv")
     speakers = sorted(enroll["speaker"].unique())
     folds = [speakers[0::2], speakers[1::2]]
-    distractors = _crops(background, work / "crops", max(sizes) - len(folds[0]))
+    os.environ["SPEAKERID_HOME"] = str(work / "home-0")
+    configs = _front_ends(user_model_dir())
+    if args.expert:
+        from speakerid.features import FeatureConfig
+
+        configs.append(FeatureConfig())
+    distractors = _usable(_crops(background, work / "crops", 10 ** 6), configs, args.jobs)
+    distractors = distractors.iloc[:max(sizes) - len(folds[0])].reset_index(drop=True)
     if len(distractors) + len(folds[0]) < max(sizes):          # the background holds this many 2.5-s crops
         sizes = sorted({min(s, len(distractors) + len(folds[0])) for s in sizes})
-    _say(f"# {len(distractors)} distractor crops of {len(background)} background files; {len(probes)} probes; "
-         f"load {load}")
+    _say(f"# {len(distractors)} distractor crops (with speech) of {len(background)} background files; "
+         f"{len(probes)} probes; load {load}")
 
     systems = {"default (shipped, fused LLR, N + 1 hypotheses)": None}
     if args.expert:
