@@ -44,6 +44,14 @@ __all__ = ["SpeakerVerifier", "SEGMENT_S"]
 SEGMENT_S, _SILENCE_PEAK = 2.0, 1e-6
 
 
+def _open_set(verifier, threshold, n: int) -> tuple[float, str]:
+    """A given threshold as it is, else the saved (or default) one raised for ``n`` speakers on a normalised scale
+    (:func:`~speakerid.evaluation.norm.identification_threshold`; a fused system's LLRs keep their Bayes one)."""
+    if threshold is not None:
+        return finite_threshold(threshold, True), "given"
+    return identification_threshold(verifier.threshold, verifier.threshold_source, verifier.score_scale, n)
+
+
 class SpeakerVerifier:
     """Enroll speakers into a model directory and verify or identify voices against them.
 
@@ -339,7 +347,7 @@ class SpeakerVerifier:
     def identify(self, audio, top: int = 5, threshold: float | None = None, frames=None) -> dict:
         """Rank enrolled speakers by score for ``audio``; below the threshold ``best`` is None and ``rejected``
         True (the top candidate is still listed first). The saved threshold is a verification one: on a normalised
-        scale it is raised for the N enrolled speakers (:meth:`_open_set`), so that a voice nobody enrolled is not
+        scale it is raised for the N enrolled speakers (:func:`~speakerid.evaluation.norm.identification_threshold`), so that a voice nobody enrolled is not
         identified more often as N grows; a given ``threshold`` is used as it is."""
         if int(top) < 1:
             raise ParameterError(f"top must be >= 1, got {top}")
@@ -349,19 +357,12 @@ class SpeakerVerifier:
         frames = self.features(audio) if frames is None else frames
         scores = self.score_frames(speakers, frames)
         order = np.argsort(-scores, kind="stable")[: int(top)]
-        threshold, source = self._open_set(threshold, len(speakers))
+        threshold, source = _open_set(self, threshold, len(speakers))
         ranked = [{"speaker": speakers[i], "score": float(scores[i])} for i in order]
         rejected = bool(ranked[0]["score"] < threshold)
         return {"file": str(audio), "best": None if rejected else ranked[0]["speaker"], "rejected": rejected,
                 "threshold": threshold, "threshold_source": source, "candidates": ranked,
                 "backend": self.backend_name, "scale": self.score_scale}
-
-    def _open_set(self, threshold, n: int) -> tuple[float, str]:
-        """A given threshold as it is, else the saved (or default) one raised for ``n`` enrolled speakers on a
-        normalised scale (:func:`~speakerid.evaluation.norm.identification_threshold`)."""
-        if threshold is not None:
-            return finite_threshold(threshold, True), "given"
-        return identification_threshold(self.threshold, self.threshold_source, self.score_scale, n)
 
     def _window_scores(self, audio, signal, window_s, hop_s, speakers):
         """``(bounds, scores, notes)`` of the windows of a clip: scores (n_windows, n_speakers), NaN rows where a
@@ -416,7 +417,7 @@ class SpeakerVerifier:
             scored) and ``note`` (why not).
         """
         speakers = list(self.speakers() if speakers is None else speakers)
-        threshold = self._open_set(threshold, len(speakers))[0]
+        threshold = _open_set(self, threshold, len(speakers))[0]
         bounds, scores, notes = self._window_scores(audio, signal, segment_s, hop_s, speakers)
         labels, best = label_windows(scores, speakers, threshold)
         return [{"index": i + 1, "start_s": round(float(a), 2), "end_s": round(float(b), 2), "best": label,
@@ -435,7 +436,7 @@ class SpeakerVerifier:
         (:mod:`speakerid.evaluation.turns`). The ``segments`` command and the web page's table show the result.
         Returns a :class:`~speakerid.evaluation.turns.SpeakerTurns`."""
         speakers = list(self.speakers() if speakers is None else speakers)
-        threshold = self._open_set(threshold, len(speakers))[0]
+        threshold = _open_set(self, threshold, len(speakers))[0]
         bounds, scores, notes = self._window_scores(audio, signal, window_s, hop_s, speakers)
         labels, best = label_windows(scores, speakers, threshold)
         labels = smooth_labels(bounds, labels, float(window_s if min_duration_s is None else min_duration_s))

@@ -436,7 +436,7 @@ def open_set_threshold(threshold: float, n_enrolled: int) -> float:
 def identification_threshold(threshold: float, source: str, scale: str, n_enrolled: int) -> tuple[float, str]:
     """``(threshold, source)`` of an open-set decision among ``n_enrolled`` speakers from a verification threshold
     and its source: raised by :func:`open_set_threshold` on a normalised ``scale``; on raw scores (``"none"``) as
-    it is, since nothing says how impostor scores spread."""
-    if scale == "none" or n_enrolled <= 1:
+    it is, since nothing says how impostor scores spread, and on calibrated LLRs (``"llr"``) too."""
+    if scale in ("none", "llr") or n_enrolled <= 1:        # raw scores; calibrated LLRs (decided over N + 1)
         return float(threshold), source
     return open_set_threshold(threshold, n_enrolled), f"{source}; raised for {n_enrolled} enrolled speakers (Sidak)"

@@ -161,7 +161,7 @@ def test_backend_enroll_save_load_same_scores(ivector_dir, synth_corpus, capsys)
 
 def test_score_command_with_snorm(ivector_dir, synth_corpus, tmp_path, capsys):
     status, _, err = _cli(capsys, "enroll", "--manifest", synth_corpus.enroll_csv, "--model-dir", ivector_dir,
-                          "--backend", "ivector")
+                          "--backend", "ivector", "--replace")
     assert status == ExitStatus.OK, err
     out = tmp_path / "scores.csv"
     for extra in ([], ["--cohort", synth_corpus.background_csv, "--norm", "snorm"]):
