@@ -187,8 +187,7 @@ class FusedVerifier:
     def enrolled_already(self, speakers, mode: str = "new") -> set:
         found = [set(v.enrolled_already(speakers, mode)) for v in self._owner.values()]   # ("new": refused)
         if mode == "add" and any(f != found[0] for f in found):
-            raise ParameterError(f"speaker(s) {sorted(set().union(*found) - set.intersection(*found))} are enrolled "
-                                 "in some systems only: enroll them again (--replace)")
+            raise ParameterError(f"{sorted(set().union(*found) - set.intersection(*found))}: enrolled in some systems only: --replace")
         return found[0]
 
     def _keep_cohort_scores(self, speakers) -> None:
@@ -196,6 +195,7 @@ class FusedVerifier:
         PLDA and cosine): kept in their headers now, not computed and written by the first verify."""
         for name in set(self._verifiers) - {input_name(s) for s in self._owner}:
             self._verifiers[name]._normalization = None
+            self._verifiers[name]._speaker_cache.clear()     # (a re-enrolled speaker's old model: not scored again)
             self._verifiers[name].normalization.normalizer(speakers)
 
     def _record_band(self, speaker: str, files) -> dict:
@@ -258,7 +258,7 @@ class FusedVerifier:
 
     def _forget(self) -> None:
         for v in self._verifiers.values():
-            v._normalization = None
+            v._normalization, v._speaker_cache = None, {}
 
     # ------------------------------------------------------------------ scoring
     @property

@@ -159,6 +159,25 @@ def test_scores_read_one_snapshot_while_other_speakers_are_enrolled(fused, tmp_p
         np.testing.assert_allclose(other, before, rtol=1e-9, atol=1e-9)
 
 
+def test_a_speaker_enrolled_again_in_one_process_is_scored_with_its_new_model(fused, tmp_path):
+    """Every input reads the new model after a re-enrollment by the same verifier (the i-vector's PLDA input,
+    which shares the cosine input's speaker files, kept the old one and scored with it: a web server or the
+    enrollment checks re-enroll in one process), and its cohort statistics are those of the new model."""
+    model_dir, corpus, *_ = fused
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    background = pd.read_csv(corpus.background_csv, dtype=str)
+    paths = [str(corpus.background_csv.parent / p) for p in background["path"]]
+    verifier = FusedVerifier(copy)
+    verifier.enroll("probe", paths[:2])
+    verifier.verify("probe", paths[4])
+    verifier.enroll("probe", paths[2:4])
+    again = verifier.verify("probe", paths[4])
+    fresh = FusedVerifier(copy).verify("probe", paths[4])
+    assert again["system_scores"] == pytest.approx(fresh["system_scores"], rel=1e-9, abs=1e-9)
+    assert again["llr"] == pytest.approx(fresh["llr"], rel=1e-9, abs=1e-9)
+
+
 def test_web_pages_say_llr_probability_and_list_files(fused):
     from speakerid.web import create_app
 
