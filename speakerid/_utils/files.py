@@ -163,6 +163,23 @@ def training_lock(folder, what: str):
                     folder.rmdir()
 
 
+def training_lock_held(folder) -> bool:
+    """Whether a training holds ``folder``'s :func:`training_lock` now (without waiting for it)."""
+    from filelock import FileLock, Timeout
+
+    if not (Path(folder) / TRAIN_LOCK).exists():
+        return False
+    lock = FileLock(str(Path(folder) / TRAIN_LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:
+        return False
+    lock.release()
+    return False
+
+
 def trains_into(position: int, what: str):
     """Decorate a training function whose model directory is its argument ``model_dir`` (or positional argument
     ``position``): it runs under :func:`training_lock`."""

@@ -16,26 +16,25 @@ _STATE = {"lines": False, "since": 0.0, "quiet": False}
 
 
 @contextlib.contextmanager
-def report_stages():
-    """Within it, :func:`progress` prints one line per stage when stderr is not a terminal (the CLI's long
-    commands use it around their work)."""
+def _changed(**values):
+    """:data:`_STATE` with ``values`` within the block, as it was after it."""
     before = dict(_STATE)
-    _STATE.update(lines=True, since=time.perf_counter())
+    _STATE.update(values)
     try:
         yield
     finally:
         _STATE.update(before)
 
 
-@contextlib.contextmanager
+def report_stages():
+    """Within it, :func:`progress` prints one line per stage when stderr is not a terminal (the CLI's long
+    commands use it around their work)."""
+    return _changed(lines=True, since=time.perf_counter())
+
+
 def no_progress():
     """Within it, :func:`progress` shows nothing (work done on the side, e.g. enrollment checks' own models)."""
-    before = _STATE["quiet"]
-    _STATE["quiet"] = True
-    try:
-        yield
-    finally:
-        _STATE["quiet"] = before
+    return _changed(quiet=True)
 
 
 def stage_lines() -> bool:

@@ -22,7 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
-from speakerid._utils.files import TRAIN_LOCK, atomic_write
+from speakerid._utils.files import atomic_write, training_lock_held
 from speakerid.exceptions import NotFittedError
 
 __all__ = ["STATE_FILE", "WORK_DIR", "TrainingState", "check_complete", "background_fingerprint"]
@@ -63,23 +63,6 @@ def _read(model_dir: Path) -> dict | None:
     return record if isinstance(record, dict) else {"settings": None, "done": []}
 
 
-def _is_running(model_dir: Path) -> bool:
-    """Whether a training holds the directory's training lock now."""
-    from filelock import FileLock, Timeout
-
-    if not (model_dir / TRAIN_LOCK).exists():
-        return False
-    lock = FileLock(str(model_dir / TRAIN_LOCK))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    except OSError:
-        return False
-    lock.release()
-    return False
-
-
 def check_complete(model_dir) -> None:
     """Raise :class:`NotFittedError` (exit 7) when a ``speakerid train`` into ``model_dir`` has not finished.
 
@@ -92,7 +75,7 @@ def check_complete(model_dir) -> None:
         return
     done = [_stage_name(s) for s in record.get("done", [])]
     command = record.get("command") or "the same 'speakerid train' command"
-    if _is_running(model_dir):
+    if training_lock_held(model_dir):
         raise NotFittedError(f"{model_dir}: a 'speakerid train' is writing into it now (done so far: "
                              f"{', '.join(done) or 'nothing'}); wait for it to finish")
     raise NotFittedError(f"{model_dir}: a 'speakerid train' into it did not finish (done: "
